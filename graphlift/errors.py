@@ -1,0 +1,88 @@
+"""Every error graphlift raises on purpose.
+
+Each class derives from :class:`GraphliftError` *and* from the builtin type that
+torch.fx / torch.export raise in the same situation, so code written for torch
+keeps catching it (``except ValueError`` around ``symbolic_trace`` still works).
+
+Messages say what happened, where (the user's source line, see
+:mod:`graphlift.source`) and what to do next. Structured facts ride as
+attributes (``err.where``, ``err.fixes``); nothing should ever parse a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class GraphliftError(Exception):
+    """Base class of all graphlift errors.
+
+    ``where`` is the user's source location (``"model.py:12 in forward"``) when
+    one is known; it is part of the message and also available as data.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None) -> None:
+        self.where = where
+        if where:
+            message = f"{message}\n  at {where}"
+        super().__init__(message)
+
+
+class InternalError(GraphliftError, AssertionError):
+    """An invariant of graphlift itself failed: this is a bug in graphlift."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"{message}\nThis is a bug in graphlift; please report it with the code that triggered it."
+        )
+
+
+# --- the graph IR -----------------------------------------------------------------
+
+
+class GraphError(GraphliftError, RuntimeError):
+    """A graph is malformed or an edit would make it malformed (torch.fx: RuntimeError)."""
+
+
+# --- Python-level tracing ---------------------------------------------------------
+
+
+class TraceError(GraphliftError, ValueError):
+    """Symbolic tracing met something it cannot record (torch.fx: ``TraceError(ValueError)``)."""
+
+
+# --- symbolic shapes --------------------------------------------------------------
+
+
+class ExpressionParseError(GraphliftError, ValueError):
+    """Text given to the safe expression parser is not a valid shape expression."""
+
+
+class DataDependentError(GraphliftError, RuntimeError):
+    """A decision depends on a value only known at run time (an unbacked symbol).
+
+    torch raises ``GuardOnDataDependentSymNode`` (a RuntimeError) here.
+    ``expr`` is the undecidable expression as text; ``fixes`` lists suggested
+    user code (for example ``"torch._check(u0 >= 0)"``).
+    """
+
+    def __init__(
+        self, message: str, *, expr: str, where: str | None = None, fixes: tuple[str, ...] = ()
+    ) -> None:
+        self.expr = expr
+        self.fixes = fixes
+        if fixes:
+            message += "\n  Possible fixes:\n" + "\n".join(f"    {fix}" for fix in fixes)
+        super().__init__(message, where=where)
+
+
+class ConstraintViolationError(GraphliftError, RuntimeError):
+    """The traced program contradicts a user's dynamic-shape spec.
+
+    torch raises ``torch.fx.experimental.symbolic_shapes.ConstraintViolationError``
+    (a RuntimeError). ``fixes`` holds structured suggestions.
+    """
+
+    def __init__(self, message: str, *, where: str | None = None, fixes: Any = ()) -> None:
+        self.fixes = fixes
+        super().__init__(message, where=where)

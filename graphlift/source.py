@@ -1,0 +1,78 @@
+"""Where in the *user's* code something happened.
+
+Tracing runs the user's model through layers of torch and graphlift code. A
+guard, an error or a recorded node should name the user's line, so we walk the
+Python stack and skip frames that belong to torch, graphlift or the standard
+library. Walking frames is cheap (no source is read until a location is
+formatted), so this can run once per recorded node.
+"""
+
+from __future__ import annotations
+
+import linecache
+import os
+import sys
+import sysconfig
+from dataclasses import dataclass
+from types import FrameType
+
+import torch
+
+_GRAPHLIFT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+_STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
+# site-packages usually lives *inside* the stdlib directory; third-party model
+# code there (transformers, timm) is user code.
+_SITE_DIRS = tuple(
+    os.path.abspath(sysconfig.get_paths()[key]) + os.sep for key in ("purelib", "platlib")
+)
+
+
+@dataclass(frozen=True)
+class SourceLocation:
+    """A line of user code: file, line number, function name and the code text."""
+
+    filename: str
+    lineno: int
+    function: str
+
+    @property
+    def code(self) -> str:
+        return linecache.getline(self.filename, self.lineno).strip()
+
+    def __str__(self) -> str:
+        text = f"{self.filename}:{self.lineno} in {self.function}"
+        code = self.code
+        return f"{text}\n    {code}" if code else text
+
+
+def is_user_file(filename: str) -> bool:
+    """True unless ``filename`` belongs to torch, graphlift or the standard library.
+
+    Tests under ``tests/`` count as user code even though they live in the
+    graphlift repository: only the installed package directory is skipped.
+    """
+    if filename.startswith("<"):  # <string>, <frozen ...>, generated code
+        return False
+    path = os.path.abspath(filename)
+    if path.startswith((_GRAPHLIFT_DIR, _TORCH_DIR)):
+        return False
+    return path.startswith(_SITE_DIRS) or not path.startswith(_STDLIB_DIR)
+
+
+def user_frame(start: FrameType | None = None) -> FrameType | None:
+    """The innermost frame of user code on the current stack, or None."""
+    frame = start if start is not None else sys._getframe(1)
+    while frame is not None:
+        if is_user_file(frame.f_code.co_filename):
+            return frame
+        frame = frame.f_back
+    return None
+
+
+def user_location(start: FrameType | None = None) -> SourceLocation | None:
+    """The user's current source location, or None when no user frame is on the stack."""
+    frame = user_frame(start if start is not None else sys._getframe(1))
+    if frame is None:
+        return None
+    return SourceLocation(frame.f_code.co_filename, frame.f_lineno or 0, frame.f_code.co_name)

@@ -1,0 +1,133 @@
+"""The package's import rules, checked on the source (no imports executed).
+
+DESIGN.md: imports go one way,
+``errors, source <- pytree | ir | symbolic <- fx | trace <- functionalize <- export
+<- serialize <- interop, cli``; siblings on one level never import each other.
+graphlift is an independent implementation: torch's own tracing stacks are off
+limits inside the package, and torch.fx may only be imported by the interop layer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "graphlift"
+
+# Top-level module or subpackage of graphlift -> layer. Lower layers never
+# import higher ones; equal layers never import each other.
+LAYERS = {
+    "errors": 0,
+    "source": 0,
+    "examples": 0,
+    "pytree": 1,
+    "ir": 1,
+    "symbolic": 1,
+    "fx": 2,
+    "trace": 2,
+    "functionalize": 3,
+    "export": 4,
+    "serialize": 5,
+    "interop": 6,
+    "cli": 6,
+    "__init__": 7,
+    "__main__": 7,
+}
+# errors and source are one layer that may import each other.
+SAME_LAYER_ALLOWED = {("errors", "source"), ("source", "errors")}
+
+FORBIDDEN_EVERYWHERE = (
+    "torch.export",
+    "torch._export",
+    "torch._dynamo",
+    "torch._functorch",
+    "torch._subclasses",
+    "torch.fx.experimental.proxy_tensor",
+    "torch.fx.experimental.symbolic_shapes",
+    "torch._higher_order_ops",
+)
+
+
+def package_modules() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def unit_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+def imported_names(path: Path) -> list[tuple[int, str]]:
+    """Absolute dotted names this file imports, with line numbers."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package_parts = ["graphlift", *path.relative_to(PACKAGE).parent.parts]
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.append((node.lineno, module))
+            names += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return names
+
+
+@pytest.mark.parametrize("path", package_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_go_one_way(path: Path) -> None:
+    unit = unit_of(path)
+    assert unit in LAYERS, f"{path}: new top-level unit {unit!r}; give it a layer in this test"
+    for lineno, name in imported_names(path):
+        parts = name.split(".")
+        if parts[0] != "graphlift" or len(parts) < 2:
+            continue
+        target = parts[1]
+        if target == unit or (unit, target) in SAME_LAYER_ALLOWED:
+            continue
+        assert LAYERS[target] < LAYERS[unit], (
+            f"{path.name}:{lineno}: {unit} (layer {LAYERS[unit]}) imports {name} "
+            f"(layer {LAYERS[target]}); imports must go to lower layers only"
+        )
+
+
+@pytest.mark.parametrize("path", package_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_borrowed_tracing_machinery(path: Path) -> None:
+    unit = unit_of(path)
+    for lineno, name in imported_names(path):
+        for banned in FORBIDDEN_EVERYWHERE:
+            assert not (name == banned or name.startswith(banned + ".")), (
+                f"{path.name}:{lineno}: imports {name}; graphlift is an independent implementation"
+            )
+        if unit != "interop":
+            assert not (name == "torch.fx" or name.startswith("torch.fx.")), (
+                f"{path.name}:{lineno}: imports {name}; only graphlift.interop may use torch.fx"
+            )
+
+
+def dotted(node: ast.AST) -> str | None:
+    """``torch._dynamo.foo`` for an attribute chain rooted at a name, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+@pytest.mark.parametrize("path", package_modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_banned_attribute_access(path: Path) -> None:
+    """Catch ``torch._dynamo.foo()`` reached through attribute access, not imports."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        name = dotted(node) if isinstance(node, ast.Attribute) else None
+        if name is None:
+            continue
+        for banned in FORBIDDEN_EVERYWHERE:
+            assert not (name == banned or name.startswith(banned + ".")), (
+                f"{path.name}:{node.lineno}: uses {name}; graphlift is an independent implementation"
+            )
