@@ -1,0 +1,270 @@
+"""Python source for a Graph: a readable ``forward`` method, and compiling it.
+
+The generated code is meant to be read: operators print infix (``x + y``),
+indexing prints as subscripts (``x[:, 0]``), well-known functions by their
+public path (``torch.relu``, ``torch.ops.aten.add.Tensor``). Anything else a
+node refers to becomes a named global of the code. A value is dropped
+(``x = None``) right after its last use, so running the code does not keep
+intermediates alive longer than needed.
+
+Compiled code is registered with ``linecache`` under a unique file name, so a
+traceback through a GraphModule shows the generated line that failed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import enum
+import itertools
+import linecache
+import math
+import operator
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from graphlift.ir.node import Argument, Node
+
+if TYPE_CHECKING:
+    from graphlift.ir.graph import Graph
+
+INFIX_OPERATORS = {
+    operator.add: "+", operator.sub: "-", operator.mul: "*", operator.truediv: "/",
+    operator.floordiv: "//", operator.mod: "%", operator.pow: "**", operator.matmul: "@",
+    operator.lshift: "<<", operator.rshift: ">>", operator.and_: "&", operator.or_: "|",
+    operator.xor: "^", operator.eq: "==", operator.ne: "!=", operator.lt: "<",
+    operator.le: "<=", operator.gt: ">", operator.ge: ">=",
+}  # fmt: skip
+PREFIX_OPERATORS = {
+    operator.neg: "-",
+    operator.pos: "+",
+    operator.invert: "~",
+    operator.not_: "not ",
+}
+
+# Modules whose public functions generated code names by path.
+_PATH_MODULES = ("torch", "torch.nn.functional", "torch.Tensor", "operator", "math")
+
+
+@dataclass(frozen=True)
+class PythonCode:
+    """Generated source of a ``forward`` method and the globals it refers to."""
+
+    src: str
+    globals: dict[str, Any] = field(default_factory=dict)
+
+
+def generate_python(graph: Graph, root_module: str = "self") -> PythonCode:
+    return _CodeWriter(graph, root_module).write()
+
+
+class _CodeWriter:
+    def __init__(self, graph: Graph, root_module: str) -> None:
+        self.graph = graph
+        self.root = root_module
+        self.globals: dict[str, Any] = {"torch": torch, "operator": operator, "math": math}
+        self._global_names: dict[int, str] = {}
+        self._used_names = {n.name for n in graph.nodes} | set(self.globals) | {root_module}
+
+    def write(self) -> PythonCode:
+        params: list[str] = []
+        body: list[str] = []
+        frees = _values_to_free(self.graph)
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                params.append(self._parameter(node))
+                target = str(node.target).lstrip("*")
+                if node.name != target:
+                    body.append(f"{node.name} = {target}")
+                continue
+            line = self._statement(node)
+            dead = frees.get(node, [])
+            if dead and node.op != "output":
+                line += ";  " + "; ".join(f"{name} = None" for name in dead)
+            body.append(line)
+        if not body or not body[-1].startswith("return"):
+            body.append("return None")
+        signature = ", ".join([self.root, *params])
+        src = f"def forward({signature}):\n" + "".join(f"    {line}\n" for line in body)
+        return PythonCode(src, self.globals)
+
+    def _parameter(self, node: Node) -> str:
+        target = str(node.target)
+        if node.args and not target.startswith("*"):
+            return f"{target}={self.value(node.args[0])}"
+        return target
+
+    def _statement(self, node: Node) -> str:
+        if node.op == "output":
+            return f"return {self.value(node.args[0])}"
+        if node.op == "get_attr":
+            return f"{node.name} = {self.attribute_path(str(node.target))}"
+        if node.op == "call_module":
+            call = (
+                f"{self.attribute_path(str(node.target))}({self.call_args(node.args, node.kwargs)})"
+            )
+            return f"{node.name} = {call}"
+        if node.op == "call_method":
+            receiver = self.operand(node.args[0])
+            return f"{node.name} = {receiver}.{node.target}({self.call_args(node.args[1:], node.kwargs)})"
+        return f"{node.name} = {self.function_call(node)}"
+
+    def function_call(self, node: Node) -> str:
+        target, args, kwargs = node.target, node.args, node.kwargs
+        if not kwargs:
+            if target in INFIX_OPERATORS and len(args) == 2:
+                return f"{self.operand(args[0])} {INFIX_OPERATORS[target]} {self.operand(args[1])}"
+            if target in PREFIX_OPERATORS and len(args) == 1:
+                return f"{PREFIX_OPERATORS[target]}{self.operand(args[0])}"
+            if target is operator.getitem and len(args) == 2:
+                return f"{self.operand(args[0])}[{self.subscript(args[1])}]"
+            if target is builtins.getattr and len(args) == 2 and _is_identifier(args[1]):
+                return f"{self.operand(args[0])}.{args[1]}"
+        return f"{self.reference(target)}({self.call_args(args, kwargs)})"
+
+    # --- values ----------------------------------------------------------------------
+
+    def call_args(self, args: tuple[Argument, ...], kwargs: dict[str, Argument]) -> str:
+        parts = [self.value(a) for a in args]
+        for key, value in kwargs.items():
+            parts.append(
+                f"{key}={self.value(value)}"
+                if key.isidentifier()
+                else f"**{{{key!r}: {self.value(value)}}}"
+            )
+        return ", ".join(parts)
+
+    def operand(self, arg: Argument) -> str:
+        """A value used next to an operator: parenthesized unless it is atomic."""
+        text = self.value(arg)
+        non_negative = type(arg) in (int, float) and arg >= 0 and math.isfinite(arg)
+        atomic = isinstance(arg, Node) or non_negative or text.isidentifier()
+        return text if atomic else f"({text})"
+
+    def subscript(self, index: Argument) -> str:
+        if isinstance(index, tuple) and not hasattr(index, "_fields") and index:
+            parts = [self._index_part(i) for i in index]
+            return ", ".join(parts) + ("," if len(parts) == 1 else "")
+        return self._index_part(index)
+
+    def _index_part(self, index: Argument) -> str:
+        if isinstance(index, slice):
+            bounds = [
+                ("" if b is None else self.value(b)) for b in (index.start, index.stop, index.step)
+            ]
+            return ":".join(bounds if index.step is not None else bounds[:2])
+        return self.value(index)
+
+    def value(self, arg: Argument) -> str:
+        if isinstance(arg, Node):
+            return arg.name
+        if arg is None or type(arg) in (bool, int, str, bytes):  # not IntEnum & co.
+            return repr(arg)
+        if arg is Ellipsis:
+            return "..."
+        if type(arg) is float:
+            return repr(arg) if math.isfinite(arg) else f"float({str(arg)!r})"
+        if type(arg) is complex:
+            return repr(arg)
+        if isinstance(arg, tuple):
+            return self._tuple(arg)
+        if isinstance(arg, list):
+            return "[" + ", ".join(self.value(a) for a in arg) + "]"
+        if isinstance(arg, dict):
+            return (
+                "{" + ", ".join(f"{self.value(k)}: {self.value(v)}" for k, v in arg.items()) + "}"
+            )
+        if isinstance(arg, slice):
+            return f"slice({self.value(arg.start)}, {self.value(arg.stop)}, {self.value(arg.step)})"
+        if isinstance(arg, torch.dtype | torch.layout | torch.memory_format):
+            return str(arg)
+        if isinstance(arg, torch.device):
+            return f"torch.device({str(arg)!r})"
+        return self.reference(arg)
+
+    def _tuple(self, arg: tuple[Any, ...]) -> str:
+        items = ", ".join(self.value(a) for a in arg)
+        if hasattr(arg, "_fields"):  # namedtuple
+            return f"{self.reference(type(arg))}({items})"
+        if hasattr(type(arg), "n_fields"):  # structseq such as torch.return_types.max
+            return f"{self.reference(type(arg))}(({items},))"
+        return f"({items},)" if len(arg) == 1 else f"({items})"
+
+    def attribute_path(self, qualified_name: str) -> str:
+        path = self.root
+        for atom in qualified_name.split("."):
+            path = f"{path}.{atom}" if atom.isidentifier() else f"getattr({path}, {atom!r})"
+        return path
+
+    def reference(self, obj: Any) -> str:
+        """A name in generated code for a function, class or other object."""
+        public = public_path(obj)
+        if public is not None:
+            return public
+        key = id(obj)
+        if key not in self._global_names:
+            base = getattr(obj, "__name__", None) or type(obj).__name__.lower()
+            name = _unique(f"_{base}" if not base.startswith("_") else base, self._used_names)
+            self._global_names[key] = name
+            self.globals[name] = obj
+        return self._global_names[key]
+
+
+def public_path(obj: Any) -> str | None:
+    """``torch.relu``, ``torch.ops.aten.add.Tensor``, ``len``... when ``obj`` is
+    reachable that way from the globals every generated module has."""
+    if isinstance(obj, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
+        return f"torch.ops.{obj}"
+    if isinstance(obj, enum.Enum):
+        return None
+    name = getattr(obj, "__name__", None)
+    if not isinstance(name, str) or not name.isidentifier():
+        return None
+    if getattr(builtins, name, None) is obj:
+        return name
+    for path in _PATH_MODULES:
+        owner = torch.Tensor if path == "torch.Tensor" else sys.modules[path]
+        if getattr(owner, name, None) is obj:
+            return f"{path}.{name}"
+    return None
+
+
+def _unique(base: str, used: set[str]) -> str:
+    name = base
+    for suffix in itertools.count(1):
+        if name not in used:
+            break
+        name = f"{base}_{suffix}"
+    used.add(name)
+    return name
+
+
+def _is_identifier(arg: Argument) -> bool:
+    return isinstance(arg, str) and arg.isidentifier()
+
+
+def _values_to_free(graph: Graph) -> dict[Node, list[str]]:
+    """For each node, the values whose last use it is (and that can be dropped after it)."""
+    last_use: dict[Node, Node] = {}
+    for node in graph.nodes:
+        for used in node.all_input_nodes:
+            last_use[used] = node
+    frees: dict[Node, list[str]] = {}
+    for value, user in last_use.items():
+        frees.setdefault(user, []).append(value.name)
+    return frees
+
+
+_counter = itertools.count()
+
+
+def compile_forward(code: PythonCode) -> Callable[..., Any]:
+    """Turn generated source into a function; tracebacks show its lines."""
+    filename = f"<graphlift-generated-{next(_counter)}>"
+    linecache.cache[filename] = (len(code.src), None, code.src.splitlines(True), filename)
+    namespace = dict(code.globals)
+    exec(compile(code.src, filename, "exec"), namespace)
+    return namespace["forward"]  # type: ignore[no-any-return]
