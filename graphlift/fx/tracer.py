@@ -1,0 +1,503 @@
+"""`Tracer` and `symbolic_trace`: record a module's Python-level operations.
+
+The root's ``forward`` runs once with Proxies for its inputs. While it runs,
+one `Patcher` redirects ``nn.Module.__call__`` (so that leaf modules become
+``call_module`` nodes and others are traced through), ``nn.Module.__getattr__``
+(so that parameters and buffers become ``get_attr`` nodes), functions marked
+with `wrap` and the functions of ``autowrap_modules`` (``math``). Everything is
+restored when tracing ends, also on error.
+
+The methods documented as hooks are the ones subclasses override, as in
+torch.fx: ``is_leaf_module``, ``call_module``, ``getattr``, ``create_arg``,
+``create_node``, ``create_proxy``, ``iter``, ``keys``, ``to_bool``, ``trace``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import inspect
+import math
+import sys
+from collections.abc import Callable
+from types import FunctionType, ModuleType
+from typing import Any
+
+import torch
+
+from graphlift.errors import TraceError
+from graphlift.fx.patching import Patcher
+from graphlift.fx.proxy import CONTROL_FLOW_HINT, Proxy, _proxies_in
+from graphlift.ir.graph import Graph
+from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.node import Argument, Node, Target
+from graphlift.source import user_location
+
+
+class PHBase:
+    """Marks an input in ``concrete_args`` that stays a graph input."""
+
+    def __repr__(self) -> str:
+        return "PH"
+
+
+PH = PHBase()
+
+# Python values that go into a graph as they are.
+_LITERAL_TYPES = (
+    bool, int, float, complex, str, bytes, type(None), type(Ellipsis), range,
+    torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size,
+)  # fmt: skip
+
+
+class Tracer:
+    """Turns a module or function into a Graph by running it on Proxies.
+
+    ``autowrap_modules``: modules whose functions are recorded as single calls
+    when given Proxies (default: ``math``). ``autowrap_functions``: individual
+    functions treated the same way. ``param_shapes_constant``: read the shape
+    of parameters directly instead of recording ``getattr(weight, "shape")``.
+    """
+
+    def __init__(
+        self,
+        autowrap_modules: tuple[ModuleType, ...] = (math,),
+        autowrap_functions: tuple[Callable[..., Any], ...] = (),
+        param_shapes_constant: bool = False,
+    ) -> None:
+        self.autowrap_modules = autowrap_modules
+        self.autowrap_functions = autowrap_functions
+        self.param_shapes_constant = param_shapes_constant
+        self.record_stack_traces = True
+        self.proxy_buffer_attributes = True
+        self.graph = Graph()
+        self.root: torch.nn.Module = torch.nn.Module()
+        self.tensor_constants: dict[str, torch.Tensor] = {}
+        self.module_stack: dict[str, tuple[str, type]] = {}
+        self._tensor_attributes: dict[int, str] = {}
+        self._module_paths: dict[int, str] = {}
+        self._attribute_proxies: dict[str, Proxy] = {}
+        self._patcher: Patcher | None = None
+
+    # --- hooks -------------------------------------------------------------------------
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        """Leaf modules are recorded as one ``call_module`` node instead of being
+        traced through. Default, as torch.fx: modules defined in ``torch.nn``
+        (and ``torch.ao.nn``), except ``Sequential``."""
+        module = type(m).__module__
+        return module.startswith(("torch.nn", "torch.ao.nn")) and not isinstance(
+            m, torch.nn.Sequential
+        )
+
+    def path_of_module(self, mod: torch.nn.Module) -> str:
+        """The qualified name of ``mod`` in the root module."""
+        path = self._module_paths.get(id(mod))
+        if path is None:
+            raise TraceError(
+                f"module {type(mod).__name__} is called in forward but is not a submodule of the "
+                "traced module; assign it to an attribute in __init__ (self.name = ...) so the "
+                "graph can refer to it",
+                where=_where(),
+            )
+        return path
+
+    def call_module(
+        self,
+        m: torch.nn.Module,
+        forward: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        """Record ``m(*args, **kwargs)``: a ``call_module`` node for a leaf,
+        otherwise trace through ``forward``."""
+        qualified_name = self.path_of_module(m)
+        saved = dict(self.module_stack)
+        self.module_stack[qualified_name] = (qualified_name, type(m))
+        try:
+            if not self.is_leaf_module(m, qualified_name):
+                return forward(*args, **kwargs)
+            return self.create_proxy("call_module", qualified_name, args, kwargs)
+        finally:
+            self.module_stack = saved
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        """What ``module.<attr>`` evaluates to while tracing: a ``get_attr`` proxy
+        for parameters (and buffers), the value itself otherwise."""
+        is_parameter = isinstance(attr_val, torch.nn.Parameter)
+        is_buffer = self.proxy_buffer_attributes and isinstance(attr_val, torch.Tensor)
+        if not (is_parameter or is_buffer):
+            return attr_val
+        qualified_name = self._tensor_attributes.get(id(attr_val))
+        if qualified_name is None:
+            return attr_val
+        if qualified_name not in parameter_proxy_cache:
+            proxy = self.create_proxy("get_attr", qualified_name, (), {})
+            if is_parameter and self.param_shapes_constant:
+                proxy = ConstantShapeProxy(proxy.node, self, attr_val)
+            parameter_proxy_cache[qualified_name] = proxy
+        return parameter_proxy_cache[qualified_name]
+
+    def create_arg(self, a: Any) -> Argument:
+        """Turn a value the traced code passes to an operation into a node argument."""
+        if isinstance(a, Proxy):
+            return a.node
+        if isinstance(a, torch.nn.Parameter | torch.Tensor):
+            return self._tensor_argument(a)
+        if isinstance(a, tuple):
+            items = tuple(self.create_arg(x) for x in a)
+            return type(a)(*items) if hasattr(a, "_fields") else items
+        if isinstance(a, list):
+            return [self.create_arg(x) for x in a]
+        if isinstance(a, dict):
+            return {k: self.create_arg(v) for k, v in a.items()}
+        if isinstance(a, slice):
+            return slice(self.create_arg(a.start), self.create_arg(a.stop), self.create_arg(a.step))
+        if isinstance(a, _LITERAL_TYPES) or (callable(a) and not isinstance(a, torch.nn.Module)):
+            return a
+        if isinstance(a, torch.nn.Module):
+            raise TraceError(
+                f"a module ({type(a).__name__}) is passed as an argument to an operation; "
+                "only tensors and plain values can be recorded",
+                where=_where(),
+            )
+        if type(a).__module__ == "enum" or hasattr(type(a), "__members__"):
+            return a
+        raise TraceError(f"cannot record an argument of type {type(a).__name__}", where=_where())
+
+    def create_node(
+        self,
+        kind: str,
+        target: Target,
+        args: tuple[Argument, ...],
+        kwargs: dict[str, Argument],
+        name: str | None = None,
+        type_expr: Any = None,
+    ) -> Node:
+        node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+        if self.record_stack_traces and kind not in ("placeholder", "output"):
+            location = user_location(sys._getframe(1))
+            if location is not None:
+                node.meta["stack_trace"] = str(location)
+        if self.module_stack:
+            node.meta["nn_module_stack"] = dict(self.module_stack)
+        return node
+
+    def create_proxy(
+        self,
+        kind: str,
+        target: Target,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None = None,
+        type_expr: Any = None,
+        proxy_factory_fn: Callable[[Node], Proxy] | None = None,
+    ) -> Proxy:
+        node = self.create_node(
+            kind, target, self.create_arg(args), self.create_arg(kwargs), name, type_expr
+        )
+        return proxy_factory_fn(node) if proxy_factory_fn else self.proxy(node)
+
+    def proxy(self, node: Node) -> Proxy:
+        return Proxy(node, self)
+
+    def iter(self, obj: Proxy) -> Any:
+        raise TraceError(f"cannot iterate over a traced value: {CONTROL_FLOW_HINT}", where=_where())
+
+    def keys(self, obj: Proxy) -> Any:
+        raise TraceError(
+            f"cannot unpack a traced value with **: {CONTROL_FLOW_HINT}", where=_where()
+        )
+
+    def to_bool(self, obj: Proxy) -> bool:
+        raise TraceError(
+            f"a traced value is used as a condition (if/while/and/or/not): {CONTROL_FLOW_HINT}",
+            where=_where(),
+        )
+
+    # --- tracing -------------------------------------------------------------------------
+
+    def trace(
+        self,
+        root: torch.nn.Module | Callable[..., Any],
+        concrete_args: dict[str, Any] | None = None,
+    ) -> Graph:
+        """Run ``root`` on Proxies and return the recorded Graph."""
+        if isinstance(root, torch.nn.Module):
+            self.root = root
+            fn = type(root).forward
+        else:
+            self.root = torch.nn.Module()
+            fn = root
+        self.graph = Graph()
+        self.tensor_constants = {}
+        self.module_stack = {}
+        self._attribute_proxies = {}
+        self._module_paths = {}
+        for name, module in self.root.named_modules(remove_duplicate=False):
+            self._module_paths.setdefault(id(module), name)
+        self._tensor_attributes = _tensor_attribute_names(self.root)
+        with Patcher() as patcher:
+            self._patcher = patcher
+            try:
+                fn, args = self._placeholders(
+                    fn, isinstance(root, torch.nn.Module), concrete_args or {}
+                )
+                self._patch_globals(patcher, fn)
+                result = fn(*args)
+                self.create_node("output", "output", (self.create_arg(result),), {},
+                                 type_expr=fn.__annotations__.get("return"))  # fmt: skip
+            finally:
+                self._patcher = None
+        return self.graph
+
+    def _placeholders(
+        self, fn: Callable[..., Any], is_method: bool, concrete_args: dict[str, Any]
+    ) -> tuple[Callable[..., Any], list[Any]]:
+        """One placeholder per parameter of ``fn``; returns the function to call
+        (varargs turned into plain parameters) and its arguments."""
+        parameters = inspect.signature(fn).parameters
+        fn, names = _positional_form(fn)
+        names = names[1:] if is_method else names
+        unknown = set(concrete_args) - {name.lstrip("*") for name in names}
+        if unknown:
+            raise TraceError(
+                f"concrete_args names {sorted(unknown)}, which forward does not take; "
+                f"its parameters are {names}"
+            )
+        args: list[Any] = [self.root] if is_method else []
+        for name in names:
+            param = parameters[name.lstrip("*")]
+            default = () if param.default is inspect.Parameter.empty else (param.default,)
+            if param.name in concrete_args:
+                args.append(self._concrete_input(name, concrete_args[param.name], default))
+            else:
+                args.append(self.create_proxy("placeholder", name, default, {}))
+        return fn, args
+
+    def _concrete_input(self, name: str, value: Any, default: tuple[Any, ...]) -> Any:
+        """An input fixed by ``concrete_args``: the graph keeps the input (its
+        default is the concrete value) and checks it at run time; ``PH`` leaves
+        inside a container stay graph values."""
+        if value is PH:
+            return self.create_proxy("placeholder", name, default, {})
+        if _proxies_in(value) or _contains_placeholder(value):
+            placeholder = self.create_proxy("placeholder", name, default, {})
+            return _substitute_placeholders(value, placeholder)
+        placeholder = self.create_proxy("placeholder", name, default or (value,), {})
+        if value is None:
+            self.create_proxy(
+                "call_function", _assert_is_none, (placeholder, _specialized(name, value)), {}
+            )
+        elif type(value) in (bool, int, float, str):
+            torch._assert(placeholder == value, _specialized(name, value))
+        return value
+
+    def _patch_globals(self, patcher: Patcher, fn: Callable[..., Any]) -> None:
+        patcher.patch_attribute(torch.nn.Module, "__getattr__", self._module_getattr())
+        patcher.patch_attribute(torch.nn.Module, "__call__", self._module_call())
+        for namespace, name in WRAPPED_FUNCTIONS:
+            if name in namespace:
+                patcher.patch_item(namespace, name, _recording_wrapper(namespace[name]))
+        for module in self.autowrap_modules:
+            for name, value in list(vars(module).items()):
+                if callable(value) and not name.startswith("_"):
+                    patcher.patch_attribute(module, name, _recording_wrapper(value))
+        self._autowrap_globals(patcher, getattr(fn, "__globals__", {}))
+
+    def _autowrap_globals(self, patcher: Patcher, namespace: dict[str, Any]) -> None:
+        """Wrap names in a module's globals bound to autowrapped functions
+        (``from math import sqrt`` as well as ``math.sqrt``)."""
+        autowrapped = {id(f) for f in self.autowrap_functions}
+        autowrapped |= {
+            id(v) for m in self.autowrap_modules for v in vars(m).values() if callable(v)
+        }
+        for name, value in list(namespace.items()):
+            if id(value) in autowrapped and not name.startswith("_"):
+                patcher.patch_item(namespace, name, _recording_wrapper(value))
+
+    def _module_getattr(self) -> Callable[..., Any]:
+        original = _ORIGINAL_MODULE_GETATTR
+
+        def module_getattr(module: torch.nn.Module, attr: str) -> Any:
+            return self.getattr(attr, original(module, attr), self._attribute_proxies)
+
+        return module_getattr
+
+    def _module_call(self) -> Callable[..., Any]:
+        original = _ORIGINAL_MODULE_CALL
+
+        def module_call(module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+            def forward(*args: Any, **kwargs: Any) -> Any:
+                return original(module, *args, **kwargs)
+
+            if self._patcher is not None:
+                self._autowrap_globals(
+                    self._patcher, getattr(type(module).forward, "__globals__", {})
+                )
+            return self.call_module(module, forward, args, kwargs)
+
+        return module_call
+
+    def _tensor_argument(self, tensor: torch.Tensor) -> Node:
+        """A tensor used directly by the traced code: an attribute of the root
+        (by identity) or a constant made while tracing."""
+        qualified_name = self._tensor_attributes.get(id(tensor))
+        if qualified_name is None:
+            qualified_name = f"_tensor_constant{len(self.tensor_constants)}"
+            self.tensor_constants[qualified_name] = tensor
+            self._tensor_attributes[id(tensor)] = qualified_name
+        return self.create_node("get_attr", qualified_name, (), {})
+
+
+class ConstantShapeProxy(Proxy):
+    """A parameter whose ``shape``/``size()``/``dim()`` are read from the real
+    parameter (``Tracer(param_shapes_constant=True)``)."""
+
+    def __init__(self, node: Node, tracer: Tracer, parameter: torch.nn.Parameter) -> None:
+        super().__init__(node, tracer)
+        self.parameter = parameter
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "shape":
+            return self.parameter.shape
+        if name in ("size", "dim", "ndim", "nelement", "numel"):
+            return getattr(self.parameter, name)
+        return super().__getattr__(name)
+
+
+_ORIGINAL_MODULE_GETATTR = torch.nn.Module.__getattr__
+_ORIGINAL_MODULE_CALL = torch.nn.Module.__call__
+
+# (module globals, name) pairs registered with wrap().
+WRAPPED_FUNCTIONS: list[tuple[dict[str, Any], str]] = []
+
+
+def wrap(fn_or_name: str | Callable[..., Any]) -> str | Callable[..., Any]:
+    """Record calls of a module-level function as one ``call_function`` node
+    instead of tracing through it. Call at the top level of the module that
+    defines (or imports) the function::
+
+        def box_area(boxes): ...          # Python control flow inside is fine
+        graphlift.wrap("box_area")        # or graphlift.wrap(box_area)
+    """
+    caller = sys._getframe(1)
+    if caller.f_code.co_name != "<module>":
+        raise TraceError("wrap() must be called at the top level of a module", where=_where())
+    name = fn_or_name if isinstance(fn_or_name, str) else fn_or_name.__name__
+    if (caller.f_globals, name) not in ((g, n) for g, n in WRAPPED_FUNCTIONS):
+        WRAPPED_FUNCTIONS.append((caller.f_globals, name))
+    return fn_or_name
+
+
+def _recording_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` that records a node when any argument is a Proxy, else just runs."""
+
+    @functools.wraps(fn)
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        proxies = _proxies_in((args, kwargs))
+        if proxies:
+            return proxies[0].tracer.create_proxy("call_function", fn, args, kwargs)
+        return fn(*args, **kwargs)
+
+    return recording
+
+
+def _assert_is_none(value: Any, message: str) -> None:
+    """Runtime check of an input that ``concrete_args`` fixed to None."""
+    if value is not None:
+        raise AssertionError(message)
+
+
+def _specialized(name: str, value: Any) -> str:
+    return f"input {name!r} was fixed to {value!r} by concrete_args when tracing, but got another value"
+
+
+def _contains_placeholder(value: Any) -> bool:
+    if value is PH:
+        return True
+    if isinstance(value, tuple | list):
+        return any(_contains_placeholder(v) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_placeholder(v) for v in value.values())
+    return False
+
+
+def _substitute_placeholders(value: Any, source: Proxy) -> Any:
+    """Rebuild ``value`` with each PH replaced by the matching item of ``source``."""
+    if value is PH:
+        return source
+    if isinstance(value, dict):
+        return {k: _substitute_placeholders(v, source[k]) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        items = [_substitute_placeholders(v, source[i]) for i, v in enumerate(value)]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
+    return value
+
+
+def _positional_form(fn: Callable[..., Any]) -> tuple[Callable[..., Any], list[str]]:
+    """``fn`` with keyword-only parameters, ``*args`` and ``**kwargs`` turned
+    into ordinary positional parameters (so that one placeholder can stand for
+    each and the function can be called positionally), and the placeholder
+    names in parameter order (``*args`` and ``**kwargs`` spelled with stars)."""
+    code = fn.__code__  # type: ignore[attr-defined]
+    count = code.co_argcount + code.co_kwonlyargcount
+    names = list(code.co_varnames[:count])
+    variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
+    if not variadic and not code.co_kwonlyargcount:
+        return fn, names
+    if code.co_flags & inspect.CO_VARARGS:
+        names.append("*" + code.co_varnames[len(names)])
+    if code.co_flags & inspect.CO_VARKEYWORDS:
+        names.append("**" + code.co_varnames[len(names)])
+    plain = code.replace(
+        co_flags=code.co_flags & ~variadic, co_argcount=len(names), co_kwonlyargcount=0
+    )
+    patched = FunctionType(plain, fn.__globals__, fn.__name__, None, fn.__closure__)  # type: ignore[attr-defined]
+    return patched, names
+
+
+def _tensor_attribute_names(root: torch.nn.Module) -> dict[int, str]:
+    """id -> qualified name of every tensor held by the module tree: parameters,
+    buffers and plain tensor attributes (first name wins, like named_parameters)."""
+    names: dict[int, str] = {}
+    for prefix, module in root.named_modules(remove_duplicate=False):
+        dotted = f"{prefix}." if prefix else ""
+        for name, value in vars(module).items():
+            if isinstance(value, torch.Tensor):
+                names.setdefault(id(value), dotted + name)
+        for name, value in [*module._parameters.items(), *module._buffers.items()]:
+            if value is not None:
+                names.setdefault(id(value), dotted + name)
+    return names
+
+
+def _where() -> str | None:
+    location = user_location(sys._getframe(2))
+    return str(location) if location else None
+
+
+def symbolic_trace(
+    root: torch.nn.Module | Callable[..., Any],
+    concrete_args: dict[str, Any] | None = None,
+) -> GraphModule:
+    """Trace ``root`` into a GraphModule (torch.fx.symbolic_trace's contract).
+
+    The user's module is not modified: constants made while tracing are
+    installed on the returned GraphModule only.
+    """
+    tracer = Tracer()
+    graph = tracer.trace(root, concrete_args)
+    name = type(root).__name__ if isinstance(root, torch.nn.Module) else root.__name__
+    return GraphModule(_root_with_constants(tracer), graph, name)
+
+
+def _root_with_constants(tracer: Tracer) -> torch.nn.Module:
+    """A shallow copy of the traced root that also holds the tracing constants."""
+    if not tracer.tensor_constants:
+        return tracer.root
+    shell = copy.copy(tracer.root)
+    shell._buffers = dict(shell._buffers)
+    for name, tensor in tracer.tensor_constants.items():
+        shell._buffers[name] = tensor
+    return shell

@@ -1,0 +1,64 @@
+"""`Transformer`: rewrite a GraphModule by re-running its graph on Proxies.
+
+Each opcode method returns a Proxy recorded into a new graph, so a subclass
+rewrites one kind of node by overriding one method (torch.fx's Transformer).
+It lives in the tracing layer, not the IR, because it records through Proxies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from graphlift.fx.proxy import Proxy
+from graphlift.fx.tracer import Tracer
+from graphlift.ir.graph import Graph
+from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.interpreter import Interpreter
+from graphlift.ir.node import Target, map_aggregate
+
+
+class _RecordingTracer(Tracer):
+    """Records into an existing graph; every module call stays one node."""
+
+    def __init__(self, graph: Graph, root: torch.nn.Module) -> None:
+        super().__init__()
+        self.graph = graph
+        self.root = root
+        self._module_paths = {id(m): name for name, m in root.named_modules()}
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        return True
+
+
+class Transformer(Interpreter):
+    def __init__(self, module: GraphModule) -> None:
+        super().__init__(module)
+        self.new_graph = Graph()
+        self.tracer = _RecordingTracer(self.new_graph, module)
+
+    def placeholder(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Proxy:
+        default = args[0] if args else ...
+        return Proxy(self.new_graph.placeholder(str(target), default_value=default), self.tracer)
+
+    def get_attr(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Proxy:
+        return self.tracer.create_proxy("get_attr", target, args, kwargs)
+
+    def call_function(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self.tracer.create_proxy("call_function", target, args, kwargs)
+
+    def call_method(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return self.tracer.create_proxy("call_method", target, args, kwargs)
+
+    def call_module(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        module = self.fetch_attr(str(target))
+        return self.tracer.call_module(module, module.forward, args, kwargs)
+
+    def transform(self) -> GraphModule:
+        """Run every node through the opcode methods; returns the new GraphModule."""
+        result = self.run()
+        if result is not None:
+            output = map_aggregate(result, lambda a: a.node if isinstance(a, Proxy) else a)
+            self.new_graph.output(self.tracer.create_arg(output))
+        return GraphModule(self.module, self.new_graph)
