@@ -1,0 +1,203 @@
+"""Python control flow on a Proxy fails loudly, names the user's line, and leaves
+no global state patched.
+
+Each model marks its offending line with ``# <- offending``; the expected line
+number is read from the source, so editing this file cannot make the table lie.
+In oracle mode (torch.fx), whose messages do not name the line, the table is
+validated by finding that line in the raised exception's traceback instead.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import math
+import operator
+import os
+import re
+import traceback
+from dataclasses import dataclass
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import corpus
+from .subject import IS_ORACLE
+
+MARKER = "# <- offending"
+
+
+class IfOnTensor(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:  # <- offending
+            return x
+        return -x
+
+
+class ForOverTensor(nn.Module):
+    def forward(self, x):
+        total = x.new_zeros(x.shape[1:])
+        for row in x:  # <- offending
+            total = total + row
+        return total
+
+
+class LenOfTensor(nn.Module):
+    def forward(self, x):
+        return x * len(x)  # <- offending
+
+
+class WhileOnTensor(nn.Module):
+    def forward(self, x):
+        while x.abs().max() > 1:  # <- offending
+            x = x / 2
+        return x
+
+
+class BoolOfShapeComparison(nn.Module):
+    def forward(self, x):
+        y = torch.relu(x)
+        return y if x.shape[0] == 2 else -y  # <- offending
+
+
+class IfInsideNestedSubmodule(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = IfOnTensor()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.inner(self.fc(x))
+
+
+class FailsAfterPatchedCalls(nn.Module):
+    """Uses a wrapped function, an autowrapped math call and a submodule, then fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        y = corpus.clip_if_large(self.fc(x), 2.0) * math.sqrt(x.shape[-1])
+        if F.relu(y).mean() > 0:  # <- offending
+            return y
+        return x
+
+
+@dataclass(frozen=True)
+class ErrorCase:
+    name: str
+    make_module: type[nn.Module]
+    offender: type[nn.Module]  # the class whose forward holds the marked line
+    oracle_error: type[Exception] | None = None  # torch.fx raises this instead of TraceError
+
+
+ERROR_CASES = (
+    ErrorCase("if_on_tensor", IfOnTensor, IfOnTensor),
+    ErrorCase("for_over_tensor", ForOverTensor, ForOverTensor),
+    ErrorCase("len_of_tensor", LenOfTensor, LenOfTensor, oracle_error=RuntimeError),
+    ErrorCase("while_on_tensor", WhileOnTensor, WhileOnTensor),
+    ErrorCase("conditional_expression_on_shape", BoolOfShapeComparison, BoolOfShapeComparison),
+    ErrorCase("inside_nested_submodule", IfInsideNestedSubmodule, IfOnTensor),
+    ErrorCase("after_patched_calls", FailsAfterPatchedCalls, FailsAfterPatchedCalls),
+)
+
+
+def offending_line(cls: type[nn.Module]) -> int:
+    lines, first = inspect.getsourcelines(cls.forward)
+    (index,) = [i for i, line in enumerate(lines) if MARKER in line]
+    return first + index
+
+
+error_cases = pytest.mark.parametrize("case", ERROR_CASES, ids=[c.name for c in ERROR_CASES])
+
+
+@error_cases
+def test_control_flow_on_proxy_raises_trace_error(subject, case):
+    if IS_ORACLE and case.oracle_error is not None:
+        with pytest.raises(case.oracle_error):
+            subject.symbolic_trace(case.make_module())
+        return
+    with pytest.raises(subject.TraceError) as info:
+        subject.symbolic_trace(case.make_module())
+    assert isinstance(info.value, ValueError)
+
+
+@error_cases
+def test_trace_error_names_the_offending_line_and_a_fix(subject, case):
+    filename = os.path.basename(__file__)
+    lineno = offending_line(case.offender)
+    with pytest.raises(Exception) as info:
+        subject.symbolic_trace(case.make_module())
+    if IS_ORACLE:  # torch.fx's message has no location; check the table via the traceback
+        frames = traceback.extract_tb(info.value.__traceback__)
+        assert (__file__, lineno) in [(frame.filename, frame.lineno) for frame in frames]
+        return
+    message = str(info.value)
+    assert re.search(rf"{re.escape(filename)}\D{{1,12}}{lineno}\b", message), message
+    assert "concrete_args" in message or "wrap" in message, message
+
+
+def global_state() -> dict[str, dict[str, object]]:
+    """Every attribute tracing might patch, per namespace (compared by identity)."""
+    namespaces = {
+        "torch.nn.Module": vars(torch.nn.Module),
+        "torch.Tensor": vars(torch.Tensor),
+        "torch": vars(torch),
+        "torch.nn.functional": vars(F),
+        "math": vars(math),
+        "operator": vars(operator),
+        "builtins": vars(builtins),
+        "corpus": vars(corpus),
+        "this test module": globals(),
+    }
+    return {name: dict(namespace) for name, namespace in namespaces.items()}
+
+
+def changed_entries(before: dict[str, object], after: dict[str, object]) -> list[str]:
+    """Keys replaced or removed, or added with a non-module value (lazy imports are fine)."""
+    changed = []
+    for key in before.keys() | after.keys():
+        if key == "__warningregistry__":
+            continue
+        if key not in before and inspect.ismodule(after[key]):
+            continue
+        if before.get(key, MISSING) is not after.get(key, MISSING):
+            changed.append(key)
+    return sorted(changed)
+
+
+MISSING = object()
+
+
+def patchable() -> dict[str, object]:
+    """The usual suspects, named, so a failure message says which one leaked."""
+    return {
+        "Module.__call__": torch.nn.Module.__call__,
+        "Module.__getattr__": torch.nn.Module.__getattr__,
+        "math.sqrt": math.sqrt,
+        "builtins.len": builtins.len,
+        "corpus.clip_if_large": corpus.clip_if_large,
+        "corpus.count_positive_rows": corpus.count_positive_rows,
+    }
+
+
+ORIGINALS = patchable()
+
+
+@error_cases
+def test_nothing_stays_patched_after_a_failed_trace(subject, case):
+    before = global_state()
+    with pytest.raises(Exception):  # noqa: B017 - the type is checked above
+        subject.symbolic_trace(case.make_module())
+    after = global_state()
+    for namespace in before:
+        changed = changed_entries(before[namespace], after[namespace])
+        assert not changed, f"{namespace}: {changed} changed by a failed trace"
+    assert patchable() == ORIGINALS
+    # and tracing still works afterwards
+    gm = subject.symbolic_trace(corpus.MathOnShape())
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(gm(x), corpus.MathOnShape()(x))
