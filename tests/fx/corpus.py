@@ -336,6 +336,15 @@ class ConcreteNone(nn.Module):
 # --- wrap, autowrapped math, asserts, in-place -----------------------------------
 
 
+class AssertStatement(nn.Module):
+    """Not in CASES (see test_assert_statement_on_a_proxy). Kept here, outside any
+    test module, because pytest rewrites ``assert`` statements in test modules."""
+
+    def forward(self, x):
+        assert x.sum() > 0, "sum must be positive"
+        return x * 2
+
+
 class UsesWrapped(nn.Module):
     def forward(self, x):
         return clip_if_large(x * 10, 3.0) + count_positive_rows(x)
