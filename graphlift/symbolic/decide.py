@@ -1,0 +1,269 @@
+"""The pure decision procedure: is a shape question true for every allowed value?
+
+``decide(expr, ranges, facts)`` answers True when ``expr`` holds for every
+assignment of the symbols within ``ranges`` that satisfies every fact in
+``facts``, False when it holds for none, and None when it cannot tell. It never
+records anything: guarding is :class:`~graphlift.symbolic.shape_env.ShapeEnv`'s
+job. Like JAX's shape_poly, the method is cheap and incomplete by design:
+
+* interval arithmetic over the polynomial (with one step of factoring, so
+  ``s0*s1 - s0 >= 0`` is seen as ``s0*(s1 - 1) >= 0``);
+* facts of the form ``q >= 0`` prove ``p >= 0`` when ``p - q`` is bounded
+  below by 0, and facts ``q == 0`` are subtracted from ``p`` to cancel a term.
+
+``bound(expr, ranges)`` is the interval this uses; it is exported because the
+ShapeEnv simplifies with it too.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+
+from graphlift.symbolic import ranges as vr
+from graphlift.symbolic.expr import (
+    EMPTY_MONO,
+    ONE,
+    Const,
+    Expr,
+    Op,
+    Poly,
+    Sym,
+    logical_not,
+    neg,
+    poly_from,
+    scale,
+    sub,
+)
+from graphlift.symbolic.ranges import UNBOUNDED, ValueRange
+
+Ranges = Mapping[str, ValueRange]
+
+
+def bound(expr: Expr, ranges: Ranges) -> ValueRange:
+    """An interval containing every value of ``expr`` with symbols in ``ranges``."""
+    return _Bounder(ranges).of(expr)
+
+
+class _Bounder:
+    def __init__(self, ranges: Ranges) -> None:
+        self.ranges = ranges
+        self.memo: dict[Expr | Sym, ValueRange] = {}
+
+    def of(self, expr: Expr | Sym) -> ValueRange:
+        found = self.memo.get(expr)
+        if found is None:
+            found = self.memo[expr] = self.compute(expr)
+        return found
+
+    def compute(self, expr: Expr | Sym) -> ValueRange:
+        if isinstance(expr, Sym):
+            return self.ranges.get(expr.name, UNBOUNDED)
+        if isinstance(expr, Poly):
+            return self.poly(expr)
+        if isinstance(expr, Const):
+            return vr.point(float(expr.value) if expr.kind == "float" else int(expr.value))
+        return self.op(expr)
+
+    def poly(self, p: Poly) -> ValueRange:
+        if p.const is not None:
+            return vr.point(p.const)
+        result = self.sum_of_terms(p)
+        if len(p.terms) <= 8 and any(c < 0 for _, c in p.terms):
+            for factored in self.factorings(p):
+                result = result.intersect(factored)
+        return result
+
+    def sum_of_terms(self, p: Poly) -> ValueRange:
+        lower: float = 0
+        upper: float = 0
+        for mono, coeff in p.terms:
+            term = vr.point(coeff)
+            for factor, power in mono:
+                term = vr.mul(term, vr.power(self.of(factor), power))
+            lower, upper = lower + term.lower, upper + term.upper
+        return ValueRange(lower, upper)
+
+    def factorings(self, p: Poly) -> list[ValueRange]:
+        """Bounds of ``f*q + r`` for each factor ``f`` shared by several terms."""
+        counts: dict[Sym | Op, int] = {}
+        for mono, _ in p.terms:
+            for factor, _power in mono:
+                counts[factor] = counts.get(factor, 0) + 1
+        found = []
+        for factor, count in counts.items():
+            if count < 2:
+                continue
+            quotient: dict[frozenset[tuple[Sym | Op, int]], int] = {}
+            rest: dict[frozenset[tuple[Sym | Op, int]], int] = {}
+            for mono, coeff in p.terms:
+                powers = dict(mono)
+                if factor in powers:
+                    powers[factor] -= 1
+                    if not powers[factor]:
+                        del powers[factor]
+                    quotient[frozenset(powers.items())] = coeff
+                else:
+                    rest[mono] = coeff
+            q_range = self.poly(poly_from(quotient))
+            product = vr.mul(self.of(factor), q_range)
+            found.append(vr.add(product, self.sum_of_terms(poly_from(rest))))
+        return found
+
+    def op(self, op: Op) -> ValueRange:
+        name, args = op.name, op.args
+        if name in _BINARY:
+            return _BINARY[name](self.of(args[0]), self.of(args[1]))
+        if name in ("trunc", "floor", "ceil"):
+            return vr.to_integer(self.of(args[0]), name)
+        if name in ("float", "fneg"):
+            inner = self.of(args[0])
+            return inner if name == "float" else vr.neg(inner)
+        if name in ("ite", "fite"):
+            verdict = decide(args[0], self.ranges)
+            if verdict is not None:
+                return self.of(args[1] if verdict else args[2])
+            return self.of(args[1]).union(self.of(args[2]))
+        if name == "pow":
+            return self.power(self.of(args[0]), self.of(args[1]))
+        if op.kind == "bool":
+            verdict = decide(op, self.ranges)
+            return vr.BOOL_RANGE if verdict is None else vr.point(int(verdict))
+        return UNBOUNDED
+
+    @staticmethod
+    def power(base: ValueRange, exponent: ValueRange) -> ValueRange:
+        if base.lower >= 1 and exponent.lower >= 0:
+            return ValueRange(base.lower**exponent.lower, _pow_upper(base.upper, exponent.upper))
+        return UNBOUNDED
+
+
+def _pow_upper(base: float, exponent: float) -> float:
+    if math.isinf(base) or math.isinf(exponent):
+        return math.inf if base > 1 else base
+    return float(base**exponent) if isinstance(base, float) else base ** int(exponent)
+
+
+_BINARY = {
+    "floordiv": vr.floordiv,
+    "mod": vr.mod,
+    "max": vr.maximum,
+    "min": vr.minimum,
+    "fmax": vr.maximum,
+    "fmin": vr.minimum,
+    "truediv": vr.truediv,
+    "fadd": vr.add,
+    "fmul": vr.mul,
+}
+
+
+def decide(expr: Expr, ranges: Ranges, facts: Collection[Expr] = ()) -> bool | None:
+    """True / False when ``expr`` is decided for all in-range values satisfying ``facts``.
+
+    None means "cannot tell". Pure: no state is read or written besides the
+    arguments.
+    """
+    if isinstance(expr, Const):
+        return bool(expr.value)
+    if facts:
+        if expr in facts:
+            return True
+        if logical_not(expr) in facts:
+            return False
+    assert isinstance(expr, Op), f"decide() needs a boolean expression, got {expr!r}"
+    name, args = expr.name, expr.args
+    if name == "not":
+        inner = decide(args[0], ranges, facts)
+        return None if inner is None else not inner
+    if name in ("and", "or"):
+        return _junction(name, args, ranges, facts)
+    if name == "ge":
+        assert isinstance(args[0], Poly)
+        return _decide_ge(args[0], ranges, facts)
+    if name == "eq":
+        assert isinstance(args[0], Poly)
+        return _decide_eq(args[0], ranges, facts)
+    if name in ("flt", "fle", "feq"):
+        return _decide_float(name, args[0], args[1], ranges)
+    return None
+
+
+def _junction(
+    name: str, args: tuple[Expr, ...], ranges: Ranges, facts: Collection[Expr]
+) -> bool | None:
+    short = name == "or"  # the value that decides the whole junction
+    unknown = False
+    for arg in args:
+        verdict = decide(arg, ranges, facts)
+        if verdict is short:
+            return short
+        unknown = unknown or verdict is None
+    return None if unknown else not short
+
+
+def _decide_ge(p: Poly, ranges: Ranges, facts: Collection[Expr]) -> bool | None:
+    """``p >= 0``: by the interval of ``p``, else by a fact ``q >= 0`` / ``q == 0``."""
+    interval = bound(p, ranges)
+    if interval.lower >= 0:
+        return True
+    if interval.upper < 0:
+        return False
+    negated = sub(neg(p), ONE)  # p < 0  <=>  -p - 1 >= 0
+    for fact in facts:
+        if not isinstance(fact, Op) or fact.name not in ("ge", "eq"):
+            continue
+        q = fact.args[0]
+        assert isinstance(q, Poly)
+        if fact.name == "ge":
+            if bound(sub(p, q), ranges).lower >= 0:
+                return True
+            if bound(sub(negated, q), ranges).lower >= 0:
+                return False
+        else:
+            for target, verdict in ((p, True), (negated, False)):
+                reduced = _cancel(target, q)
+                if reduced is not None and bound(reduced, ranges).lower >= 0:
+                    return verdict
+    return None
+
+
+def _cancel(p: Poly, q: Poly) -> Poly | None:
+    """``p - k*q`` for the ``k`` that cancels a non-constant term of ``p`` (given ``q == 0``)."""
+    p_terms = dict(p.terms)
+    for mono, coeff in q.terms:
+        if mono is EMPTY_MONO or not mono:
+            continue
+        mine = p_terms.get(mono)
+        if mine is not None and mine % coeff == 0:
+            return sub(p, scale(q, mine // coeff))
+    return None
+
+
+def _decide_eq(p: Poly, ranges: Ranges, facts: Collection[Expr]) -> bool | None:
+    interval = bound(p, ranges)
+    if interval.lower > 0 or interval.upper < 0:
+        return False
+    if interval.lower == interval.upper == 0:
+        return True
+    for fact in facts:
+        if isinstance(fact, Op) and fact.name == "eq":
+            q = fact.args[0]
+            assert isinstance(q, Poly)
+            reduced = _cancel(p, q)
+            if reduced is not None and reduced.const is not None:
+                return reduced.const == 0
+    if facts:
+        if _decide_ge(p, ranges, facts) is False or _decide_ge(neg(p), ranges, facts) is False:
+            return False
+    return None
+
+
+def _decide_float(name: str, a: Expr, b: Expr, ranges: Ranges) -> bool | None:
+    ra, rb = bound(a, ranges), bound(b, ranges)
+    if name == "flt":
+        return True if ra.upper < rb.lower else False if ra.lower >= rb.upper else None
+    if name == "fle":
+        return True if ra.upper <= rb.lower else False if ra.lower > rb.upper else None
+    if ra.is_singleton and rb.is_singleton:
+        return ra.lower == rb.lower
+    return False if ra.upper < rb.lower or rb.upper < ra.lower else None
