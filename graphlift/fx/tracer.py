@@ -144,9 +144,13 @@ class Tracer:
             return a.node
         if isinstance(a, torch.nn.Parameter | torch.Tensor):
             return self._tensor_argument(a)
+        if isinstance(a, tuple) and hasattr(a, "_fields"):
+            # A namedtuple is built by a node of its own (as torch.fx does), so
+            # its construction shows in the graph and in generated code.
+            fields = tuple(self.create_arg(x) for x in a)
+            return self.create_node("call_function", type(a), fields, {})
         if isinstance(a, tuple):
-            items = tuple(self.create_arg(x) for x in a)
-            return type(a)(*items) if hasattr(a, "_fields") else items
+            return tuple(self.create_arg(x) for x in a)
         if isinstance(a, list):
             return [self.create_arg(x) for x in a]
         if isinstance(a, dict):

@@ -16,7 +16,7 @@ from graphlift.fx.tracer import Tracer
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.interpreter import Interpreter
-from graphlift.ir.node import Target, map_aggregate
+from graphlift.ir.node import Target
 
 
 class _RecordingTracer(Tracer):
@@ -59,6 +59,5 @@ class Transformer(Interpreter):
         """Run every node through the opcode methods; returns the new GraphModule."""
         result = self.run()
         if result is not None:
-            output = map_aggregate(result, lambda a: a.node if isinstance(a, Proxy) else a)
-            self.new_graph.output(self.tracer.create_arg(output))
+            self.new_graph.output(self.tracer.create_arg(result))
         return GraphModule(self.module, self.new_graph)

@@ -316,5 +316,5 @@ def describe_value(value: Any) -> str:
         return f"{name}[{', '.join(str(d) for d in shape)}]"
     if isinstance(value, tuple | list) and value:
         inner = [describe_value(v) for v in value]
-        return f"({', '.join(inner)})" if any(inner) else ""
+        return f"({', '.join(i or '_' for i in inner)})" if any(inner) else ""
     return ""

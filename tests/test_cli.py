@@ -1,0 +1,38 @@
+"""The command line: the demo is the README's first Quickstart command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from rich.console import Console
+
+from graphlift import cli
+
+
+def test_demo_traces_the_example_and_matches_eager() -> None:
+    console = Console(record=True, width=120)
+    assert cli.run_demo(console) == 0
+    text = console.export_text()
+    assert "graph(tokens):" in text
+    assert "def forward(self, tokens):" in text
+    assert text.count("match") >= 3 and "MISMATCH" not in text
+
+
+def test_demo_reports_a_mismatch() -> None:
+    """The check can fail: a traced program that is off by a little is reported."""
+    model, _ = cli.make_example()
+    traced = cli.graphlift.symbolic_trace(model)
+    console = Console(record=True, width=120)
+    assert cli._check_against_eager(console, model, lambda tokens: traced(tokens) + 1e-3) == 1
+    assert "MISMATCH" in console.export_text()
+
+
+def test_command_line_entry_point() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "graphlift", "demo", "--no-code"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "matches eager on every input" in result.stdout
+    assert "def forward" not in result.stdout
