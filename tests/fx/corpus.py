@@ -492,6 +492,59 @@ class SubmoduleAttributes(nn.Module):
         return y.new_full((x.shape[0], self.fc.in_features), 0.5) + y.sum()
 
 
+# --- more corners: attributes, varargs, constants in outputs, newer F.* ------------
+
+
+class TensorIndexingAndAttributes(nn.Module):
+    """Tensor-valued indices, and lazily recorded attributes (x.T, x.ndim, x.dtype)."""
+
+    def forward(self, x, idx):
+        filled = x.clone().index_fill(1, idx, 0.0)
+        return filled, x[x > 0], x[idx], x.T, x.to(x.dtype), x.ndim, x.dim()
+
+
+class VarArgs(nn.Module):
+    def forward(self, x, *rest, **extra):
+        return x + rest[0] * rest[1]
+
+
+class ConstantsInOutput(nn.Module):
+    def forward(self, x, unused):
+        return x, None, 3, (x * 2, [1.5])
+
+
+class NewerFunctional(nn.Module):
+    def forward(self, q, k, v):
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        up = F.interpolate(attended, scale_factor=2.0, mode="nearest")
+        return up, F.relu(q.clone(), inplace=True), F.gelu(k, approximate="tanh")
+
+
+class NestedParameterAccess(nn.Module):
+    """Parameters reached through a submodule path become get_attr "inner.fc.weight"."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = MLP()
+        self.inner.table = torch.arange(6.0)  # a tensor constant on a submodule
+
+    def forward(self, x):
+        fc = self.inner.out
+        return F.linear(x, fc.weight, fc.bias), x + self.inner.table, self.inner.blocks[0].gain
+
+
+class LeafWithKeywords(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8, elementwise_affine=False)
+
+    def forward(self, x):
+        mask = torch.triu(torch.ones(5, 5, dtype=torch.bool), diagonal=1)
+        out = self.attn(query=x, key=x, value=x, attn_mask=mask, need_weights=False)[0]
+        return self.norm(input=out + x)
+
+
 CASES: tuple[Case, ...] = (
     Case(
         "linear_root",
@@ -669,6 +722,39 @@ CASES: tuple[Case, ...] = (
         "submodule_attributes_and_training_flag",
         lambda: evaluated(SubmoduleAttributes()),
         lambda: (randn(2, 4),),
+    ),
+    Case(
+        "tensor_indexing_and_attributes",
+        lambda: evaluated(TensorIndexingAndAttributes()),
+        lambda: (randn(3, 4), torch.tensor([0, 2])),
+        notes="fx records Proxy attributes lazily, at first use",
+    ),
+    Case(
+        "varargs_and_kwargs",
+        lambda: evaluated(VarArgs()),
+        lambda: (randn(3), randn(3), randn(3)),
+        notes="*rest and **extra become placeholders",
+    ),
+    Case(
+        "constants_in_output_and_unused_input",
+        lambda: evaluated(ConstantsInOutput()),
+        lambda: (randn(3), randn(3)),
+    ),
+    Case(
+        "sdpa_interpolate_inplace_relu",
+        lambda: evaluated(NewerFunctional()),
+        lambda: (randn(1, 2, 3, 4), randn(1, 2, 3, 4), randn(1, 2, 3, 4)),
+    ),
+    Case(
+        "nested_parameter_access",
+        lambda: evaluated(NestedParameterAccess()),
+        lambda: (randn(2, 6),),
+    ),
+    Case(
+        "leaf_called_with_keywords",
+        lambda: evaluated(LeafWithKeywords()),
+        lambda: (randn(2, 5, 8),),
+        notes="a tensor made at trace time (the mask) is baked in as a constant",
     ),
 )
 
