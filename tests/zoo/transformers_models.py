@@ -131,16 +131,26 @@ def make_llama() -> nn.Module:
     return build(lambda: CausalLM(transformers.LlamaForCausalLM(config)))
 
 
-def make_mixtral() -> nn.Module:
-    # "eager" experts loop over the experts that received tokens: routing decides
-    # control flow, which is what the data-dependent work needs to see.
+def mixtral(experts_implementation: str) -> nn.Module:
     config = transformers.MixtralConfig(
         **DECODER_ONLY,
         num_local_experts=4,
         num_experts_per_tok=2,
-        experts_implementation="eager",
+        experts_implementation=experts_implementation,
     )
     return build(lambda: CausalLM(transformers.MixtralForCausalLM(config)))
+
+
+def make_mixtral() -> nn.Module:
+    """Mixtral with "eager" experts: a Python loop over ``nonzero()`` of the experts
+    that received tokens, so routing decides control flow (data-dependent)."""
+    return mixtral("eager")
+
+
+def make_mixtral_batched() -> nn.Module:
+    """The same weights with "batched_mm" experts: every token's top-k expert weights
+    are gathered and applied with batched matmuls, with no data-dependent shapes."""
+    return mixtral("batched_mm")
 
 
 def make_t5() -> nn.Module:
@@ -283,6 +293,8 @@ TRANSFORMERS_CASES = (
               frozenset({HF, "text", "decoder", "rope", "gqa", "padding-mask"})),
     ModelCase("mixtral", make_mixtral, tokens, TOKENS,
               frozenset({HF, "text", "decoder", "moe", "data-dependent"})),
+    ModelCase("mixtral_batched", make_mixtral_batched, tokens, TOKENS,
+              frozenset({HF, "text", "decoder", "moe"})),
     ModelCase("t5", make_t5, encoder_decoder_tokens, ENCODER_DECODER,
               frozenset({HF, "text", "encoder-decoder", "tied-weights"})),
     ModelCase("vit", make_vit, fixed_size_images, FIXED_SIZE_IMAGES,
