@@ -6,7 +6,8 @@ cases (not graphlift) are right. ``ORACLE`` is always torch.fx.
 
 Both are plain namespaces with torch.fx's public names (``symbolic_trace``,
 ``Tracer``, ``Graph``, ``GraphModule``, ``Interpreter``, ``Transformer``,
-``ShapeProp``, ``Proxy``, ``TraceError``, ``wrap``), so a test reads
+``ShapeProp``, ``Proxy``, ``TraceError``, ``wrap``, ``PH``,
+``ProxyableClassMeta``), so a test reads
 ``SUBJECT.symbolic_trace(...)`` whichever library is under test. A name graphlift
 does not provide yet surfaces as an ``AttributeError`` in the test that needs it.
 """
@@ -36,6 +37,8 @@ ORACLE = SimpleNamespace(
     Proxy=torch.fx.Proxy,
     TraceError=torch.fx.proxy.TraceError,
     wrap=torch.fx.wrap,
+    PH=torch.fx.PH,
+    ProxyableClassMeta=torch.fx.ProxyableClassMeta,
     module=torch.fx,
 )
 
