@@ -86,3 +86,40 @@ class ConstraintViolationError(GraphliftError, RuntimeError):
     def __init__(self, message: str, *, where: str | None = None, fixes: Any = ()) -> None:
         self.fixes = fixes
         super().__init__(message, where=where)
+
+
+# --- pytrees (nested inputs and outputs) --------------------------------------------
+
+
+class PytreeError(GraphliftError, ValueError):
+    """A nested structure cannot be flattened, unflattened, matched or (de)serialized.
+
+    torch.utils._pytree raises ``ValueError`` (or ``NotImplementedError`` for
+    unregistered serialized types) in the same situations. ``path`` is where in
+    the structure the problem is (``"inputs[1]['mask']"``) when one is known.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+# --- export -----------------------------------------------------------------------
+
+
+class ExportError(GraphliftError, RuntimeError):
+    """The model cannot be exported as asked (torch.export raises RuntimeError-family errors)."""
+
+
+class InputStructureError(GraphliftError, ValueError):
+    """The inputs given to an exported program do not have the structure it was
+    exported with (torch.export: ValueError)."""
+
+
+class InputMismatchError(GraphliftError, AssertionError):
+    """An input to an exported program violates a recorded assumption: a size,
+    dtype, or specialized value (torch.export: AssertionError "Guard failed")."""
+
+
+class VerificationError(GraphliftError, RuntimeError):
+    """An exported graph breaks an invariant of its IR level."""

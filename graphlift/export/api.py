@@ -1,0 +1,93 @@
+"""``export()``: the pipeline from a module and example inputs to an ExportedProgram.
+
+Stages hand over frozen results: capture (trace the model into a graph with
+its signature facts), then assembly (state_dict, constants, module call
+graph), then verification.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from graphlift.errors import ExportError
+from graphlift.export.capture import Capture, capture
+from graphlift.export.program import ExportedProgram, ModuleCallEntry
+from graphlift.export.signature import ExportGraphSignature, InputKind
+from graphlift.export.verifier import verify
+from graphlift.ir.graph_module import GraphModule
+
+
+def export(
+    mod: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    dynamic_shapes: Any = None,
+    strict: bool = False,
+    preserve_module_call_signature: tuple[str, ...] = (),
+) -> ExportedProgram:
+    """Trace ``mod(*args, **kwargs)`` into an ExportedProgram (torch.export.export's contract).
+
+    The module is run once on traced stand-ins for its inputs, parameters and
+    buffers; every ATen operation it performs is recorded. The module itself
+    is left exactly as it was, also when export fails.
+    """
+    _check_arguments(mod, args, kwargs, dynamic_shapes, strict, preserve_module_call_signature)
+    kwargs = dict(kwargs or {})
+    captured = capture(mod, args, kwargs)
+    program = _assemble(mod, captured, args, kwargs)
+    verify(program)
+    return program
+
+
+def _check_arguments(
+    mod: Any, args: Any, kwargs: Any, dynamic_shapes: Any, strict: bool, preserved: tuple[str, ...]
+) -> None:
+    if not isinstance(mod, torch.nn.Module):
+        raise ExportError(
+            f"export takes a torch.nn.Module, got {type(mod).__name__}; wrap a function in a "
+            "module whose forward calls it"
+        )
+    if not isinstance(args, tuple):
+        raise ExportError(
+            f"args must be a tuple of example inputs, got {type(args).__name__}: use (x,)"
+        )
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+    if dynamic_shapes is not None:
+        raise ExportError(
+            "dynamic_shapes are not supported yet (graphlift issue #5); export with static shapes"
+        )
+    if strict:
+        raise ExportError(
+            "strict=True (bytecode-level capture) is not supported yet; use strict=False"
+        )
+    if preserved:
+        raise ExportError("preserve_module_call_signature is not supported yet")
+
+
+def _assemble(
+    mod: torch.nn.Module, captured: Capture, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> ExportedProgram:
+    signature = ExportGraphSignature(captured.input_specs, captured.output_specs)
+    state = dict(mod.state_dict(keep_vars=True))
+    state_dict: dict[str, torch.Tensor] = {}
+    constants = dict(captured.constants)
+    for spec in captured.input_specs:
+        target = str(spec.target)
+        if spec.kind is InputKind.PARAMETER or (spec.kind is InputKind.BUFFER and spec.persistent):
+            state_dict[target] = state[target]
+        elif spec.kind is InputKind.BUFFER:
+            constants[target] = mod.get_buffer(target)
+    entry = ModuleCallEntry("", captured.in_spec, captured.out_spec, captured.input_names)
+    return ExportedProgram(
+        graph_module=GraphModule(torch.nn.Module(), captured.graph),
+        graph_signature=signature,
+        state_dict=state_dict,
+        constants=constants,
+        range_constraints={},
+        example_inputs=(args, kwargs),
+        module_call_graph=(entry,),
+    )

@@ -1,0 +1,237 @@
+"""The capture stage of export: run the model on traced inputs and record it.
+
+Parameters, buffers and user inputs become placeholders (in that order, then
+constants the model used are lifted between buffers and user inputs, as
+torch.export orders them); the model's own tensors are swapped for traced ones
+while it runs and restored afterwards. The result is a frozen `Capture`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.utils._pytree as torch_pytree
+
+from graphlift.errors import ExportError
+from graphlift.export.signature import (
+    ConstantArgument,
+    InputKind,
+    InputSpec,
+    OutputKind,
+    OutputSpec,
+    TensorArgument,
+)
+from graphlift.ir.graph import Graph
+from graphlift.ir.passes import eliminate_dead_code
+from graphlift.trace.mode import tracing
+from graphlift.trace.recorder import Recorder
+from graphlift.trace.state import module_stack, swapped_state
+from graphlift.trace.tensor import TraceTensor
+
+_PYTHON_CONSTANTS = (int, float, bool, str, type(None))
+
+
+@dataclass(frozen=True)
+class Capture:
+    graph: Graph
+    input_specs: tuple[InputSpec, ...]
+    output_specs: tuple[OutputSpec, ...]
+    constants: dict[str, torch.Tensor]
+    in_spec: torch_pytree.TreeSpec
+    out_spec: torch_pytree.TreeSpec
+    input_names: tuple[str, ...]  # forward's parameter names, for module() and errors
+
+
+def capture(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Capture:
+    graph = Graph()
+    recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
+    recorder.name_constant_sources(_tensor_attributes(module))
+    state_specs, replacements = _lift_state(module, recorder)
+    flat_inputs, in_spec = torch_pytree.tree_flatten((args, kwargs))
+    names = _input_names(module, args, kwargs)
+    traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names)
+    traced_args, traced_kwargs = torch_pytree.tree_unflatten(traced_inputs, in_spec)
+
+    with swapped_state(module, lambda t: replacements[id(t)]), module_stack(recorder, module):
+        with tracing(recorder):
+            result = module(*traced_args, **traced_kwargs)
+
+    flat_outputs, out_spec = torch_pytree.tree_flatten(result)
+    output_args, output_specs = _outputs(recorder, flat_outputs)
+    graph.output(tuple(output_args))
+    constant_specs = tuple(
+        InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target)
+        for c in recorder.constants
+    )
+    input_specs = (*state_specs, *constant_specs, *user_specs)
+    _order_placeholders(graph, [spec.arg.name for spec in input_specs])
+    eliminate_dead_code(graph)
+    return Capture(
+        graph=graph,
+        input_specs=input_specs,
+        output_specs=tuple(output_specs),
+        constants={c.target: c.value for c in recorder.constants},
+        in_spec=in_spec,
+        out_spec=out_spec,
+        input_names=tuple(names),
+    )
+
+
+def _lift_state(
+    module: torch.nn.Module, recorder: Recorder
+) -> tuple[list[InputSpec], dict[int, torch.Tensor]]:
+    """Placeholders for parameters, then buffers (shared tensors once, under their first name)."""
+    specs: list[InputSpec] = []
+    replacements: dict[int, torch.Tensor] = {}
+    for name, parameter in module.named_parameters():
+        traced = recorder.placeholder(
+            f"p_{_flat(name)}", parameter, requires_grad=parameter.requires_grad
+        )
+        replacements[id(parameter)] = traced
+        specs.append(InputSpec(InputKind.PARAMETER, TensorArgument(traced.node.name), name))
+    non_persistent = _non_persistent_buffers(module)
+    for name, buffer in module.named_buffers():
+        traced = recorder.placeholder(f"b_{_flat(name)}", buffer)
+        replacements[id(buffer)] = traced
+        persistent = name not in non_persistent
+        specs.append(
+            InputSpec(InputKind.BUFFER, TensorArgument(traced.node.name), name, persistent)
+        )
+    return specs, replacements
+
+
+def _user_placeholders(
+    recorder: Recorder, flat_inputs: list[Any], names: list[str]
+) -> tuple[list[Any], list[InputSpec]]:
+    traced_inputs: list[Any] = []
+    specs: list[InputSpec] = []
+    for leaf, name in zip(flat_inputs, names):
+        if isinstance(leaf, torch.Tensor):
+            traced = recorder.placeholder(name, leaf, requires_grad=leaf.requires_grad)
+            traced_inputs.append(traced)
+            specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(traced.node.name), None))
+        elif isinstance(leaf, _PYTHON_CONSTANTS):
+            node = recorder.graph.placeholder(name)
+            node.meta["val"] = leaf
+            traced_inputs.append(leaf)  # specialized: the model sees the Python value
+            specs.append(InputSpec(InputKind.USER_INPUT, ConstantArgument(node.name, leaf), None))
+        else:
+            raise ExportError(
+                f"input {name!r} is a {type(leaf).__name__}; export takes tensors, Python scalars, "
+                "strings and None, nested in tuples, lists, dicts, dataclasses and registered pytrees "
+                "(graphlift.register_dataclass / torch.utils._pytree.register_pytree_node)"
+            )
+    return traced_inputs, specs
+
+
+def _outputs(recorder: Recorder, flat_outputs: list[Any]) -> tuple[list[Any], list[OutputSpec]]:
+    args: list[Any] = []
+    specs: list[OutputSpec] = []
+    for index, leaf in enumerate(flat_outputs):
+        if isinstance(leaf, torch.Tensor) and not isinstance(leaf, TraceTensor):
+            leaf = recorder.constant(leaf)  # a tensor the model returns untouched
+        if isinstance(leaf, TraceTensor):
+            args.append(leaf.node)
+            specs.append(OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(leaf.node.name), None))
+        elif isinstance(leaf, _PYTHON_CONSTANTS):
+            args.append(leaf)
+            specs.append(
+                OutputSpec(OutputKind.USER_OUTPUT, ConstantArgument(f"output_{index}", leaf), None)
+            )
+        else:
+            raise ExportError(
+                f"output {index} is a {type(leaf).__name__}; an exported program returns tensors "
+                "and Python scalars, nested in tuples, lists, dicts and registered pytrees"
+            )
+    return args, specs
+
+
+def _input_names(
+    module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[str]:
+    """A placeholder name per flat input: the forward parameter's name, with the
+    path inside it for nested inputs (``x``, ``inputs_mask``, ``pair_0``)."""
+    try:
+        bound = inspect.signature(module.forward).bind(*args, **kwargs)
+    except TypeError as error:
+        raise ExportError(
+            f"the example inputs do not fit {type(module).__name__}.forward: {error}"
+        ) from None
+    parameters = list(bound.signature.parameters.values())
+    names: list[str] = []
+    for position, arg in enumerate(args):
+        names += _leaf_names(_positional_name(parameters, position), arg)
+    for key, value in kwargs.items():
+        names += _leaf_names(key, value)
+    return names
+
+
+def _positional_name(parameters: list[inspect.Parameter], position: int) -> str:
+    if (
+        position < len(parameters)
+        and parameters[position].kind is not inspect.Parameter.VAR_POSITIONAL
+    ):
+        return parameters[position].name
+    variadic = next(
+        (p.name for p in parameters if p.kind is inspect.Parameter.VAR_POSITIONAL), "args"
+    )
+    return f"{variadic}_{position}"
+
+
+def _leaf_names(prefix: str, value: Any) -> list[str]:
+    paths, _ = torch_pytree.tree_flatten_with_path(value)
+    names = []
+    for path, _leaf in paths:
+        suffix = "_".join(_key_text(k) for k in path)
+        names.append(f"{prefix}_{suffix}" if suffix else prefix)
+    return names
+
+
+def _key_text(key: Any) -> str:
+    for attribute in ("key", "idx", "name"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
+def _order_placeholders(graph: Graph, order: list[str]) -> None:
+    """Move placeholders into signature order at the start of the graph."""
+    placeholders = {node.name: node for node in graph.nodes if node.op == "placeholder"}
+    for name in reversed(order):
+        next(iter(graph.nodes)).prepend(placeholders[name])
+
+
+def _flat(name: str) -> str:
+    return name.replace(".", "_")
+
+
+def _non_persistent_buffers(module: torch.nn.Module) -> set[str]:
+    names = set()
+    for prefix, submodule in module.named_modules():
+        for buffer in submodule._non_persistent_buffers_set:
+            names.add(f"{prefix}.{buffer}" if prefix else buffer)
+    return names
+
+
+def _tensor_attributes(module: torch.nn.Module) -> dict[int, str]:
+    """id -> qualified name of tensors held as plain attributes (not state)."""
+    found: dict[int, str] = {}
+    for prefix, submodule in module.named_modules():
+        for name, value in vars(submodule).items():
+            if isinstance(value, torch.Tensor) and not isinstance(value, torch.nn.Parameter):
+                found.setdefault(id(value), f"{prefix}.{name}" if prefix else name)
+    return found
+
+
+def _default_device(
+    module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> torch.device:
+    for leaf in torch_pytree.tree_leaves((args, kwargs)):
+        if isinstance(leaf, torch.Tensor):
+            return leaf.device
+    for tensor in module.parameters():
+        return tensor.device
+    return torch.device("cpu")

@@ -1,0 +1,100 @@
+"""`ExportedProgram`: a functional ATen graph with its signature and state.
+
+Mirrors ``torch.export.ExportedProgram``: ``graph_module``/``graph``,
+``graph_signature``, ``state_dict`` (parameters and persistent buffers by their
+original names), ``constants`` (lifted tensors and non-persistent buffers),
+``range_constraints``, ``example_inputs``, ``module_call_graph``, and
+``module()`` for a runnable module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.utils._pytree as torch_pytree
+
+from graphlift.export.signature import ExportGraphSignature
+from graphlift.ir.graph import Graph
+from graphlift.ir.graph_module import GraphModule
+
+
+@dataclass(frozen=True)
+class ModuleCallEntry:
+    """How a module is called: the pytree structure of its inputs and outputs."""
+
+    fqn: str
+    in_spec: torch_pytree.TreeSpec
+    out_spec: torch_pytree.TreeSpec
+    forward_arg_names: tuple[str, ...] = ()
+
+
+class ExportedProgram:
+    def __init__(
+        self,
+        *,
+        graph_module: GraphModule,
+        graph_signature: ExportGraphSignature,
+        state_dict: dict[str, torch.Tensor],
+        constants: dict[str, torch.Tensor],
+        range_constraints: dict[str, Any],
+        example_inputs: tuple[tuple[Any, ...], dict[str, Any]],
+        module_call_graph: tuple[ModuleCallEntry, ...],
+    ) -> None:
+        self.graph_module = graph_module
+        self.graph_signature = graph_signature
+        self.state_dict = state_dict
+        self.constants = constants
+        self.range_constraints = range_constraints
+        self.example_inputs = example_inputs
+        self.module_call_graph = module_call_graph
+
+    @property
+    def graph(self) -> Graph:
+        return self.graph_module.graph
+
+    @property
+    def call_spec_in(self) -> torch_pytree.TreeSpec:
+        return self.module_call_graph[0].in_spec
+
+    @property
+    def call_spec_out(self) -> torch_pytree.TreeSpec:
+        return self.module_call_graph[0].out_spec
+
+    def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name in self.graph_signature.parameters:
+            yield name, self.state_dict[name]
+
+    def parameters(self) -> Iterator[torch.Tensor]:
+        for _, value in self.named_parameters():
+            yield value
+
+    def named_buffers(self) -> Iterator[tuple[str, torch.Tensor]]:
+        for name in self.graph_signature.buffers:
+            yield name, self.state_dict[name] if name in self.state_dict else self.constants[name]
+
+    def buffers(self) -> Iterator[torch.Tensor]:
+        for _, value in self.named_buffers():
+            yield value
+
+    def module(self) -> torch.nn.Module:
+        """A runnable module: checks its inputs, then runs the graph with the program's state."""
+        from graphlift.export.unlift import unlift
+
+        return unlift(self)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("an ExportedProgram is not callable; call ep.module()(...) instead")
+
+    def __str__(self) -> str:
+        graph = "\n".join(f"    {line}" for line in str(self.graph).splitlines())
+        signature = "\n".join(f"    {line}" for line in str(self.graph_signature).splitlines())
+        return (
+            f"ExportedProgram:\n{graph}\n\nGraph signature:\n{signature}\n\n"
+            f"Range constraints: {self.range_constraints}\n"
+        )
+
+    def __repr__(self) -> str:
+        return f"<ExportedProgram with {len(self.graph.nodes)} nodes>"

@@ -1,0 +1,140 @@
+"""The graph signature of an exported program (torch.export's names and kinds).
+
+A program's graph takes its parameters, buffers and constants as inputs
+(they are *lifted*), then the user's inputs; it returns mutated state first,
+then the user's outputs. The signature says which placeholder and which output
+is which. All values are frozen dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum, auto
+
+
+class InputKind(Enum):
+    USER_INPUT = auto()
+    PARAMETER = auto()
+    BUFFER = auto()
+    CONSTANT_TENSOR = auto()
+    CUSTOM_OBJ = auto()
+    TOKEN = auto()
+
+
+class OutputKind(Enum):
+    USER_OUTPUT = auto()
+    LOSS_OUTPUT = auto()
+    BUFFER_MUTATION = auto()
+    GRADIENT_TO_PARAMETER = auto()
+    GRADIENT_TO_USER_INPUT = auto()
+    USER_INPUT_MUTATION = auto()
+    TOKEN = auto()
+    PARAMETER_MUTATION = auto()
+
+
+@dataclass(frozen=True)
+class TensorArgument:
+    name: str
+
+
+@dataclass(frozen=True)
+class SymIntArgument:
+    name: str
+
+
+@dataclass(frozen=True)
+class ConstantArgument:
+    """A non-tensor input or output fixed at export time (an int, a flag, None)."""
+
+    name: str
+    value: int | float | bool | str | None
+
+
+Argument = TensorArgument | SymIntArgument | ConstantArgument
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    kind: InputKind
+    arg: Argument
+    target: str | None  # state_dict / constants key for lifted inputs
+    persistent: bool | None = None  # buffers only
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    kind: OutputKind
+    arg: Argument
+    target: str | None  # what a mutation output writes to
+
+
+@dataclass(frozen=True)
+class ExportGraphSignature:
+    input_specs: tuple[InputSpec, ...]
+    output_specs: tuple[OutputSpec, ...]
+
+    def _inputs(self, *kinds: InputKind) -> tuple[InputSpec, ...]:
+        return tuple(s for s in self.input_specs if s.kind in kinds)
+
+    @property
+    def parameters(self) -> tuple[str, ...]:
+        return tuple(str(s.target) for s in self._inputs(InputKind.PARAMETER))
+
+    @property
+    def buffers(self) -> tuple[str, ...]:
+        return tuple(str(s.target) for s in self._inputs(InputKind.BUFFER))
+
+    @property
+    def non_persistent_buffers(self) -> tuple[str, ...]:
+        return tuple(str(s.target) for s in self._inputs(InputKind.BUFFER) if s.persistent is False)
+
+    @property
+    def lifted_tensor_constants(self) -> tuple[str, ...]:
+        return tuple(str(s.target) for s in self._inputs(InputKind.CONSTANT_TENSOR))
+
+    @property
+    def user_inputs(self) -> tuple[str | int | float | bool | None, ...]:
+        return tuple(_user_value(s.arg) for s in self._inputs(InputKind.USER_INPUT))
+
+    @property
+    def user_outputs(self) -> tuple[str | int | float | bool | None, ...]:
+        outputs = (s for s in self.output_specs if s.kind is OutputKind.USER_OUTPUT)
+        return tuple(_user_value(s.arg) for s in outputs)
+
+    @property
+    def inputs_to_parameters(self) -> dict[str, str]:
+        return {s.arg.name: str(s.target) for s in self._inputs(InputKind.PARAMETER)}
+
+    @property
+    def inputs_to_buffers(self) -> dict[str, str]:
+        return {s.arg.name: str(s.target) for s in self._inputs(InputKind.BUFFER)}
+
+    @property
+    def inputs_to_lifted_tensor_constants(self) -> dict[str, str]:
+        return {s.arg.name: str(s.target) for s in self._inputs(InputKind.CONSTANT_TENSOR)}
+
+    @property
+    def buffers_to_mutate(self) -> dict[str, str]:
+        kinds = (OutputKind.BUFFER_MUTATION,)
+        return {s.arg.name: str(s.target) for s in self.output_specs if s.kind in kinds}
+
+    @property
+    def user_inputs_to_mutate(self) -> dict[str, str]:
+        kinds = (OutputKind.USER_INPUT_MUTATION,)
+        return {s.arg.name: str(s.target) for s in self.output_specs if s.kind in kinds}
+
+    def __str__(self) -> str:
+        lines = ["# inputs"]
+        lines += [_describe(s.arg, s.kind.name, s.target) for s in self.input_specs]
+        lines += ["", "# outputs"]
+        lines += [_describe(s.arg, s.kind.name, s.target) for s in self.output_specs]
+        return "\n".join(lines)
+
+
+def _user_value(arg: Argument) -> str | int | float | bool | None:
+    return arg.value if isinstance(arg, ConstantArgument) else arg.name
+
+
+def _describe(arg: Argument, kind: str, target: str | None) -> str:
+    name = f"{arg.name}={arg.value!r}" if isinstance(arg, ConstantArgument) else arg.name
+    return f"{name}: {kind}" + (f" target={target!r}" if target is not None else "")

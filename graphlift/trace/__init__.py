@@ -1,0 +1,1 @@
+"""Dispatch-level tracing for export: TraceTensor, TraceMode, the Recorder."""

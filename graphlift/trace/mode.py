@@ -1,0 +1,98 @@
+"""`TraceMode` and `tracing()`: the context in which a model runs during export.
+
+Inside ``tracing(recorder)``:
+
+- autograd's dispatch keys (and ADInplaceOrView) are excluded, so composite ops (``aten.linear``,
+  ``aten.reshape``, ``aten.gru``, ``aten.scaled_dot_product_attention``) reach
+  the mode *whole*, exactly as the user's code called them — the level of
+  torch.export's default IR — instead of as their decompositions;
+- ``TraceMode`` receives every ATen call, on traced tensors, on constants and
+  from factory functions (``torch.zeros``) alike, and hands it to the Recorder
+  or to a special-case handler;
+- the python dispatcher is on when sizes are symbolic, so that ATen's Python
+  meta kernels can reason about them.
+
+``TraceMode.__torch_dispatch__`` stays short: special ops are entries of
+``SPECIAL_OPS``, each a small function whose docstring says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import torch
+from torch._dispatch.python import enable_python_dispatcher
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from graphlift.errors import DataDependentError, TraceError
+from graphlift.source import user_location
+from graphlift.trace.recorder import Recorder
+
+aten = torch.ops.aten
+
+Handler = Callable[[Recorder, Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _data_dependent(
+    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``.item()``, ``.tolist()``, ``bool(tensor)``: the value of a tensor is not
+    known while tracing."""
+    location = user_location()
+    raise DataDependentError(
+        "the model reads the value of a tensor (.item(), .tolist(), bool(), int() or a Python "
+        "branch on a tensor), which is not known while exporting",
+        expr=f"{op}",
+        where=str(location) if location else None,
+        fixes=(
+            "compute with tensors instead of Python numbers (e.g. torch.where instead of if)",
+            "data-dependent values are coming in graphlift issue #8",
+        ),
+    )
+
+
+def _unsupported_storage_change(
+    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``resize_`` and ``set_`` replace a tensor's storage: there is no
+    functional form to record."""
+    location = user_location()
+    raise TraceError(
+        f"{op} changes the storage of a tensor, which an exported program cannot express; "
+        "create a new tensor of the size you need instead",
+        where=str(location) if location else None,
+    )
+
+
+SPECIAL_OPS: dict[Any, Handler] = {
+    aten._local_scalar_dense.default: _data_dependent,
+    aten.resize_.default: _unsupported_storage_change,
+    aten.set_.source_Tensor: _unsupported_storage_change,
+    aten.set_.source_Storage: _unsupported_storage_change,
+    aten.set_.source_Storage_storage_offset: _unsupported_storage_change,
+    aten.set_.default: _unsupported_storage_change,
+}
+
+
+class TraceMode(TorchDispatchMode):
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        handler = SPECIAL_OPS.get(func)
+        if handler is not None:
+            return handler(self.recorder, func, args, kwargs or {})
+        return self.recorder.call(func, args, kwargs or {})
+
+
+@contextmanager
+def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
+    with ExitStack() as stack:
+        if symbolic:
+            stack.enter_context(enable_python_dispatcher())
+        stack.enter_context(torch._C._AutoDispatchBelowADInplaceOrView())
+        stack.enter_context(TraceMode(recorder))
+        yield

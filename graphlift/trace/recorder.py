@@ -1,0 +1,264 @@
+"""`Recorder`: turns each ATen call made while a model runs into a graph Node.
+
+``Recorder.call(op, args, kwargs)`` is the heart of export tracing:
+
+1. every argument is converted twice — to a *node argument* (a TraceTensor
+   becomes its Node, a real tensor becomes a lifted constant) and to a *shadow
+   argument* (a TraceTensor becomes its meta shadow, a device becomes ``meta``);
+2. the op runs on the shadows, which computes the metadata of its results
+   (shapes, strides, dtype; symbolic sizes ask the ShapeEnv) without any data;
+3. a ``call_function`` node is recorded, with ``meta["val"]``, the user's
+   source line (``meta["stack_trace"]``) and the module stack;
+4. results are wrapped as TraceTensors (tuple results through ``getitem``
+   nodes, as in torch.export).
+
+In-place ops on intermediate tensors are recorded as their functional
+variant (``add_`` -> ``add``), and the tensor is rebound to the new node. That
+is only sound when nothing else sees the old value: mutating a graph input, a
+parameter or buffer, or a tensor that shares storage with another traced
+tensor is refused with a clear error until functionalization lands (issue #6).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from operator import getitem
+from typing import Any
+
+import torch
+
+from graphlift.errors import TraceError
+from graphlift.ir.graph import Graph
+from graphlift.ir.node import Node
+from graphlift.source import user_location
+from graphlift.trace.tensor import TraceTensor
+
+META = torch.device("meta")
+
+
+@dataclass(frozen=True)
+class LiftedConstant:
+    """A real tensor the traced code used directly, lifted to a graph input."""
+
+    name: str  # placeholder name, e.g. c_lifted_tensor_0
+    target: str  # key in ExportedProgram.constants
+    value: torch.Tensor
+
+
+class Recorder:
+    """Records ATen calls into ``graph``. One Recorder per export."""
+
+    def __init__(self, graph: Graph, default_device: torch.device) -> None:
+        self.graph = graph
+        self.default_device = default_device
+        self.constants: list[LiftedConstant] = []
+        self.module_stack: dict[str, tuple[str, str]] = {}
+        self._constants_by_id: dict[int, TraceTensor] = {}
+        self._constant_targets: dict[int, str] = {}
+        self._frozen: set[Node] = set()  # values that must not be rebound (inputs, state)
+        self._storage_users: dict[int, int] = {}
+
+    # --- values entering the graph -------------------------------------------------------
+
+    def placeholder(
+        self, name: str, value: torch.Tensor, *, requires_grad: bool = False
+    ) -> TraceTensor:
+        """A graph input standing for ``value`` (a real or meta tensor)."""
+        with self.graph.inserting_before(self._first_computation()):
+            node = self.graph.placeholder(name)
+        shadow = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device=META)
+        traced = self.wrap(shadow, node, value.device, requires_grad)
+        self._frozen.add(node)
+        return traced
+
+    def name_constant_sources(self, targets: dict[int, str]) -> None:
+        """Names (attribute paths) for real tensors the model holds outside its
+        state_dict, used when they are lifted as constants."""
+        self._constant_targets = targets
+
+    def constant(self, value: torch.Tensor) -> TraceTensor:
+        """A real tensor used by the traced code: lifted once as a constant input."""
+        known = self._constants_by_id.get(id(value))
+        if known is not None:
+            return known
+        target = self._constant_targets.get(id(value)) or f"lifted_tensor_{len(self.constants)}"
+        name = "c_" + target.replace(".", "_")
+        traced = self.placeholder(name, value)
+        self.constants.append(LiftedConstant(traced.node.name, target, value))
+        self._constants_by_id[id(value)] = traced
+        return traced
+
+    def wrap(
+        self, shadow: torch.Tensor, node: Node, device: torch.device, requires_grad: bool
+    ) -> TraceTensor:
+        traced = TraceTensor(shadow, node, device, requires_grad)
+        node.meta["val"] = traced
+        key = _storage_key(shadow)
+        self._storage_users[key] = self._storage_users.get(key, 0) + 1
+        return traced
+
+    # --- recording calls -----------------------------------------------------------------
+
+    def call(self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        node_args, shadow_args = self._convert(args)
+        node_kwargs, shadow_kwargs = self._convert(kwargs)
+        result = op(*shadow_args, **shadow_kwargs)
+        mutated = _mutated_argument(op, args, kwargs)
+        if mutated is not None:
+            return self._record_in_place(op, mutated, node_args, node_kwargs, result)
+        node = self.record(op, node_args, node_kwargs)
+        return self._wrap_result(
+            node, result, self._result_device(args, kwargs), self._requires_grad(args)
+        )
+
+    def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
+        node = self.graph.call_function(target, tuple(args), dict(kwargs))
+        location = user_location(sys._getframe(1))
+        if location is not None:
+            node.meta["stack_trace"] = str(location)
+        if self.module_stack:
+            node.meta["nn_module_stack"] = self.module_stack
+        return node
+
+    def _record_in_place(
+        self,
+        op: torch._ops.OpOverload,
+        mutated: TraceTensor,
+        node_args: Any,
+        node_kwargs: Any,
+        result: Any,
+    ) -> TraceTensor:
+        if mutated.node in self._frozen:
+            raise TraceError(
+                f"{op} updates the input, parameter or buffer {mutated.node.name!r} in place; "
+                "exporting mutations of inputs and state is not supported yet (graphlift issue #6). "
+                "Compute a new tensor instead (e.g. `x = x + y` rather than `x += y`)",
+                where=_where(),
+            )
+        if self._storage_users.get(_storage_key(mutated.shadow), 0) > 1:
+            raise TraceError(
+                f"{op} updates a tensor in place that shares memory with another tensor (a view); "
+                "exporting that is not supported yet (graphlift issue #6)",
+                where=_where(),
+            )
+        functional = functional_variant(op)
+        node = self.record(functional, node_args, node_kwargs)
+        node.meta["val"] = mutated
+        node.meta["original_op"] = str(op)
+        mutated.node = node
+        return mutated
+
+    def _wrap_result(
+        self, node: Node, result: Any, device: torch.device, requires_grad: bool
+    ) -> Any:
+        if isinstance(result, torch.Tensor):
+            return self.wrap(result, node, device, requires_grad)
+        if isinstance(result, tuple | list):
+            items = []
+            for index, item in enumerate(result):
+                if isinstance(item, torch.Tensor):
+                    element = self.graph.call_function(getitem, (node, index))
+                    element.meta.update({k: v for k, v in node.meta.items() if k != "val"})
+                    items.append(self.wrap(item, element, device, requires_grad))
+                else:
+                    items.append(item)
+            node.meta["val"] = tuple(items)
+            return type(result)(items)
+        node.meta["val"] = result
+        return result
+
+    # --- argument conversion -------------------------------------------------------------
+
+    def _convert(self, value: Any) -> tuple[Any, Any]:
+        """(node argument, shadow argument) for a nested op argument."""
+        if isinstance(value, TraceTensor):
+            return value.node, value.shadow
+        if isinstance(value, torch.Tensor):
+            lifted = self.constant(value)
+            return lifted.node, lifted.shadow
+        if isinstance(value, tuple | list):
+            pairs = [self._convert(v) for v in value]
+            return type(value)(p[0] for p in pairs), type(value)(p[1] for p in pairs)
+        if isinstance(value, dict):
+            pairs = {k: self._convert(v) for k, v in value.items()}
+            return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+        if isinstance(value, torch.device):
+            return value, META
+        if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
+            raise TraceError(
+                "a symbolic size was passed to an operation; dynamic shapes are not supported "
+                "yet (graphlift issue #5)",
+                where=_where(),
+            )
+        return value, value
+
+    def _result_device(self, args: Any, kwargs: dict[str, Any]) -> torch.device:
+        requested = kwargs.get("device")
+        if isinstance(requested, torch.device | str):
+            return torch.device(requested)
+        for arg in args:
+            if isinstance(arg, torch.device):
+                return arg
+        for arg in _leaves(args):
+            if isinstance(arg, torch.Tensor):
+                return arg.device
+        return self.default_device
+
+    @staticmethod
+    def _requires_grad(args: Any) -> bool:
+        if not torch.is_grad_enabled():
+            return False
+        return any(isinstance(a, torch.Tensor) and a.requires_grad for a in _leaves(args))
+
+    def _first_computation(self) -> Node | None:
+        for node in self.graph.nodes:
+            if node.op != "placeholder":
+                return node
+        return None
+
+
+def functional_variant(op: torch._ops.OpOverload) -> torch._ops.OpOverload:
+    """``aten.add_.Tensor`` -> ``aten.add.Tensor``: the out-of-place op with the same overload."""
+    name = op._schema.name.split("::")[-1]
+    packet = getattr(torch.ops.aten, name.rstrip("_"), None)
+    overload = getattr(packet, op._overloadname, None) if packet is not None else None
+    if overload is None or overload._schema.is_mutable:
+        raise TraceError(
+            f"{op} changes a tensor in place and has no out-of-place variant to record"
+        )
+    return overload  # type: ignore[no-any-return]
+
+
+def _mutated_argument(
+    op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """The TraceTensor an in-place op writes to (``self`` of ``add_``), or None."""
+    schema = op._schema
+    if not schema.is_mutable:
+        return None
+    for index, argument in enumerate(schema.arguments):
+        if argument.alias_info is not None and argument.alias_info.is_write:
+            value = args[index] if index < len(args) else kwargs.get(argument.name)
+            if argument.kwarg_only or argument.name == "out":
+                raise TraceError(
+                    f"{op} writes to an out= tensor; write the result to a new tensor instead"
+                )
+            return value
+    return None
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, tuple | list):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _storage_key(shadow: torch.Tensor) -> int:
+    return int(shadow.untyped_storage()._cdata)
+
+
+def _where() -> str | None:
+    location = user_location(sys._getframe(2))
+    return str(location) if location else None

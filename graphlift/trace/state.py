@@ -1,0 +1,72 @@
+"""A module's state during tracing: parameters and buffers swapped for traced
+inputs, and the stack of modules being called.
+
+Both are undone in ``finally`` blocks, so the user's module is exactly as
+before when tracing ends, also when it fails.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from graphlift.trace.recorder import Recorder
+
+
+@contextmanager
+def swapped_state(
+    module: torch.nn.Module, replacement: Callable[[torch.Tensor], torch.Tensor]
+) -> Iterator[None]:
+    """Replace every parameter and buffer of ``module`` (and its submodules) by
+    ``replacement(tensor)`` while the block runs. Shared tensors are replaced
+    consistently (``replacement`` is called once per distinct tensor)."""
+    saved: list[tuple[dict[str, Any], str, torch.Tensor]] = []
+    cache: dict[int, torch.Tensor] = {}
+    try:
+        for submodule in module.modules():
+            for table in (submodule._parameters, submodule._buffers):
+                for name, value in table.items():
+                    if value is None:
+                        continue
+                    if id(value) not in cache:
+                        cache[id(value)] = replacement(value)
+                    saved.append((table, name, value))
+                    table[name] = cache[id(value)]
+        yield
+    finally:
+        for table, name, value in reversed(saved):
+            table[name] = value
+
+
+@contextmanager
+def module_stack(recorder: Recorder, root: torch.nn.Module) -> Iterator[None]:
+    """Keep ``recorder.module_stack`` (qualified name -> (name, class)) current
+    with global forward hooks; each change makes a new dict, so nodes can share
+    the dict that was current when they were recorded."""
+    paths: dict[int, str] = {}
+    for name, submodule in root.named_modules(remove_duplicate=False):
+        paths.setdefault(id(submodule), name)
+    saved: list[dict[str, tuple[str, str]]] = []
+
+    def enter(submodule: torch.nn.Module, args: Any) -> None:
+        saved.append(recorder.module_stack)
+        path = paths.get(id(submodule))
+        if path:
+            kind = f"{type(submodule).__module__}.{type(submodule).__qualname__}"
+            recorder.module_stack = {**recorder.module_stack, path: (path, kind)}
+
+    def leave(submodule: torch.nn.Module, args: Any, output: Any) -> None:
+        if saved:
+            recorder.module_stack = saved.pop()
+
+    pre = torch.nn.modules.module.register_module_forward_pre_hook(enter)
+    post = torch.nn.modules.module.register_module_forward_hook(leave, always_call=True)
+    try:
+        yield
+    finally:
+        pre.remove()
+        post.remove()
+        recorder.module_stack = {}

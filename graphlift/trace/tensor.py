@@ -1,0 +1,66 @@
+"""`TraceTensor`: the value a model computes with while it is being exported.
+
+A wrapper tensor subclass: it has the sizes (possibly symbolic), strides,
+dtype, device and ``requires_grad`` of the real tensor it stands for, but no
+data. Two things ride along:
+
+- ``shadow``: a tensor on the meta device with the same metadata. ATen's meta
+  kernels run on shadows to compute the metadata of every result, and views of
+  a shadow share its (empty) storage, so aliasing is visible.
+- ``node``: the graph Node that computes this value.
+
+The device reported is the user's (``cpu``), never ``meta``: model code reads
+``x.device`` to create new tensors, and those must land in the graph with the
+user's device.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from graphlift.errors import TraceError
+from graphlift.ir.node import Node, describe_value
+
+
+class TraceTensor(torch.Tensor):
+    shadow: torch.Tensor
+    node: Node
+
+    @staticmethod
+    def __new__(
+        cls, shadow: torch.Tensor, node: Node, device: torch.device, requires_grad: bool = False
+    ) -> TraceTensor:
+        return torch.Tensor._make_wrapper_subclass(  # type: ignore[no-any-return]
+            cls,
+            shadow.shape,
+            strides=shadow.stride(),
+            storage_offset=shadow.storage_offset(),
+            dtype=shadow.dtype,
+            layout=shadow.layout,
+            device=device,
+            requires_grad=requires_grad,
+        )
+
+    def __init__(
+        self, shadow: torch.Tensor, node: Node, device: torch.device, requires_grad: bool = False
+    ) -> None:
+        self.shadow = shadow
+        self.node = node
+
+    def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]
+        return f"TraceTensor({describe_value(self)}, node=%{self.node.name}, device={self.device})"
+
+    @classmethod
+    def __torch_dispatch__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        raise TraceError(
+            f"{func} was called on a traced tensor outside of an export trace; "
+            "traced tensors only live while graphlift.export runs the model (was one kept "
+            "in a global or an attribute?)"
+        )
+
+    # Tensors created while tracing carry nodes; copying them (deepcopy of an
+    # exported program's meta) must not try to copy data.
+    def __deepcopy__(self, memo: dict[int, Any]) -> TraceTensor:
+        return self
