@@ -130,37 +130,9 @@ def measure_case(case: ModelCase) -> dict[str, Any]:
     model = case.make_model()
     args, kwargs = case.make_inputs()
     steps: dict[str, Step] = {}
-
-    static_ep, steps["static"] = timed(lambda: torch.export.export(model, args, kwargs))
-    if static_ep is not None:
-        steps["static"].facts = {
-            "call_function_nodes": count_call_functions(static_ep),
-            "input_kinds": input_kinds(static_ep),
-        }
-
-    dynamic_shapes = case.dynamic_shapes(Dim)
-    dynamic_ep, steps["dynamic"] = timed(
-        lambda: torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes)
-    )
-    if dynamic_ep is not None:
-        steps["dynamic"].facts = {
-            "call_function_nodes": count_call_functions(dynamic_ep),
-            "range_constraints": range_constraints(dynamic_ep),
-        }
-
-    auto_shapes = case.dynamic_shapes(lambda name, min, max: Dim.AUTO)
-    if SLOW_SYMBOLIC in case.tags:
-        auto_ep, steps["auto"] = None, Step(None, 0.0, f"skipped: tagged {SLOW_SYMBOLIC}")
-    else:
-        auto_ep, steps["auto"] = timed(
-            lambda: torch.export.export(model, args, kwargs, dynamic_shapes=auto_shapes)
-        )
-    if auto_ep is not None:
-        steps["auto"].facts = {
-            "range_constraints": range_constraints(auto_ep),
-            "specialized": specialized_dims(case, auto_ep),
-        }
-
+    static_ep, steps["static"] = measure_static(model, args, kwargs)
+    dynamic_ep, steps["dynamic"] = measure_dynamic(case, model, args, kwargs)
+    steps["auto"] = measure_auto(case, model, args, kwargs)
     source, ep = ("dynamic", dynamic_ep) if dynamic_ep is not None else ("static", static_ep)
     steps["decompose"] = measure_decompositions(source, ep)
     steps["check"] = check_against_eager(case, model, source, ep)
@@ -168,6 +140,48 @@ def measure_case(case: ModelCase) -> dict[str, Any]:
         "tags": sorted(case.tags),
         "steps": {name: asdict(step) for name, step in steps.items()},
     }
+
+
+def measure_static(
+    model: torch.nn.Module, args: tuple, kwargs: dict
+) -> tuple[ExportedProgram | None, Step]:
+    ep, step = timed(lambda: torch.export.export(model, args, kwargs))
+    if ep is not None:
+        step.facts = {
+            "call_function_nodes": count_call_functions(ep),
+            "input_kinds": input_kinds(ep),
+        }
+    return ep, step
+
+
+def measure_dynamic(
+    case: ModelCase, model: torch.nn.Module, args: tuple, kwargs: dict
+) -> tuple[ExportedProgram | None, Step]:
+    """Export with one named ``Dim(name, min=, max=)`` per declared dimension."""
+    dynamic_shapes = case.dynamic_shapes(Dim)
+    ep, step = timed(
+        lambda: torch.export.export(model, args, kwargs, dynamic_shapes=dynamic_shapes)
+    )
+    if ep is not None:
+        step.facts = {
+            "call_function_nodes": count_call_functions(ep),
+            "range_constraints": range_constraints(ep),
+        }
+    return ep, step
+
+
+def measure_auto(case: ModelCase, model: torch.nn.Module, args: tuple, kwargs: dict) -> Step:
+    """Export with ``Dim.AUTO`` on every declared axis and list what torch specialized."""
+    if SLOW_SYMBOLIC in case.tags:
+        return Step(None, 0.0, f"skipped: tagged {SLOW_SYMBOLIC}")
+    auto_shapes = case.dynamic_shapes(lambda name, min, max: Dim.AUTO)
+    ep, step = timed(lambda: torch.export.export(model, args, kwargs, dynamic_shapes=auto_shapes))
+    if ep is not None:
+        step.facts = {
+            "range_constraints": range_constraints(ep),
+            "specialized": specialized_dims(case, ep),
+        }
+    return step
 
 
 def measure_decompositions(source: str, ep: ExportedProgram | None) -> Step:
