@@ -545,6 +545,36 @@ class LeafWithKeywords(nn.Module):
         return self.norm(input=out + x)
 
 
+class AwkwardNames(nn.Module):
+    """Arguments named like the modules generated code uses, odd submodule keys, one
+    submodule under two names, a None buffer, a dict output key that is no identifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads = nn.ModuleDict({"my-head": nn.Linear(3, 3), "0": nn.Linear(3, 3)})
+        self.heads["self"] = nn.Linear(3, 3)
+        self.a = nn.Linear(3, 3)
+        self.b = self.a
+        self.register_buffer("nothing", None)
+
+    def forward(self, torch_, operator, add, math_=1):
+        y = self.heads["my-head"](torch_) + self.heads["0"](operator) + self.heads["self"](add)
+        z = self.b(self.a(add)) + torch.relu(y)
+        return {"a-b": z + add, "pi": z * math.pi}, z * math_
+
+
+class ConstantArguments(nn.Module):
+    """dtypes, devices, nan/inf, memory formats and slices holding a Proxy as arguments."""
+
+    def forward(self, x):
+        a = x.to(torch.float64).to(device=torch.device("cpu"))
+        b = torch.zeros_like(x, dtype=torch.int64) + x.new_zeros(2, dtype=torch.bool)[0]
+        c = torch.full_like(x, float("nan")).nan_to_num(nan=0.0, posinf=math.inf)
+        d = x[:, : x.shape[1] // 2, ...]
+        e = x.clamp(max=math.inf, min=-math.inf)
+        return a, b, c, d, e, x.contiguous(memory_format=torch.contiguous_format)
+
+
 CASES: tuple[Case, ...] = (
     Case(
         "linear_root",
@@ -755,6 +785,17 @@ CASES: tuple[Case, ...] = (
         lambda: evaluated(LeafWithKeywords()),
         lambda: (randn(2, 5, 8),),
         notes="a tensor made at trace time (the mask) is baked in as a constant",
+    ),
+    Case(
+        "awkward_names",
+        lambda: evaluated(AwkwardNames()),
+        lambda: (randn(2, 3), randn(2, 3), randn(2, 3)),
+        notes="the aliased Linear is called as self.a both times (first name wins)",
+    ),
+    Case(
+        "constant_arguments",
+        lambda: evaluated(ConstantArguments()),
+        lambda: (randn(2, 4),),
     ),
 )
 

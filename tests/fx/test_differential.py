@@ -9,16 +9,14 @@ the user's module exactly as it was.
 from __future__ import annotations
 
 import copy
-import operator
 import pickle
-import sys
 from collections import Counter
 
 import pytest
 import torch
 from torch import nn
 
-from .corpus import CASES, AssertStatement
+from .corpus import CASES
 from .harness import (
     CALL_OPS,
     FRESH_INPUT_SEED,
@@ -208,69 +206,3 @@ def _describe_meta(meta):
     if isinstance(meta, (list, tuple)) and not hasattr(meta, "shape"):
         return [_describe_meta(item) for item in meta]
     return (tuple(meta.shape), meta.dtype, meta.requires_grad, tuple(meta.stride))
-
-
-# --- in-place addition through an alias ------------------------------------------
-
-
-class AddThroughView(nn.Module):
-    def forward(self, x):
-        row = x[0]
-        row += 1
-        return x
-
-
-def test_augmented_add_through_a_view_keeps_eager_semantics(subject):
-    """graphlift records ``+=`` as operator.iadd; torch.fx records operator.add.
-
-    With ``add`` the view's update never reaches ``x``, so torch.fx's graph returns
-    the unmodified input. graphlift must match eager, including the mutated input.
-    """
-    gm = subject.symbolic_trace(AddThroughView())
-    targets = [node.target for node in gm.graph.nodes if node.op == "call_function"]
-    x = torch.randn(3, 4)
-    expected, expected_inputs = run(AddThroughView(), (x,))
-    actual, actual_inputs = run(gm, (x,))
-    if IS_ORACLE:  # pin the torch.fx behaviour graphlift deliberately departs from
-        assert operator.add in targets and operator.iadd not in targets
-        assert not torch.equal(actual, expected)
-        return
-    assert operator.iadd in targets and operator.add not in targets
-    assert_same_result(actual, expected)
-    assert_same_result(actual_inputs, expected_inputs)
-
-
-# --- assert statements -----------------------------------------------------------
-
-
-def test_assert_statement_on_a_proxy(subject):
-    """fx's documented rule: ``assert proxy_cond`` is recorded as ``torch._assert``.
-
-    torch.fx 2.13 detects the assert by bytecode pattern (``POP_JUMP_IF_TRUE``),
-    which Python 3.11 renamed (``POP_JUMP_FORWARD_IF_TRUE``), so on 3.11 torch.fx
-    raises TraceError instead; oracle mode pins that. graphlift follows the rule.
-    The model lives in corpus.py: pytest rewrites ``assert`` in test modules.
-    """
-    if IS_ORACLE and sys.version_info[:2] == (3, 11):
-        with pytest.raises(ORACLE.TraceError):
-            subject.symbolic_trace(AssertStatement())
-        return
-    gm = subject.symbolic_trace(AssertStatement())
-    assert [n.target for n in gm.graph.nodes if n.op == "call_function"].count(torch._assert) == 1
-    torch.testing.assert_close(gm(torch.ones(2)), torch.full((2,), 2.0))
-    with pytest.raises(AssertionError, match="sum must be positive"):
-        gm(-torch.ones(2))
-
-
-def test_unpickling_leaves_later_traces_working(subject):
-    """Regression guard for the torch.fx bug above: a pickled graph with a None
-    concrete argument must not break the next ``symbolic_trace``."""
-    if IS_ORACLE:
-        pytest.skip(
-            "torch.fx 2.13 fails this (KeyError on the next trace); would poison the session"
-        )
-    case = next(case for case in CASES if case.name == "concrete_none_argument")
-    gm = trace(subject, case, build_module(case))
-    pickle.loads(pickle.dumps(gm))
-    relu = subject.symbolic_trace(nn.ReLU())
-    torch.testing.assert_close(relu(torch.tensor([-1.0, 2.0])), torch.tensor([0.0, 2.0]))
