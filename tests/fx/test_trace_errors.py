@@ -201,3 +201,18 @@ def test_nothing_stays_patched_after_a_failed_trace(subject, case):
     gm = subject.symbolic_trace(corpus.MathOnShape())
     x = torch.randn(3, 4)
     torch.testing.assert_close(gm(x), corpus.MathOnShape()(x))
+
+
+OUTSIDE_PARAMETER = nn.Parameter(torch.randn(3))
+
+
+class UsesOutsideParameter(nn.Module):
+    def forward(self, x):
+        return x + OUTSIDE_PARAMETER
+
+
+def test_parameter_outside_the_module_raises_name_error(subject):
+    """torch.fx refuses an nn.Parameter that is not the root's ("parameter is not a
+    member of this module", NameError) rather than freezing it into a constant."""
+    with pytest.raises(NameError, match="parameter"):
+        subject.symbolic_trace(UsesOutsideParameter())
