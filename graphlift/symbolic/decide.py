@@ -29,6 +29,7 @@ from graphlift.symbolic.expr import (
     Op,
     Poly,
     Sym,
+    add,
     logical_not,
     neg,
     poly_from,
@@ -42,13 +43,17 @@ Ranges = Mapping[str, ValueRange]
 
 def bound(expr: Expr, ranges: Ranges) -> ValueRange:
     """An interval containing every value of ``expr`` with symbols in ``ranges``."""
-    return _Bounder(ranges).of(expr)
+    return Decider(ranges).bound(expr)
 
 
 class _Bounder:
-    def __init__(self, ranges: Ranges) -> None:
+    """Intervals of expressions under fixed ranges, memoized per node."""
+
+    def __init__(self, ranges: Ranges, decider: Decider) -> None:
         self.ranges = ranges
+        self.decider = decider  # ite and bool-valued ops ask it
         self.memo: dict[Expr | Sym, ValueRange] = {}
+        self.mono_memo: dict[frozenset[tuple[Sym | Op, int]], ValueRange] = {}
 
     def of(self, expr: Expr | Sym) -> ValueRange:
         found = self.memo.get(expr)
@@ -72,17 +77,52 @@ class _Bounder:
         if len(p.terms) <= 8 and any(c < 0 for _, c in p.terms):
             for factored in self.factorings(p):
                 result = result.intersect(factored)
+            result = self.extremum_bounds(p, result)
+        return result
+
+    def extremum_bounds(self, p: Poly, result: ValueRange) -> ValueRange:
+        """``max(a, b) >= a`` and ``min(a, b) <= a``: swap a lone extremum for an argument.
+
+        With ``p == c*max(a, b) + r`` and ``c > 0``, ``p >= c*a + r``, so the
+        lower bound of ``c*a + r`` bounds ``p`` too (and symmetrically).
+        """
+        for mono, coeff in p.terms:
+            if len(mono) != 1:
+                continue
+            ((factor, power),) = mono
+            if power != 1 or not isinstance(factor, Op) or factor.name not in ("max", "min"):
+                continue
+            rest = sub(p, poly_from({mono: coeff}))
+            raises_lower = (factor.name == "max") == (coeff > 0)
+            for arg in factor.args:
+                assert isinstance(arg, Poly)
+                swapped = self.poly(add(rest, scale(arg, coeff)))
+                if raises_lower:
+                    result = ValueRange(max(result.lower, swapped.lower), result.upper)
+                else:
+                    result = ValueRange(result.lower, min(result.upper, swapped.upper))
         return result
 
     def sum_of_terms(self, p: Poly) -> ValueRange:
         lower: float = 0
         upper: float = 0
         for mono, coeff in p.terms:
-            term = vr.point(coeff)
-            for factor, power in mono:
-                term = vr.mul(term, vr.power(self.of(factor), power))
-            lower, upper = lower + term.lower, upper + term.upper
+            term = self.monomial(mono)
+            if coeff > 0:
+                lower, upper = lower + _times(coeff, term.lower), upper + _times(coeff, term.upper)
+            else:
+                lower, upper = lower + _times(coeff, term.upper), upper + _times(coeff, term.lower)
         return ValueRange(lower, upper)
+
+    def monomial(self, mono: frozenset[tuple[Sym | Op, int]]) -> ValueRange:
+        found = self.mono_memo.get(mono)
+        if found is None:
+            found = vr.point(1)
+            for factor, power in mono:
+                base = self.of(factor)
+                found = vr.mul(found, base if power == 1 else vr.power(base, power))
+            self.mono_memo[mono] = found
+        return found
 
     def factorings(self, p: Poly) -> list[ValueRange]:
         """Bounds of ``f*q + r`` for each factor ``f`` shared by several terms."""
@@ -113,21 +153,24 @@ class _Bounder:
     def op(self, op: Op) -> ValueRange:
         name, args = op.name, op.args
         if name in _BINARY:
-            return _BINARY[name](self.of(args[0]), self.of(args[1]))
+            result = self.of(args[0])
+            for arg in args[1:]:  # max and min are n-ary
+                result = _BINARY[name](result, self.of(arg))
+            return result
         if name in ("trunc", "floor", "ceil"):
             return vr.to_integer(self.of(args[0]), name)
         if name in ("float", "fneg"):
             inner = self.of(args[0])
             return inner if name == "float" else vr.neg(inner)
         if name in ("ite", "fite"):
-            verdict = decide(args[0], self.ranges)
+            verdict = self.decider.decide(args[0])
             if verdict is not None:
                 return self.of(args[1] if verdict else args[2])
             return self.of(args[1]).union(self.of(args[2]))
         if name == "pow":
             return self.power(self.of(args[0]), self.of(args[1]))
         if op.kind == "bool":
-            verdict = decide(op, self.ranges)
+            verdict = self.decider.decide(op)
             return vr.BOOL_RANGE if verdict is None else vr.point(int(verdict))
         return UNBOUNDED
 
@@ -136,6 +179,10 @@ class _Bounder:
         if base.lower >= 1 and exponent.lower >= 0:
             return ValueRange(base.lower**exponent.lower, _pow_upper(base.upper, exponent.upper))
         return UNBOUNDED
+
+
+def _times(k: int, x: float) -> float:
+    return 0 if x == 0 else k * x
 
 
 def _pow_upper(base: float, exponent: float) -> float:
@@ -163,107 +210,120 @@ def decide(expr: Expr, ranges: Ranges, facts: Collection[Expr] = ()) -> bool | N
     None means "cannot tell". Pure: no state is read or written besides the
     arguments.
     """
-    if isinstance(expr, Const):
-        return bool(expr.value)
-    if facts:
-        if expr in facts:
-            return True
-        if logical_not(expr) in facts:
-            return False
-    assert isinstance(expr, Op), f"decide() needs a boolean expression, got {expr!r}"
-    name, args = expr.name, expr.args
-    if name == "not":
-        inner = decide(args[0], ranges, facts)
-        return None if inner is None else not inner
-    if name in ("and", "or"):
-        return _junction(name, args, ranges, facts)
-    if name == "ge":
-        assert isinstance(args[0], Poly)
-        return _decide_ge(args[0], ranges, facts)
-    if name == "eq":
-        assert isinstance(args[0], Poly)
-        return _decide_eq(args[0], ranges, facts)
-    if name in ("flt", "fle", "feq"):
-        return _decide_float(name, args[0], args[1], ranges)
-    return None
+    return Decider(ranges).decide(expr, facts)
 
 
-def _junction(
-    name: str, args: tuple[Expr, ...], ranges: Ranges, facts: Collection[Expr]
-) -> bool | None:
-    short = name == "or"  # the value that decides the whole junction
-    unknown = False
-    for arg in args:
-        verdict = decide(arg, ranges, facts)
-        if verdict is short:
-            return short
-        unknown = unknown or verdict is None
-    return None if unknown else not short
+class Decider:
+    """:func:`decide` for many questions under the same ranges, sharing a memo of intervals.
 
+    Still pure: the memo only caches values of functions of ``ranges``, which
+    must not change while the Decider is in use.
+    """
 
-def _decide_ge(p: Poly, ranges: Ranges, facts: Collection[Expr]) -> bool | None:
-    """``p >= 0``: by the interval of ``p``, else by a fact ``q >= 0`` / ``q == 0``."""
-    interval = bound(p, ranges)
-    if interval.lower >= 0:
-        return True
-    if interval.upper < 0:
-        return False
-    negated = sub(neg(p), ONE)  # p < 0  <=>  -p - 1 >= 0
-    for fact in facts:
-        if not isinstance(fact, Op) or fact.name not in ("ge", "eq"):
-            continue
-        q = fact.args[0]
-        assert isinstance(q, Poly)
-        if fact.name == "ge":
-            if bound(sub(p, q), ranges).lower >= 0:
+    def __init__(self, ranges: Ranges) -> None:
+        self.ranges = ranges
+        self.bounder = _Bounder(ranges, self)
+
+    def bound(self, expr: Expr) -> ValueRange:
+        return self.bounder.of(expr)
+
+    def decide(self, expr: Expr, facts: Collection[Expr] = ()) -> bool | None:
+        """See :func:`decide`."""
+        if isinstance(expr, Const):
+            return bool(expr.value)
+        if facts:
+            if expr in facts:
                 return True
-            if bound(sub(negated, q), ranges).lower >= 0:
+            if logical_not(expr) in facts:
                 return False
-        else:
-            for target, verdict in ((p, True), (negated, False)):
-                reduced = _cancel(target, q)
-                if reduced is not None and bound(reduced, ranges).lower >= 0:
-                    return verdict
-    return None
+        assert isinstance(expr, Op), f"decide() needs a boolean expression, got {expr!r}"
+        name, args = expr.name, expr.args
+        if name == "not":
+            inner = self.decide(args[0], facts)
+            return None if inner is None else not inner
+        if name in ("and", "or"):
+            return self._junction(name, args, facts)
+        if name == "ge":
+            assert isinstance(args[0], Poly)
+            return self._decide_ge(args[0], facts)
+        if name == "eq":
+            assert isinstance(args[0], Poly)
+            return self._decide_eq(args[0], facts)
+        if name in ("flt", "fle", "feq"):
+            return self._decide_float(name, args[0], args[1])
+        return None
 
+    def _junction(self, name: str, args: tuple[Expr, ...], facts: Collection[Expr]) -> bool | None:
+        short = name == "or"  # the value that decides the whole junction
+        unknown = False
+        for arg in args:
+            verdict = self.decide(arg, facts)
+            if verdict is short:
+                return short
+            unknown = unknown or verdict is None
+        return None if unknown else not short
 
-def _cancel(p: Poly, q: Poly) -> Poly | None:
-    """``p - k*q`` for the ``k`` that cancels a non-constant term of ``p`` (given ``q == 0``)."""
-    p_terms = dict(p.terms)
-    for mono, coeff in q.terms:
-        if mono is EMPTY_MONO or not mono:
-            continue
-        mine = p_terms.get(mono)
-        if mine is not None and mine % coeff == 0:
-            return sub(p, scale(q, mine // coeff))
-    return None
-
-
-def _decide_eq(p: Poly, ranges: Ranges, facts: Collection[Expr]) -> bool | None:
-    interval = bound(p, ranges)
-    if interval.lower > 0 or interval.upper < 0:
-        return False
-    if interval.lower == interval.upper == 0:
-        return True
-    for fact in facts:
-        if isinstance(fact, Op) and fact.name == "eq":
+    def _decide_ge(self, p: Poly, facts: Collection[Expr]) -> bool | None:
+        """``p >= 0``: by the interval of ``p``, else by a fact ``q >= 0`` / ``q == 0``."""
+        interval = self.bound(p)
+        if interval.lower >= 0:
+            return True
+        if interval.upper < 0:
+            return False
+        negated = sub(neg(p), ONE)  # p < 0  <=>  -p - 1 >= 0
+        for fact in facts:
+            if not isinstance(fact, Op) or fact.name not in ("ge", "eq"):
+                continue
             q = fact.args[0]
             assert isinstance(q, Poly)
-            reduced = _cancel(p, q)
-            if reduced is not None and reduced.const is not None:
-                return reduced.const == 0
-    if facts:
-        if _decide_ge(p, ranges, facts) is False or _decide_ge(neg(p), ranges, facts) is False:
+            if fact.name == "ge":
+                if self.bound(sub(p, q)).lower >= 0:
+                    return True
+                if self.bound(sub(negated, q)).lower >= 0:
+                    return False
+            else:
+                for target, verdict in ((p, True), (negated, False)):
+                    reduced = self._cancel(target, q)
+                    if reduced is not None and self.bound(reduced).lower >= 0:
+                        return verdict
+        return None
+
+    @staticmethod
+    def _cancel(p: Poly, q: Poly) -> Poly | None:
+        """``p - k*q`` for the ``k`` that cancels a non-constant term of ``p`` (given ``q == 0``)."""
+        p_terms = dict(p.terms)
+        for mono, coeff in q.terms:
+            if mono is EMPTY_MONO or not mono:
+                continue
+            mine = p_terms.get(mono)
+            if mine is not None and mine % coeff == 0:
+                return sub(p, scale(q, mine // coeff))
+        return None
+
+    def _decide_eq(self, p: Poly, facts: Collection[Expr]) -> bool | None:
+        interval = self.bound(p)
+        if interval.lower > 0 or interval.upper < 0:
             return False
-    return None
+        if interval.lower == interval.upper == 0:
+            return True
+        for fact in facts:
+            if isinstance(fact, Op) and fact.name == "eq":
+                q = fact.args[0]
+                assert isinstance(q, Poly)
+                reduced = self._cancel(p, q)
+                if reduced is not None and reduced.const is not None:
+                    return reduced.const == 0
+        if facts:
+            if self._decide_ge(p, facts) is False or self._decide_ge(neg(p), facts) is False:
+                return False
+        return None
 
-
-def _decide_float(name: str, a: Expr, b: Expr, ranges: Ranges) -> bool | None:
-    ra, rb = bound(a, ranges), bound(b, ranges)
-    if name == "flt":
-        return True if ra.upper < rb.lower else False if ra.lower >= rb.upper else None
-    if name == "fle":
-        return True if ra.upper <= rb.lower else False if ra.lower > rb.upper else None
-    if ra.is_singleton and rb.is_singleton:
-        return ra.lower == rb.lower
-    return False if ra.upper < rb.lower or rb.upper < ra.lower else None
+    def _decide_float(self, name: str, a: Expr, b: Expr) -> bool | None:
+        ra, rb = self.bound(a), self.bound(b)
+        if name == "flt":
+            return True if ra.upper < rb.lower else False if ra.lower >= rb.upper else None
+        if name == "fle":
+            return True if ra.upper <= rb.lower else False if ra.lower > rb.upper else None
+        if ra.is_singleton and rb.is_singleton:
+            return ra.lower == rb.lower
+        return False if ra.upper < rb.lower or rb.upper < ra.lower else None

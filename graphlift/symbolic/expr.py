@@ -26,6 +26,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Union
 
 from graphlift.symbolic.ranges import ROUNDING
@@ -65,8 +66,12 @@ class Op:
     name: str
     args: tuple[Expr, ...]
     kind: str
-    sort_key: tuple[object, ...]
     payload: str = ""  # e.g. the math function name of "fmath"
+
+    @cached_property
+    def sort_key(self) -> tuple[object, ...]:
+        """Deterministic order for printing and for commutative arguments."""
+        return (1, self.name, self.payload, tuple(a.sort_key for a in self.args))
 
     def __repr__(self) -> str:
         from graphlift.symbolic.printer import to_python
@@ -92,8 +97,12 @@ class Poly:
 
     terms: frozenset[tuple[Mono, int]]
     const: int | None  # the value when the polynomial is a constant
-    sort_key: tuple[object, ...]
     kind: str = "int"
+
+    @cached_property
+    def sort_key(self) -> tuple[object, ...]:
+        """Deterministic order for printing and for commutative arguments."""
+        return (2, tuple(sorted((_mono_key(m), c) for m, c in self.terms)))
 
     def __repr__(self) -> str:
         from graphlift.symbolic.printer import to_python
@@ -154,8 +163,7 @@ def poly_from(coeffs: dict[Mono, int]) -> Poly:
         elif len(terms) == 1:
             ((mono, coeff),) = terms
             const = coeff if not mono else None
-        sort_key = (2, tuple(sorted((_mono_key(m), c) for m, c in terms)))
-        found = _INTERNED[terms] = Poly(terms, const, sort_key)
+        found = _INTERNED[terms] = Poly(terms, const)
     assert isinstance(found, Poly)
     return found
 
@@ -164,8 +172,7 @@ def make_op(name: str, args: tuple[Expr, ...], kind: str, payload: str = "") -> 
     key = ("op", name, args, payload)
     found = _INTERNED.get(key)
     if found is None:
-        sort_key = (1, name, payload, tuple(a.sort_key for a in args))
-        found = _INTERNED[key] = Op(name, args, kind, sort_key, payload)
+        found = _INTERNED[key] = Op(name, args, kind, payload)
     assert isinstance(found, Op)
     return found
 
@@ -441,16 +448,31 @@ def pow_int(a: Poly, b: Poly) -> Poly:
 
 
 def _minmax(name: str, a: Poly, b: Poly) -> Poly:
-    """``max``/``min``: constants fold; when ``a - b`` is constant the answer is known."""
-    diff = sub(a, b).const
-    if diff is not None:
-        return a if (diff >= 0) == (name == "max") else b
-    args: set[Expr] = set()
+    """n-ary ``max``/``min``, flattened; an argument is dropped when another one
+    differs from it by a constant in the winning direction (``max(s0, s0 + 1)``
+    is ``s0 + 1``; constants fold)."""
+    args: list[Poly] = []
     for x in (a, b):
         nested = _single_op(x, name)
-        args.update(nested.args if nested is not None else (x,))
-    ordered = tuple(sorted(args, key=lambda e: e.sort_key))
-    return int_op(name, ordered)
+        for arg in nested.args if nested is not None else (x,):
+            assert isinstance(arg, Poly)
+            if arg not in args:
+                args.append(arg)
+    sign = 1 if name == "max" else -1
+    kept = [
+        x
+        for i, x in enumerate(args)
+        if not any(_dominates(y, x, sign, j < i) for j, y in enumerate(args) if j != i)
+    ]
+    if len(kept) == 1:
+        return kept[0]
+    return int_op(name, tuple(sorted(kept, key=lambda e: e.sort_key)))
+
+
+def _dominates(y: Poly, x: Poly, sign: int, earlier: bool) -> bool:
+    """``y`` makes ``x`` redundant: ``sign*(y - x)`` is a positive constant (or zero, for ties)."""
+    diff = sub(y, x).const
+    return diff is not None and (sign * diff > 0 or (diff == 0 and earlier))
 
 
 def maximum(a: Poly, b: Poly) -> Poly:

@@ -81,8 +81,7 @@ class _Printer:
             else:
                 pieces.append(f" {sign} {body}")
         if len(ordered) == 1:
-            single = ordered[0]
-            return pieces[0], (_UNARY if single[1] < 0 else _MUL if len(single[0]) > 1 else _ATOM)
+            return pieces[0], _term_precedence(*ordered[0])
         return "".join(pieces), _ADD
 
     def term(self, mono: Mono, coeff: int) -> str:
@@ -144,6 +143,15 @@ class _Printer:
         assert isinstance(eq.args[0], Poly)
         left, right, _ = _split_signs(eq.args[0])
         return f"{self.show(left, _CMP + 1)} != {self.show(right, _CMP + 1)}", _CMP
+
+
+def _term_precedence(mono: Mono, coeff: int) -> int:
+    """How tightly a lone printed term binds: ``-s0`` < ``2*s0`` < ``s0**2``."""
+    if coeff < 0:
+        return _UNARY
+    if coeff != 1 or len(mono) > 1:
+        return _MUL
+    return _POW
 
 
 def _lone_factor(p: Poly) -> Sym | Op | None:

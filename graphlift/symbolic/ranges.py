@@ -80,6 +80,8 @@ def neg(a: ValueRange) -> ValueRange:
 
 
 def mul(a: ValueRange, b: ValueRange) -> ValueRange:
+    if a.lower >= 0 and b.lower >= 0:  # the common case for sizes
+        return ValueRange(_product(a.lower, b.lower), _product(a.upper, b.upper))
     corners = [_product(x, y) for x in (a.lower, a.upper) for y in (b.lower, b.upper)]
     return ValueRange(min(corners), max(corners))
 

@@ -39,7 +39,7 @@ from graphlift.errors import ConstraintViolationError, DataDependentError
 from graphlift.source import SourceLocation, user_location
 from graphlift.symbolic import expr as E
 from graphlift.symbolic import facts as F
-from graphlift.symbolic.decide import bound, decide
+from graphlift.symbolic.decide import Decider
 from graphlift.symbolic.expr import Expr, Op, Poly, Scalar
 from graphlift.symbolic.guards import Guard, Replacement, RuntimeAssert, SymbolInfo
 from graphlift.symbolic.printer import to_python
@@ -160,7 +160,9 @@ class ShapeEnv:
         return self._symbols[name].hint is None
 
     def is_size_like(self, name: str) -> bool:
-        return name in self._size_like
+        """Unbacked and marked as a size, or known to be nonnegative."""
+        unbacked = self._symbols[name].hint is None
+        return unbacked and (name in self._size_like or self._ranges[name].lower >= 0)
 
     def format(self, expr: Expr) -> str:
         """``expr`` as Python text over the symbols' input sources."""
@@ -173,7 +175,8 @@ class ShapeEnv:
         mapping = {name: r.value for name, r in self._replacements.items()}
         self._substitution = Substitution(mapping, self._simplify_op)
         self._decided: dict[tuple[Expr, bool], bool | None] = {}
-        self._oblivious: dict[str, ValueRange] | None = None
+        self._decider = Decider(self._ranges)
+        self._oblivious: Decider | None = None
 
     def simplify(self, expr: Expr) -> Expr:
         """``expr`` with replacements applied and ops simplified with the known ranges."""
@@ -183,25 +186,25 @@ class ShapeEnv:
         """Range-aware rewrites of one op (its arguments are already simplified)."""
         if op.kind != "int":
             return op
-        interval = bound(op, self._ranges)
+        interval = self._decider.bound(op)
         if interval.is_singleton and not math.isinf(interval.lower):
             return E.integer(int(interval.lower))
         a = op.args[0]
         if op.name in ("max", "min") and len(op.args) == 2:
             b = op.args[1]
             assert isinstance(a, Poly) and isinstance(b, Poly)
-            a_wins = decide(E.ge(a, b), self._ranges)
+            a_wins = self._decider.decide(E.ge(a, b))
             if a_wins is not None:
                 return a if a_wins == (op.name == "max") else b
         if op.name == "mod" and isinstance(a, Poly):
             # x % m == x when 0 <= x < m
-            inner = bound(a, self._ranges)
+            inner = self._decider.bound(a)
             b = op.args[1]
             assert isinstance(b, Poly)
-            if inner.lower >= 0 and decide(E.lt(a, b), self._ranges) is True:
+            if inner.lower >= 0 and self._decider.decide(E.lt(a, b)) is True:
                 return a
         if op.name in ("ite",):
-            verdict = decide(op.args[0], self._ranges)
+            verdict = self._decider.decide(op.args[0])
             if verdict is not None:
                 return op.args[1] if verdict else op.args[2]
         return E.factor_poly(op)
@@ -223,13 +226,20 @@ class ShapeEnv:
             found.update(dict.fromkeys(self._facts_by_symbol.get(name, ())))
         return list(found)
 
-    def _oblivious_ranges(self) -> Mapping[str, ValueRange]:
-        """Ranges where each size-like unbacked symbol is assumed to be at least 2."""
+    def _oblivious_decider(self) -> Decider:
+        """Decides as if each size-like unbacked symbol were at least 2.
+
+        Size-like: marked so (``torch._check_is_size``, ``size_like=True``) or
+        known to be nonnegative (torch's ``_check_is_size`` only marks symbols
+        when the node is torch's own SymNode class, so ours go by the range).
+        """
         if self._oblivious is None:
-            self._oblivious = dict(self._ranges)
-            for name in self._size_like:
-                old = self._ranges[name]
-                self._oblivious[name] = ValueRange(max(old.lower, 2), max(old.upper, 2))
+            ranges = dict(self._ranges)
+            for name in self._symbols:
+                if self.is_size_like(name):
+                    old = ranges[name]
+                    ranges[name] = ValueRange(max(old.lower, 2), max(old.upper, 2))
+            self._oblivious = Decider(ranges)
         return self._oblivious
 
     def decide_static(self, expr: Expr, *, size_oblivious: bool = False) -> bool | None:
@@ -240,7 +250,7 @@ class ShapeEnv:
         key = (simplified, size_oblivious)
         if key in self._decided:
             return self._decided[key]
-        ranges = self._oblivious_ranges() if size_oblivious else self._ranges
+        decider = self._oblivious_decider() if size_oblivious else self._decider
         facts = self._relevant_facts(simplified)
         verdict: bool | None
         if simplified in self._facts:
@@ -248,7 +258,7 @@ class ShapeEnv:
         elif E.logical_not(simplified) in self._facts:
             verdict = False
         else:
-            verdict = decide(simplified, ranges, facts)
+            verdict = decider.decide(simplified, facts)
         self._decided[key] = verdict
         return verdict
 
@@ -381,11 +391,12 @@ class ShapeEnv:
                 where=str(where) if where is not None else None,
             )
         self._ranges[name] = new
+        self._reset_caches()
         if new.is_singleton and name not in self._replacements:
             self._replace(name, E.integer(int(new.lower)), where)
 
     def _replace(self, name: str, value: Poly, where: SourceLocation | None) -> None:
-        value_range = bound(value, self._ranges)
+        value_range = self._decider.bound(value)
         other = E.as_symbol(value)
         if other is not None:  # unification: the survivor inherits both ranges
             self._tighten(other, self._ranges[name], where)

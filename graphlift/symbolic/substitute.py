@@ -87,11 +87,14 @@ class Substitution:
             return self.op(expr)
         if expr.const is not None:
             return expr
+        values = {f: self.factor(f) for mono, _ in expr.terms for f, _ in mono}
+        if all(_lone(value) is f for f, value in values.items()):
+            return expr  # nothing changed: skip rebuilding the polynomial
         total = E.ZERO
         for mono, coeff in expr.terms:
             term = E.integer(coeff)
             for factor, power in mono:
-                value = self.factor(factor)
+                value = values[factor]
                 term = E.mul(term, value if power == 1 else E.pow_int(value, E.integer(power)))
             total = E.add(total, term)
         return total
@@ -113,6 +116,17 @@ class Substitution:
             if target is not None:
                 return self.hook(target)
         return rebuilt
+
+
+def _lone(p: Poly) -> Sym | Op | None:
+    """The factor when ``p`` is exactly one factor (coefficient 1, power 1)."""
+    if len(p.terms) == 1:
+        ((mono, coeff),) = p.terms
+        if coeff == 1 and len(mono) == 1:
+            ((factor, power),) = mono
+            if power == 1:
+                return factor
+    return None
 
 
 def _lone_op(p: Expr) -> Op | None:

@@ -3,8 +3,10 @@
 torch's refs and meta code look at ``node.expr`` in a few places
 (``isinstance(expr, sympy.Symbol)`` in ``torch._check_is_size``,
 ``sympy.Integer`` in ``is_concrete_int``) and hand it back to
-``node.shape_env._maybe_evaluate_static``. We convert lazily, cache both
-directions, and never do arithmetic in sympy.
+``node.shape_env._maybe_evaluate_static``. Symbols and constants become the
+real sympy objects; anything compound becomes an :class:`Opaque` atom that
+only remembers its text. We convert lazily, cache both directions, and never
+do arithmetic in sympy.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import sympy  # type: ignore[import-untyped]
 
 from graphlift.errors import InternalError
 from graphlift.symbolic import expr as E
-from graphlift.symbolic.expr import Const, Expr, Op, Poly, Sym
+from graphlift.symbolic.expr import Const, Expr, Poly
+from graphlift.symbolic.printer import to_python
 
 _TO_SYMPY: dict[Expr, sympy.Basic] = {}
 _FROM_SYMPY: dict[sympy.Basic, Expr] = {}
-_FUNCTIONS: dict[str, type[sympy.Function]] = {}
 
 
 def to_sympy(expr: Expr) -> sympy.Basic:
@@ -48,47 +50,39 @@ def from_sympy(value: object) -> Expr:
     raise InternalError(f"cannot read sympy expression {value!r} back into graphlift's algebra")
 
 
-def _function(name: str) -> type[sympy.Function]:
-    found = _FUNCTIONS.get(name)
-    if found is None:
-        found = _FUNCTIONS[name] = sympy.Function(name)
-    return found
+class Opaque(sympy.Expr):  # type: ignore[misc]
+    """A compound graphlift expression as torch code holds it: by name only.
+
+    torch's Python code never needs to look inside a compound ``node.expr``
+    (it checks for a bare ``Symbol`` or ``Integer`` and otherwise hands the
+    value back to our ShapeEnv), so building real sympy trees — slow for big
+    polynomials — is not worth it. Prints as the Python text of the expression.
+    """
+
+    def __new__(cls, text: str) -> Opaque:
+        obj = sympy.Expr.__new__(cls)
+        obj._text = text
+        return obj  # type: ignore[no-any-return]
+
+    def _hashable_content(self) -> tuple[str]:
+        return (self._text,)
+
+    def _sympystr(self, printer: object) -> str:
+        return self._text  # type: ignore[no-any-return]
+
+    @property
+    def free_symbols(self) -> set[sympy.Symbol]:
+        return set()
 
 
-def _convert(expr: Expr | Sym) -> sympy.Basic:
-    if isinstance(expr, Sym):
-        return sympy.Symbol(expr.name, integer=True)
+def _convert(expr: Expr) -> sympy.Basic:
     if isinstance(expr, Const):
-        return (
-            sympy.true
-            if expr.value is True
-            else sympy.false
-            if expr.value is False
-            else sympy.Float(expr.value)
-        )
-    if isinstance(expr, Poly):
-        if expr.const is not None:
-            return sympy.Integer(expr.const)
-        total = sympy.Integer(0)
-        for mono, coeff in expr.terms:
-            term: sympy.Basic = sympy.Integer(coeff)
-            for factor, power in mono:
-                term = term * _convert(factor) ** power
-            total = total + term
-        return total
-    return _convert_op(expr)
-
-
-def _convert_op(op: Op) -> sympy.Basic:
-    args = [_convert(a) for a in op.args]
-    if op.name == "ge":
-        return sympy.Ge(args[0], 0)
-    if op.name == "eq":
-        return sympy.Eq(args[0], 0)
-    if op.name == "not":
-        return sympy.Not(args[0])
-    if op.name == "and":
-        return sympy.And(*args)
-    if op.name == "or":
-        return sympy.Or(*args)
-    return _function(op.name.capitalize() + op.payload.capitalize())(*args)
+        if expr.kind == "bool":
+            return sympy.true if expr.value else sympy.false
+        return sympy.Float(expr.value)
+    if isinstance(expr, Poly) and expr.const is not None:
+        return sympy.Integer(expr.const)
+    name = E.as_symbol(expr)
+    if name is not None:
+        return sympy.Symbol(name, integer=True)
+    return Opaque(to_python(expr))
