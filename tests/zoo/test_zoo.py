@@ -5,11 +5,12 @@ These are the zoo's own checks; nothing here involves graphlift or any exporter.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -69,14 +70,23 @@ def test_models_build_without_network(no_network: list[Any]) -> None:
     assert no_network == []
 
 
+def best_seconds(action: Callable[[], object], attempts: int = 3) -> float:
+    """The fastest of a few wall-clock timings: the machine is shared, so one slow
+    attempt says more about the neighbours than about the model."""
+    timings = []
+    for _ in range(attempts):
+        start = time.perf_counter()
+        action()
+        timings.append(time.perf_counter() - start)
+    return min(timings)
+
+
 @by_name
 def test_builds_fast_in_eval_mode(case: ModelCase) -> None:
-    case.make_model()  # the first build may pay for lazy imports inside transformers
-    start = time.perf_counter()
-    model = case.make_model()
-    assert time.perf_counter() - start < 1.0
+    model = case.make_model()  # the first build may pay for lazy imports inside transformers
     assert isinstance(model, torch.nn.Module)
     assert not any(module.training for module in model.modules())
+    assert best_seconds(case.make_model) < 1.0
 
 
 @by_name
@@ -84,9 +94,8 @@ def test_runs_eagerly_at_two_shapes(case: ModelCase) -> None:
     model = case.make_model()
     shapes = []
     for which in ("example", "other"):
-        start = time.perf_counter()
         outputs = run(model, case, which)
-        assert time.perf_counter() - start < 1.0
+        assert best_seconds(functools.partial(run, model, case, which)) < 1.0
         assert outputs and all(isinstance(output, torch.Tensor) for output in outputs)
         assert all(output.isfinite().all() for output in outputs if output.is_floating_point())
         shapes.append([output.shape for output in outputs])
