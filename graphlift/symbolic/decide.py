@@ -21,7 +21,7 @@ import math
 from collections.abc import Collection, Mapping
 
 from graphlift.symbolic import ranges as vr
-from graphlift.symbolic.expr import (
+from graphlift.symbolic.algebra import (
     EMPTY_MONO,
     ONE,
     Const,

@@ -16,7 +16,7 @@ import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import EMPTY_MONO, Expr, Op, Poly, Sym
 from graphlift.symbolic.ranges import ValueRange
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Expr, Poly
 
 Holds = Callable[[Expr], bool]

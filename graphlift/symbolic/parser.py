@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from graphlift.errors import ExpressionParseError
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Expr, Poly
 
 _SYMBOL_NAME = re.compile(r"[su]\d+$")

@@ -37,7 +37,7 @@ import torch
 
 from graphlift.errors import ConstraintViolationError, DataDependentError
 from graphlift.source import SourceLocation, user_location
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic import facts as F
 from graphlift.symbolic.decide import Decider
 from graphlift.symbolic.expr import Expr, Op, Poly, Scalar

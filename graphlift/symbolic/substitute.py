@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Const, Expr, Op, Poly, Scalar, Sym
 
 OpHook = Callable[[Op], Expr]

@@ -31,7 +31,7 @@ import sympy  # type: ignore[import-untyped]
 import torch
 
 from graphlift.errors import GraphliftError
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic import layout
 from graphlift.symbolic.expr import Expr, Poly, Scalar
 from graphlift.symbolic.printer import to_python

@@ -14,7 +14,7 @@ from __future__ import annotations
 import sympy  # type: ignore[import-untyped]
 
 from graphlift.errors import InternalError
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Const, Expr, Poly
 from graphlift.symbolic.printer import to_python
 

@@ -6,7 +6,7 @@ import math
 
 from hypothesis import strategies as st
 
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Expr, Poly
 from graphlift.symbolic.ranges import ValueRange
 

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from symbolic_strategies import assignments, bool_exprs, int_exprs, ranges
 
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic import bound, decide, parse_expr
-from graphlift.symbolic import expr as E
 from graphlift.symbolic.expr import Expr
 from graphlift.symbolic.ranges import ValueRange
 from graphlift.symbolic.substitute import evaluate

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from symbolic_strategies import assignments, bool_exprs, int_exprs, ranges
 
 from graphlift.errors import ExpressionParseError
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic import parse_expr, to_python
 from graphlift.symbolic.expr import Expr
 from graphlift.symbolic.ranges import ValueRange

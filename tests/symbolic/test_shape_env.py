@@ -15,7 +15,7 @@ from torch.fx.experimental.symbolic_shapes import (
 
 from graphlift.errors import ConstraintViolationError, DataDependentError
 from graphlift.symbolic import ShapeEnv, ValueRange, parse_expr
-from graphlift.symbolic import expr as E
+from graphlift.symbolic import algebra as E
 
 
 def sizes(env: ShapeEnv, *hints: int) -> list[torch.SymInt]:
