@@ -1,10 +1,19 @@
 """graphlift: capture PyTorch programs into sound, portable, readable graphs.
 
-The public names mirror torch.fx (and, as they land, torch.export), so that
+The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
 from graphlift.errors import GraphliftError, TraceError
+from graphlift.export import (
+    ExportedProgram,
+    ExportGraphSignature,
+    InputKind,
+    InputSpec,
+    OutputKind,
+    OutputSpec,
+    export,
+)
 from graphlift.fx import (
     PH,
     Graph,
@@ -19,16 +28,23 @@ from graphlift.fx import (
     symbolic_trace,
     wrap,
 )
+from graphlift.pytree import register_dataclass
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PH",
+    "ExportGraphSignature",
+    "ExportedProgram",
     "Graph",
     "GraphModule",
     "GraphliftError",
+    "InputKind",
+    "InputSpec",
     "Interpreter",
     "Node",
+    "OutputKind",
+    "OutputSpec",
     "Proxy",
     "ProxyableClassMeta",
     "ShapeProp",
@@ -36,6 +52,8 @@ __all__ = [
     "Tracer",
     "Transformer",
     "__version__",
+    "export",
+    "register_dataclass",
     "symbolic_trace",
     "wrap",
 ]

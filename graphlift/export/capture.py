@@ -9,11 +9,11 @@ while it runs and restored afterwards. The result is a frozen `Capture`.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.utils._pytree as torch_pytree
 
 from graphlift.errors import ExportError
 from graphlift.export.signature import (
@@ -26,6 +26,14 @@ from graphlift.export.signature import (
 )
 from graphlift.ir.graph import Graph
 from graphlift.ir.passes import eliminate_dead_code
+from graphlift.pytree import (
+    TreeSpec,
+    keystr,
+    tree_flatten,
+    tree_flatten_with_path,
+    tree_leaves,
+    tree_unflatten,
+)
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.state import module_stack, swapped_state
@@ -40,8 +48,8 @@ class Capture:
     input_specs: tuple[InputSpec, ...]
     output_specs: tuple[OutputSpec, ...]
     constants: dict[str, torch.Tensor]
-    in_spec: torch_pytree.TreeSpec
-    out_spec: torch_pytree.TreeSpec
+    in_spec: TreeSpec
+    out_spec: TreeSpec
     input_names: tuple[str, ...]  # forward's parameter names, for module() and errors
 
 
@@ -50,16 +58,16 @@ def capture(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, An
     recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
     recorder.name_constant_sources(_tensor_attributes(module))
     state_specs, replacements = _lift_state(module, recorder)
-    flat_inputs, in_spec = torch_pytree.tree_flatten((args, kwargs))
+    flat_inputs, in_spec = tree_flatten((args, kwargs))
     names = _input_names(module, args, kwargs)
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names)
-    traced_args, traced_kwargs = torch_pytree.tree_unflatten(traced_inputs, in_spec)
+    traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
 
     with swapped_state(module, lambda t: replacements[id(t)]), module_stack(recorder, module):
         with tracing(recorder):
             result = module(*traced_args, **traced_kwargs)
 
-    flat_outputs, out_spec = torch_pytree.tree_flatten(result)
+    flat_outputs, out_spec = tree_flatten(result)
     output_args, output_specs = _outputs(recorder, flat_outputs)
     graph.output(tuple(output_args))
     constant_specs = tuple(
@@ -83,19 +91,21 @@ def capture(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, An
 def _lift_state(
     module: torch.nn.Module, recorder: Recorder
 ) -> tuple[list[InputSpec], dict[int, torch.Tensor]]:
-    """Placeholders for parameters, then buffers (shared tensors once, under their first name)."""
+    """Placeholders for parameters, then buffers."""
     specs: list[InputSpec] = []
     replacements: dict[int, torch.Tensor] = {}
-    for name, parameter in module.named_parameters():
+    # Tied tensors get one placeholder per name, as torch.export lists them; the
+    # traced model reads the first one.
+    for name, parameter in module.named_parameters(remove_duplicate=False):
         traced = recorder.placeholder(
             f"p_{_flat(name)}", parameter, requires_grad=parameter.requires_grad
         )
-        replacements[id(parameter)] = traced
+        replacements.setdefault(id(parameter), traced)
         specs.append(InputSpec(InputKind.PARAMETER, TensorArgument(traced.node.name), name))
     non_persistent = _non_persistent_buffers(module)
-    for name, buffer in module.named_buffers():
+    for name, buffer in module.named_buffers(remove_duplicate=False):
         traced = recorder.placeholder(f"b_{_flat(name)}", buffer)
-        replacements[id(buffer)] = traced
+        replacements.setdefault(id(buffer), traced)
         persistent = name not in non_persistent
         specs.append(
             InputSpec(InputKind.BUFFER, TensorArgument(traced.node.name), name, persistent)
@@ -182,19 +192,12 @@ def _positional_name(parameters: list[inspect.Parameter], position: int) -> str:
 
 
 def _leaf_names(prefix: str, value: Any) -> list[str]:
-    paths, _ = torch_pytree.tree_flatten_with_path(value)
+    """``x`` for a tensor, ``inputs_mask`` / ``pair_0`` for leaves inside containers."""
     names = []
-    for path, _leaf in paths:
-        suffix = "_".join(_key_text(k) for k in path)
+    for path, _leaf in tree_flatten_with_path(value)[0]:
+        suffix = re.sub(r"[^0-9a-zA-Z_]+", "_", keystr(path)).strip("_")
         names.append(f"{prefix}_{suffix}" if suffix else prefix)
     return names
-
-
-def _key_text(key: Any) -> str:
-    for attribute in ("key", "idx", "name"):
-        if hasattr(key, attribute):
-            return str(getattr(key, attribute))
-    return str(key)
 
 
 def _order_placeholders(graph: Graph, order: list[str]) -> None:
@@ -229,7 +232,7 @@ def _tensor_attributes(module: torch.nn.Module) -> dict[int, str]:
 def _default_device(
     module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> torch.device:
-    for leaf in torch_pytree.tree_leaves((args, kwargs)):
+    for leaf in tree_leaves((args, kwargs)):
         if isinstance(leaf, torch.Tensor):
             return leaf.device
     for tensor in module.parameters():

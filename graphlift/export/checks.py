@@ -28,8 +28,13 @@ def input_check_source(names: list[str], values: list[Any]) -> str:
                 f"    if {name}.dtype is not {value.dtype}: fail({name!r}, 'dtype {value.dtype}', {name}.dtype)",
                 f"    if {name}.shape != {shape}: fail({name!r}, 'shape {list(shape)}', list({name}.shape))",
             ]
-        else:
-            lines.append(f"    if {name} != {value!r}: fail({name!r}, {value!r}, {name})")
+        elif value is None:
+            lines.append(f"    if {name} is not None: fail({name!r}, None, {name})")
+        else:  # exact type: 1 must not pass for True, nor 2 for 2.0
+            kind = type(value).__name__
+            lines.append(
+                f"    if type({name}) is not {kind} or {name} != {value!r}: fail({name!r}, {value!r}, {name})"
+            )
     if len(lines) == 1:
         lines.append("    pass")
     return "\n".join(lines) + "\n"

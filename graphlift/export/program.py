@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.utils._pytree as torch_pytree
 
 from graphlift.export.signature import ExportGraphSignature
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
+from graphlift.pytree import TreeSpec
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,8 @@ class ModuleCallEntry:
     """How a module is called: the pytree structure of its inputs and outputs."""
 
     fqn: str
-    in_spec: torch_pytree.TreeSpec
-    out_spec: torch_pytree.TreeSpec
+    in_spec: TreeSpec
+    out_spec: TreeSpec
     forward_arg_names: tuple[str, ...] = ()
 
 
@@ -56,11 +56,11 @@ class ExportedProgram:
         return self.graph_module.graph
 
     @property
-    def call_spec_in(self) -> torch_pytree.TreeSpec:
+    def call_spec_in(self) -> TreeSpec:
         return self.module_call_graph[0].in_spec
 
     @property
-    def call_spec_out(self) -> torch_pytree.TreeSpec:
+    def call_spec_out(self) -> TreeSpec:
         return self.module_call_graph[0].out_spec
 
     def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:

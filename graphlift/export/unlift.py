@@ -13,13 +13,13 @@ import copy
 from typing import TYPE_CHECKING, Any
 
 import torch
-import torch.utils._pytree as torch_pytree
 
-from graphlift.errors import InputStructureError
+from graphlift.errors import InputStructureError, PytreeError
 from graphlift.export.checks import compile_checks, input_check_source
 from graphlift.export.signature import InputKind, OutputKind
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
+from graphlift.pytree import flatten_matching, tree_unflatten
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -38,14 +38,15 @@ class ExportedModule(GraphModule):
         return code
 
     def _checked_forward(self, *args: Any, **kwargs: Any) -> Any:
-        flat, spec = torch_pytree.tree_flatten((args, kwargs))
-        if spec != self._in_spec:
-            raise InputStructureError(
-                f"the inputs do not have the structure the program was exported with:\n"
-                f"  expected {self._in_spec}\n  got      {spec}"
-            )
+        kwargs_spec = self._in_spec.children[1]
+        if list(kwargs) != list(kwargs_spec.context) and set(kwargs) == set(kwargs_spec.context):
+            kwargs = {key: kwargs[key] for key in kwargs_spec.context}  # any keyword order works
+        try:
+            flat = flatten_matching((args, kwargs), self._in_spec, root="(args, kwargs)")
+        except PytreeError as error:
+            raise InputStructureError(str(error)) from None
         self._check_inputs(*flat)
-        return torch_pytree.tree_unflatten(self._run_graph(*flat), self._out_spec)  # type: ignore[attr-defined]
+        return tree_unflatten(self._run_graph(*flat), self._out_spec)  # type: ignore[attr-defined]
 
     @property
     def input_checks(self) -> str:
@@ -56,10 +57,9 @@ class ExportedModule(GraphModule):
 def unlift(program: ExportedProgram) -> ExportedModule:
     graph = copy.deepcopy(program.graph)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
-    specs = program.graph_signature.input_specs
     anchor = placeholders[-1] if placeholders else None
-    attributes: dict[str, Any] = {}
-    for node, spec in zip(placeholders, specs):
+    root = torch.nn.Module()
+    for node, spec in zip(placeholders, program.graph_signature.input_specs):
         if spec.kind not in _LIFTED:
             continue
         target = str(spec.target)
@@ -68,10 +68,10 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         attribute.meta = node.meta
         node.replace_all_uses_with(attribute)
         graph.erase_node(node)
-        attributes[target] = _state_value(program, spec.kind, target)
+        _install_state(root, program, spec.kind, target)
     _keep_user_outputs(graph, program)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
-    module = ExportedModule(attributes, graph, "ExportedModule")
+    module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
         [n.name for n in user_inputs], [n.meta.get("val") for n in user_inputs]
     )
@@ -82,17 +82,27 @@ def unlift(program: ExportedProgram) -> ExportedModule:
     return module
 
 
-def _state_value(program: ExportedProgram, kind: InputKind, target: str) -> Any:
+def _install_state(
+    root: torch.nn.Module, program: ExportedProgram, kind: InputKind, target: str
+) -> None:
+    """Put a lifted value back at its qualified name: parameters as parameters,
+    buffers as buffers (persistent ones in state_dict), constants as
+    non-persistent buffers (they move with .to() but are not state)."""
+    *parents, leaf = target.split(".")
+    owner = root
+    for atom in parents:
+        if not hasattr(owner, atom):
+            owner.add_module(atom, torch.nn.Module())
+        owner = getattr(owner, atom)
     if kind is InputKind.PARAMETER:
         value = program.state_dict[target]
-        return (
-            value
-            if isinstance(value, torch.nn.Parameter)
-            else torch.nn.Parameter(value, requires_grad=False)
-        )
-    if target in program.state_dict:
-        return program.state_dict[target]
-    return program.constants[target]
+        if not isinstance(value, torch.nn.Parameter):
+            value = torch.nn.Parameter(value, requires_grad=value.requires_grad)
+        owner.register_parameter(leaf, value)
+    elif target in program.state_dict:
+        owner.register_buffer(leaf, program.state_dict[target])
+    else:
+        owner.register_buffer(leaf, program.constants[target], persistent=False)
 
 
 def _keep_user_outputs(graph: Graph, program: ExportedProgram) -> None:

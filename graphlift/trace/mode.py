@@ -66,8 +66,43 @@ def _unsupported_storage_change(
     )
 
 
+def _alias(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``detach`` has no effect in a graph without autograd, so it returns its
+    input itself. Most detaches come from torch's C++ factory wrappers
+    (``make_variable`` shallow-copies a tensor it does not own alone, which
+    dispatches ``detach`` for Python subclasses), not from the user's code.
+    Returning the same tensor keeps aliasing exact: after ``y = x.detach()``,
+    an in-place update of ``y`` is an update of ``x``, as in eager."""
+    (value,) = args
+    return value
+
+
+def _data_dependent_size(
+    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """``nonzero``, ``masked_select``, boolean-mask indexing...: the size of the
+    result depends on the values in a tensor."""
+    location = user_location()
+    raise DataDependentError(
+        f"{op} returns a tensor whose size depends on the values of its input, which are not "
+        "known while exporting",
+        expr=f"{op}",
+        where=str(location) if location else None,
+        fixes=("data-dependent output sizes are coming in graphlift issue #8",),
+    )
+
+
 SPECIAL_OPS: dict[Any, Handler] = {
+    aten.detach.default: _alias,
     aten._local_scalar_dense.default: _data_dependent,
+    aten.item.default: _data_dependent,
+    aten.is_nonzero.default: _data_dependent,
+    aten.nonzero.default: _data_dependent_size,
+    aten.masked_select.default: _data_dependent_size,
+    aten.repeat_interleave.Tensor: _data_dependent_size,
+    aten.unique_consecutive.default: _data_dependent_size,
+    aten._unique2.default: _data_dependent_size,
+    aten.unique_dim.default: _data_dependent_size,
     aten.resize_.default: _unsupported_storage_change,
     aten.set_.source_Tensor: _unsupported_storage_change,
     aten.set_.source_Storage: _unsupported_storage_change,
@@ -89,8 +124,23 @@ class TraceMode(TorchDispatchMode):
 
 
 @contextmanager
+def exporting_flags() -> Iterator[None]:
+    """Tell model code that it is being exported, as torch.export does:
+    ``torch.compiler.is_exporting()`` and ``is_compiling()`` are True inside.
+    Libraries (transformers' masking code, for one) take their trace-friendly
+    paths on these flags instead of branching on tensor values."""
+    saved = (torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag)
+    torch.compiler._is_compiling_flag = torch.compiler._is_exporting_flag = True
+    try:
+        yield
+    finally:
+        torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag = saved
+
+
+@contextmanager
 def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
     with ExitStack() as stack:
+        stack.enter_context(exporting_flags())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         stack.enter_context(torch._C._AutoDispatchBelowADInplaceOrView())

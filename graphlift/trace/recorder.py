@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import TraceError
+from graphlift.errors import ExportError, TraceError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location
@@ -93,7 +93,8 @@ class Recorder:
     def wrap(
         self, shadow: torch.Tensor, node: Node, device: torch.device, requires_grad: bool
     ) -> TraceTensor:
-        traced = TraceTensor(shadow, node, device, requires_grad)
+        differentiable = shadow.is_floating_point() or shadow.is_complex()
+        traced = TraceTensor(shadow, node, device, requires_grad and differentiable)
         node.meta["val"] = traced
         key = _storage_key(shadow)
         self._storage_users[key] = self._storage_users.get(key, 0) + 1
@@ -104,7 +105,12 @@ class Recorder:
     def call(self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
-        result = op(*shadow_args, **shadow_kwargs)
+        try:
+            result = op(*shadow_args, **shadow_kwargs)
+        except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
+            raise ExportError(
+                f"{op} failed on the traced shapes and dtypes: {error}", where=_where()
+            ) from error
         mutated = _mutated_argument(op, args, kwargs)
         if mutated is not None:
             return self._record_in_place(op, mutated, node_args, node_kwargs, result)
