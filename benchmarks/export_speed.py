@@ -1,0 +1,378 @@
+"""Speed of graphlift against torch.export on the model zoo: export time and module() overhead.
+
+For every case in ``tests/zoo``, in one process:
+
+1. ``export``: ``graphlift.export`` and ``torch.export.export`` on the same model
+   and inputs (static shapes), each the median of ``--repeat`` runs. The two
+   exporters alternate which goes first in each repeat, and each is warmed up once
+   on an ``nn.Linear`` beforehand so import and first-use costs are not charged to
+   the first case. A failing exporter is recorded with its error, not retried.
+2. ``module``: one call of ``ep.module()(*args, **kwargs)`` against the eager
+   ``model(*args, **kwargs)`` under ``torch.no_grad()``, for graphlift's and
+   torch.export's programs. ``module()`` is built once; the per-call time is a batch
+   of calls lasting at least ``--budget`` seconds, divided by the count, and the
+   median is taken over ``--rounds`` batches, rotating which callable goes first.
+
+Targets: export time <= 0.5x torch.export's; module() overhead <= 1.05x eager.
+torch runs with one thread (the machine is shared). The table goes to stdout
+(``rich`` when installed); the record goes to ``--json`` with sorted keys.
+
+    python benchmarks/export_speed.py [--cases bert,gpt2] [--repeat 3] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import gc
+import io
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils import _pytree as pytree
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import graphlift  # noqa: E402
+from tests.zoo.models import CASES, get_case  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "export_speed.json"
+EXPORT_TARGET = 0.5
+MODULE_TARGET = 1.05
+TOLERANCE = 1e-4
+
+EXPORTERS: dict[str, Callable[..., Any]] = {
+    "graphlift": graphlift.export,
+    "torch": torch.export.export,
+}
+
+
+def short_reason(error: BaseException) -> str:
+    """``Type: first non-empty line of the message``, at most 200 characters."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def quietly(action: Callable[[], Any]) -> Any:
+    """Run ``action`` with warnings silenced and stderr captured (torch.export prints
+    the whole partial graph there on a data-dependent error)."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        return action()
+
+
+def warm_up() -> None:
+    """Export a small, different model once with each exporter and run its module()."""
+    model = torch.nn.Linear(4, 3).eval()
+    args = (torch.randn(2, 4),)
+    for exporter in EXPORTERS.values():
+        ep = quietly(lambda exporter=exporter: exporter(model, args, {}))
+        with torch.no_grad():
+            ep.module()(*args)
+
+
+def time_exports(
+    model: torch.nn.Module, args: tuple, kwargs: dict, repeat: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per exporter: ``{ok, seconds (median), runs, error}``, and the last program made."""
+    runs: dict[str, list[float]] = {name: [] for name in EXPORTERS}
+    errors: dict[str, str] = {}
+    programs: dict[str, Any] = {}
+    for index in range(repeat):
+        order = list(EXPORTERS) if index % 2 == 0 else list(reversed(EXPORTERS))
+        for name in order:
+            if name in errors:
+                continue
+            gc.collect()
+            start = time.perf_counter()
+            try:
+                programs[name] = quietly(lambda name=name: EXPORTERS[name](model, args, kwargs))
+            except Exception as error:
+                errors[name] = short_reason(error)
+                programs.pop(name, None)
+                continue
+            runs[name].append(time.perf_counter() - start)
+    record = {
+        name: {
+            "ok": name not in errors,
+            "seconds": round(statistics.median(runs[name]), 4) if name not in errors else None,
+            "runs": [round(seconds, 4) for seconds in runs[name]],
+            "error": errors.get(name),
+        }
+        for name in EXPORTERS
+    }
+    return record, programs
+
+
+def calls_for(call: Callable[[], Any], budget: float) -> int:
+    """How many calls of ``call`` take at least ``budget`` seconds (doubling from 1)."""
+    calls = 1
+    while True:
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        if time.perf_counter() - start >= budget:
+            return calls
+        calls *= 2
+
+
+def per_call_seconds(call: Callable[[], Any], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return (time.perf_counter() - start) / calls
+
+
+def time_calls(
+    callables: dict[str, Callable[[], Any]], rounds: int, budget: float
+) -> dict[str, Any]:
+    """Median seconds per call of each callable over ``rounds`` batches of one shared
+    call count, rotating the order each round so drift hits every callable alike."""
+    names = list(callables)
+    calls = max(calls_for(callables[name], budget) for name in names)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    gc.collect()
+    for index in range(rounds):
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            samples[name].append(per_call_seconds(callables[name], calls))
+    return {
+        "calls_per_batch": calls,
+        "median_seconds": {name: statistics.median(samples[name]) for name in names},
+    }
+
+
+def max_difference(expected: Any, actual: Any) -> float:
+    expected, actual = pytree.tree_leaves(expected), pytree.tree_leaves(actual)
+    if len(expected) != len(actual):
+        return float("inf")
+    return max(((e - a).abs().max().item() for e, a in zip(expected, actual)), default=0.0)
+
+
+def time_modules(
+    model: torch.nn.Module, args: tuple, kwargs: dict, programs: dict[str, Any], options: Any
+) -> dict[str, Any]:
+    """Per-call seconds of eager and of each program's module(), ratios to eager, and
+    the largest output difference from eager (a fast but wrong module is no win)."""
+    modules = {name: quietly(program.module) for name, program in programs.items()}
+    callables = {"eager": lambda: model(*args, **kwargs)}
+    for name, module in modules.items():
+        callables[name] = lambda module=module: module(*args, **kwargs)
+    with torch.no_grad():
+        expected = model(*args, **kwargs)
+        differences = {
+            name: float(f"{max_difference(expected, module(*args, **kwargs)):.3g}")
+            for name, module in modules.items()
+        }
+        timing = time_calls(callables, options.rounds, options.budget)
+    seconds = timing["median_seconds"]
+    return {
+        "calls_per_batch": timing["calls_per_batch"],
+        "seconds": {name: round(value, 7) for name, value in seconds.items()},
+        "ratio_to_eager": {name: round(seconds[name] / seconds["eager"], 3) for name in modules},
+        "max_abs_diff": differences,
+    }
+
+
+def measure_case(name: str, options: Any) -> dict[str, Any]:
+    case = get_case(name)
+    model = case.make_model()
+    args, kwargs = case.make_inputs()
+    export, programs = time_exports(model, args, kwargs, options.repeat)
+    record: dict[str, Any] = {"export": export, "module": None}
+    if export["graphlift"]["ok"] and export["torch"]["ok"]:
+        ratio = export["graphlift"]["seconds"] / export["torch"]["seconds"]
+        export["ratio"] = round(ratio, 3)
+    if "graphlift" in programs:
+        try:
+            record["module"] = time_modules(model, args, kwargs, programs, options)
+        except Exception as error:
+            record["module_error"] = short_reason(error)
+    return record
+
+
+def summarize(cases: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    export_ratios = [r["export"]["ratio"] for r in cases.values() if "ratio" in r["export"]]
+    modules = [r["module"] for r in cases.values() if r["module"]]
+    ours = [m["ratio_to_eager"]["graphlift"] for m in modules]
+    theirs = [m["ratio_to_eager"]["torch"] for m in modules if "torch" in m["ratio_to_eager"]]
+
+    def median(values: list[float]) -> float | None:
+        return round(statistics.median(values), 3) if values else None
+
+    return {
+        "export_ratio_median": median(export_ratios),
+        "export_ratio_cases": len(export_ratios),
+        "export_target": EXPORT_TARGET,
+        "module_ratio_median": median(ours),
+        "module_ratio_cases": len(ours),
+        "module_target": MODULE_TARGET,
+        "torch_module_ratio_median": median(theirs),
+        "module_slower_than_target": sorted(
+            name
+            for name, r in cases.items()
+            if r["module"] and r["module"]["ratio_to_eager"]["graphlift"] > MODULE_TARGET
+        ),
+    }
+
+
+def environment() -> dict[str, Any]:
+    def git(*command: str) -> str:
+        result = subprocess.run(["git", *command], cwd=REPO, capture_output=True, text=True)
+        return result.stdout.strip()
+
+    return {
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "graphlift": graphlift.__version__,
+        "graphlift_commit": git("rev-parse", "--short", "HEAD"),
+        "graphlift_uncommitted_changes": bool(git("status", "--porcelain", "--", "graphlift")),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+HEADER = [
+    "case",
+    "torch.export s",
+    "graphlift s",
+    f"export ratio (≤{EXPORT_TARGET})",
+    "eager ms",
+    "graphlift module ms",
+    f"module/eager (≤{MODULE_TARGET})",
+    "torch module ms",
+    "torch module/eager",
+]
+
+
+def table_rows(cases: dict[str, dict[str, Any]]) -> list[list[str]]:
+    def export_cell(result: dict[str, Any]) -> str:
+        return f"{result['seconds']:.3f}" if result["ok"] else result["error"].split(":")[0]
+
+    def ms(module: dict[str, Any] | None, name: str) -> str:
+        if not module or name not in module["seconds"]:
+            return "-"
+        return f"{module['seconds'][name] * 1e3:.3f}"
+
+    def ratio(module: dict[str, Any] | None, name: str, target: float | None) -> str:
+        if not module or name not in module["ratio_to_eager"]:
+            return "-"
+        value = module["ratio_to_eager"][name]
+        return f"{value:.2f}x" + (" !" if target and value > target else "")
+
+    rows = []
+    for name, record in cases.items():
+        export, module = record["export"], record["module"]
+        export_ratio = export.get("ratio")
+        rows.append([
+            name,
+            export_cell(export["torch"]),
+            export_cell(export["graphlift"]),
+            "-" if export_ratio is None else f"{export_ratio:.2f}x" + (" !" if export_ratio > EXPORT_TARGET else ""),
+            ms(module, "eager"),
+            ms(module, "graphlift"),
+            ratio(module, "graphlift", MODULE_TARGET),
+            ms(module, "torch"),
+            ratio(module, "torch", None),
+        ])  # fmt: skip
+    return rows
+
+
+def print_table(cases: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
+    rows = table_rows(cases)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
+        for row in [HEADER, *rows]:
+            print("  ".join(text.ljust(width) for text, width in zip(row, widths)))
+    else:
+        table = Table(title="graphlift vs torch.export (! = misses target)")
+        for title in HEADER:
+            table.add_column(title, justify="left" if title == "case" else "right")
+        for row in rows:
+            table.add_row(*row)
+        Console(width=200).print(table)
+    for name, record in cases.items():
+        for exporter in EXPORTERS:
+            if error := record["export"][exporter]["error"]:
+                print(f"  {name}: {exporter} failed: {error}")
+        if error := record.get("module_error"):
+            print(f"  {name}: module() timing failed: {error}")
+        for exporter, diff in (record["module"] or {}).get("max_abs_diff", {}).items():
+            if diff > TOLERANCE:
+                print(f"  {name}: {exporter} module() differs from eager by {diff:.3g}")
+    print(summary_line(summary))
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    def verdict(value: float | None, target: float) -> str:
+        if value is None:
+            return "n/a"
+        return f"{value:.2f}x ({'meets' if value <= target else 'misses'} target ≤{target}x)"
+
+    return (
+        f"\nmedian export time graphlift/torch.export: "
+        f"{verdict(summary['export_ratio_median'], EXPORT_TARGET)} "
+        f"over {summary['export_ratio_cases']} cases where both succeed\n"
+        f"median module() overhead graphlift/eager: "
+        f"{verdict(summary['module_ratio_median'], MODULE_TARGET)} "
+        f"over {summary['module_ratio_cases']} cases; "
+        f"torch.export's module()/eager: {summary['torch_module_ratio_median']}x"
+    )
+
+
+def parse_options(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", help="comma-separated case names (default: all)")
+    parser.add_argument("--repeat", type=int, default=3, help="export runs per case")
+    parser.add_argument("--rounds", type=int, default=5, help="module() batches per callable")
+    parser.add_argument("--budget", type=float, default=0.2, help="seconds per module() batch")
+    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write results")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_options(argv)
+    names = options.cases.split(",") if options.cases else [case.name for case in CASES]
+    for name in names:
+        get_case(name)  # unknown names fail before anything is measured
+    torch.set_num_threads(1)  # the machine is shared; one thread keeps timings comparable
+    torch._logging.set_logs(dynamic=logging.ERROR, export=logging.ERROR)
+    warm_up()
+    cases = {}
+    for name in names:
+        print(f"measuring {name} ...", file=sys.stderr, flush=True)
+        cases[name] = measure_case(name, options)
+    summary = summarize(cases)
+    print_table(cases, summary)
+    report = {
+        "environment": environment(),
+        "options": {"repeat": options.repeat, "rounds": options.rounds, "budget": options.budget},
+        "cases": cases,
+        "summary": summary,
+    }
+    options.json.parent.mkdir(parents=True, exist_ok=True)
+    options.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {options.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
