@@ -16,7 +16,10 @@ def test_demo_traces_the_example_and_matches_eager() -> None:
     text = console.export_text()
     assert "graph(tokens):" in text
     assert "def forward(self, tokens):" in text
-    assert text.count("match") >= 3 and "MISMATCH" not in text
+    assert "ExportedProgram:" in text and "tokens: USER_INPUT" in text
+    assert "InputMismatchError: input 'tokens'" in text
+    assert text.count("match") >= 4 and "MISMATCH" not in text
+    assert "every check passed" in text
 
 
 def test_demo_reports_a_mismatch() -> None:
@@ -24,7 +27,10 @@ def test_demo_reports_a_mismatch() -> None:
     model, _ = cli.make_example()
     traced = cli.graphlift.symbolic_trace(model)
     console = Console(record=True, width=120)
-    assert cli._check_against_eager(console, model, lambda tokens: traced(tokens) + 1e-3) == 1
+    shapes = ((2, 16), (1, 5))
+    assert (
+        cli._check_against_eager(console, model, lambda tokens: traced(tokens) + 1e-3, shapes) == 2
+    )
     assert "MISMATCH" in console.export_text()
 
 
@@ -34,5 +40,5 @@ def test_command_line_entry_point() -> None:
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "matches eager on every input" in result.stdout
+    assert "every check passed" in result.stdout
     assert "def forward" not in result.stdout
