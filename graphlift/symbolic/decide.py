@@ -23,9 +23,9 @@ from collections.abc import Collection, Mapping
 from graphlift.symbolic import ranges as vr
 from graphlift.symbolic.algebra import (
     EMPTY_MONO,
-    ONE,
     Const,
     Expr,
+    Mono,
     Op,
     Poly,
     Sym,
@@ -181,6 +181,16 @@ class _Bounder:
         return UNBOUNDED
 
 
+def _cancelling_multiple(terms: dict[Mono, int], q: Poly) -> int | None:
+    """The ``k`` for which ``terms - k*q`` loses a non-constant term, if any."""
+    for mono, coeff in q.terms:
+        if mono:
+            mine = terms.get(mono)
+            if mine is not None and mine % coeff == 0:
+                return mine // coeff
+    return None
+
+
 def _times(k: int, x: float) -> float:
     return 0 if x == 0 else k * x
 
@@ -264,41 +274,43 @@ class Decider:
         return None if unknown else not short
 
     def _decide_ge(self, p: Poly, facts: Collection[Expr]) -> bool | None:
-        """``p >= 0``: by the interval of ``p``, else by a fact ``q >= 0`` / ``q == 0``."""
+        """``p >= 0``: by the interval of ``p``, else by a fact ``q >= 0`` / ``q == 0``.
+
+        With ``q >= 0``: ``p >= 0`` when ``p - q >= 0``, and ``p < 0`` when
+        ``-p - 1 - q >= 0``. With ``q == 0``: ``p - k*q`` equals ``p``, for the
+        ``k`` that cancels a term. Combinations are bounded term by term
+        without building their polynomials (this loop is the hot path).
+        """
         interval = self.bound(p)
         if interval.lower >= 0:
             return True
         if interval.upper < 0:
             return False
-        negated = sub(neg(p), ONE)  # p < 0  <=>  -p - 1 >= 0
+        terms = dict(p.terms)
+        negated = {m: -c for m, c in terms.items()}
+        negated[EMPTY_MONO] = negated.get(EMPTY_MONO, 0) - 1  # p < 0  <=>  -p - 1 >= 0
         for fact in facts:
             if not isinstance(fact, Op) or fact.name not in ("ge", "eq"):
                 continue
             q = fact.args[0]
             assert isinstance(q, Poly)
-            if fact.name == "ge":
-                if self.bound(sub(p, q)).lower >= 0:
-                    return True
-                if self.bound(sub(negated, q)).lower >= 0:
-                    return False
-            else:
-                for target, verdict in ((p, True), (negated, False)):
-                    reduced = self._cancel(target, q)
-                    if reduced is not None and self.bound(reduced).lower >= 0:
-                        return verdict
+            for target, verdict in ((terms, True), (negated, False)):
+                k = 1 if fact.name == "ge" else _cancelling_multiple(target, q)
+                if k is not None and self.lower_of(target, q, k) >= 0:
+                    return verdict
         return None
 
-    @staticmethod
-    def _cancel(p: Poly, q: Poly) -> Poly | None:
-        """``p - k*q`` for the ``k`` that cancels a non-constant term of ``p`` (given ``q == 0``)."""
-        p_terms = dict(p.terms)
+    def lower_of(self, terms: dict[Mono, int], q: Poly, k: int) -> float:
+        """A lower bound of ``sum(terms) - k*q``."""
+        combined = dict(terms)
         for mono, coeff in q.terms:
-            if mono is EMPTY_MONO or not mono:
-                continue
-            mine = p_terms.get(mono)
-            if mine is not None and mine % coeff == 0:
-                return sub(p, scale(q, mine // coeff))
-        return None
+            combined[mono] = combined.get(mono, 0) - k * coeff
+        lower: float = 0
+        for mono, coeff in combined.items():
+            if coeff:
+                term = self.bounder.monomial(mono)
+                lower += _times(coeff, term.lower if coeff > 0 else term.upper)
+        return lower
 
     def _decide_eq(self, p: Poly, facts: Collection[Expr]) -> bool | None:
         interval = self.bound(p)
@@ -306,13 +318,16 @@ class Decider:
             return False
         if interval.lower == interval.upper == 0:
             return True
+        terms = dict(p.terms)
         for fact in facts:
             if isinstance(fact, Op) and fact.name == "eq":
                 q = fact.args[0]
                 assert isinstance(q, Poly)
-                reduced = self._cancel(p, q)
-                if reduced is not None and reduced.const is not None:
-                    return reduced.const == 0
+                k = _cancelling_multiple(terms, q)
+                if k is not None:
+                    reduced = sub(p, scale(q, k))
+                    if reduced.const is not None:
+                        return reduced.const == 0
         if facts:
             if self._decide_ge(p, facts) is False or self._decide_ge(neg(p), facts) is False:
                 return False

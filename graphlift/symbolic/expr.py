@@ -142,6 +142,11 @@ def _mono_key(mono: Mono) -> tuple[object, ...]:
     return (degree, tuple(sorted((f.sort_key, p) for f, p in mono)))
 
 
+def mono_sort_key(mono: Mono) -> tuple[object, ...]:
+    """Deterministic order of monomials: by degree, then by factors."""
+    return _mono_key(mono)
+
+
 def poly_from(coeffs: dict[Mono, int]) -> Poly:
     """Intern the polynomial with these coefficients (zero coefficients are dropped)."""
     terms = frozenset((m, c) for m, c in coeffs.items() if c)

@@ -146,11 +146,15 @@ class _Printer:
 
 
 def _term_precedence(mono: Mono, coeff: int) -> int:
-    """How tightly a lone printed term binds: ``-s0`` < ``2*s0`` < ``s0**2``."""
+    """How tightly a lone printed term binds.
+
+    ``2*s0`` and ``-2*s0`` (which Python reads as ``(-2)*s0``) are products;
+    ``-s0`` and ``-s0**2`` are unary minus; ``s0**2`` is a power.
+    """
+    if abs(coeff) != 1 or len(mono) > 1:
+        return _MUL
     if coeff < 0:
         return _UNARY
-    if coeff != 1 or len(mono) > 1:
-        return _MUL
     return _POW
 
 

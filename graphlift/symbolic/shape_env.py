@@ -61,7 +61,7 @@ class ShapeEnv:
         self._hints: dict[str, Scalar] = {}
         self._replacements: dict[str, Replacement] = {}
         self._facts: set[Expr] = set()
-        self._facts_by_symbol: dict[str, list[Expr]] = {}
+        self._facts_by_mono: dict[E.Mono, list[Expr]] = {}
         self._guards: list[Guard] = []
         self._asserts: list[RuntimeAssert] = []
         self._counts = {"s": 0, "u": 0}
@@ -221,9 +221,15 @@ class ShapeEnv:
             return None
 
     def _relevant_facts(self, expr: Expr) -> list[Expr]:
+        """The recorded ``q >= 0`` / ``q == 0`` facts sharing a term with the question.
+
+        Only those can cancel a term of a comparison in ``expr``, which is how
+        :mod:`.decide` uses facts; the index keeps this independent of how many
+        guards a long trace has recorded.
+        """
         found: dict[Expr, None] = {}
-        for name in sorted(E.free_symbols(expr)):
-            found.update(dict.fromkeys(self._facts_by_symbol.get(name, ())))
+        for mono in sorted(_comparison_monomials(expr), key=E.mono_sort_key):
+            found.update(dict.fromkeys(self._facts_by_mono.get(mono, ())))
         return list(found)
 
     def _oblivious_decider(self) -> Decider:
@@ -363,8 +369,8 @@ class ShapeEnv:
             if part in self._facts:
                 continue
             self._facts.add(part)
-            for name in E.free_symbols(part):
-                self._facts_by_symbol.setdefault(name, []).append(part)
+            for mono in _comparison_monomials(part):
+                self._facts_by_mono.setdefault(mono, []).append(part)
         for consequence in F.consequences(fact, self._rank):
             if isinstance(consequence, F.Tighten):
                 self._tighten(consequence.symbol, consequence.allowed, where)
@@ -461,3 +467,17 @@ class ShapeEnv:
     @contextmanager
     def ignore_fresh_unbacked_symbols(self) -> Iterator[None]:
         yield
+
+
+def _comparison_monomials(expr: Expr) -> set[E.Mono]:
+    """Non-constant monomials of the ``p >= 0`` / ``p == 0`` atoms inside ``expr``."""
+    found: set[E.Mono] = set()
+    if isinstance(expr, Op):
+        if expr.name in ("ge", "eq"):
+            poly = expr.args[0]
+            assert isinstance(poly, Poly)
+            found.update(mono for mono, _ in poly.terms if mono)
+        elif expr.name in ("not", "and", "or"):
+            for arg in expr.args:
+                found |= _comparison_monomials(arg)
+    return found
