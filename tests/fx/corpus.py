@@ -15,8 +15,10 @@ module iterating an ``nn.ModuleList`` (``user_transformer_stack``).
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
+import typing
 from collections import namedtuple
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -575,6 +577,96 @@ class ConstantArguments(nn.Module):
         return a, b, c, d, e, x.contiguous(memory_format=torch.contiguous_format)
 
 
+def passthrough_decorator(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+class DecoratedForward(nn.Module):
+    """fx reads the signature through functools.wraps (inspect.unwrap)."""
+
+    @passthrough_decorator
+    def forward(self, x, scale=2.0):
+        return x * scale
+
+
+class AnnotatedSignature(nn.Module):
+    """Annotations reach placeholder ``type`` and the generated signature. This file
+    uses ``from __future__ import annotations``, so here they are strings."""
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        sizes: list[int] = (1,),
+        pair: Pair | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return x + 1, x * 2
+
+
+class EvaluatedAnnotations(nn.Module):
+    """The same signature with real typing objects as annotations."""
+
+    def forward(self, x, mask=None, sizes=(1,), pair=None):
+        return x + 1, x * 2
+
+
+EvaluatedAnnotations.forward.__annotations__ = {
+    "x": torch.Tensor,
+    "mask": typing.Optional[torch.Tensor],  # noqa: UP045 - the typing spelling on purpose
+    "sizes": typing.List[int],  # noqa: UP006
+    "pair": Pair,
+    "return": typing.Tuple[torch.Tensor, torch.Tensor],  # noqa: UP006
+}
+
+
+class HookedBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+def double_output(module, args, output):
+    return output * 2
+
+
+def shift_input(module, args):
+    return (args[0] + 1,)
+
+
+class ModuleHooks(nn.Module):
+    """A forward hook on a traced-through module is traced; a leaf's pre-hook runs later."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.block = HookedBlock()
+        self.leaf = nn.Linear(3, 3)
+        self.block.register_forward_hook(double_output)
+        self.leaf.register_forward_pre_hook(shift_input)
+
+    def forward(self, x):
+        return self.leaf(self.block(x))
+
+
+class TrainingMode(nn.Module):
+    """Left in training mode: batch statistics, running-stat updates, seeded dropout."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.bn = nn.BatchNorm1d(4)
+        self.drop = nn.Dropout(0.3)
+
+    def forward(self, x):
+        return F.dropout(self.drop(self.bn(self.fc(x))), 0.2, self.training)
+
+
 CASES: tuple[Case, ...] = (
     Case(
         "linear_root",
@@ -796,6 +888,18 @@ CASES: tuple[Case, ...] = (
         "constant_arguments",
         lambda: evaluated(ConstantArguments()),
         lambda: (randn(2, 4),),
+    ),
+    Case("decorated_forward", lambda: evaluated(DecoratedForward()), lambda: (randn(2, 3),)),
+    Case("annotated_signature", lambda: evaluated(AnnotatedSignature()), lambda: (randn(2, 3),)),
+    Case(
+        "evaluated_annotations", lambda: evaluated(EvaluatedAnnotations()), lambda: (randn(2, 3),)
+    ),
+    Case("module_hooks", lambda: evaluated(ModuleHooks()), lambda: (randn(2, 3),)),
+    Case(
+        "training_mode",
+        lambda: TrainingMode(),
+        lambda: (randn(6, 4),),
+        notes="outputs agree because every run is seeded; buffers must update alike",
     ),
 )
 

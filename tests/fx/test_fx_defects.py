@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from .corpus import CASES, AssertStatement, ConcreteFlag
+from .corpus import CASES, AnnotatedSignature, AssertStatement, ConcreteFlag
 from .harness import assert_same_result, build_module, run, trace
 from .subject import IS_ORACLE, ORACLE
 
@@ -133,3 +133,16 @@ def test_concrete_argument_can_still_be_passed_by_keyword(subject):
             gm(x, use_relu=True)
         return
     torch.testing.assert_close(gm(x, use_relu=True), module(x, use_relu=True))
+
+
+def test_string_annotations_pickle(subject):
+    """With ``from __future__ import annotations`` placeholder types are strings;
+    torch.fx's pickler then fails (AttributeError: 'str' has no ``__name__``)."""
+    gm = subject.symbolic_trace(AnnotatedSignature())
+    if IS_ORACLE:
+        assert all(isinstance(n.type, str) for n in gm.graph.nodes if n.op == "placeholder")
+        with pytest.raises(AttributeError, match="__name__"):
+            pickle.dumps(gm)
+        return
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(pickle.loads(pickle.dumps(gm))(x), (x + 1, x * 2))
