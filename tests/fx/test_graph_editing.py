@@ -313,3 +313,37 @@ def test_shape_prop_sets_tensor_meta(subject):
     assert metas["fc"].dtype == torch.float32
     assert tuple(metas["sum_1"].shape) == (2,)
     assert isinstance(metas["output"], tuple) or metas["output"] is None
+
+
+def relu_plus_one(x):
+    return torch.relu(x) + 1
+
+
+def edit_insertion_points(lib):
+    """inserting_before(None) means the start, inserting_after(None) the very end;
+    replace_all_uses_with(..., delete_user_cb=...) spares the chosen users."""
+    gm = lib.symbolic_trace(relu_plus_one)
+    graph = gm.graph
+    with graph.inserting_before(None):
+        first = graph.placeholder("first")
+    with graph.inserting_after(None):
+        trailing = graph.call_function(torch.neg, (first,))
+    order_with_trailing = [n.name for n in graph.nodes]
+    graph.erase_node(trailing)
+    relu = next(n for n in graph.nodes if n.target is torch.relu)
+    with graph.inserting_after(relu):
+        tanh = graph.call_function(torch.tanh, (relu,))
+    relu.replace_all_uses_with(tanh, delete_user_cb=lambda user: user is not tanh)
+    graph.lint()
+    gm.recompile()
+    return gm, order_with_trailing
+
+
+def test_insertion_points_and_delete_user_cb(subject):
+    gm, order = edit_insertion_points(subject)
+    reference, reference_order = edit_insertion_points(ORACLE)
+    assert order == reference_order
+    assert nodes_of(gm) == nodes_of(reference)
+    assert users_of(gm.graph) == users_of(reference.graph)
+    x = torch.randn(3)
+    torch.testing.assert_close(gm(None, x), torch.tanh(torch.relu(x)) + 1)
