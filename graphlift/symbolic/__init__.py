@@ -9,6 +9,7 @@ Public names::
     decide(expr, ranges, facts) -> bool | None      the pure decision procedure
     parse_expr(text, symbols)   the safe parser (no eval)
     to_python(expr, names)      deterministic printing as Python
+    evaluate(expr, values)      the value of an expression (checking guards on new inputs)
 
 See docs/symbolic.md.
 """
@@ -22,6 +23,7 @@ from graphlift.symbolic.parser import parse_expr
 from graphlift.symbolic.printer import to_python
 from graphlift.symbolic.ranges import ValueRange
 from graphlift.symbolic.shape_env import ShapeEnv
+from graphlift.symbolic.substitute import evaluate
 from graphlift.symbolic.sym_node import SymNode
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "ValueRange",
     "bound",
     "decide",
+    "evaluate",
     "parse_expr",
     "to_python",
 ]

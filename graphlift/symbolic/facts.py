@@ -108,12 +108,46 @@ def _poly(op: Op) -> Poly:
 
 def _from_ge(p: Poly) -> list[Consequence]:
     linear = linear_in_one_symbol(p)
-    if linear is None:
-        return []
-    name, a, c = linear  # a*s + c >= 0
+    if linear is not None:
+        name, a, c = linear  # a*s + c >= 0
+        return [_tighten_linear(name, a, c)]
+    quotient = _linear_in_one_quotient(p)
+    if quotient is not None:
+        name, k, a, c = quotient  # a*(s // k) + c >= 0, k > 0
+        bound = _tighten_linear(name, a, c)  # the range of s // k ...
+        lower, upper = bound.allowed.lower, bound.allowed.upper
+        # ... and s // k >= m  <=>  s >= k*m;  s // k <= m  <=>  s <= k*m + k - 1
+        return [Tighten(name, ValueRange(lower * k, upper * k + k - 1))]
+    return []
+
+
+def _tighten_linear(name: str, a: int, c: int) -> Tighten:
+    """The range of ``s`` from ``a*s + c >= 0``."""
     if a > 0:
-        return [Tighten(name, ValueRange(-(c // a), math.inf))]  # s >= ceil(-c/a)
-    return [Tighten(name, ValueRange(-math.inf, c // -a))]  # s <= floor(c/-a)
+        return Tighten(name, ValueRange(-(c // a), math.inf))  # s >= ceil(-c/a)
+    return Tighten(name, ValueRange(-math.inf, c // -a))  # s <= floor(c/-a)
+
+
+def _linear_in_one_quotient(p: Poly) -> tuple[str, int, int, int] | None:
+    """``(s, k, a, c)`` when ``p == a*(s // k) + c`` with a constant ``k > 0``."""
+    const = 0
+    found: tuple[str, int, int] | None = None
+    for mono, coeff in p.terms:
+        if not mono:
+            const = coeff
+            continue
+        if found is not None or len(mono) != 1:
+            return None
+        ((factor, power),) = mono
+        if power != 1 or not isinstance(factor, Op) or factor.name != "floordiv":
+            return None
+        name, divisor = E.as_symbol(factor.args[0]), E.as_int(factor.args[1])
+        if name is None or divisor is None or divisor <= 0:
+            return None
+        found = (name, divisor, coeff)
+    if found is None:
+        return None
+    return found[0], found[1], found[2], const
 
 
 def _from_eq(p: Poly, rank: Callable[[str], tuple[int, int]]) -> list[Consequence]:

@@ -152,6 +152,15 @@ class ShapeEnv:
     def specializations(self) -> Mapping[str, Replacement]:
         return {k: r for k, r in self._replacements.items() if r.is_specialization}
 
+    @property
+    def ranges(self) -> Mapping[str, ValueRange]:
+        """The current range of every symbol (replaced symbols included)."""
+        return dict(self._ranges)
+
+    def source_symbols(self) -> Mapping[str, Expr]:
+        """``{source: symbol}``, for parsing guard code back with :func:`.parser.parse_expr`."""
+        return {info.source: E.symbol(info.name) for info in self._symbols.values() if info.source}
+
     def range_of(self, name: str) -> ValueRange:
         """The current range of a symbol (its declared range, tightened by what was learned)."""
         return self._ranges[name]
