@@ -228,6 +228,12 @@ def _node_type(cls: type) -> Any:
     return cls if cls in _NODES else None
 
 
+def is_leaf_value(value: Any) -> bool:
+    """True when ``value`` flattens to itself: not a container or registered node."""
+    cls = type(value)
+    return cls is not tuple and cls is not list and cls is not dict and _node_type(cls) is None
+
+
 def _flatten_namedtuple(value: Any) -> tuple[list[Any], Any]:
     return list(value), type(value)
 

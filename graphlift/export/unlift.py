@@ -19,7 +19,7 @@ from graphlift.export.checks import compile_checks, input_check_source
 from graphlift.export.signature import InputKind, OutputKind
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
-from graphlift.pytree import flatten_matching, tree_unflatten
+from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tree_unflatten
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -38,15 +38,28 @@ class ExportedModule(GraphModule):
         return code
 
     def _checked_forward(self, *args: Any, **kwargs: Any) -> Any:
+        flat = self._flat_inputs(args, kwargs)
+        self._check_inputs(*flat)
+        outputs = self._run_graph(*flat)  # type: ignore[attr-defined]
+        if self._out_spec == LEAF:
+            return outputs[0]
+        return tree_unflatten(outputs, self._out_spec)
+
+    def _flat_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """The flat inputs; a fast path when every exported input was a
+        top-level leaf and the call has the same arity and keywords."""
+        arity, keywords = self._flat_layout or (-1, ())
+        if len(args) == arity and kwargs.keys() == set(keywords):
+            flat = [*args, *[kwargs[key] for key in keywords]]
+            if all(is_leaf_value(value) for value in flat):
+                return flat
         kwargs_spec = self._in_spec.children[1]
         if list(kwargs) != list(kwargs_spec.context) and set(kwargs) == set(kwargs_spec.context):
             kwargs = {key: kwargs[key] for key in kwargs_spec.context}  # any keyword order works
         try:
-            flat = flatten_matching((args, kwargs), self._in_spec, root="(args, kwargs)")
+            return flatten_matching((args, kwargs), self._in_spec, root="(args, kwargs)")
         except PytreeError as error:
             raise InputStructureError(str(error)) from None
-        self._check_inputs(*flat)
-        return tree_unflatten(self._run_graph(*flat), self._out_spec)  # type: ignore[attr-defined]
 
     @property
     def input_checks(self) -> str:
@@ -76,10 +89,20 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         [n.name for n in user_inputs], [n.meta.get("val") for n in user_inputs]
     )
     module._in_spec = program.call_spec_in
+    module._flat_layout = _flat_layout(program.call_spec_in)
     module._out_spec = program.call_spec_out
     module._input_check_source = source
     module._check_inputs = compile_checks(source)
     return module
+
+
+def _flat_layout(spec: TreeSpec) -> tuple[int, tuple[str, ...]] | None:
+    """(number of positional args, keyword names) when ``(args, kwargs)`` was
+    flat: every argument a single leaf. None otherwise."""
+    args_spec, kwargs_spec = spec.children
+    if all(child.is_leaf() for child in (*args_spec.children, *kwargs_spec.children)):
+        return len(args_spec.children), tuple(kwargs_spec.context)
+    return None
 
 
 def _install_state(

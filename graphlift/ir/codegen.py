@@ -16,12 +16,14 @@ from __future__ import annotations
 import builtins
 import enum
 import itertools
+import keyword
 import linecache
 import math
 import operator
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -68,8 +70,18 @@ class _CodeWriter:
         self.globals: dict[str, Any] = {"torch": torch, "operator": operator, "math": math}
         self._global_names: dict[int, str] = {}
         self._used_names = {n.name for n in graph.nodes} | set(self.globals) | {root_module}
+        # namespace -> packet -> overload -> the op's C++ entry point
+        self._op_namespaces: dict[str, dict[str, dict[str, Any]]] = {}
 
     def write(self) -> PythonCode:
+        code = self._write()
+        for namespace, packets in self._op_namespaces.items():
+            self.globals[namespace] = SimpleNamespace(
+                **{name: SimpleNamespace(**overloads) for name, overloads in packets.items()}
+            )
+        return code
+
+    def _write(self) -> PythonCode:
         params: list[str] = []
         body: list[str] = []
         frees = _values_to_free(self.graph)
@@ -201,6 +213,10 @@ class _CodeWriter:
 
     def reference(self, obj: Any) -> str:
         """A name in generated code for a function, class or other object."""
+        if isinstance(obj, torch._ops.OpOverload):
+            fast = self._op_reference(obj)
+            if fast is not None:
+                return fast
         public = public_path(obj)
         if public is not None:
             return public
@@ -211,6 +227,27 @@ class _CodeWriter:
             self._global_names[key] = name
             self.globals[name] = obj
         return self._global_names[key]
+
+    def _op_reference(self, op: torch._ops.OpOverload) -> str | None:
+        """``aten.linear.default``: reads like torch's path, but the generated
+        code's ``aten`` global holds each op's C++ entry point, which skips the
+        Python ``OpOverload.__call__`` wrapper and three attribute lookups."""
+        namespace, packet, overload = (
+            op.namespace,
+            op._schema.name.split("::")[-1],
+            op._overloadname,
+        )
+        if not all(
+            p.isidentifier() and not keyword.iskeyword(p) for p in (namespace, packet, overload)
+        ):
+            return None
+        if namespace not in self._op_namespaces:
+            if namespace in self._used_names:
+                return None
+            self._used_names.add(namespace)
+            self._op_namespaces[namespace] = {}
+        self._op_namespaces[namespace].setdefault(packet, {})[overload] = op._op
+        return f"{namespace}.{packet}.{overload}"
 
 
 def public_path(obj: Any) -> str | None:
