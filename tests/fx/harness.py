@@ -29,11 +29,16 @@ def fresh_inputs(case: Case, seed: int = FRESH_INPUT_SEED) -> tuple:
     return case.make_inputs()
 
 
-def trace(lib, case: Case, module: nn.Module):
-    """``lib.symbolic_trace``, or a Tracer subclass when the case has custom leaves."""
+def trace(lib, case: Case, module: nn.Module, *, retrace: bool = False):
+    """``lib.symbolic_trace``, or a Tracer subclass when the case has custom leaves.
+
+    ``retrace`` traces a GraphModule again: its forward already holds the
+    specializations, so no concrete_args are given.
+    """
     torch.manual_seed(TRACE_SEED)
+    concrete_args = None if retrace else case.concrete_args
     if not case.leaf_modules:
-        return lib.symbolic_trace(module, concrete_args=case.concrete_args)
+        return lib.symbolic_trace(module, concrete_args=concrete_args)
     leaves = case.leaf_modules
 
     class LeafTracer(lib.Tracer):
@@ -41,7 +46,7 @@ def trace(lib, case: Case, module: nn.Module):
             return isinstance(m, leaves) or super().is_leaf_module(m, module_qualified_name)
 
     tracer = LeafTracer()
-    graph = tracer.trace(module, concrete_args=case.concrete_args)
+    graph = tracer.trace(module, concrete_args=concrete_args)
     return lib.GraphModule(tracer.root, graph)
 
 
