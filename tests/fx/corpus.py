@@ -63,9 +63,11 @@ def count_positive_rows(x: torch.Tensor) -> torch.Tensor:
 
 torch.fx.wrap("clip_if_large")
 torch.fx.wrap(count_positive_rows)
+torch.fx.wrap("len")  # a builtin: len(proxy) in this module is recorded, not an error
 if GRAPHLIFT_FX is not None:
     GRAPHLIFT_FX.wrap("clip_if_large")
     GRAPHLIFT_FX.wrap(count_positive_rows)
+    GRAPHLIFT_FX.wrap("len")
 
 
 Pair = namedtuple("Pair", ["first", "second"])
@@ -350,6 +352,14 @@ class AssertStatement(nn.Module):
 class UsesWrapped(nn.Module):
     def forward(self, x):
         return clip_if_large(x * 10, 3.0) + count_positive_rows(x)
+
+
+class WrapCorners(nn.Module):
+    """A wrapped builtin, keyword arguments, and a call with no Proxy (runs eagerly)."""
+
+    def forward(self, x):
+        constant = clip_if_large(torch.ones(2, 3) * 3, 2.0)
+        return x * len(x) + clip_if_large(x, limit=0.5) + constant
 
 
 class MathOnShape(nn.Module):
@@ -809,6 +819,12 @@ CASES: tuple[Case, ...] = (
         lambda: evaluated(UsesWrapped()),
         lambda: (randn(3, 4),),
         notes="wrap('name') and wrap(fn): each is one call_function node",
+    ),
+    Case(
+        "wrap_corners",
+        lambda: evaluated(WrapCorners()),
+        lambda: (randn(2, 3),),
+        notes="the Proxy-free call becomes a tensor constant",
     ),
     Case(
         "math_on_shape",
