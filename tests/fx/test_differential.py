@@ -223,14 +223,14 @@ def test_identity_transformer_matches_eager(subject, case):
 
 @cases
 def test_shape_prop_matches_torch_fx(subject, case):
-    """ShapeProp records the same shapes and dtypes, node by node, as torch.fx's."""
+    """ShapeProp records the same tensor_meta and type, node by node, as torch.fx's."""
 
     def shapes(lib, gm):
         inputs = fresh_inputs(case)
         with torch.no_grad():
             lib.ShapeProp(gm).propagate(*copy.deepcopy(inputs))
         return [
-            (node.op, _describe_meta(node.meta.get("tensor_meta")))
+            (node.op, _describe_meta(node.meta.get("tensor_meta")), node.meta.get("type"))
             for node in gm.graph.nodes
             if node.op != "output"
         ]
@@ -241,11 +241,18 @@ def test_shape_prop_matches_torch_fx(subject, case):
 
 
 def _describe_meta(meta):
-    """Shapes and dtypes of a (possibly nested) tensor_meta, as plain comparable data."""
-    if meta is None:
-        return None
+    """A (possibly nested) tensor_meta as plain comparable data; non-tensor leaves as is."""
     if isinstance(meta, dict):
         return {key: _describe_meta(value) for key, value in meta.items()}
     if isinstance(meta, (list, tuple)) and not hasattr(meta, "shape"):
         return [_describe_meta(item) for item in meta]
-    return (tuple(meta.shape), meta.dtype, meta.requires_grad, tuple(meta.stride))
+    if not hasattr(meta, "shape"):
+        return meta
+    return (
+        tuple(meta.shape),
+        meta.dtype,
+        meta.requires_grad,
+        tuple(meta.stride),
+        meta.memory_format,
+        meta.is_quantized,
+    )

@@ -187,15 +187,43 @@ def patchable() -> dict[str, object]:
 ORIGINALS = patchable()
 
 
-@error_cases
-def test_nothing_stays_patched_after_a_failed_trace(subject, case):
+class RaisesUserError(nn.Module):
+    """Fails with the user's own exception, deep inside patched calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(3, 3)
+
+    def forward(self, x):
+        y = corpus.clip_if_large(self.fc(x), 1.0) * math.sqrt(2)
+        raise KeyError(f"the user's own error, after {type(y).__name__}")
+
+
+class Succeeds(nn.Module):
+    def forward(self, x):
+        return corpus.clip_if_large(x, 1.0) * math.sqrt(x.shape[0]) + len(x.shape)
+
+
+# every kind of trace that must leave global state as it found it
+PATCH_CASES = {
+    **{case.name: case.make_module for case in ERROR_CASES},
+    "user_exception": RaisesUserError,
+    "successful_trace": Succeeds,
+    "custom_leaf_raising_inside": lambda: corpus.WithCustomLeaf(),  # Untraceable is no leaf here
+}
+
+
+@pytest.mark.parametrize("make_module", PATCH_CASES.values(), ids=PATCH_CASES.keys())
+def test_nothing_stays_patched_after_a_trace(subject, make_module):
     before = global_state()
-    with pytest.raises(Exception):  # noqa: B017 - the type is checked above
-        subject.symbolic_trace(case.make_module())
+    try:
+        subject.symbolic_trace(make_module())
+    except Exception:
+        pass
     after = global_state()
     for namespace in before:
         changed = changed_entries(before[namespace], after[namespace])
-        assert not changed, f"{namespace}: {changed} changed by a failed trace"
+        assert not changed, f"{namespace}: {changed} changed by tracing"
     assert patchable() == ORIGINALS
     # and tracing still works afterwards
     gm = subject.symbolic_trace(corpus.MathOnShape())
