@@ -6,12 +6,14 @@ switching is one import.
 
 from graphlift.errors import GraphliftError, TraceError
 from graphlift.export import (
+    Dim,
     ExportedProgram,
     ExportGraphSignature,
     InputKind,
     InputSpec,
     OutputKind,
     OutputSpec,
+    dims,
     export,
 )
 from graphlift.fx import (
@@ -34,6 +36,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PH",
+    "Dim",
     "ExportGraphSignature",
     "ExportedProgram",
     "Graph",
@@ -52,6 +55,7 @@ __all__ = [
     "Tracer",
     "Transformer",
     "__version__",
+    "dims",
     "export",
     "register_dataclass",
     "symbolic_trace",

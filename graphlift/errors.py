@@ -123,3 +123,8 @@ class InputMismatchError(GraphliftError, AssertionError):
 
 class VerificationError(GraphliftError, RuntimeError):
     """An exported graph breaks an invariant of its IR level."""
+
+
+class DynamicShapesError(ExportError):
+    """A ``dynamic_shapes`` spec is malformed or does not fit the inputs
+    (torch.export raises a RuntimeError-derived UserError)."""

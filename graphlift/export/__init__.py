@@ -1,6 +1,8 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
 from graphlift.export.api import export
+from graphlift.export.constraints import Specialization
+from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint, dims
 from graphlift.export.program import ExportedProgram, ModuleCallEntry
 from graphlift.export.signature import (
     ConstantArgument,
@@ -15,6 +17,9 @@ from graphlift.export.signature import (
 
 __all__ = [
     "ConstantArgument",
+    "DerivedDim",
+    "Dim",
+    "DimHint",
     "ExportGraphSignature",
     "ExportedProgram",
     "InputKind",
@@ -22,7 +27,9 @@ __all__ = [
     "ModuleCallEntry",
     "OutputKind",
     "OutputSpec",
+    "Specialization",
     "SymIntArgument",
     "TensorArgument",
+    "dims",
     "export",
 ]

@@ -1,8 +1,9 @@
 """``export()``: the pipeline from a module and example inputs to an ExportedProgram.
 
-Stages hand over frozen results: capture (trace the model into a graph with
-its signature facts), then assembly (state_dict, constants, module call
-graph), then verification.
+Stages hand over frozen results: match the dynamic-shape spec to the flat
+inputs, capture (trace the model into a graph with its signature facts and
+symbolic shapes), check the traced program against the spec, assemble
+(state_dict, constants, range constraints, module call graph), verify.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import torch
 
 from graphlift.errors import ExportError
 from graphlift.export.capture import Capture, capture
+from graphlift.export.constraints import Specialization, check_dynamic_dims, range_constraints
+from graphlift.export.dynamic_shapes import match_dynamic_shapes
 from graphlift.export.program import ExportedProgram, ModuleCallEntry
 from graphlift.export.signature import ExportGraphSignature, InputKind
 from graphlift.export.verifier import verify
@@ -31,19 +34,25 @@ def export(
     """Trace ``mod(*args, **kwargs)`` into an ExportedProgram (torch.export.export's contract).
 
     The module is run once on traced stand-ins for its inputs, parameters and
-    buffers; every ATen operation it performs is recorded. The module itself
-    is left exactly as it was, also when export fails.
+    buffers; every ATen operation it performs is recorded. Dimensions named in
+    ``dynamic_shapes`` stay symbolic; every assumption the trace makes about
+    them is checked by ``ep.module()`` before it computes. The module itself is
+    left exactly as it was, also when export fails.
     """
-    _check_arguments(mod, args, kwargs, dynamic_shapes, strict, preserve_module_call_signature)
+    _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
-    captured = capture(mod, args, kwargs)
-    program = _assemble(mod, captured, args, kwargs)
+    dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
+    captured = capture(mod, args, kwargs, dim_specs)
+    specializations: tuple[Specialization, ...] = ()
+    if captured.shape_env is not None:
+        specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
+    program = _assemble(mod, captured, args, kwargs, specializations)
     verify(program)
     return program
 
 
 def _check_arguments(
-    mod: Any, args: Any, kwargs: Any, dynamic_shapes: Any, strict: bool, preserved: tuple[str, ...]
+    mod: Any, args: Any, kwargs: Any, strict: bool, preserved: tuple[str, ...]
 ) -> None:
     if not isinstance(mod, torch.nn.Module):
         raise ExportError(
@@ -56,10 +65,6 @@ def _check_arguments(
         )
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
-    if dynamic_shapes is not None:
-        raise ExportError(
-            "dynamic_shapes are not supported yet (graphlift issue #5); export with static shapes"
-        )
     if strict:
         raise ExportError(
             "strict=True (bytecode-level capture) is not supported yet; use strict=False"
@@ -69,7 +74,11 @@ def _check_arguments(
 
 
 def _assemble(
-    mod: torch.nn.Module, captured: Capture, args: tuple[Any, ...], kwargs: dict[str, Any]
+    mod: torch.nn.Module,
+    captured: Capture,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    specializations: tuple[Specialization, ...],
 ) -> ExportedProgram:
     signature = ExportGraphSignature(captured.input_specs, captured.output_specs)
     state = dict(mod.state_dict(keep_vars=True))
@@ -82,12 +91,15 @@ def _assemble(
         elif spec.kind is InputKind.BUFFER:
             constants[target] = mod.get_buffer(target)
     entry = ModuleCallEntry("", captured.in_spec, captured.out_spec, captured.input_names)
+    shape_env = captured.shape_env
     return ExportedProgram(
         graph_module=GraphModule(torch.nn.Module(), captured.graph),
         graph_signature=signature,
         state_dict=state_dict,
         constants=constants,
-        range_constraints={},
+        range_constraints=range_constraints(shape_env) if shape_env else {},
         example_inputs=(args, kwargs),
         module_call_graph=(entry,),
+        shape_env=shape_env,
+        specializations=specializations,
     )

@@ -16,15 +16,19 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError
+from graphlift.export.dynamic_shapes import DimEntry
 from graphlift.export.signature import (
     ConstantArgument,
     InputKind,
     InputSpec,
     OutputKind,
     OutputSpec,
+    SymIntArgument,
     TensorArgument,
 )
+from graphlift.export.symbols import DynamicDim, SymbolMaker
 from graphlift.ir.graph import Graph
+from graphlift.ir.node import Node
 from graphlift.ir.passes import eliminate_dead_code
 from graphlift.pytree import (
     TreeSpec,
@@ -34,9 +38,12 @@ from graphlift.pytree import (
     tree_leaves,
     tree_unflatten,
 )
+from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.expr import as_symbol
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.state import module_stack, swapped_state
+from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
 _PYTHON_CONSTANTS = (int, float, bool, str, type(None))
@@ -51,20 +58,30 @@ class Capture:
     in_spec: TreeSpec
     out_spec: TreeSpec
     input_names: tuple[str, ...]  # forward's parameter names, for module() and errors
+    shape_env: ShapeEnv | None  # None when every input is static
+    dynamic_dims: tuple[DynamicDim, ...]
 
 
-def capture(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Capture:
+def capture(
+    module: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    dim_specs: list[dict[int, DimEntry]],
+) -> Capture:
     graph = Graph()
     recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
     recorder.name_constant_sources(_tensor_attributes(module))
+    symbols = SymbolMaker(ShapeEnv()) if any(dim_specs) else None
+    if symbols is not None:
+        recorder.symbolic = SymbolicValues(graph, symbols.shape_env)
     state_specs, replacements = _lift_state(module, recorder)
     flat_inputs, in_spec = tree_flatten((args, kwargs))
     names = _input_names(module, args, kwargs)
-    traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names)
+    traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
 
     with swapped_state(module, lambda t: replacements[id(t)]), module_stack(recorder, module):
-        with tracing(recorder):
+        with tracing(recorder, symbolic=symbols is not None):
             result = module(*traced_args, **traced_kwargs)
 
     flat_outputs, out_spec = tree_flatten(result)
@@ -85,6 +102,8 @@ def capture(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, An
         in_spec=in_spec,
         out_spec=out_spec,
         input_names=tuple(names),
+        shape_env=symbols.shape_env if symbols else None,
+        dynamic_dims=tuple(symbols.dims) if symbols else (),
     )
 
 
@@ -114,13 +133,23 @@ def _lift_state(
 
 
 def _user_placeholders(
-    recorder: Recorder, flat_inputs: list[Any], names: list[str]
+    recorder: Recorder,
+    flat_inputs: list[Any],
+    names: list[str],
+    dim_specs: list[dict[int, DimEntry]],
+    symbols: SymbolMaker | None,
 ) -> tuple[list[Any], list[InputSpec]]:
     traced_inputs: list[Any] = []
     specs: list[InputSpec] = []
-    for leaf, name in zip(flat_inputs, names):
+    for leaf, name, entries in zip(flat_inputs, names, dim_specs):
         if isinstance(leaf, torch.Tensor):
-            traced = recorder.placeholder(name, leaf, requires_grad=leaf.requires_grad)
+            sizes = symbols.sizes(name, leaf, entries) if symbols and entries else None
+            traced = recorder.placeholder(name, leaf, requires_grad=leaf.requires_grad, sizes=sizes)
+            if sizes is not None and recorder.symbolic is not None:
+                for dim, size in enumerate(sizes):
+                    symbol = _plain_symbol(size)
+                    if symbol is not None:
+                        recorder.symbolic.bind(symbol, traced.node, dim)
             traced_inputs.append(traced)
             specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(traced.node.name), None))
         elif isinstance(leaf, _PYTHON_CONSTANTS):
@@ -137,10 +166,21 @@ def _user_placeholders(
     return traced_inputs, specs
 
 
+def _plain_symbol(size: Any) -> str | None:
+    """The symbol name when ``size`` is exactly one symbol (not an expression)."""
+    return as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
+
+
 def _outputs(recorder: Recorder, flat_outputs: list[Any]) -> tuple[list[Any], list[OutputSpec]]:
     args: list[Any] = []
     specs: list[OutputSpec] = []
     for index, leaf in enumerate(flat_outputs):
+        if isinstance(leaf, torch.SymInt) and recorder.symbolic is not None:
+            node = recorder.symbolic.node_for(leaf)
+            args.append(node)
+            name = node.name if isinstance(node, Node) else f"output_{index}"
+            specs.append(OutputSpec(OutputKind.USER_OUTPUT, SymIntArgument(name), None))
+            continue
         if isinstance(leaf, torch.Tensor) and not isinstance(leaf, TraceTensor):
             leaf = recorder.constant(leaf)  # a tensor the model returns untouched
         if isinstance(leaf, TraceTensor):

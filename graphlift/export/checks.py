@@ -1,33 +1,40 @@
 """The input checks of ``ep.module()``: a generated Python prologue.
 
-Each flat input gets the checks the trace relied on — that it is a tensor,
-its dtype and sizes, or the exact value of a specialized Python input — as
-plain readable code (``print(ep.module().input_checks)`` shows it). A failed
-check raises InputMismatchError naming the input and what was expected,
-before any computation runs.
+Each flat input gets the checks the trace relied on, as plain readable code
+(``print(ep.module().input_checks)`` shows it):
+
+- that it is a tensor of the traced dtype and rank;
+- each static size; for each dynamic size, its range, or its equality with the
+  input dimension it was tied to;
+- every guard the trace recorded (``x.size()[1] >= 9``), with the user line
+  that made the assumption;
+- the exact value (and type) of a specialized Python input.
+
+A failed check raises InputMismatchError naming the input, what was expected
+and why, before any computation runs.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from graphlift.errors import InputMismatchError
+from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.expr import as_int, as_symbol
 
 
-def input_check_source(names: list[str], values: list[Any]) -> str:
-    """Source of ``check_inputs(<names>)`` for example ``values`` (TraceTensors or constants)."""
+def input_check_source(
+    names: list[str], values: list[Any], shape_env: ShapeEnv | None = None
+) -> str:
+    """Source of ``check_inputs(<names>)`` for traced ``values`` (TraceTensors or constants)."""
     lines = [f"def check_inputs({', '.join(names)}):"]
     for name, value in zip(names, values):
         if isinstance(value, torch.Tensor):
-            shape = tuple(int(d) for d in value.shape)
-            lines += [
-                f"    if not isinstance({name}, Tensor): fail({name!r}, 'a tensor', {name})",
-                f"    if {name}.dtype is not {value.dtype}: fail({name!r}, 'dtype {value.dtype}', {name}.dtype)",
-                f"    if {name}.shape != {shape}: fail({name!r}, 'shape {list(shape)}', list({name}.shape))",
-            ]
+            lines += _tensor_checks(name, value, shape_env)
         elif value is None:
             lines.append(f"    if {name} is not None: fail({name!r}, None, {name})")
         else:  # exact type: 1 must not pass for True, nor 2 for 2.0
@@ -35,9 +42,68 @@ def input_check_source(names: list[str], values: list[Any]) -> str:
             lines.append(
                 f"    if type({name}) is not {kind} or {name} != {value!r}: fail({name!r}, {value!r}, {name})"
             )
+    if shape_env is not None:
+        for guard in shape_env.guards:
+            where = str(guard.where).split("\n")[0] if guard.where else None
+            lines.append(f"    if not ({guard.code}): fail_guard({guard.code!r}, {where!r})")
     if len(lines) == 1:
         lines.append("    pass")
     return "\n".join(lines) + "\n"
+
+
+def _tensor_checks(name: str, value: torch.Tensor, shape_env: ShapeEnv | None) -> list[str]:
+    lines = [
+        f"    if not isinstance({name}, Tensor): fail({name!r}, 'a tensor', {name})",
+        f"    if {name}.dtype is not {value.dtype}: fail({name!r}, 'dtype {value.dtype}', {name}.dtype)",
+    ]
+    sizes = [_static_size(size, shape_env) for size in value.shape]
+    if all(isinstance(size, int) for size in sizes):
+        shape = tuple(sizes)
+        lines.append(
+            f"    if {name}.shape != {shape}: fail({name!r}, 'shape {list(shape)}', list({name}.shape))"
+        )
+        return lines
+    lines.append(
+        f"    if {name}.dim() != {len(sizes)}: fail({name!r}, '{len(sizes)} dims', {name}.dim())"
+    )
+    for dim, size in enumerate(sizes):
+        source = f"{name}.size()[{dim}]"
+        if isinstance(size, int):
+            lines.append(
+                f"    if {source} != {size}: fail({name!r}, 'size {size} at dim {dim}', {source})"
+            )
+        else:
+            lines.append(_dynamic_size_check(name, dim, size, shape_env))
+    return lines
+
+
+def _static_size(size: Any, shape_env: ShapeEnv | None) -> Any:
+    if not isinstance(size, torch.SymInt) or shape_env is None:
+        return int(size)
+    expr = shape_env.simplify(size.node.symbolic_expr)
+    value = as_int(expr)
+    return value if value is not None else expr
+
+
+def _dynamic_size_check(name: str, dim: int, expr: Any, shape_env: ShapeEnv | None) -> str:
+    assert shape_env is not None
+    source = f"{name}.size()[{dim}]"
+    symbol = as_symbol(expr)
+    defining = symbol is not None and shape_env.format(expr) == source
+    if not defining:
+        other = shape_env.format(expr)
+        return f"    if {source} != {other}: fail({name!r}, 'size {other} at dim {dim}', {source})"
+    bounds = shape_env.range_of(symbol)  # type: ignore[arg-type]
+    lower, upper = int(bounds.lower), bounds.upper
+    if math.isinf(upper):
+        return (
+            f"    if {source} < {lower}: fail({name!r}, 'size >= {lower} at dim {dim}', {source})"
+        )
+    upper = int(upper)
+    return (
+        f"    if not {lower} <= {source} <= {upper}: "
+        f"fail({name!r}, 'size in [{lower}, {upper}] at dim {dim}', {source})"
+    )
 
 
 def fail(name: str, expected: Any, got: Any) -> None:
@@ -45,12 +111,22 @@ def fail(name: str, expected: Any, got: Any) -> None:
         got = f"a tensor of dtype {got.dtype} and shape {list(got.shape)}"
     raise InputMismatchError(
         f"input {name!r} does not match the exported program: expected {expected}, got {got}. "
-        "The program was exported for these exact sizes and values; export with dynamic_shapes "
-        "for other sizes"
+        "Sizes and values outside what the program was exported for are refused; export with "
+        "dynamic_shapes (or a wider Dim range) for other sizes"
     )
 
 
+def fail_guard(code: str, where: str | None) -> None:
+    reason = f" (the program assumes it because of {where})" if where else ""
+    raise InputMismatchError(f"the inputs violate the exported program's assumption {code}{reason}")
+
+
 def compile_checks(source: str) -> Callable[..., None]:
-    namespace: dict[str, Any] = {"Tensor": torch.Tensor, "torch": torch, "fail": fail}
+    namespace: dict[str, Any] = {
+        "Tensor": torch.Tensor,
+        "torch": torch,
+        "fail": fail,
+        "fail_guard": fail_guard,
+    }
     exec(compile(source, "<graphlift-input-checks>", "exec"), namespace)
     return namespace["check_inputs"]  # type: ignore[no-any-return]

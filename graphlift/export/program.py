@@ -19,6 +19,7 @@ from graphlift.export.signature import ExportGraphSignature
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
+from graphlift.symbolic import ShapeEnv
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class ExportedProgram:
         range_constraints: dict[str, Any],
         example_inputs: tuple[tuple[Any, ...], dict[str, Any]],
         module_call_graph: tuple[ModuleCallEntry, ...],
+        shape_env: ShapeEnv | None = None,
+        specializations: tuple[Any, ...] = (),
     ) -> None:
         self.graph_module = graph_module
         self.graph_signature = graph_signature
@@ -50,6 +53,9 @@ class ExportedProgram:
         self.range_constraints = range_constraints
         self.example_inputs = example_inputs
         self.module_call_graph = module_call_graph
+        #: Dim.AUTO dimensions that became static or narrower, with the line that did it.
+        self.specializations = specializations
+        self._shape_env = shape_env
 
     @property
     def graph(self) -> Graph:
@@ -91,10 +97,14 @@ class ExportedProgram:
     def __str__(self) -> str:
         graph = "\n".join(f"    {line}" for line in str(self.graph).splitlines())
         signature = "\n".join(f"    {line}" for line in str(self.graph_signature).splitlines())
-        return (
+        ranges = ", ".join(f"{name}: {r}" for name, r in self.range_constraints.items())
+        text = (
             f"ExportedProgram:\n{graph}\n\nGraph signature:\n{signature}\n\n"
-            f"Range constraints: {self.range_constraints}\n"
+            f"Range constraints: {{{ranges}}}\n"
         )
+        if self.specializations:
+            text += "Specializations:\n" + "".join(f"    {s}\n" for s in self.specializations)
+        return text
 
     def __repr__(self) -> str:
         return f"<ExportedProgram with {len(self.graph.nodes)} nodes>"

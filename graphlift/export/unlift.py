@@ -86,7 +86,7 @@ def unlift(program: ExportedProgram) -> ExportedModule:
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
-        [n.name for n in user_inputs], [n.meta.get("val") for n in user_inputs]
+        [n.name for n in user_inputs], [n.meta.get("val") for n in user_inputs], program._shape_env
     )
     module._in_spec = program.call_spec_in
     module._flat_layout = _flat_layout(program.call_spec_in)

@@ -17,8 +17,12 @@ from graphlift.ir.node import Node
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
 
-# Non-ATen targets an exported graph may call.
-ALLOWED_PYTHON_TARGETS = {operator.getitem}
+# Non-ATen targets an exported graph may call: tuple access, and arithmetic on
+# symbolic sizes (``sym_size(x, 0) * 2``).
+ALLOWED_PYTHON_TARGETS = {
+    operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv,
+    operator.mod, operator.pow, operator.neg, torch.sym_max, torch.sym_min,
+}  # fmt: skip
 
 
 def verify(program: ExportedProgram) -> None:

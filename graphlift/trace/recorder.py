@@ -33,6 +33,7 @@ from graphlift.errors import ExportError, TraceError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location
+from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
 META = torch.device("meta")
@@ -59,16 +60,30 @@ class Recorder:
         self._constant_targets: dict[int, str] = {}
         self._frozen: set[Node] = set()  # values that must not be rebound (inputs, state)
         self._storage_users: dict[int, int] = {}
+        self.symbolic: SymbolicValues | None = None  # set when the export has dynamic dims
 
     # --- values entering the graph -------------------------------------------------------
 
     def placeholder(
-        self, name: str, value: torch.Tensor, *, requires_grad: bool = False
+        self,
+        name: str,
+        value: torch.Tensor,
+        *,
+        requires_grad: bool = False,
+        sizes: list[Any] | None = None,
     ) -> TraceTensor:
-        """A graph input standing for ``value`` (a real or meta tensor)."""
+        """A graph input standing for ``value`` (a real or meta tensor); ``sizes``
+        may replace its sizes with symbolic ones (strides follow value's layout)."""
         with self.graph.inserting_before(self._first_computation()):
             node = self.graph.placeholder(name)
-        shadow = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device=META)
+        if sizes is None:
+            shadow = torch.empty_strided(
+                value.shape, value.stride(), dtype=value.dtype, device=META
+            )
+        else:
+            shadow = torch.empty_strided(
+                sizes, strides_like(value, sizes), dtype=value.dtype, device=META
+            )
         traced = self.wrap(shadow, node, value.device, requires_grad)
         self._frozen.add(node)
         return traced
@@ -192,10 +207,12 @@ class Recorder:
             return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
         if isinstance(value, torch.device):
             return value, META
+        if isinstance(value, torch.SymInt) and self.symbolic is not None:
+            return self.symbolic.node_for(value), value
         if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
             raise TraceError(
-                "a symbolic size was passed to an operation; dynamic shapes are not supported "
-                "yet (graphlift issue #5)",
+                f"a symbolic {type(value).__name__} ({value}) was passed to an operation; only "
+                "symbolic integer sizes can be recorded so far",
                 where=_where(),
             )
         return value, value
@@ -223,6 +240,18 @@ class Recorder:
             if node.op != "placeholder":
                 return node
         return None
+
+
+def strides_like(value: torch.Tensor, sizes: list[Any]) -> list[Any]:
+    """Dense strides for ``sizes`` in the memory order of ``value`` (so a
+    channels-last or transposed input keeps its layout)."""
+    order = sorted(range(value.dim()), key=lambda d: (value.stride(d), -d))
+    strides: list[Any] = [0] * value.dim()
+    running: Any = 1
+    for dim in order:
+        strides[dim] = running
+        running = running * sizes[dim]
+    return strides
 
 
 def functional_variant(op: torch._ops.OpOverload) -> torch._ops.OpOverload:

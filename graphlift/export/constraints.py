@@ -1,0 +1,122 @@
+"""Checking the traced program against the user's dynamic-shape spec.
+
+After tracing, each declared dynamic dimension is compared with what the
+program needed. A named ``Dim`` or ``Dim.DYNAMIC`` that the program
+specialized to one value, narrowed to a smaller range, or tied to another dim
+is a *violation*: export raises ConstraintViolationError listing each one
+with the user's line that caused it and a suggested fix (``err.fixes``:
+``{source: suggestion}``). ``Dim.AUTO`` dims are allowed to become static or
+narrower; those changes are returned as the program's ``specializations``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from graphlift.errors import ConstraintViolationError
+from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint
+from graphlift.export.symbols import DynamicDim
+from graphlift.symbolic import ShapeEnv, ValueRange
+from graphlift.symbolic.expr import as_int, as_symbol, free_symbols
+
+
+@dataclass(frozen=True)
+class Specialization:
+    """A ``Dim.AUTO`` dimension that became static or got a narrower range."""
+
+    source: str
+    change: str  # "static: 1" or "range [2, 64]"
+    where: str | None
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.change}" + (f" (at {self.where})" if self.where else "")
+
+
+def check_dynamic_dims(
+    shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]
+) -> tuple[Specialization, ...]:
+    violations: list[str] = []
+    fixes: dict[str, Any] = {}
+    report: list[Specialization] = []
+    for dim in dims:
+        if isinstance(dim.entry, DerivedDim):
+            continue  # checked through its root
+        problem = _problem(shape_env, dim)
+        if problem is None:
+            continue
+        change, where, fix = problem
+        if dim.entry is DimHint.AUTO:
+            report.append(Specialization(dim.source, change, where))
+        else:
+            declared = repr(dim.entry)
+            violations.append(
+                f"  - {dim.source} ({declared}): {change}"
+                + (f"\n      because of {where}" if where else "")
+            )
+            fixes[dim.source] = fix
+    if violations:
+        raise ConstraintViolationError(
+            "the program does not work for every size dynamic_shapes allows:\n"
+            + "\n".join(violations)
+            + "\nFix the spec (err.fixes has a suggestion per dim; refine_dynamic_shapes applies them) "
+            "or change the model so it does not depend on these sizes.",
+            fixes=fixes,
+        )
+    return tuple(report)
+
+
+def _problem(shape_env: ShapeEnv, dim: DynamicDim) -> tuple[str, str | None, Any] | None:
+    """(what changed, the user's line, the suggested entry) or None if the dim stayed as declared."""
+    expr = shape_env.simplify(dim.size.node.symbolic_expr)
+    value = as_int(expr)
+    own = as_symbol(dim.size.node.symbolic_expr)
+    if value is not None:
+        return f"static: {value}", _replacement_line(shape_env, own), None
+    symbol = as_symbol(expr)
+    if symbol is not None and symbol != own:
+        other = shape_env.format(expr)
+        return f"must equal {other}", _replacement_line(shape_env, own), f"the same Dim as {other}"
+    if own is None:
+        return None
+    declared = _declared(dim)
+    actual = shape_env.range_of(own)
+    if actual.lower > declared.lower or actual.upper < declared.upper:
+        where = _guard_lines(shape_env, own)
+        name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
+        suggestion = Dim(
+            name,
+            min=int(actual.lower),
+            max=None if actual.upper == float("inf") else int(actual.upper),
+        )
+        return f"range {actual} (declared {declared})", where, suggestion
+    return None
+
+
+def _declared(dim: DynamicDim) -> ValueRange:
+    if isinstance(dim.entry, Dim):
+        return ValueRange(dim.entry.min, dim.entry.upper)
+    return ValueRange(0, float("inf"))
+
+
+def _replacement_line(shape_env: ShapeEnv, symbol: str | None) -> str | None:
+    replacement = shape_env.replacements.get(symbol) if symbol else None
+    return str(replacement.where) if replacement is not None and replacement.where else None
+
+
+def _guard_lines(shape_env: ShapeEnv, symbol: str) -> str | None:
+    lines = [
+        f"{guard.code} at {guard.where}" if guard.where else guard.code
+        for guard in shape_env.guards
+        if symbol in free_symbols(guard.expr)
+    ]
+    return "; ".join(lines) or None
+
+
+def range_constraints(shape_env: ShapeEnv) -> dict[str, ValueRange]:
+    """The range of every symbol that is still free in the program."""
+    return {
+        info.name: shape_env.range_of(info.name)
+        for info in shape_env.symbols
+        if info.name not in shape_env.replacements
+    }

@@ -1,0 +1,284 @@
+"""Dynamic shapes: the ``Dim`` API and matching a ``dynamic_shapes`` spec to inputs.
+
+A spec mirrors the inputs: a dict keyed by ``forward``'s parameter names (or
+a tuple by position), nested like the inputs are, and for each tensor either
+None (all dims static), a dict ``{dim: Dim}`` or a tuple with one entry per
+dim. An entry is a named ``Dim`` (dims sharing a name are equal), a derived
+dim (``2 * d``, ``d + 1``), or a hint: ``Dim.AUTO`` (as dynamic as the program
+allows), ``Dim.DYNAMIC`` (must stay dynamic) or ``Dim.STATIC``.
+
+``match_dynamic_shapes`` returns one ``{dim: entry}`` per flat input, in the
+order export flattens ``(args, kwargs)``; a malformed spec raises
+DynamicShapesError saying which input and dim is wrong and why.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
+
+import torch
+
+from graphlift.errors import DynamicShapesError
+from graphlift.pytree import is_leaf_value, tree_flatten
+
+
+class DimHint(Enum):
+    AUTO = "auto"
+    STATIC = "static"
+    DYNAMIC = "dynamic"
+
+    def __repr__(self) -> str:
+        return f"Dim.{self.name}"
+
+
+@dataclass(frozen=True)
+class Dim:
+    """A named dynamic dimension with an inclusive range (torch.export.Dim).
+
+    ``max=None`` means unbounded. Dims with the same name must be equal, so two
+    inputs sharing ``Dim("seq")`` must have the same size at run time.
+    """
+
+    name: str
+    min: int = 0
+    max: int | None = None
+
+    AUTO: ClassVar[DimHint] = DimHint.AUTO
+    STATIC: ClassVar[DimHint] = DimHint.STATIC
+    DYNAMIC: ClassVar[DimHint] = DimHint.DYNAMIC
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise DynamicShapesError(f"Dim name {self.name!r} must be a Python identifier")
+        if self.min < 0:
+            raise DynamicShapesError(
+                f"Dim {self.name!r} has min={self.min}; sizes cannot be negative"
+            )
+        if self.max is not None and self.min > self.max:
+            raise DynamicShapesError(f"Dim {self.name!r} has min={self.min} > max={self.max}")
+
+    @property
+    def upper(self) -> float:
+        return math.inf if self.max is None else self.max
+
+    def __mul__(self, factor: int) -> DerivedDim:
+        return DerivedDim(self, _int_operand(factor, "*"), 0)
+
+    __rmul__ = __mul__
+
+    def __add__(self, offset: int) -> DerivedDim:
+        return DerivedDim(self, 1, _int_operand(offset, "+"))
+
+    __radd__ = __add__
+
+    def __sub__(self, offset: int) -> DerivedDim:
+        return DerivedDim(self, 1, -_int_operand(offset, "-"))
+
+    def __repr__(self) -> str:
+        bounds = f"min={self.min}" + (f", max={self.max}" if self.max is not None else "")
+        return f"Dim({self.name!r}, {bounds})"
+
+
+@dataclass(frozen=True)
+class DerivedDim:
+    """``scale * root + offset``: a dimension that is a function of another."""
+
+    root: Dim
+    scale: int
+    offset: int
+
+    def __mul__(self, factor: int) -> DerivedDim:
+        factor = _int_operand(factor, "*")
+        return DerivedDim(self.root, self.scale * factor, self.offset * factor)
+
+    __rmul__ = __mul__
+
+    def __add__(self, offset: int) -> DerivedDim:
+        return DerivedDim(self.root, self.scale, self.offset + _int_operand(offset, "+"))
+
+    def __sub__(self, offset: int) -> DerivedDim:
+        return DerivedDim(self.root, self.scale, self.offset - _int_operand(offset, "-"))
+
+    def value(self, root: int) -> int:
+        return self.scale * root + self.offset
+
+    def __repr__(self) -> str:
+        text = f"{self.scale}*{self.root.name}" if self.scale != 1 else self.root.name
+        return text + (
+            f" + {self.offset}" if self.offset > 0 else f" - {-self.offset}" if self.offset else ""
+        )
+
+
+DimEntry = Dim | DerivedDim | DimHint
+
+
+def dims(*names: str, min: int = 0, max: int | None = None) -> tuple[Dim, ...]:
+    """Several Dims with the same range: ``batch, seq = dims("batch", "seq", max=512)``."""
+    return tuple(Dim(name, min=min, max=max) for name in names)
+
+
+def _int_operand(value: Any, operator: str) -> int:
+    if type(value) is not int:
+        raise DynamicShapesError(f"Dim {operator} {value!r}: derived dims take integer constants")
+    return value
+
+
+# --- matching a spec to the inputs ----------------------------------------------------
+
+
+def match_dynamic_shapes(
+    forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any], spec: Any
+) -> list[dict[int, DimEntry]]:
+    """One ``{dim: entry}`` per flat input (empty for static tensors and non-tensors)."""
+    leaves = tree_flatten((args, kwargs))[0]
+    if spec is None:
+        return [{} for _ in leaves]
+    per_argument = _spec_per_argument(forward, args, kwargs, spec)
+    matched: list[dict[int, DimEntry]] = []
+    for path, value, argument_spec in per_argument:
+        matched += _match(path, value, argument_spec)
+    if len(matched) != len(leaves):
+        raise DynamicShapesError(
+            "dynamic_shapes does not line up with the inputs; this is a bug in graphlift"
+        )
+    _check_consistent_names(matched)
+    return matched
+
+
+def _spec_per_argument(
+    forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any], spec: Any
+) -> list[tuple[str, Any, Any]]:
+    """(name, value, spec) for each positional argument, then each keyword argument."""
+    names = _positional_names(forward, len(args))
+    given = {**dict(zip(names, args)), **kwargs}
+    if isinstance(spec, Mapping):
+        unknown = sorted(set(spec) - set(given))
+        if unknown:
+            raise DynamicShapesError(
+                f"dynamic_shapes names {unknown}, which are not inputs of this call; "
+                f"the inputs are {list(given)}"
+            )
+        lookup = dict(spec)
+    elif isinstance(spec, Sequence) and not isinstance(spec, str):
+        if len(spec) != len(given):
+            raise DynamicShapesError(
+                f"dynamic_shapes has {len(spec)} entries but the call has {len(given)} inputs "
+                f"({list(given)}); give one entry (or None) per input"
+            )
+        lookup = dict(zip(given, spec))
+    else:
+        raise DynamicShapesError(
+            f"dynamic_shapes must be a dict keyed by argument name or a tuple by position, "
+            f"got {type(spec).__name__}"
+        )
+    return [(name, value, lookup.get(name)) for name, value in given.items()]
+
+
+def _positional_names(forward: Any, count: int) -> list[str]:
+    names: list[str] = []
+    for parameter in inspect.signature(forward).parameters.values():
+        if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+            names += [f"{parameter.name}_{i}" for i in range(count - len(names))]
+        elif parameter.kind in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            names.append(parameter.name)
+    return names[:count]
+
+
+def _match(path: str, value: Any, spec: Any) -> list[dict[int, DimEntry]]:
+    if isinstance(value, torch.Tensor):
+        return [_tensor_dims(path, value, spec)]
+    if is_leaf_value(value):
+        if spec is not None:
+            raise DynamicShapesError(
+                f"dynamic_shapes gives {spec!r} for {path}, which is a {type(value).__name__}, "
+                "not a tensor; use None for non-tensor inputs"
+            )
+        return [{}]
+    children = tree_flatten(value)[0] if spec is None else None
+    if children is not None:
+        return [{} for _ in children]
+    return _match_container(path, value, spec)
+
+
+def _match_container(path: str, value: Any, spec: Any) -> list[dict[int, DimEntry]]:
+    if isinstance(value, Mapping) and isinstance(spec, Mapping):
+        if set(spec) - set(value):
+            raise DynamicShapesError(
+                f"dynamic_shapes for {path} has keys {sorted(set(spec) - set(value))} the input lacks"
+            )
+        return [
+            d
+            for key, item in value.items()
+            for d in _match(f"{path}[{key!r}]", item, spec.get(key))
+        ]
+    if isinstance(value, tuple | list) and isinstance(spec, tuple | list):
+        if len(spec) != len(value):
+            raise DynamicShapesError(
+                f"dynamic_shapes for {path} has {len(spec)} entries but the input has {len(value)}"
+            )
+        return [
+            d
+            for i, (item, s) in enumerate(zip(value, spec))
+            for d in _match(f"{path}[{i}]", item, s)
+        ]
+    raise DynamicShapesError(
+        f"dynamic_shapes for {path} is a {type(spec).__name__}, but the input is a "
+        f"{type(value).__name__}; the spec must mirror the input's structure"
+    )
+
+
+def _tensor_dims(path: str, tensor: torch.Tensor, spec: Any) -> dict[int, DimEntry]:
+    if spec is None:
+        return {}
+    if isinstance(spec, Mapping):
+        entries = dict(spec)
+    elif isinstance(spec, tuple | list):
+        if len(spec) != tensor.dim():
+            raise DynamicShapesError(
+                f"dynamic_shapes for {path} has {len(spec)} entries but the tensor has "
+                f"{tensor.dim()} dims {list(tensor.shape)}"
+            )
+        entries = dict(enumerate(spec))
+    else:
+        raise DynamicShapesError(
+            f"dynamic_shapes for tensor {path} must be None, a dict {{dim: Dim}} or a tuple "
+            f"with one entry per dim; got {spec!r}"
+        )
+    result: dict[int, DimEntry] = {}
+    for dim, entry in entries.items():
+        if type(dim) is not int or not -tensor.dim() <= dim < tensor.dim():
+            raise DynamicShapesError(
+                f"dynamic_shapes for {path} names dim {dim!r}, but the tensor has {tensor.dim()} "
+                f"dims {list(tensor.shape)}"
+            )
+        if entry is None or entry is DimHint.STATIC:
+            continue
+        if not isinstance(entry, Dim | DerivedDim | DimHint):
+            raise DynamicShapesError(
+                f"dynamic_shapes for {path} dim {dim}: expected a Dim, got {entry!r}"
+            )
+        result[dim % tensor.dim()] = entry
+    return result
+
+
+def _check_consistent_names(matched: list[dict[int, DimEntry]]) -> None:
+    seen: dict[str, Dim] = {}
+    for entries in matched:
+        for entry in entries.values():
+            root = entry.root if isinstance(entry, DerivedDim) else entry
+            if not isinstance(root, Dim):
+                continue
+            other = seen.setdefault(root.name, root)
+            if other != root:
+                raise DynamicShapesError(
+                    f"two different Dims are named {root.name!r}: {other!r} and {root!r}; "
+                    "dims that share a name must be the same Dim"
+                )

@@ -1,0 +1,82 @@
+"""Symbols for the dynamic dimensions of an export's inputs.
+
+Each dynamic input dimension gets a symbol in the export's ShapeEnv, whose
+source is the Python expression that reads it from the inputs
+(``x.size()[0]``), so every guard prints as code ``module()`` can run. Dims
+that share a name share one symbol; a derived dim (``2 * d + 1``) is an
+expression over its root's symbol.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from graphlift.errors import DynamicShapesError
+from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimEntry, DimHint
+from graphlift.symbolic import ShapeEnv
+
+
+@dataclass(frozen=True)
+class DynamicDim:
+    """One dynamic input dimension as declared, and the size it was traced with."""
+
+    source: str  # x.size()[0]
+    entry: DimEntry
+    size: Any  # a SymInt (or an int once specialized)
+
+
+class SymbolMaker:
+    def __init__(self, shape_env: ShapeEnv) -> None:
+        self.shape_env = shape_env
+        self.by_name: dict[str, torch.SymInt] = {}
+        self.dims: list[DynamicDim] = []
+
+    def sizes(self, name: str, tensor: torch.Tensor, entries: dict[int, DimEntry]) -> list[Any]:
+        """``tensor``'s sizes with a symbol (or symbolic expression) on each dynamic dim.
+        Plain Dims are made before derived ones, so a root can appear after its derivation."""
+        sizes: list[Any] = list(tensor.shape)
+        ordered = sorted(entries.items(), key=lambda item: isinstance(item[1], DerivedDim))
+        for dim, entry in ordered:
+            source = f"{name}.size()[{dim}]"
+            sizes[dim] = self._size(source, int(tensor.shape[dim]), entry)
+            self.dims.append(DynamicDim(source, entry, sizes[dim]))
+        return sizes
+
+    def _size(self, source: str, hint: int, entry: DimEntry) -> Any:
+        if isinstance(entry, DimHint):
+            return self.shape_env.create_symbol(hint, min=0, max=None, source=source)
+        if isinstance(entry, Dim):
+            return self._named(source, hint, entry)
+        root = self.by_name.get(entry.root.name)
+        if root is None:
+            raise DynamicShapesError(
+                f"{source} is declared {entry!r}, but no input dimension is declared as "
+                f"{entry.root.name!r} itself; derived dims need their root on some input"
+            )
+        if entry.value(int(root.node.hint)) != hint:
+            raise DynamicShapesError(
+                f"{source} is declared {entry!r} = {entry.value(int(root.node.hint))} for the example "
+                f"inputs, but its size is {hint}"
+            )
+        return entry.scale * root + entry.offset
+
+    def _named(self, source: str, hint: int, dim: Dim) -> torch.SymInt:
+        existing = self.by_name.get(dim.name)
+        if existing is not None:
+            if int(existing.node.hint) != hint:
+                raise DynamicShapesError(
+                    f"{source} is {hint} in the example inputs but Dim {dim.name!r} is "
+                    f"{int(existing.node.hint)} elsewhere; dims sharing a name must be equal"
+                )
+            return existing
+        if not dim.min <= hint <= dim.upper:
+            raise DynamicShapesError(
+                f"the example size of {source} is {hint}, outside the range of {dim!r}; "
+                "use an example input inside the declared range"
+            )
+        symbol = self.shape_env.create_symbol(hint, min=dim.min, max=dim.max, source=source)
+        self.by_name[dim.name] = symbol
+        return symbol
