@@ -157,6 +157,8 @@ class _Bounder:
             for arg in args[1:]:  # max and min are n-ary
                 result = _BINARY[name](result, self.of(arg))
             return result
+        if name == "fvar":
+            return self.ranges.get(op.payload, UNBOUNDED)
         if name in ("trunc", "floor", "ceil"):
             return vr.to_integer(self.of(args[0]), name)
         if name in ("float", "fneg"):

@@ -115,6 +115,11 @@ def symbol(name: str) -> Poly:
     return poly_from({frozenset({(found, 1)}): 1})
 
 
+def float_symbol(name: str) -> Op:
+    """An unbacked float symbol (``uf0``): an op with no arguments, named by its payload."""
+    return make_op("fvar", (), "float", payload=name)
+
+
 def integer(value: int) -> Poly:
     return poly_from({EMPTY_MONO: value} if value else {})
 
@@ -225,6 +230,8 @@ def free_symbols(expr: Expr) -> frozenset[str]:
                         names.add(factor.name)
                     else:
                         names |= free_symbols(factor)
+        elif isinstance(expr, Op) and expr.name == "fvar":
+            names.add(expr.payload)
         elif isinstance(expr, Op):
             for arg in expr.args:
                 names |= free_symbols(arg)

@@ -23,6 +23,7 @@ from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Expr, Poly
 
 _SYMBOL_NAME = re.compile(r"[su]\d+$")
+_FLOAT_SYMBOL_NAME = re.compile(r"uf\d+$")
 _MATH_FUNCTIONS = frozenset(
     {"sqrt", "cos", "cosh", "sin", "sinh", "tan", "tanh", "asin", "acos", "atan", "log2"}
 )
@@ -69,6 +70,8 @@ class _Reader:
     def read_Name(self, node: ast.Name) -> Expr:
         if _SYMBOL_NAME.match(node.id):
             return E.symbol(node.id)
+        if _FLOAT_SYMBOL_NAME.match(node.id):
+            return E.float_symbol(node.id)
         if node.id in ("True", "False"):
             return E.constant(node.id == "True")
         raise self.fail(node, "unknown name")

@@ -110,6 +110,8 @@ class _Printer:
             return f"{_CALLS[name]}({', '.join(self.show(a, 0) for a in args)})", _ATOM
         if name in ("pow", "fpow"):
             return f"{self.show(args[0], _POW + 1)}**{self.show(args[1], _UNARY)}", _POW
+        if name == "fvar":
+            return self.names.get(op.payload, op.payload), _ATOM
         if name == "fneg":
             return f"-{self.show(args[0], _UNARY)}", _UNARY
         if name == "fmath":

@@ -43,7 +43,7 @@ from graphlift.symbolic.decide import Decider
 from graphlift.symbolic.expr import Expr, Op, Poly, Scalar
 from graphlift.symbolic.guards import Guard, Replacement, RuntimeAssert, SymbolInfo
 from graphlift.symbolic.printer import to_python
-from graphlift.symbolic.ranges import ValueRange
+from graphlift.symbolic.ranges import UNBOUNDED, ValueRange
 from graphlift.symbolic.substitute import EvaluationError, Substitution, evaluate, substitute
 from graphlift.symbolic.sympy_bridge import from_sympy
 
@@ -64,7 +64,7 @@ class ShapeEnv:
         self._facts_by_mono: dict[E.Mono, list[Expr]] = {}
         self._guards: list[Guard] = []
         self._asserts: list[RuntimeAssert] = []
-        self._counts = {"s": 0, "u": 0}
+        self._counts = {"s": 0, "u": 0, "uf": 0}
         self._reset_caches()
 
     # --- creating symbols ---------------------------------------------------------------
@@ -108,6 +108,13 @@ class ShapeEnv:
         name = self._new_name("u", None, source, ValueRange(0, 1))
         result = self._wrap(E.eq(E.symbol(name), E.ONE), bool, None)
         assert isinstance(result, torch.SymBool)
+        return result
+
+    def create_unbacked_symfloat(self, *, source: str = "") -> torch.SymFloat:
+        """An unbacked float ``uf<k>`` (``.item()`` of a floating-point tensor)."""
+        name = self._new_name("uf", None, source, UNBOUNDED)
+        result = self._wrap(E.float_symbol(name), float, None)
+        assert isinstance(result, torch.SymFloat)
         return result
 
     def _new_name(self, prefix: str, hint: int | None, source: str, declared: ValueRange) -> str:
@@ -395,7 +402,7 @@ class ShapeEnv:
 
     def _rank(self, name: str) -> tuple[int, int]:
         info = self._symbols[name]
-        return (int(info.hint is None), int(name[1:]))
+        return (int(info.hint is None), int(name.lstrip("suf")))
 
     def _tighten(self, name: str, allowed: ValueRange, where: SourceLocation | None) -> None:
         new = self._ranges[name].intersect(allowed)

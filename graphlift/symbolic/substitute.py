@@ -106,6 +106,8 @@ class Substitution:
         return _poly_arg(self.op(factor))
 
     def op(self, op: Op) -> Expr:
+        if op.name == "fvar":
+            return self.mapping.get(op.payload, op)
         args = tuple(self(arg) for arg in op.args)
         if args == op.args:
             rebuilt: Expr = E.factor_poly(op) if op.kind == "int" else op

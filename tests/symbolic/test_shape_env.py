@@ -193,3 +193,17 @@ def test_node_expr_is_sympy_for_torch() -> None:
     (a,) = sizes(env, 3)
     assert isinstance(a.node.expr, sympy.Symbol)
     assert env._maybe_evaluate_static((a >= 0).node.expr) is True
+
+
+def test_unbacked_float_symbols() -> None:
+    env = ShapeEnv()
+    (a,) = sizes(env, 6)
+    f = env.create_unbacked_symfloat(source="m.item()")
+    assert str(f) == "uf0" and str(a * f) == "float(s0)*uf0"
+    torch._check(f > 0.5)
+    assert [str(r) for r in env.runtime_asserts] == ["0.5 < m.item()"]
+    assert bool(f > 0.5)
+    expr = (a * f >= 3.0).node.symbolic_expr
+    assert parse_expr(str(expr)) is expr
+    with pytest.raises(DataDependentError, match="m.item"):
+        bool(f > 2.0)
