@@ -9,6 +9,7 @@ the user's module exactly as it was.
 from __future__ import annotations
 
 import copy
+import inspect
 import pickle
 from collections import Counter
 
@@ -20,6 +21,7 @@ from .corpus import CASES
 from .harness import (
     CALL_OPS,
     FRESH_INPUT_SEED,
+    RUN_SEED,
     assert_same_result,
     build_module,
     call_targets,
@@ -113,6 +115,27 @@ def test_placeholder_types_and_defaults_match_torch_fx(subject, case):
         return [(n.type, tuple(n.args)) for n in g.graph.nodes if n.op == "placeholder"]
 
     assert placeholders(gm) == placeholders(reference)
+
+
+@cases
+def test_graph_module_can_be_called_with_keywords(subject, case):
+    """Placeholders keep the user's parameter names: ``gm(**kwargs)`` works like eager."""
+    module = build_module(case)
+    parameters = inspect.signature(module.forward).parameters.values()
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+        pytest.skip("variadic signature")
+    if IS_ORACLE and case.concrete_args:
+        pytest.skip("torch.fx renames concrete placeholders (pinned in test_fx_defects.py)")
+    gm = trace(subject, case, module)
+    inputs = fresh_inputs(case)
+    keywords = dict(zip([p.name for p in parameters], inputs))
+    eager = build_module(case)
+    with torch.no_grad():
+        torch.manual_seed(RUN_SEED)
+        expected = eager(**copy.deepcopy(keywords))
+        torch.manual_seed(RUN_SEED)
+        actual = gm(**copy.deepcopy(keywords))
+    assert_same_result(actual, expected)
 
 
 @cases
