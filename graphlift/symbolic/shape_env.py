@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -45,16 +45,18 @@ from graphlift.symbolic.guards import Guard, Replacement, RuntimeAssert, SymbolI
 from graphlift.symbolic.printer import to_python
 from graphlift.symbolic.ranges import UNBOUNDED, ValueRange
 from graphlift.symbolic.substitute import EvaluationError, Substitution, evaluate, substitute
+from graphlift.symbolic.sym_node import SymNode, wrap
 from graphlift.symbolic.sympy_bridge import from_sympy
-
-if TYPE_CHECKING:
-    from graphlift.symbolic.sym_node import SymNode
 
 
 class ShapeEnv:
     """Symbols, their ranges and replacements, and the guards of one trace."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, backed_size_oblivious: bool = False) -> None:
+        #: Size-oblivious questions treat backed symbols as >= 2 as well (export
+        #: sets this: a meta kernel asking "is this dim 1?" must not narrow a
+        #: user's Dim(min=1), as with torch.export's backed_size_oblivious).
+        self.backed_size_oblivious = backed_size_oblivious
         self._symbols: dict[str, SymbolInfo] = {}
         self._ranges: dict[str, ValueRange] = {}
         self._size_like: set[str] = set()
@@ -128,8 +130,6 @@ class ShapeEnv:
         return name
 
     def _wrap(self, expr: Expr, pytype: type, hint: Scalar | None) -> Any:
-        from graphlift.symbolic.sym_node import SymNode, wrap  # a cycle: sym_node needs ShapeEnv
-
         return wrap(SymNode(expr, self, pytype, hint))
 
     def _wrap_int(self, expr: Expr, hint: int | None) -> torch.SymInt:
@@ -249,7 +249,8 @@ class ShapeEnv:
         return list(found)
 
     def _oblivious_decider(self) -> Decider:
-        """Decides as if each size-like unbacked symbol were at least 2.
+        """Decides as if each size-like unbacked symbol (and, with
+        ``backed_size_oblivious``, each backed one) were at least 2.
 
         Size-like: marked so (``torch._check_is_size``, ``size_like=True``) or
         known to be nonnegative (torch's ``_check_is_size`` only marks symbols
@@ -258,7 +259,8 @@ class ShapeEnv:
         if self._oblivious is None:
             ranges = dict(self._ranges)
             for name in self._symbols:
-                if self.is_size_like(name):
+                backed = self.backed_size_oblivious and name in self._hints
+                if backed or self.is_size_like(name):
                     old = ranges[name]
                     ranges[name] = ValueRange(max(old.lower, 2), max(old.upper, 2))
             self._oblivious = Decider(ranges)

@@ -437,11 +437,14 @@ class SymNode:
     def _decided_layout(
         self, algorithm: Callable[..., bool], sizes: Sequence[SymNode], strides: Sequence[SymNode]
     ) -> SymNode:
-        """Heuristic layout questions: answered by running the algorithm with guards."""
+        """Heuristic layout questions (which memory format results get): answered
+        size-obliviously where possible, as torch does, so that a size-1
+        question inside a meta kernel does not guard; else with guards."""
         env = self.shape_env
 
         def holds(question: Expr) -> bool:
-            return env.guard_or(question, False)
+            verdict = env.decide_static(question, size_oblivious=True)
+            return verdict if verdict is not None else env.guard_or(question, False)
 
         answer = algorithm([s._int_expr() for s in sizes], [s._int_expr() for s in strides], holds)
         return self.wrap_bool(answer)
