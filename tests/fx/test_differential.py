@@ -139,6 +139,25 @@ def test_graph_module_can_be_called_with_keywords(subject, case):
 
 
 @cases
+def test_same_state_dict_and_submodules_as_torch_fx(subject, case):
+    """The GraphModule keeps what torch.fx keeps: same state_dict keys, same submodule
+    paths (so checkpoints load into either)."""
+    module = build_module(case)
+    gm = trace(subject, case, module)
+    reference = trace(ORACLE, case, build_module(case))
+    non_persistent = {  # torch.fx makes these persistent (pinned in test_fx_defects.py)
+        f"{prefix}.{name}".lstrip(".")
+        for prefix, m in module.named_modules()
+        for name in m._non_persistent_buffers_set
+    }
+    actual = set(gm.state_dict()) - (non_persistent if IS_ORACLE else set())
+    assert sorted(actual) == sorted(set(reference.state_dict()) - non_persistent)
+    assert sorted(name for name, _ in gm.named_modules()) == sorted(
+        name for name, _ in reference.named_modules()
+    )
+
+
+@cases
 def test_same_number_of_call_nodes_as_torch_fx(subject, case):
     gm = trace(subject, case, build_module(case))
     reference = trace(ORACLE, case, build_module(case))

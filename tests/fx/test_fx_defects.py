@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from .corpus import CASES, AnnotatedSignature, AssertStatement, ConcreteFlag
+from .corpus import CASES, AnnotatedSignature, AssertStatement, ConcreteFlag, ParamsAndBuffers
 from .harness import assert_same_result, build_module, run, trace
 from .subject import IS_ORACLE, ORACLE
 
@@ -146,3 +146,15 @@ def test_string_annotations_pickle(subject):
         return
     x = torch.randn(2, 3)
     torch.testing.assert_close(pickle.loads(pickle.dumps(gm))(x), (x + 1, x * 2))
+
+
+def test_non_persistent_buffers_stay_out_of_the_state_dict(subject):
+    """torch.fx re-registers every buffer as persistent, so the GraphModule's
+    state_dict gains keys the user's module does not have (strict loading fails)."""
+    module = ParamsAndBuffers()
+    gm = subject.symbolic_trace(module)
+    if IS_ORACLE:
+        assert "not_saved" in gm.state_dict() and "not_saved" not in module.state_dict()
+        return
+    assert "not_saved" not in gm.state_dict()
+    gm.load_state_dict(module.state_dict(), strict=True)
