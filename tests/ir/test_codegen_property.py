@@ -338,3 +338,82 @@ def test_programs_exercise_every_kind_of_step():
     collect()
     assert seen == {*UNARY, *BINARY, "cat", "chunk", "getitem", "sum", "transpose"}
     assert dead > 20 and duplicated > 20
+
+
+# --- constants survive code generation --------------------------------------------
+
+
+def echo(*args):
+    """A plain function the graph calls; returns exactly what the generated code passed."""
+    return args
+
+
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
+    st.just(Ellipsis),
+    st.sampled_from([torch.float32, torch.int64, torch.bool, torch.bfloat16, torch.complex64]),
+    st.sampled_from([torch.device("cpu"), torch.contiguous_format, torch.channels_last]),
+    st.builds(slice, st.none() | st.integers(-3, 3), st.none() | st.integers(-3, 3)),
+)
+CONSTANTS = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.text(max_size=4) | st.integers(-3, 3), inner, max_size=3),
+        st.lists(st.integers(0, 5), max_size=3).map(torch.Size),
+    ),
+    max_leaves=8,
+)
+
+
+def same_constant(actual, expected) -> bool:
+    """Equal, of the same type, and for floats the same sign of zero and nan-ness.
+
+    Allowed: a torch.Size may come back as a plain tuple (torch.fx's codegen writes
+    it as one), and a list or dict as a subclass (fx's Interpreter hands out its
+    immutable_list / immutable_dict).
+    """
+    if isinstance(expected, torch.Size) and type(actual) is tuple:
+        expected = tuple(expected)
+    if isinstance(expected, list | dict) and type(expected) is not type(actual):
+        if not isinstance(actual, type(expected)):
+            return False
+    elif type(actual) is not type(expected):
+        return False
+    if isinstance(expected, float):
+        if expected != expected:
+            return actual != actual
+        return actual == expected and str(actual)[0] == str(expected)[0]
+    if isinstance(expected, list | tuple):
+        return len(actual) == len(expected) and all(map(same_constant, actual, expected))
+    if isinstance(expected, dict):
+        return list(actual) == list(expected) and all(
+            same_constant(actual[key], expected[key]) for key in expected
+        )
+    if isinstance(expected, slice):
+        return (actual.start, actual.stop, actual.step) == (
+            expected.start,
+            expected.stop,
+            expected.step,
+        )
+    return actual == expected
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(CONSTANTS)
+def test_constant_arguments_round_trip_through_generated_code(constant):
+    graph = IR.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.call_function(echo, (x, constant)))
+    gm = IR.GraphModule(torch.nn.Module(), graph)
+    value = torch.ones(1)
+    returned = gm(value)
+    assert returned[0] is value
+    assert same_constant(returned[1], constant), f"{constant!r} came back as {returned[1]!r}"
+    interpreted = IR.Interpreter(gm).run(value)
+    assert same_constant(interpreted[1], constant)
