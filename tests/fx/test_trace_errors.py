@@ -244,3 +244,35 @@ def test_parameter_outside_the_module_raises_name_error(subject):
     member of this module", NameError) rather than freezing it into a constant."""
     with pytest.raises(NameError, match="parameter"):
         subject.symbolic_trace(UsesOutsideParameter())
+
+
+class RangeOfSize(nn.Module):
+    def forward(self, x):
+        out = x
+        for i in range(x.size(0)):
+            out = out + i
+        return out
+
+
+class IntOfShape(nn.Module):
+    def forward(self, x):
+        return x * int(x.shape[0])
+
+
+class FloatOfTensor(nn.Module):
+    def forward(self, x):
+        return x * float(x.sum())
+
+
+CONVERSIONS = {
+    "range_of_size": RangeOfSize,
+    "int_of_shape": IntOfShape,
+    "float_of_tensor": FloatOfTensor,
+}
+
+
+@pytest.mark.parametrize("make_module", CONVERSIONS.values(), ids=CONVERSIONS.keys())
+def test_python_number_conversions_raise_type_error(subject, make_module):
+    """A Proxy has no __index__/__int__/__float__: Python raises TypeError, as under torch.fx."""
+    with pytest.raises(TypeError, match="Proxy"):
+        subject.symbolic_trace(make_module())
