@@ -67,6 +67,7 @@ class ShapeEnv:
         self._guards: list[Guard] = []
         self._asserts: list[RuntimeAssert] = []
         self._counts = {"s": 0, "u": 0, "uf": 0}
+        self._suppressed = 0
         self._reset_caches()
 
     # --- creating symbols ---------------------------------------------------------------
@@ -212,6 +213,9 @@ class ShapeEnv:
             a_wins = self._decider.decide(E.ge(a, b))
             if a_wins is not None:
                 return a if a_wins == (op.name == "max") else b
+            # max(1, s0) with s0 >= 1: "1 >= s0" is undecided but "s0 >= 1" holds.
+            if self._decider.decide(E.ge(b, a)) is True:
+                return b if op.name == "max" else a
         if op.name == "mod" and isinstance(a, Poly):
             # x % m == x when 0 <= x < m
             inner = self._decider.bound(a)
@@ -319,11 +323,36 @@ class ShapeEnv:
             if fallback is not None:
                 return fallback
             raise self._data_dependent(simplified)
-        self._record(self._fact_for(simplified, hint), runtime=False)
+        if not self._suppressed:
+            self._record(self._fact_for(simplified, hint), runtime=False)
         return hint
 
+    @contextmanager
+    def suppress_guards(self) -> Iterator[None]:
+        """Answer undecided backed questions from the hints *without* recording guards.
+
+        For building the input tensors themselves: ``torch.empty_strided``
+        asks ``guard_or_false(size == 0)`` while computing the storage size,
+        which says nothing about the program (torch's FakeTensorMode suppresses
+        guards there too). Everything else should run unsuppressed.
+        """
+        self._suppressed += 1
+        try:
+            yield
+        finally:
+            self._suppressed -= 1
+
     def guard_or(self, expr: Expr, default: bool, hint: Scalar | None = None) -> bool:
-        """``guard_or_false`` / ``guard_or_true``: ``default`` when data-dependent."""
+        """``guard_or_false`` / ``guard_or_true``: ``default`` when data-dependent.
+
+        Callers use these only where either answer is correct (a fast path when
+        the answer is known). With ``backed_size_oblivious`` a backed question
+        that is not statically known also returns ``default`` without guarding,
+        so such fast paths never narrow the program's range.
+        """
+        if self.backed_size_oblivious:
+            verdict = self.decide_static(expr)
+            return default if verdict is None else verdict
         return bool(self.evaluate(expr, hint=hint, fallback=default))
 
     def expect_true(self, expr: Expr, hint: Scalar | None = None) -> bool:
@@ -438,6 +467,10 @@ class ShapeEnv:
     def evaluate_sym_node(
         self, node: SymNode, size_oblivious: bool = False, fallback_value: bool | None = None
     ) -> Scalar:
+        """torch's entry point; its ``guard_or_false``/``guard_or_true`` arrive
+        here with a ``fallback_value`` and follow :meth:`guard_or`'s rules."""
+        if fallback_value is not None and node.symbolic_expr.kind == "bool":
+            return self.guard_or(node.symbolic_expr, fallback_value, hint=node._hint)
         return self.evaluate(
             node.symbolic_expr,
             hint=node._hint,
