@@ -19,6 +19,7 @@ from types import FrameType
 import torch
 
 _GRAPHLIFT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_EXAMPLES_DIR = os.path.join(_GRAPHLIFT_DIR, "examples") + os.sep
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 # site-packages usually lives *inside* the stdlib directory; third-party model
@@ -55,6 +56,8 @@ def is_user_file(filename: str) -> bool:
     if filename.startswith("<"):  # <string>, <frozen ...>, generated code
         return False
     path = os.path.abspath(filename)
+    if path.startswith(_EXAMPLES_DIR):  # the bundled example models are user code
+        return True
     if path.startswith((_GRAPHLIFT_DIR, _TORCH_DIR)):
         return False
     return path.startswith(_SITE_DIRS) or not path.startswith(_STDLIB_DIR)

@@ -71,7 +71,7 @@ def capture(
     graph = Graph()
     recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
     recorder.name_constant_sources(_tensor_attributes(module))
-    symbols = SymbolMaker(ShapeEnv()) if any(dim_specs) else None
+    symbols = SymbolMaker(ShapeEnv(backed_size_oblivious=True)) if any(dim_specs) else None
     if symbols is not None:
         recorder.symbolic = SymbolicValues(graph, symbols.shape_env)
     state_specs, replacements = _lift_state(module, recorder)
