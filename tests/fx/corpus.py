@@ -664,6 +664,26 @@ class ModuleHooks(nn.Module):
         return self.leaf(self.block(x))
 
 
+class SideEffectsAndRandomness(nn.Module):
+    """Repeated random calls and stateful leaves, some with unused results: passes must
+    neither merge nor drop any of them (training mode, seeded runs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.drop = nn.Dropout(0.5)
+        self.bn = nn.BatchNorm1d(3)
+
+    def forward(self, x):
+        a = self.drop(x) - self.drop(x)
+        b = F.dropout(x, 0.5, True) - F.dropout(x, 0.5, True)
+        c = torch.rand_like(x) - torch.rand_like(x)
+        d = x.bernoulli(0.5) - x.bernoulli(0.5)
+        e = self.bn(x) + self.bn(x)
+        self.bn(x)  # unused, but it updates the running statistics
+        torch.rand_like(x)  # unused, but it advances the random stream
+        return a, b, c, d, e
+
+
 class TrainingMode(nn.Module):
     """Left in training mode: batch statistics, running-stat updates, seeded dropout."""
 
@@ -911,6 +931,12 @@ CASES: tuple[Case, ...] = (
         "evaluated_annotations", lambda: evaluated(EvaluatedAnnotations()), lambda: (randn(2, 3),)
     ),
     Case("module_hooks", lambda: evaluated(ModuleHooks()), lambda: (randn(2, 3),)),
+    Case(
+        "side_effects_and_randomness",
+        lambda: SideEffectsAndRandomness(),
+        lambda: (randn(4, 3),),
+        notes="training mode; see test_passes_on_traced.py",
+    ),
     Case(
         "training_mode",
         lambda: TrainingMode(),
