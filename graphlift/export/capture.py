@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,10 +144,10 @@ def _user_placeholders(
     specs: list[InputSpec] = []
     for leaf, name, entries in zip(flat_inputs, names, dim_specs):
         if isinstance(leaf, torch.Tensor):
-            sizes = symbols.sizes(name, leaf, entries) if symbols and entries else None
-            traced = recorder.placeholder(name, leaf, requires_grad=leaf.requires_grad, sizes=sizes)
-            if sizes is not None and recorder.symbolic is not None:
-                for dim, size in enumerate(sizes):
+            maker = _sizes_maker(symbols, leaf, entries) if symbols and entries else None
+            traced = recorder.placeholder(name, leaf, requires_grad=leaf.requires_grad, sizes=maker)
+            if maker is not None and recorder.symbolic is not None:
+                for dim, size in enumerate(traced.shadow.shape):
                     symbol = _plain_symbol(size)
                     if symbol is not None:
                         recorder.symbolic.bind(symbol, traced.node, dim)
@@ -164,6 +165,12 @@ def _user_placeholders(
                 "(graphlift.register_dataclass / torch.utils._pytree.register_pytree_node)"
             )
     return traced_inputs, specs
+
+
+def _sizes_maker(
+    symbols: SymbolMaker, tensor: torch.Tensor, entries: dict[int, DimEntry]
+) -> Callable[[str], list[Any]]:
+    return lambda placeholder_name: symbols.sizes(placeholder_name, tensor, entries)
 
 
 def _plain_symbol(size: Any) -> str | None:

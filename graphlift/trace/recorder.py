@@ -33,6 +33,7 @@ from graphlift.errors import ExportError, TraceError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location
+from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
@@ -70,12 +71,18 @@ class Recorder:
         value: torch.Tensor,
         *,
         requires_grad: bool = False,
-        sizes: list[Any] | None = None,
+        sizes: Callable[[str], list[Any]] | None = None,
     ) -> TraceTensor:
-        """A graph input standing for ``value`` (a real or meta tensor); ``sizes``
-        may replace its sizes with symbolic ones (strides follow value's layout)."""
+        """A graph input standing for ``value`` (a real or meta tensor).
+
+        ``sizes(node_name)`` may give symbolic sizes instead of value's (strides
+        follow value's layout); it gets the placeholder's final name, which is
+        how guards will refer to the input.
+        """
         with self.graph.inserting_before(self._first_computation()):
             node = self.graph.placeholder(name)
+        if sizes is not None:
+            sizes = sizes(node.name)  # type: ignore[assignment]
         if sizes is None:
             shadow = torch.empty_strided(
                 value.shape, value.stride(), dtype=value.dtype, device=META
@@ -121,7 +128,8 @@ class Recorder:
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
         try:
-            result = op(*shadow_args, **shadow_kwargs)
+            rule = SHAPE_RULES.get(op)
+            result = (rule or op)(*shadow_args, **shadow_kwargs)
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=_where()

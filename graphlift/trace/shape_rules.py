@@ -1,0 +1,69 @@
+"""Result metadata for ops whose ATen meta kernels would specialize sizes.
+
+The meta implementations of the recurrent ops (``aten.lstm``, ``aten.gru``,
+``aten.rnn_tanh``, ``aten.rnn_relu``) unroll the recurrence in Python, one
+step per time step, which turns a symbolic sequence length into a constant.
+Their result shapes follow from the arguments directly, so these rules compute
+them without running the kernel; the op stays one node, as the model called
+it, and the sequence length stays dynamic. Each rule takes the op's shadow
+(meta) arguments and returns shadow results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+aten = torch.ops.aten
+
+
+def _recurrent_output(
+    input: torch.Tensor, hidden: torch.Tensor, bidirectional: bool
+) -> torch.Tensor:
+    """``[..., directions * hidden_size]`` over the input's leading dims (time and
+    batch in either order, or time alone for unbatched input)."""
+    directions = 2 if bidirectional else 1
+    shape = [*input.shape[:-1], directions * hidden.shape[-1]]
+    return input.new_empty(shape)
+
+
+def lstm(
+    input: torch.Tensor,
+    hx: list[torch.Tensor],
+    params: list[torch.Tensor],
+    has_biases: bool,
+    num_layers: int,
+    dropout: float,
+    train: bool,
+    bidirectional: bool,
+    batch_first: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(output, h_n, c_n); h_n and c_n are shaped like h_0 and c_0 (with
+    ``proj_size``, h has the projected size, which output follows)."""
+    h0, c0 = hx
+    return _recurrent_output(input, h0, bidirectional), torch.empty_like(h0), torch.empty_like(c0)
+
+
+def recurrent(
+    input: torch.Tensor,
+    hx: torch.Tensor,
+    params: list[torch.Tensor],
+    has_biases: bool,
+    num_layers: int,
+    dropout: float,
+    train: bool,
+    bidirectional: bool,
+    batch_first: bool,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, h_n) for GRU and the Elman RNNs."""
+    return _recurrent_output(input, hx, bidirectional), torch.empty_like(hx)
+
+
+SHAPE_RULES: dict[Any, Callable[..., Any]] = {
+    aten.lstm.input: lstm,
+    aten.gru.input: recurrent,
+    aten.rnn_tanh.input: recurrent,
+    aten.rnn_relu.input: recurrent,
+}
