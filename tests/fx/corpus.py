@@ -684,6 +684,19 @@ class SideEffectsAndRandomness(nn.Module):
         return a, b, c, d, e
 
 
+class DirectForwardCalls(nn.Module):
+    """``self.fc.forward(x)`` bypasses __call__, so even a torch.nn leaf is traced
+    through; helper methods of submodules are traced like any Python code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.block = Block(4)
+
+    def forward(self, x):
+        return self.fc.forward(x) + self.block.forward(x) + self.block.fc(x).softmax(-1)
+
+
 class TrainingMode(nn.Module):
     """Left in training mode: batch statistics, running-stat updates, seeded dropout."""
 
@@ -931,6 +944,11 @@ CASES: tuple[Case, ...] = (
         "evaluated_annotations", lambda: evaluated(EvaluatedAnnotations()), lambda: (randn(2, 3),)
     ),
     Case("module_hooks", lambda: evaluated(ModuleHooks()), lambda: (randn(2, 3),)),
+    Case(
+        "direct_forward_calls",
+        lambda: evaluated(DirectForwardCalls()),
+        lambda: (randn(2, 4),),
+    ),
     Case(
         "side_effects_and_randomness",
         lambda: SideEffectsAndRandomness(),
