@@ -1,9 +1,15 @@
 """Every corpus case traced by the library under test and by torch.fx, compared.
 
 For each case: the traced GraphModule computes what eager PyTorch computes on
-fresh inputs; its graph has the same shape as torch.fx's (call-node count, op
-multiset, call targets); it lints, deep-copies and pickles; and tracing leaves
-the user's module exactly as it was.
+fresh inputs (same outputs, same input mutations, same buffer updates, also when
+called by keyword, interpreted, identity-transformed, deep-copied, pickled or
+traced again); its graph has the shape of torch.fx's (call-node count, op
+multiset, call targets, placeholder types and defaults, state_dict keys,
+ShapeProp metadata node by node); it lints and prints deterministically; and
+tracing leaves the user's module exactly as it was.
+
+``+=`` is recorded as ``operator.iadd`` by graphlift and ``operator.add`` by
+torch.fx on purpose; comparisons normalize in-place operators (corpus.py).
 """
 
 from __future__ import annotations
