@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,37 +139,37 @@ def _user_placeholders(
     dim_specs: list[dict[int, DimEntry]],
     symbols: SymbolMaker | None,
 ) -> tuple[list[Any], list[InputSpec]]:
+    """Placeholders for the user's inputs. All nodes are made first, so symbols
+    can be named after each placeholder's final name (how guards read it)."""
+    nodes = [recorder.new_input(name) for name in names]
+    tensors = [(node.name, leaf, entries) for node, leaf, entries in zip(nodes, flat_inputs, dim_specs)
+               if isinstance(leaf, torch.Tensor)]  # fmt: skip
+    symbolic_sizes = iter(symbols.sizes(tensors) if symbols else [None] * len(tensors))
     traced_inputs: list[Any] = []
     specs: list[InputSpec] = []
-    for leaf, name, entries in zip(flat_inputs, names, dim_specs):
+    for node, leaf in zip(nodes, flat_inputs):
         if isinstance(leaf, torch.Tensor):
-            maker = _sizes_maker(symbols, leaf, entries) if symbols and entries else None
-            traced = recorder.placeholder(name, leaf, requires_grad=leaf.requires_grad, sizes=maker)
-            if maker is not None and recorder.symbolic is not None:
-                for dim, size in enumerate(traced.shadow.shape):
+            sizes = next(symbolic_sizes)
+            traced = recorder.bind_input(node, leaf, requires_grad=leaf.requires_grad, sizes=sizes)
+            if sizes is not None and recorder.symbolic is not None:
+                for dim, size in enumerate(sizes):
                     symbol = _plain_symbol(size)
                     if symbol is not None:
-                        recorder.symbolic.bind(symbol, traced.node, dim)
+                        recorder.symbolic.bind(symbol, node, dim)
             traced_inputs.append(traced)
-            specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(traced.node.name), None))
+            specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(node.name), None))
         elif isinstance(leaf, _PYTHON_CONSTANTS):
-            node = recorder.graph.placeholder(name)
             node.meta["val"] = leaf
             traced_inputs.append(leaf)  # specialized: the model sees the Python value
             specs.append(InputSpec(InputKind.USER_INPUT, ConstantArgument(node.name, leaf), None))
         else:
             raise ExportError(
-                f"input {name!r} is a {type(leaf).__name__}; export takes tensors, Python scalars, "
-                "strings and None, nested in tuples, lists, dicts, dataclasses and registered pytrees "
-                "(graphlift.register_dataclass / torch.utils._pytree.register_pytree_node)"
+                f"input {node.name!r} is a {type(leaf).__name__}; export takes tensors, Python "
+                "scalars, strings and None, nested in tuples, lists, dicts, dataclasses and "
+                "registered pytrees (graphlift.register_dataclass / "
+                "torch.utils._pytree.register_pytree_node)"
             )
     return traced_inputs, specs
-
-
-def _sizes_maker(
-    symbols: SymbolMaker, tensor: torch.Tensor, entries: dict[int, DimEntry]
-) -> Callable[[str], list[Any]]:
-    return lambda placeholder_name: symbols.sizes(placeholder_name, tensor, entries)
 
 
 def _plain_symbol(size: Any) -> str | None:

@@ -34,15 +34,21 @@ class SymbolMaker:
         self.by_name: dict[str, torch.SymInt] = {}
         self.dims: list[DynamicDim] = []
 
-    def sizes(self, name: str, tensor: torch.Tensor, entries: dict[int, DimEntry]) -> list[Any]:
-        """``tensor``'s sizes with a symbol (or symbolic expression) on each dynamic dim.
-        Plain Dims are made before derived ones, so a root can appear after its derivation."""
-        sizes: list[Any] = list(tensor.shape)
-        ordered = sorted(entries.items(), key=lambda item: isinstance(item[1], DerivedDim))
-        for dim, entry in ordered:
-            source = f"{name}.size()[{dim}]"
-            sizes[dim] = self._size(source, int(tensor.shape[dim]), entry)
-            self.dims.append(DynamicDim(source, entry, sizes[dim]))
+    def sizes(
+        self, inputs: list[tuple[str, torch.Tensor, dict[int, DimEntry]]]
+    ) -> list[list[Any] | None]:
+        """For each (placeholder name, tensor, entries): the tensor's sizes with a
+        symbol (or symbolic expression) on each dynamic dim, or None if static.
+        Plain Dims on every input are made before derived ones, so a derived dim
+        may come before its root in the inputs."""
+        sizes: list[list[Any] | None] = [list(t.shape) if e else None for _, t, e in inputs]
+        for derived in (False, True):
+            for (name, tensor, entries), dims in zip(inputs, sizes):
+                for dim, entry in entries.items():
+                    if isinstance(entry, DerivedDim) is derived and dims is not None:
+                        source = f"{name}.size()[{dim}]"
+                        dims[dim] = self._size(source, int(tensor.shape[dim]), entry)
+                        self.dims.append(DynamicDim(source, entry, dims[dim]))
         return sizes
 
     def _size(self, source: str, hint: int, entry: DimEntry) -> Any:

@@ -71,18 +71,29 @@ class Recorder:
         value: torch.Tensor,
         *,
         requires_grad: bool = False,
-        sizes: Callable[[str], list[Any]] | None = None,
+        sizes: list[Any] | None = None,
     ) -> TraceTensor:
-        """A graph input standing for ``value`` (a real or meta tensor).
+        """A graph input standing for ``value`` (a real or meta tensor)."""
+        return self.bind_input(
+            self.new_input(name), value, requires_grad=requires_grad, sizes=sizes
+        )
 
-        ``sizes(node_name)`` may give symbolic sizes instead of value's (strides
-        follow value's layout); it gets the placeholder's final name, which is
-        how guards will refer to the input.
-        """
+    def new_input(self, name: str) -> Node:
+        """A placeholder node (its final name may differ from ``name``), not yet given a value."""
         with self.graph.inserting_before(self._first_computation()):
-            node = self.graph.placeholder(name)
-        if sizes is not None:
-            sizes = sizes(node.name)  # type: ignore[assignment]
+            return self.graph.placeholder(name)
+
+    def bind_input(
+        self,
+        node: Node,
+        value: torch.Tensor,
+        *,
+        requires_grad: bool = False,
+        sizes: list[Any] | None = None,
+    ) -> TraceTensor:
+        """The traced value of input ``node``: ``value``'s metadata, with ``sizes``
+        (possibly symbolic) instead of its sizes when given; strides follow
+        ``value``'s memory layout."""
         if sizes is None:
             shadow = torch.empty_strided(
                 value.shape, value.stride(), dtype=value.dtype, device=META
