@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from graphlift.symbolic import ShapeEnv
 
 Shapes = list[tuple[int, ...]]
+Run = tuple[Shapes, int]  # output shapes, and how many input dims were specialized
 
 
 class Timeout(Exception):
@@ -120,7 +121,7 @@ def _contiguous_strides(sizes: list[Any]) -> list[Any]:
     return list(reversed(strides))
 
 
-def run_graphlift(fn: Callable[..., Any], args: Any, kwargs: Any) -> Shapes:
+def run_graphlift(fn: Callable[..., Any], args: Any, kwargs: Any) -> Run:
     env = ShapeEnv()
     counter = iter(range(10_000))
 
@@ -131,7 +132,10 @@ def run_graphlift(fn: Callable[..., Any], args: Any, kwargs: Any) -> Shapes:
         sizes = [
             env.create_symbol(d, min=0, source=f"a{arg}.size()[{i}]") for i, d in enumerate(t.shape)
         ]
-        return torch.empty_strided(sizes, _contiguous_strides(sizes), dtype=t.dtype, device="meta")
+        with env.suppress_guards():  # building an input asks about its storage size only
+            return torch.empty_strided(
+                sizes, _contiguous_strides(sizes), dtype=t.dtype, device="meta"
+            )
 
     sym_args, sym_kwargs = tree_map(convert, args), tree_map(convert, kwargs)
     with enable_python_dispatcher(), Redispatch():
@@ -144,10 +148,10 @@ def run_graphlift(fn: Callable[..., Any], args: Any, kwargs: Any) -> Shapes:
             return value
         return int(size)
 
-    return output_shapes(out, hint)
+    return output_shapes(out, hint), len(env.specializations)
 
 
-def run_torch(fn: Callable[..., Any], args: Any, kwargs: Any) -> Shapes:
+def run_torch(fn: Callable[..., Any], args: Any, kwargs: Any) -> Run:
     from torch._subclasses.fake_tensor import FakeTensorMode
     from torch.fx.experimental.symbolic_shapes import DimDynamic, StatelessSymbolicContext
     from torch.fx.experimental.symbolic_shapes import ShapeEnv as TorchShapeEnv
@@ -170,38 +174,48 @@ def run_torch(fn: Callable[..., Any], args: Any, kwargs: Any) -> Shapes:
             return int(shape_env.size_hint(size.node.expr))
         return int(size)
 
-    return output_shapes(out, hint)
+    specialized = sum(1 for value in shape_env.replacements.values() if value.is_number)
+    return output_shapes(out, hint), specialized
 
 
-def check(engine: Callable[..., Shapes], fn: Any, args: Any, kwargs: Any, want: Shapes) -> str:
-    """ "ok", or a short reason."""
+def check(
+    engine: Callable[..., Run], fn: Any, args: Any, kwargs: Any, want: Shapes
+) -> tuple[str, int]:
+    """("ok", dims specialized), or a short reason."""
     signal.alarm(20)
     try:
-        got = engine(fn, args, kwargs)
+        got, specialized = engine(fn, args, kwargs)
     except Timeout:
-        return "timeout"
-    except Exception as error:
-        return f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}"
+        return "timeout", 0
+    except Exception as error:  # a census records every failure
+        return (
+            f"{type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''}",
+            0,
+        )
     finally:
         signal.alarm(0)
-    return "ok" if got == want else f"shape mismatch: {got} != {want}"
+    return ("ok" if got == want else f"shape mismatch: {got} != {want}"), specialized
 
 
 def measure_op(op: Any, limit: int) -> dict[str, Any] | None:
     results: dict[str, list[str]] = {"graphlift": [], "torch": []}
+    specialized = {"graphlift": 0, "torch": 0}
     for fn, args, kwargs in sample_calls(op, limit):
         try:
             want = run_concrete(fn, args, kwargs)
         except Exception:
             continue
-        results["graphlift"].append(check(run_graphlift, fn, args, kwargs, want))
-        results["torch"].append(check(run_torch, fn, args, kwargs, want))
+        for engine, run in (("graphlift", run_graphlift), ("torch", run_torch)):
+            status, count = check(run, fn, args, kwargs, want)
+            results[engine].append(status)
+            specialized[engine] += count
     if not results["graphlift"]:
         return None
     return {
         "samples": len(results["graphlift"]),
         "graphlift": next((r for r in results["graphlift"] if r != "ok"), "ok"),
         "torch": next((r for r in results["torch"] if r != "ok"), "ok"),
+        "specialized": specialized,
     }
 
 
@@ -246,6 +260,20 @@ def report(per_op: dict[str, Any], seconds: float) -> None:
     print(f"graphlift only: {len(ours - theirs)}; torch only: {len(theirs - ours)}")
     for key in sorted(theirs - ours):
         print(f"  torch only: {key}: {per_op[key]['graphlift']}")
+    spec = {e: sum(per_op[k]["specialized"][e] for k in both) for e in ("graphlift", "torch")}
+    print(
+        f"input dims specialized on the ops both handle: graphlift {spec['graphlift']}, torch {spec['torch']}"
+    )
+    more = [
+        k
+        for k in sorted(both)
+        if per_op[k]["specialized"]["graphlift"] > per_op[k]["specialized"]["torch"]
+    ]
+    print(f"ops where graphlift specializes more dims than torch: {len(more)}")
+    for key in more:
+        print(
+            f"  {key}: graphlift {per_op[key]['specialized']['graphlift']}, torch {per_op[key]['specialized']['torch']}"
+        )
 
 
 if __name__ == "__main__":

@@ -139,6 +139,8 @@ def floordiv(a: Poly, b: Poly) -> Poly:
         return a
     if b.const == -1:
         return neg(a)
+    if a is b and a.const is None:
+        return ONE  # x // x == 1 wherever it is defined (x != 0)
     single = _single_term(b)
     if single is not None and (single[1] > 0 or single[0]):
         mono, k = single
@@ -179,7 +181,7 @@ def mod(a: Poly, b: Poly) -> Poly:
     """
     if a.const is not None and b.const is not None and b.const != 0:
         return integer(a.const % b.const)
-    if b.const in (1, -1):
+    if b.const in (1, -1) or a is b:  # x % x == 0 wherever it is defined
         return ZERO
     single = _single_term(b)
     if single is not None and single[1] > 0:
