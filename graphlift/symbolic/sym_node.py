@@ -162,13 +162,13 @@ class SymNode:
     # --- arithmetic ---------------------------------------------------------------------------
 
     def _int_expr(self) -> Poly:
+        """The node as an integer expression (a bool counts as 0/1, as in Python)."""
         expr = self.symbolic_expr
         if self.pytype is bool:
-            return (
-                E.int_op("ite", (expr, E.ONE, E.ZERO))
-                if E.as_scalar(expr) is None
-                else (E.integer(int(bool(E.as_scalar(expr)))))
-            )
+            value = E.as_scalar(expr)
+            if value is not None:
+                return E.integer(int(bool(value)))
+            return E.int_op("ite", (expr, E.ONE, E.ZERO))
         assert isinstance(expr, Poly), f"expected an int node, got {self}"
         return expr
 
@@ -191,11 +191,10 @@ class SymNode:
         return self._arith(other, E.add, "fadd", operator.add)
 
     def sub(self, other: SymNode) -> SymNode:
-        if self.pytype is float or other.pytype is float:
-            negated = self._new(E.float_op("fneg", other.symbolic_expr), float, None)
-            return self._arith(negated, None, "fadd", lambda a, _: a)._with_hint(
-                _apply(operator.sub, self._hint, other._hint)
-            )
+        if self.pytype is float or other.pytype is float:  # a - b == a + (-b)
+            hint = _apply(operator.sub, self._hint, other._hint)
+            negated = E.float_op("fneg", other.symbolic_expr)
+            return self._new(E.float_op("fadd", self.symbolic_expr, negated), float, hint)
         return self._arith(other, E.sub, None, operator.sub)
 
     def _with_hint(self, hint: Hint) -> SymNode:
@@ -234,19 +233,15 @@ class SymNode:
             return self.float_pow(other)
         return self.pow_by_natural(other)
 
+    def _two_to_the(self) -> SymNode:
+        hint = _apply(lambda b: 2**b, self._hint)
+        return self._new(E.pow_int(E.integer(2), self._int_expr()), int, hint)
+
     def lshift(self, other: SymNode) -> SymNode:
-        return self.mul(
-            other._new(
-                E.pow_int(E.integer(2), other._int_expr()), int, _apply(lambda b: 2**b, other._hint)
-            )
-        )
+        return self.mul(other._two_to_the())  # a << b == a * 2**b
 
     def rshift(self, other: SymNode) -> SymNode:
-        return self.int_floordiv(
-            other._new(
-                E.pow_int(E.integer(2), other._int_expr()), int, _apply(lambda b: 2**b, other._hint)
-            )
-        )
+        return self.int_floordiv(other._two_to_the())  # a >> b == a // 2**b
 
     def sym_max(self, other: SymNode) -> SymNode:
         return self._arith(other, E.maximum, "fmax", max)
