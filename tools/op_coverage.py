@@ -121,8 +121,11 @@ def _contiguous_strides(sizes: list[Any]) -> list[Any]:
     return list(reversed(strides))
 
 
+BACKED_SIZE_OBLIVIOUS = False  # --backed-size-oblivious: as graphlift's export runs it
+
+
 def run_graphlift(fn: Callable[..., Any], args: Any, kwargs: Any) -> Run:
-    env = ShapeEnv()
+    env = ShapeEnv(backed_size_oblivious=BACKED_SIZE_OBLIVIOUS)
     counter = iter(range(10_000))
 
     def convert(t: Any) -> Any:
@@ -224,7 +227,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=3, help="sample inputs per op")
     parser.add_argument("--ops", default="", help="comma-separated op names (default: all)")
     parser.add_argument("--json", default="", help="write per-op results here")
+    parser.add_argument(
+        "--backed-size-oblivious",
+        action="store_true",
+        help="run graphlift's ShapeEnv as export does (torch's side unchanged)",
+    )
     options = parser.parse_args()
+    global BACKED_SIZE_OBLIVIOUS
+    BACKED_SIZE_OBLIVIOUS = options.backed_size_oblivious
     warnings.filterwarnings("ignore")
     signal.signal(signal.SIGALRM, _alarm)
     from torch.testing._internal.common_methods_invocations import op_db

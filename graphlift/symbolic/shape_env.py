@@ -254,7 +254,8 @@ class ShapeEnv:
 
     def _oblivious_decider(self) -> Decider:
         """Decides as if each size-like unbacked symbol (and, with
-        ``backed_size_oblivious``, each backed one) were at least 2.
+        ``backed_size_oblivious``, each backed one whose example is at least 2)
+        were at least 2.
 
         Size-like: marked so (``torch._check_is_size``, ``size_like=True``) or
         known to be nonnegative (torch's ``_check_is_size`` only marks symbols
@@ -263,7 +264,10 @@ class ShapeEnv:
         if self._oblivious is None:
             ranges = dict(self._ranges)
             for name in self._symbols:
-                backed = self.backed_size_oblivious and name in self._hints
+                # A backed size counts only if its example is >= 2 itself:
+                # otherwise the oblivious answer would be wrong for the example.
+                hint = self._hints.get(name)
+                backed = self.backed_size_oblivious and isinstance(hint, int) and hint >= 2
                 if backed or self.is_size_like(name):
                     old = ranges[name]
                     ranges[name] = ValueRange(max(old.lower, 2), max(old.upper, 2))
@@ -347,12 +351,21 @@ class ShapeEnv:
 
         Callers use these only where either answer is correct (a fast path when
         the answer is known). With ``backed_size_oblivious`` a backed question
-        that is not statically known also returns ``default`` without guarding,
-        so such fast paths never narrow the program's range.
+        that is not statically known also returns ``default`` without guarding
+        when the example agrees with ``default``, so such fast paths never
+        narrow the program's range. When the example disagrees (a size-1
+        example asked ``size == 1``), the default path would be wrong for the
+        example itself — ``squeeze`` would keep the dim, broadcasting would
+        fail — so the question guards as usual.
         """
         if self.backed_size_oblivious:
             verdict = self.decide_static(expr)
-            return default if verdict is None else verdict
+            if verdict is not None:
+                return verdict
+            if hint is None:
+                hint = self.hint_of(expr)
+            if hint is None or bool(hint) == default:
+                return default
         return bool(self.evaluate(expr, hint=hint, fallback=default))
 
     def expect_true(self, expr: Expr, hint: Scalar | None = None) -> bool:
