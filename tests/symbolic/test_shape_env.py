@@ -216,3 +216,21 @@ def test_building_an_input_under_suppress_guards_records_nothing() -> None:
         x = torch.empty_strided((a, b), (b, 1), device="meta")
     assert env.guards == () and env.replacements == {}
     assert str(x.shape[0]) == "s0"
+
+
+def test_backed_size_oblivious_keeps_fast_paths_general_but_the_example_right() -> None:
+    from torch._dispatch.python import enable_python_dispatcher
+
+    env = ShapeEnv(backed_size_oblivious=True)
+    a = env.create_symbol(5, min=1, source="x.size()[0]")
+    one = env.create_symbol(1, min=1, source="y.size()[0]")
+    with env.suppress_guards():
+        x = torch.empty_strided((a, 3), (3, 1), device="meta")
+        y = torch.empty_strided((one, 3), (3, 1), device="meta")
+    assert guard_or_false(a == 1) is False and env.guards == ()  # no narrowing of [1, inf]
+    with enable_python_dispatcher():
+        z = (y + torch.empty(4, 3, device="meta")).squeeze()
+        w = y.squeeze(0)
+    assert tuple(z.shape) == (4, 3) and tuple(w.shape) == (3,)  # the example's own answer
+    assert "y.size()[0] == 1" in [g.code for g in env.guards]
+    assert str(x.shape[0]) == "s0"
