@@ -125,7 +125,12 @@ class _Bounder:
         return found
 
     def factorings(self, p: Poly) -> list[ValueRange]:
-        """Bounds of ``f*q + r`` for each factor ``f`` shared by several terms."""
+        """Bounds of ``f*q + r`` for each factor ``f`` shared by several terms.
+
+        When the rest is a constant multiple of the quotient, ``r == c*q``,
+        the bound is that of ``(f + c)*q``: ``s0*s1 - s0 - s1 + 1`` is
+        ``(s0 - 1)*(s1 - 1)``.
+        """
         counts: dict[Sym | Op, int] = {}
         for mono, _ in p.terms:
             for factor, _power in mono:
@@ -145,7 +150,13 @@ class _Bounder:
                     quotient[frozenset(powers.items())] = coeff
                 else:
                     rest[mono] = coeff
-            q_range = self.poly(poly_from(quotient))
+            q_poly = poly_from(quotient)
+            q_range = self.poly(q_poly)
+            c = _constant_ratio(rest, quotient)
+            if c is not None:  # f*q + c*q == (f + c)*q
+                shifted = vr.add(self.of(factor), vr.point(c))
+                found.append(vr.mul(shifted, q_range))
+                continue
             product = vr.mul(self.of(factor), q_range)
             found.append(vr.add(product, self.sum_of_terms(poly_from(rest))))
         return found
@@ -181,6 +192,17 @@ class _Bounder:
         if base.lower >= 1 and exponent.lower >= 0:
             return ValueRange(base.lower**exponent.lower, _pow_upper(base.upper, exponent.upper))
         return UNBOUNDED
+
+
+def _constant_ratio(rest: dict[Mono, int], quotient: dict[Mono, int]) -> int | None:
+    """``c`` when ``rest == c*quotient`` term by term (both nonzero), else None."""
+    if not rest or rest.keys() != quotient.keys():
+        return None
+    mono, coeff = next(iter(quotient.items()))
+    if rest[mono] % coeff:
+        return None
+    c = rest[mono] // coeff
+    return c if all(rest[m] == c * k for m, k in quotient.items()) else None
 
 
 def _cancelling_multiple(terms: dict[Mono, int], q: Poly) -> int | None:

@@ -39,7 +39,7 @@ def _expect(
         ("s0 == 1", False, False, ()),
         ("s0 != 0", True, True, ()),
         ("s0*s1 >= s0", True, True, ()),  # s0*(s1 - 1) >= 0 by factoring
-        ("s0*s1 - s0 - s1 + 1 >= 0", None, True, ()),  # (s0-1)*(s1-1) needs two factoring steps
+        ("s0*s1 - s0 - s1 + 1 >= 0", True, True, ()),  # (s0 - 1)*(s1 - 1): f*q + c*q
         ("s0 // 2 >= 1", True, True, ()),
         ("s0 % 2 <= 1", True, True, ()),
         ("max(s0, s1) >= s0", True, True, ()),
