@@ -7,6 +7,7 @@ graphlift it requires eager semantics.
 
 from __future__ import annotations
 
+import copy
 import operator
 import pickle
 import sys
@@ -89,33 +90,35 @@ def test_unpickling_leaves_later_traces_working(subject):
 
 
 class KeyedHeads(nn.Module):
+    """A submodule and a parameter reached through container keys (call_module and
+    get_attr targets ``heads.<key>`` and ``scales.<key>``)."""
+
     def __init__(self, key: str) -> None:
         super().__init__()
         self.key = key
         self.heads = nn.ModuleDict({key: nn.Linear(3, 3)})
+        self.scales = nn.ParameterDict({key: nn.Parameter(torch.randn(3))})
 
     def forward(self, x):
-        return self.heads[self.key](x).relu()
+        return self.heads[self.key](x).relu() * self.scales[self.key]
 
 
-# key -> what torch.fx 2.13 raises while building the GraphModule
-AWKWARD_KEYS = {
-    "class": SyntaxError,  # generates ``self.heads.class(x)``
-    "lambda": SyntaxError,
-}
+# torch.fx 2.13 generates ``self.heads.class(x)``: a SyntaxError for every keyword.
+AWKWARD_KEYS = ("class", "lambda", "None", "import")
 
 
 @pytest.mark.parametrize("key", AWKWARD_KEYS)
-def test_submodule_named_like_a_keyword(subject, key):
+def test_submodule_and_parameter_named_like_a_keyword(subject, key):
     module = KeyedHeads(key)
     if IS_ORACLE:
-        with pytest.raises(AWKWARD_KEYS[key]):
+        with pytest.raises(SyntaxError):
             subject.symbolic_trace(module)
         return
     gm = subject.symbolic_trace(module)
     x = torch.randn(2, 3)
     torch.testing.assert_close(gm(x), module(x))
     torch.testing.assert_close(pickle.loads(pickle.dumps(gm))(x), module(x))
+    torch.testing.assert_close(copy.deepcopy(gm)(x), module(x))
 
 
 # --- concrete arguments keep their keyword ---------------------------------------
