@@ -161,3 +161,19 @@ def test_non_persistent_buffers_stay_out_of_the_state_dict(subject):
         return
     assert "not_saved" not in gm.state_dict()
     gm.load_state_dict(module.state_dict(), strict=True)
+
+
+def takes_self(self, x):
+    """A plain function whose first parameter happens to be called ``self``."""
+    return self * 2 + x
+
+
+def test_function_root_with_a_parameter_named_self(subject):
+    """torch.fx generates ``def forward(self, self, x)``: SyntaxError."""
+    if IS_ORACLE:
+        with pytest.raises(SyntaxError, match="self"):
+            subject.symbolic_trace(takes_self)
+        return
+    gm = subject.symbolic_trace(takes_self)
+    a, b = torch.randn(2), torch.randn(2)
+    torch.testing.assert_close(gm(a, b), takes_self(a, b))
