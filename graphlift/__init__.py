@@ -6,6 +6,7 @@ switching is one import.
 
 from graphlift.errors import GraphliftError, TraceError
 from graphlift.export import (
+    AdditionalInputs,
     Dim,
     ExportedProgram,
     ExportGraphSignature,
@@ -13,8 +14,10 @@ from graphlift.export import (
     InputSpec,
     OutputKind,
     OutputSpec,
+    ShapesCollection,
     dims,
     export,
+    refine_dynamic_shapes,
 )
 from graphlift.fx import (
     PH,
@@ -36,6 +39,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "PH",
+    "AdditionalInputs",
     "Dim",
     "ExportGraphSignature",
     "ExportedProgram",
@@ -51,12 +55,14 @@ __all__ = [
     "Proxy",
     "ProxyableClassMeta",
     "ShapeProp",
+    "ShapesCollection",
     "TraceError",
     "Tracer",
     "Transformer",
     "__version__",
     "dims",
     "export",
+    "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",
     "wrap",

@@ -128,3 +128,9 @@ class VerificationError(GraphliftError, RuntimeError):
 class DynamicShapesError(ExportError):
     """A ``dynamic_shapes`` spec is malformed or does not fit the inputs
     (torch.export raises a RuntimeError-derived UserError)."""
+
+
+class ShapeSpecError(DynamicShapesError, ValueError):
+    """A ShapesCollection, AdditionalInputs or refine_dynamic_shapes cannot
+    build a spec for these inputs (torch.export raises ValueError or
+    AssertionError in the same situations)."""

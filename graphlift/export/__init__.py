@@ -4,6 +4,7 @@ from graphlift.export.api import export
 from graphlift.export.constraints import Specialization
 from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint, dims
 from graphlift.export.program import ExportedProgram, ModuleCallEntry
+from graphlift.export.shape_specs import AdditionalInputs, ShapesCollection, refine_dynamic_shapes
 from graphlift.export.signature import (
     ConstantArgument,
     ExportGraphSignature,
@@ -16,6 +17,7 @@ from graphlift.export.signature import (
 )
 
 __all__ = [
+    "AdditionalInputs",
     "ConstantArgument",
     "DerivedDim",
     "Dim",
@@ -27,9 +29,11 @@ __all__ = [
     "ModuleCallEntry",
     "OutputKind",
     "OutputSpec",
+    "ShapesCollection",
     "Specialization",
     "SymIntArgument",
     "TensorArgument",
     "dims",
     "export",
+    "refine_dynamic_shapes",
 ]

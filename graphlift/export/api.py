@@ -41,6 +41,9 @@ def export(
     """
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
+    builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
+    if builder is not None:  # a ShapesCollection or AdditionalInputs
+        dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     captured = capture(mod, args, kwargs, dim_specs)
     specializations: tuple[Specialization, ...] = ()
@@ -48,6 +51,8 @@ def export(
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
     program = _assemble(mod, captured, args, kwargs, specializations)
     verify(program)
+    if builder is not None and hasattr(builder, "verify"):
+        builder.verify(program)  # AdditionalInputs: every example passes the input checks
     return program
 
 

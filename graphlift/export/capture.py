@@ -27,7 +27,7 @@ from graphlift.export.signature import (
     TensorArgument,
 )
 from graphlift.export.symbols import DynamicDim, SymbolMaker
-from graphlift.ir.graph import Graph
+from graphlift.ir.graph import Graph, Namespace
 from graphlift.ir.node import Node
 from graphlift.ir.passes import eliminate_dead_code
 from graphlift.pytree import (
@@ -203,6 +203,20 @@ def _outputs(recorder: Recorder, flat_outputs: list[Any]) -> tuple[list[Any], li
                 "and Python scalars, nested in tuples, lists, dicts and registered pytrees"
             )
     return args, specs
+
+
+def placeholder_names(
+    module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> list[str]:
+    """The placeholder name capture gives each flat user input, as guards and
+    ``err.fixes`` sources use it (``x``, ``input_1``, ``inputs_mask``): the
+    parameter and buffer placeholders are named first, in one namespace."""
+    namespace = Namespace()
+    for name, _ in module.named_parameters(remove_duplicate=False):
+        namespace.create_name(f"p_{_flat(name)}")
+    for name, _ in module.named_buffers(remove_duplicate=False):
+        namespace.create_name(f"b_{_flat(name)}")
+    return [namespace.create_name(name) for name in _input_names(module, args, kwargs)]
 
 
 def _input_names(

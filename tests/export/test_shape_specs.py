@@ -1,0 +1,368 @@
+"""ShapesCollection, AdditionalInputs and refine_dynamic_shapes, with torch.export
+as the oracle: the same specs come out, the same programs export, the
+refine loop ends in a program that agrees with eager on in-range shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+import torch.export as te
+from torch import nn
+from torch.export.dynamic_shapes import refine_dynamic_shapes_from_suggested_fixes
+
+import graphlift as gl
+from graphlift.errors import (
+    ConstraintViolationError,
+    DynamicShapesError,
+    InputMismatchError,
+    ShapeSpecError,
+)
+from graphlift.export.capture import placeholder_names
+from graphlift.export.signature import InputKind
+
+
+class Nested(nn.Module):
+    def forward(self, x, others, scale=1.0, mask=None):
+        y, z = others
+        out = x + y.sum(0, keepdim=True) + z[: x.shape[0]]
+        return out * scale if mask is None else out * mask
+
+
+class Branchy(nn.Module):
+    def forward(self, x, y):
+        if x.shape[0] > 4:
+            return x + y
+        return x - y
+
+
+class Add(nn.Module):
+    """``input`` clashes with a builtin, so its placeholder is ``input_1``."""
+
+    def forward(self, input, other):
+        return input + other
+
+
+class Independent(nn.Module):
+    def forward(self, x, y):
+        return x * 2, y.sum(0)
+
+
+class Unrolled(nn.Module):
+    def forward(self, x):
+        return sum(x[i] for i in range(x.shape[0]))  # range() needs a concrete size
+
+
+class Pairs(nn.Module):
+    def forward(self, x, pair):
+        a, b = pair["a"], pair["b"]
+        if b.shape[0] < 3:
+            return x
+        return x[: b.shape[0]] * a
+
+
+def _skeleton(spec: Any) -> Any:
+    """A spec with graphlift's and torch's Dims written the same way, to compare them."""
+    if isinstance(spec, dict):
+        return {key: _skeleton(value) for key, value in spec.items()}
+    if isinstance(spec, tuple | list):
+        return type(spec)(_skeleton(value) for value in spec)
+    if isinstance(spec, gl.Dim):
+        return ("Dim", spec.name)
+    if spec is gl.Dim.DYNAMIC or type(spec).__name__ == "_DimHint":
+        return "DYNAMIC"
+    if hasattr(spec, "__name__"):  # a torch Dim
+        return ("Dim", spec.__name__)
+    return spec
+
+
+def _assert_agrees_with_eager(ep: gl.ExportedProgram, model: nn.Module, inputs: list[Any]) -> None:
+    module = ep.module()
+    for args in inputs:
+        torch.testing.assert_close(module(*args), model(*args))
+
+
+# --- ShapesCollection -------------------------------------------------------------------
+
+
+def test_shapes_collection_builds_the_spec_torch_builds() -> None:
+    x, y, z, mask = torch.randn(4, 3), torch.randn(5, 3), torch.randn(8, 3), torch.ones(4, 3)
+    args, kwargs = (x, [y, z]), {"mask": mask}
+    ours, theirs = gl.ShapesCollection(), te.ShapesCollection()
+    for sc, dim in ((ours, gl.Dim), (theirs, te.Dim)):
+        sc[x] = {0: dim("b", max=64)}
+        sc[z] = (dim("n", max=64), None)
+        sc[y][0] = dim("m", max=64)  # __getitem__ starts an empty dict shape
+        sc[mask] = (dim("b", max=64), None)
+    spec = ours.dynamic_shapes(Nested(), args, kwargs)
+    assert spec == {
+        "x": {0: gl.Dim("b", max=64)},
+        "others": [{0: gl.Dim("m", max=64)}, (gl.Dim("n", max=64), None)],
+        "mask": (gl.Dim("b", max=64), None),
+    }
+    torch_spec = theirs.dynamic_shapes(Nested(), args, kwargs)
+    assert _skeleton(spec) == {k: v for k, v in _skeleton(torch_spec).items() if k != "scale"}
+    # export takes the collection itself, as torch.export does
+    ep = gl.export(Nested(), args, kwargs, dynamic_shapes=ours)
+    assert len(ep.range_constraints) == 3
+    torch_ep = te.export(Nested(), args, kwargs, dynamic_shapes=theirs)
+    for rows, extra in ((2, 3), (6, 1), (9, 12)):
+        inputs = (torch.randn(rows, 3), [torch.randn(extra, 3), torch.randn(rows + 4, 3)])
+        ones = {"mask": torch.ones(rows, 3)}
+        torch.testing.assert_close(ep.module()(*inputs, **ones), torch_ep.module()(*inputs, **ones))
+
+
+def test_shapes_collection_finds_a_tensor_used_twice_and_leaves_others_static() -> None:
+    x = torch.randn(6, 3)
+    sc = gl.ShapesCollection()
+    sc[x] = {0: gl.Dim("b")}
+    assert len(sc) == 1
+    assert sc.dynamic_shapes(Branchy(), (x, x)) == {"x": {0: gl.Dim("b")}, "y": {0: gl.Dim("b")}}
+    assert sc.dynamic_shapes(Branchy(), (x, torch.randn(6, 3)))["y"] is None
+
+
+def test_shapes_collection_errors_are_typed() -> None:
+    x = torch.randn(6, 3)
+    sc = gl.ShapesCollection()
+    with pytest.raises(ShapeSpecError, match="gives shapes to tensors"):
+        sc[3] = {0: gl.Dim("b")}  # type: ignore[index]
+    sc[x] = {0: gl.Dim("b")}
+    sc[x] = {0: gl.Dim("b")}  # the same shape again is fine
+    with pytest.raises(ShapeSpecError, match="already has shape"):
+        sc[x] = {0: gl.Dim("c")}
+    # a copy of the registered tensor is not the registered tensor (torch: ValueError)
+    with pytest.raises(ShapeSpecError, match="not among the inputs") as info:
+        sc.dynamic_shapes(Branchy(), (x.clone(), x.clone()))
+    assert isinstance(info.value, ValueError) and isinstance(info.value, DynamicShapesError)
+    theirs = te.ShapesCollection()
+    theirs[x] = {0: te.Dim("b")}
+    with pytest.raises(ValueError):
+        theirs.dynamic_shapes(Branchy(), (x.clone(), x.clone()))
+    with pytest.raises(ShapeSpecError):
+        gl.export(Branchy(), (x.clone(), x.clone()), dynamic_shapes=sc)
+
+
+# --- AdditionalInputs -------------------------------------------------------------------
+
+
+def test_additional_inputs_infer_the_spec_torch_infers() -> None:
+    args = (torch.randn(6, 3), [torch.randn(5, 3), torch.randn(10, 3)])
+    ours, theirs = gl.AdditionalInputs(), te.AdditionalInputs()
+    extra = [
+        ((torch.randn(8, 3), [torch.randn(2, 3), torch.randn(12, 3)]), {"scale": 1.0}),
+        ((torch.randn(3, 3), [torch.randn(5, 3), torch.randn(7, 3)]), {"scale": 1.0}),
+    ]
+    for ai in (ours, theirs):
+        for a, kw in extra:
+            ai.add(a, kw)
+    spec = ours.dynamic_shapes(Nested(), args, {"scale": 1.0})
+    assert spec == {
+        "x": (gl.Dim.DYNAMIC, None),
+        "others": [(gl.Dim.DYNAMIC, None), (gl.Dim.DYNAMIC, None)],
+        "scale": None,  # equal in every example; a differing float is an error
+    }
+    assert _skeleton(spec) == _skeleton(theirs.dynamic_shapes(Nested(), args, {"scale": 1.0}))
+
+
+def test_export_with_additional_inputs_accepts_each_of_them() -> None:
+    ai = gl.AdditionalInputs()
+    ai.add((torch.randn(8, 3), torch.randn(2, 5)))
+    ai.add((torch.randn(13, 3), torch.randn(2, 9)))
+    args = (torch.randn(6, 3), torch.randn(2, 4))
+    ep = gl.export(Independent(), args, dynamic_shapes=ai)  # verifies the added inputs itself
+    torch_ep = te.export(Independent(), args, dynamic_shapes=_torch_additional(ai))
+    assert len(ep.range_constraints) == len(torch_ep.range_constraints) == 2
+    ai.verify(ep)
+    for rows, cols in ((1, 1), (9, 30)):
+        inputs = (torch.randn(rows, 3), torch.randn(2, cols))
+        torch.testing.assert_close(ep.module()(*inputs), torch_ep.module()(*inputs))
+    other = gl.AdditionalInputs()
+    other.add((torch.randn(8, 4), torch.randn(2, 4)))  # dim 1 of x is static in ep
+    with pytest.raises(InputMismatchError):
+        other.verify(ep)
+
+
+def test_additional_inputs_where_graphlift_dynamic_is_stricter_than_torch() -> None:
+    """torch's Dim.DYNAMIC may be narrowed ([5, inf]) and tied (x, y); graphlift's
+    Dim.DYNAMIC may not, so the same AdditionalInputs export in torch only.
+    (constraints.py's choice; AdditionalInputs hands over torch's spec unchanged.)"""
+    ai = gl.AdditionalInputs()
+    ai.add((torch.randn(8, 3), torch.randn(8, 3)))
+    args = (torch.randn(6, 3), torch.randn(6, 3))
+    with pytest.raises(ConstraintViolationError):
+        gl.export(Branchy(), args, dynamic_shapes=ai)
+    torch_ep = te.export(Branchy(), args, dynamic_shapes=_torch_additional(ai))
+    assert [r.lower for r in torch_ep.range_constraints.values()] == [5]
+    ai.add((torch.randn(3, 3), torch.randn(3, 3)))  # the other branch: torch's verify refuses it
+    with pytest.raises(RuntimeError, match=">= 5"):
+        te.export(Branchy(), args, dynamic_shapes=_torch_additional(ai))
+
+
+def _torch_additional(ai: gl.AdditionalInputs) -> te.AdditionalInputs:
+    theirs = te.AdditionalInputs()
+    for args, kwargs in ai._examples:
+        theirs.add(args, kwargs)
+    return theirs
+
+
+def _only_symbol(ep: Any) -> Any:
+    (symbol,) = ep.range_constraints
+    return symbol
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (((torch.randn(6, 3),), None), "not structured like"),
+        (((torch.randn(6, 3), torch.randn(6, 3)), {"z": 1}), "not structured like"),
+        (((torch.randn(6), torch.randn(6, 3)), None), "different ranks"),
+        (((torch.randn(6, 3), 2.0), None), "different types"),
+    ],
+    ids=["missing-arg", "extra-kwarg", "rank", "type"],
+)
+def test_additional_inputs_that_do_not_match_raise_typed_errors(extra: Any, message: str) -> None:
+    ai = gl.AdditionalInputs()
+    ai.add(*extra)
+    with pytest.raises(ShapeSpecError, match=message):
+        ai.dynamic_shapes(Branchy(), (torch.randn(6, 3), torch.randn(6, 3)))
+
+
+def test_additional_inputs_with_differing_ints_or_strings() -> None:
+    """torch makes a differing int Dim.DYNAMIC; graphlift specializes ints, so it says so."""
+
+    class Scaled(nn.Module):
+        def forward(self, x, n, mode="a"):
+            return x * n
+
+    ai = gl.AdditionalInputs()
+    ai.add((torch.randn(2, 3), 3))
+    with pytest.raises(ShapeSpecError, match="specializes Python ints"):
+        ai.dynamic_shapes(Scaled(), (torch.randn(2, 3), 2))
+    ai = gl.AdditionalInputs()
+    ai.add((torch.randn(2, 3), 2), {"mode": "b"})
+    with pytest.raises(ShapeSpecError, match="cannot be dynamic"):
+        ai.dynamic_shapes(Scaled(), (torch.randn(2, 3), 2), {"mode": "a"})
+    with pytest.raises(ShapeSpecError, match="must be a tuple"):
+        ai.add([torch.randn(2, 3)])  # type: ignore[arg-type]
+
+
+# --- refine_dynamic_shapes ----------------------------------------------------------
+
+
+def _refine_until_export(model: nn.Module, args: tuple[Any, ...], spec: Any) -> tuple[Any, Any]:
+    """Export, refining the spec from each ConstraintViolationError; (program, final spec)."""
+    for _ in range(3):
+        try:
+            return gl.export(model, args, dynamic_shapes=spec), spec
+        except ConstraintViolationError as error:
+            spec = gl.refine_dynamic_shapes(spec, error, model, args)
+    raise AssertionError(f"still failing after refining to {spec}")
+
+
+def test_refine_narrows_a_named_dim_like_torch() -> None:
+    args = (torch.randn(6, 3), torch.randn(6, 3))
+    spec = {"x": {0: gl.Dim("b", min=2, max=16)}, "y": (gl.Dim("b", min=2, max=16), None)}
+    ep, refined = _refine_until_export(Branchy(), args, spec)
+    assert refined == {
+        "x": {0: gl.Dim("b", min=5, max=16)},
+        "y": (gl.Dim("b", min=5, max=16), None),
+    }
+    b = te.Dim("b", min=2, max=16)
+    with pytest.raises(RuntimeError) as info:
+        te.export(Branchy(), args, dynamic_shapes={"x": {0: b}, "y": {0: b}})
+    torch_refined = refine_dynamic_shapes_from_suggested_fixes(
+        info.value.msg, {"x": {0: b}, "y": {0: b}}
+    )
+    assert (torch_refined["x"][0].min, torch_refined["x"][0].max) == (5, 16)
+    _assert_agrees_with_eager(
+        ep, Branchy(), [(torch.randn(n, 3), torch.randn(n, 3)) for n in (5, 11, 16)]
+    )
+    with pytest.raises(InputMismatchError):
+        ep.module()(torch.randn(4, 3), torch.randn(4, 3))
+
+
+def test_refine_ties_dims_the_program_made_equal() -> None:
+    """``input`` is placeholder ``input_1``; the fix names it, the spec says ``input``."""
+    args = (torch.randn(6, 3), torch.randn(6, 3))
+    for spec, tied in [
+        ({"input": {0: gl.Dim("a")}, "other": {0: gl.Dim("c")}}, gl.Dim("a")),
+        # by position; the hints share a new Dim named after the dim they must equal
+        (({0: gl.Dim.DYNAMIC}, {0: gl.Dim.DYNAMIC}), gl.Dim("input_1_dim0")),
+    ]:
+        ep, refined = _refine_until_export(Add(), args, spec)
+        first, second = (
+            (refined["input"], refined["other"]) if isinstance(refined, dict) else refined
+        )
+        assert first == second == {0: tied}
+        _assert_agrees_with_eager(
+            ep, Add(), [(torch.randn(n, 3), torch.randn(n, 3)) for n in (1, 7)]
+        )
+        with pytest.raises(InputMismatchError):
+            ep.module()(torch.randn(7, 3), torch.randn(8, 3))
+    a, c = te.Dim("a"), te.Dim("c")
+    with pytest.raises(RuntimeError) as info:
+        te.export(Add(), args, dynamic_shapes={"input": {0: a}, "other": {0: c}})
+    torch_refined = refine_dynamic_shapes_from_suggested_fixes(
+        info.value.msg, {"input": {0: a}, "other": {0: c}}
+    )
+    assert _skeleton(torch_refined) == {"input": {0: ("Dim", "a")}, "other": {0: ("Dim", "a")}}
+
+
+def test_refine_makes_specialized_dims_static() -> None:
+    args = (torch.randn(3, 2),)
+    for spec, static in [
+        ({"x": {0: gl.Dim("n", max=8)}}, {"x": {}}),
+        (((gl.Dim.DYNAMIC, None),), ((None, None),)),
+    ]:
+        ep, refined = _refine_until_export(Unrolled(), args, spec)
+        assert refined == static
+        _assert_agrees_with_eager(ep, Unrolled(), [args])
+        with pytest.raises(InputMismatchError):
+            ep.module()(torch.randn(4, 2))
+
+
+def test_refine_follows_nested_inputs_and_derived_dims() -> None:
+    d = gl.Dim("d", max=20)
+    args = (torch.randn(8, 3), {"a": torch.randn(4, 3), "b": torch.randn(4, 3)})
+    spec = {"x": {0: 2 * d}, "pair": {"b": {0: d}, "a": (d, None)}}
+    ep, refined = _refine_until_export(Pairs(), args, spec)
+    narrowed = refined["pair"]["b"][0]
+    assert narrowed.min == 3 and refined["x"] == {0: 2 * narrowed}
+    assert list(refined["pair"]) == ["b", "a"]  # the spec's own key order is kept
+    _assert_agrees_with_eager(
+        ep,
+        Pairs(),
+        [(torch.randn(2 * n, 3), {"a": torch.randn(n, 3), "b": torch.randn(n, 3)}) for n in (3, 9)],
+    )
+
+
+def test_refine_refuses_fixes_for_other_inputs() -> None:
+    args = (torch.randn(6, 3), torch.randn(6, 3))
+    with pytest.raises(ConstraintViolationError) as info:
+        gl.export(
+            Add(), args, dynamic_shapes={"input": {0: gl.Dim("a")}, "other": {0: gl.Dim("c")}}
+        )
+    with pytest.raises(ShapeSpecError, match="not a dynamic dim"):
+        gl.refine_dynamic_shapes({"x": None, "y": None}, info.value, Branchy(), args)
+
+
+def test_placeholder_names_are_the_names_export_gives() -> None:
+    class Clashing(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.ones(3))
+
+        def forward(self, input, weight, pair):
+            return input * self.weight + weight + pair[0] + pair[1]
+
+    args = (torch.randn(3), torch.randn(3), (torch.randn(3), torch.randn(3)))
+    ep = gl.export(Clashing(), args)
+    exported = [
+        s.arg.name for s in ep.graph_signature.input_specs if s.kind is InputKind.USER_INPUT
+    ]
+    assert (
+        placeholder_names(Clashing(), args, {})
+        == exported
+        == ["input_1", "weight", "pair_0", "pair_1"]
+    )
