@@ -278,6 +278,19 @@ class Arithmetic(nn.Module):
         return out, x // 2, x % 3, pos.rsqrt()
 
 
+class IntegerAndShapeOperators(nn.Module):
+    """Bitwise/shift operators on integer tensors and shape ints, reflected forms, and
+    autowrapped math.floor/ceil/trunc/isfinite/log2 on shape arithmetic."""
+
+    def forward(self, x, i):
+        n = x.shape[0]
+        a = (i << 1) + (i >> 1) + (2 << i) + (~i) + (i & 3) + (3 | i) + (i ^ 5) + (i % 3)
+        a = a + 7 // (i.abs() + 1)
+        b = math.floor(n / 2) + math.ceil(n / 3) + math.trunc(n / 2) + (n << 1) + (+n) - abs(-n)
+        c = x**n + (n**2) * x
+        return a, b, c, math.isfinite(n), math.log2(n) * x
+
+
 class Comparisons(nn.Module):
     def forward(self, x, y):
         masks = (x > y, x >= 0, x < y, x <= 0.5, x == y, x != y)
@@ -796,6 +809,11 @@ CASES: tuple[Case, ...] = (
         "arithmetic_and_reflected",
         lambda: evaluated(Arithmetic()),
         lambda: (randn(3, 4), randn(3, 4)),
+    ),
+    Case(
+        "integer_and_shape_operators",
+        lambda: evaluated(IntegerAndShapeOperators()),
+        lambda: (randn(4, 3), torch.randint(0, 5, (4,))),
     ),
     Case(
         "comparisons_and_logic",
