@@ -123,6 +123,10 @@ class AdditionalInputs:
         they agree; None for non-tensor inputs (which must agree)."""
         examples = [(args, kwargs), *self._examples]
         trees = [_inputs_by_name(model, a, kw or {}) for a, kw in examples]
+        trees = [  # keyword order does not matter, as in a call
+            {key: tree[key] for key in trees[0]} if tree.keys() == trees[0].keys() else tree
+            for tree in trees
+        ]
         flat = [tree_flatten(tree) for tree in trees]
         first_spec = flat[0][1]
         for index, (_, spec) in enumerate(flat[1:], start=1):

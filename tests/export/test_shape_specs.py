@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 import torch
 import torch.export as te
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.export.dynamic_shapes import refine_dynamic_shapes_from_suggested_fixes
 
@@ -20,7 +22,9 @@ from graphlift.errors import (
     ShapeSpecError,
 )
 from graphlift.export.capture import placeholder_names
+from graphlift.export.dynamic_shapes import match_dynamic_shapes
 from graphlift.export.signature import InputKind
+from graphlift.pytree import tree_leaves
 
 
 class Nested(nn.Module):
@@ -143,6 +147,47 @@ def test_shapes_collection_errors_are_typed() -> None:
         gl.export(Branchy(), (x.clone(), x.clone()), dynamic_shapes=sc)
 
 
+class Variadic(nn.Module):
+    def forward(self, *args):
+        return args
+
+
+_leaves = st.one_of(
+    st.integers(1, 4).map(lambda rows: torch.zeros(rows, 2)), st.none(), st.integers(0, 3)
+)
+_inputs = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.lists(inner, max_size=3).map(tuple),
+        st.dictionaries(st.sampled_from("abc"), inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(args=st.lists(_inputs, max_size=3).map(tuple), data=st.data())
+def test_shapes_collection_puts_each_shape_where_match_finds_it(args: Any, data: Any) -> None:
+    """Wherever a registered tensor sits, match_dynamic_shapes reads its shape
+    back at that flat position; refining with no fixes changes nothing."""
+    tensors = [leaf for leaf in tree_leaves(args) if isinstance(leaf, torch.Tensor)]
+    chosen = data.draw(st.lists(st.booleans(), min_size=len(tensors), max_size=len(tensors)))
+    sc = gl.ShapesCollection()
+    for index, (tensor, pick) in enumerate(zip(tensors, chosen)):
+        if pick:
+            sc[tensor] = {0: gl.Dim(f"d{index}")}
+    spec = sc.dynamic_shapes(Variadic(), args)
+    matched = match_dynamic_shapes(Variadic().forward, args, {}, spec)
+    expected = [
+        sc[leaf] if isinstance(leaf, torch.Tensor) and id(leaf) in sc._shapes else {}
+        for leaf in tree_leaves(args)
+    ]
+    assert matched == expected
+    no_fixes = ConstraintViolationError("none", fixes={})
+    assert gl.refine_dynamic_shapes(spec, no_fixes, Variadic(), args) == spec
+
+
 # --- AdditionalInputs -------------------------------------------------------------------
 
 
@@ -163,6 +208,16 @@ def test_additional_inputs_infer_the_spec_torch_infers() -> None:
         "scale": None,  # equal in every example; a differing float is an error
     }
     assert _skeleton(spec) == _skeleton(theirs.dynamic_shapes(Nested(), args, {"scale": 1.0}))
+    # keyword order does not matter
+    reordered = gl.AdditionalInputs()
+    reordered.add((torch.randn(2, 3), [torch.randn(5, 3)]), {"mask": None, "scale": 1.0})
+    spec = reordered.dynamic_shapes(Nested(), (args[0], [args[1][0]]), {"scale": 1.0, "mask": None})
+    assert spec == {
+        "x": (gl.Dim.DYNAMIC, None),
+        "others": [(None, None)],
+        "scale": None,
+        "mask": None,
+    }
 
 
 def test_export_with_additional_inputs_accepts_each_of_them() -> None:
