@@ -76,7 +76,7 @@ def _holds(expr: Expr, values: dict[str, int]) -> bool | None:
         return None  # undefined here (division by zero)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), expr=bool_exprs(), bounds=ranges())
 def test_decide_never_contradicts_evaluation(
     data: st.DataObject, expr: Expr, bounds: dict[str, ValueRange]
@@ -90,7 +90,7 @@ def test_decide_never_contradicts_evaluation(
         assert actual is None or actual is verdict, (expr, values, verdict)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), expr=bool_exprs(), fact=bool_exprs(), bounds=ranges())
 def test_decide_with_facts_is_sound(
     data: st.DataObject, expr: Expr, fact: Expr, bounds: dict[str, ValueRange]
@@ -106,7 +106,7 @@ def test_decide_with_facts_is_sound(
         assert actual is None or actual is verdict, (expr, fact, values, verdict)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), expr=int_exprs(), bounds=ranges())
 def test_bound_contains_every_value(
     data: st.DataObject, expr: E.Poly, bounds: dict[str, ValueRange]

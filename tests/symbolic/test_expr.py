@@ -84,7 +84,7 @@ def test_parser_rejects_anything_else(text: str) -> None:
         parse_expr(text)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expr=st.one_of(int_exprs(), bool_exprs()))
 def test_print_parse_round_trip(expr: Expr) -> None:
     assert parse_expr(to_python(expr)) is expr

@@ -35,7 +35,7 @@ def test_consequences_table(fact: str, learned: str) -> None:
     assert "; ".join(repr(c) for c in F.consequences(parse_expr(fact), _rank)) == learned
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), fact=bool_exprs(), bounds=ranges())
 def test_consequences_hold_wherever_the_fact_holds(
     data: st.DataObject, fact: Expr, bounds: dict[str, ValueRange]

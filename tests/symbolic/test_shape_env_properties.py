@@ -19,7 +19,7 @@ def _value(expr: Expr, hints: dict[str, int]) -> object:
         return None
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     hints=st.lists(st.integers(0, 12), min_size=len(SYMBOLS), max_size=len(SYMBOLS)),
     questions=st.lists(st.one_of(bool_exprs(), int_exprs()), min_size=1, max_size=8),
