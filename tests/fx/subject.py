@@ -25,10 +25,31 @@ import torch.fx.proxy
 
 ORACLE_ONLY = os.environ.get("GRAPHLIFT_TEST_ORACLE_ONLY") == "1"
 
+# torch.fx's Tracer leaves buffers unproxied (``proxy_buffer_attributes = False``):
+# ``self.mask == 0`` runs at trace time and becomes a constant, and slicing a buffer
+# by a traced length fails. graphlift's Tracer proxies buffers. Until that is
+# declared a deliberate difference, the oracle is torch.fx as shipped; set this to
+# True to compare against torch.fx with buffer proxying switched on instead.
+ORACLE_PROXIES_BUFFERS = False
+
+
+class _BufferProxyingTracer(torch.fx.Tracer):
+    proxy_buffer_attributes = True
+
+
+def _symbolic_trace_proxying_buffers(root, concrete_args=None):
+    tracer = _BufferProxyingTracer()
+    graph = tracer.trace(root, concrete_args)
+    name = root.__class__.__name__ if isinstance(root, torch.nn.Module) else root.__name__
+    return torch.fx.GraphModule(tracer.root, graph, name)
+
+
 ORACLE = SimpleNamespace(
     name="torch.fx",
-    symbolic_trace=torch.fx.symbolic_trace,
-    Tracer=torch.fx.Tracer,
+    symbolic_trace=(
+        _symbolic_trace_proxying_buffers if ORACLE_PROXIES_BUFFERS else torch.fx.symbolic_trace
+    ),
+    Tracer=_BufferProxyingTracer if ORACLE_PROXIES_BUFFERS else torch.fx.Tracer,
     Graph=torch.fx.Graph,
     GraphModule=torch.fx.GraphModule,
     Interpreter=torch.fx.Interpreter,

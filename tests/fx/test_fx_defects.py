@@ -18,7 +18,7 @@ from torch import nn
 
 from .corpus import CASES, AnnotatedSignature, AssertStatement, ConcreteFlag, ParamsAndBuffers
 from .harness import assert_same_result, build_module, run, trace
-from .subject import IS_ORACLE, ORACLE
+from .subject import IS_ORACLE, ORACLE, ORACLE_PROXIES_BUFFERS
 
 # --- in-place addition through an alias ------------------------------------------
 
@@ -178,3 +178,29 @@ def test_function_root_with_a_parameter_named_self(subject):
             gm(a, b)
         return
     torch.testing.assert_close(gm(a, b), takes_self(a, b))
+
+
+class SlicesBufferByLength(nn.Module):
+    """The nanoGPT pattern: a registered causal mask sliced by the input's length."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("mask", torch.tril(torch.ones(8, 8, dtype=torch.bool)))
+
+    def forward(self, x):
+        length = x.shape[1]
+        return x.masked_fill(~self.mask[:length, :length], 0.0)
+
+
+def test_buffer_sliced_by_a_traced_length(subject):
+    """torch.fx as shipped does not proxy buffers, so ``mask[:length]`` slices a real
+    tensor with a Proxy: TypeError. (See ORACLE_PROXIES_BUFFERS in subject.py.)"""
+    module = SlicesBufferByLength()
+    if IS_ORACLE and not ORACLE_PROXIES_BUFFERS:
+        with pytest.raises(TypeError, match="slice indices"):
+            subject.symbolic_trace(module)
+        return
+    gm = subject.symbolic_trace(module)
+    for length in (3, 8):
+        x = torch.randn(2, length, length)
+        torch.testing.assert_close(gm(x), module(x))
