@@ -8,6 +8,7 @@ graphlift it requires eager semantics.
 from __future__ import annotations
 
 import copy
+import importlib
 import operator
 import pickle
 import sys
@@ -204,3 +205,34 @@ def test_buffer_sliced_by_a_traced_length(subject):
     for length in (3, 8):
         x = torch.randn(2, length, length)
         torch.testing.assert_close(gm(x), module(x))
+
+
+# placeholder target -> what torch.fx 2.13 raises when the GraphModule runs
+SHADOWING_PLACEHOLDERS = {
+    "torch": TypeError,  # ``def forward(self, torch, x)`` hides the torch module
+    "float": None,  # graphlift's code writes float('inf'); torch.fx's writes inf
+    "input": None,  # works in torch.fx: renamed inside the body, kept in the signature
+    "operator": None,
+}
+
+
+@pytest.mark.parametrize("name", SHADOWING_PLACEHOLDERS)
+def test_placeholder_named_like_a_global_of_the_generated_code(subject, name):
+    """A hand-built graph's placeholder keeps its name as the keyword of ``forward``
+    and must not shadow what the generated code refers to."""
+    lib = ORACLE if IS_ORACLE else importlib.import_module("graphlift.ir")
+    graph = lib.Graph()
+    first, second = graph.placeholder(name), graph.placeholder("x")
+    added = graph.call_function(operator.add, (first, second))
+    graph.output(
+        graph.call_function(operator.mul, (graph.call_function(torch.relu, (added,)), float("inf")))
+    )
+    gm = lib.GraphModule(torch.nn.Module(), graph)
+    a, b = torch.tensor([1.0, 2.0]), torch.tensor([0.5, 0.5])
+    expected = torch.relu(a + b) * float("inf")
+    if IS_ORACLE and SHADOWING_PLACEHOLDERS[name]:
+        with pytest.raises(SHADOWING_PLACEHOLDERS[name]):
+            gm(a, b)
+        return
+    torch.testing.assert_close(gm(a, b), expected)
+    torch.testing.assert_close(gm(**{name: a, "x": b}), expected)
