@@ -218,6 +218,17 @@ def as_symbol(expr: Expr) -> str | None:
     return None
 
 
+def lone_factor(expr: Expr) -> Factor | None:
+    """The factor when ``expr`` is exactly one factor (coefficient 1, power 1)."""
+    if isinstance(expr, Poly) and len(expr.terms) == 1:
+        ((mono, coeff),) = expr.terms
+        if coeff == 1 and len(mono) == 1:
+            ((factor, power),) = mono
+            if power == 1:
+                return factor
+    return None
+
+
 def free_symbols(expr: Expr) -> frozenset[str]:
     """Names of all symbols occurring in ``expr`` (cached per node)."""
     found = _FREE.get(expr)

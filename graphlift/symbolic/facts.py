@@ -45,7 +45,16 @@ class Solve:
     value: Poly
 
 
-Consequence = Tighten | Exclude | Solve
+@dataclass(frozen=True)
+class Pin:
+    """An integer op the algebra cannot open equals a constant: ``s0 % 2 == 0``,
+    ``(s0 + 2) // 3 == 2``. The ShapeEnv replaces the op wherever it appears."""
+
+    op: Op
+    value: int
+
+
+Consequence = Tighten | Exclude | Solve | Pin
 
 
 def conjuncts(fact: Expr) -> Iterator[Expr]:
@@ -162,8 +171,27 @@ def _from_eq(p: Poly, rank: Callable[[str], tuple[int, int]]) -> list[Consequenc
                 candidates.append((rank(factor.name), factor.name, coeff))
     usable = [c for c in candidates if occurrences.get(c[1]) == 1]
     if not usable:
-        return []
+        return _pin(p)
     _, name, coeff = max(usable)
     # coeff*s + rest == 0  =>  s == -rest/coeff == -coeff*rest (coeff is +-1)
     rest = E.sub(p, E.scale(E.symbol(name), coeff))
     return [Solve(name, E.scale(rest, -coeff))]
+
+
+def _pin(p: Poly) -> list[Consequence]:
+    """``a*F + c == 0`` for a lone integer op ``F`` and ``a`` dividing ``c``: ``F == -c/a``."""
+    const = 0
+    found: tuple[Op, int] | None = None
+    for mono, coeff in p.terms:
+        if not mono:
+            const = coeff
+            continue
+        if found is not None or len(mono) != 1:
+            return []
+        ((factor, power),) = mono
+        if power != 1 or not isinstance(factor, Op):
+            return []
+        found = (factor, coeff)
+    if found is None or const % found[1]:
+        return []
+    return [Pin(found[0], -const // found[1])]

@@ -62,6 +62,7 @@ class ShapeEnv:
         self._size_like: set[str] = set()
         self._hints: dict[str, Scalar] = {}
         self._replacements: dict[str, Replacement] = {}
+        self._pinned: dict[Op, int] = {}  # int ops known to equal a constant
         self._facts: set[Expr] = set()
         self._facts_by_mono: dict[E.Mono, list[Expr]] = {}
         self._guards: list[Guard] = []
@@ -203,6 +204,9 @@ class ShapeEnv:
         """Range-aware rewrites of one op (its arguments are already simplified)."""
         if op.kind != "int":
             return op
+        pinned = self._pinned.get(op)
+        if pinned is not None:
+            return E.integer(pinned)
         interval = self._decider.bound(op)
         if interval.is_singleton and not math.isinf(interval.lower):
             return E.integer(int(interval.lower))
@@ -440,6 +444,8 @@ class ShapeEnv:
                     self._tighten(consequence.symbol, ValueRange(old.lower + 1, old.upper), where)
                 elif consequence.value == old.upper:
                     self._tighten(consequence.symbol, ValueRange(old.lower, old.upper - 1), where)
+            elif isinstance(consequence, F.Pin):
+                self._pinned[consequence.op] = consequence.value
             else:
                 self._replace(consequence.symbol, consequence.value, where)
         self._reset_caches()
@@ -473,6 +479,12 @@ class ShapeEnv:
             if key != name:
                 new_value = substitute(old.value, {name: value})
                 self._replacements[key] = Replacement(key, new_value, old.where)
+        for op, pinned in list(self._pinned.items()):  # re-key pins over the new form
+            moved = E.lone_factor(substitute(E.factor_poly(op), {name: value}))
+            if moved is not op:
+                del self._pinned[op]
+                if isinstance(moved, Op):
+                    self._pinned[moved] = pinned
         self._reset_caches()
 
     # --- the entry points torch's own code calls on ``node.shape_env`` ------------------------------

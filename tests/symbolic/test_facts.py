@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from symbolic_strategies import assignments, bool_exprs, ranges
 
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic import evaluate, parse_expr
 from graphlift.symbolic import facts as F
 from graphlift.symbolic.expr import Expr
@@ -29,6 +30,8 @@ def _rank(name: str) -> tuple[int, int]:
         ("u0 == s0 + 1", "Solve(symbol='u0', value=s0 + 1)"),
         ("s0 == 4", "Solve(symbol='s0', value=4)"),
         ("s0*s1 == 4", ""),  # nothing linear to solve for
+        ("s0 % 2 == 0", "Pin(op=s0 % 2, value=0)"),
+        ("2*((s0 + 2) // 3) == 6", "Pin(op=(s0 + 2) // 3, value=3)"),
     ],
 )
 def test_consequences_table(fact: str, learned: str) -> None:
@@ -50,6 +53,10 @@ def test_consequences_hold_wherever_the_fact_holds(
         if not holds:
             continue
         for consequence in learned:
+            if isinstance(consequence, F.Pin):
+                op_value = evaluate(E.factor_poly(consequence.op), values)
+                assert op_value == consequence.value, (fact, values, consequence)
+                continue
             value = values[consequence.symbol]
             if isinstance(consequence, F.Tighten):
                 assert consequence.allowed.contains(value), (fact, values, consequence)

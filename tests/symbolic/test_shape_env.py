@@ -234,3 +234,12 @@ def test_backed_size_oblivious_keeps_fast_paths_general_but_the_example_right() 
     assert tuple(z.shape) == (4, 3) and tuple(w.shape) == (3,)  # the example's own answer
     assert "y.size()[0] == 1" in [g.code for g in env.guards]
     assert str(x.shape[0]) == "s0"
+
+
+def test_an_op_equal_to_a_constant_is_pinned_and_follows_replacements() -> None:
+    env = ShapeEnv()
+    a, b = sizes(env, 7, 7)
+    assert (a + 2) // 3 == 3
+    assert str((a + 2) // 3 + 1) == "4"
+    assert a == b
+    assert str((b + 2) // 3) == "3"  # s1 -> s0 re-keys the pinned op
