@@ -44,11 +44,20 @@ class GraphError(GraphliftError, RuntimeError):
     """A graph is malformed or an edit would make it malformed (torch.fx: RuntimeError)."""
 
 
+class GraphTargetError(GraphliftError, ValueError):
+    """A node's target has the wrong type for its opcode (torch.fx's lint: ValueError)."""
+
+
 # --- Python-level tracing ---------------------------------------------------------
 
 
 class TraceError(GraphliftError, ValueError):
     """Symbolic tracing met something it cannot record (torch.fx: ``TraceError(ValueError)``)."""
+
+
+class UnknownAttributeError(GraphliftError, NameError):
+    """Traced code uses a parameter or module that is not part of the traced
+    module, so the graph cannot refer to it (torch.fx: NameError)."""
 
 
 # --- symbolic shapes --------------------------------------------------------------

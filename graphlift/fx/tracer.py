@@ -14,6 +14,7 @@ torch.fx: ``is_leaf_module``, ``call_module``, ``getattr``, ``create_arg``,
 
 from __future__ import annotations
 
+import builtins
 import copy
 import functools
 import inspect
@@ -25,12 +26,14 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import TraceError
+from graphlift.errors import TraceError, UnknownAttributeError
 from graphlift.fx.patching import Patcher
 from graphlift.fx.proxy import CONTROL_FLOW_HINT, Proxy, _proxies_in
+from graphlift.ir.codegen import is_generated_code
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Argument, Node, Target
+from graphlift.ir.passes.effects import register_side_effect
 from graphlift.source import user_location
 
 
@@ -78,6 +81,9 @@ class Tracer:
         self._module_paths: dict[int, str] = {}
         self._attribute_proxies: dict[str, Proxy] = {}
         self._patcher: Patcher | None = None
+        self._wrapped_ids: set[int] = set()
+        self._autowrapped_ids: set[int] = set()
+        self._wrapped_builtins: set[str] = set()
 
     # --- hooks -------------------------------------------------------------------------
 
@@ -244,11 +250,11 @@ class Tracer:
         with Patcher() as patcher:
             self._patcher = patcher
             try:
-                fn, args = self._placeholders(
+                fn, args, kwargs = self._placeholders(
                     fn, isinstance(root, torch.nn.Module), concrete_args or {}
                 )
                 self._patch_globals(patcher, fn)
-                result = fn(*args)
+                result = fn(*args, **kwargs)
                 self.create_node("output", "output", (self.create_arg(result),), {},
                                  type_expr=fn.__annotations__.get("return"))  # fmt: skip
             finally:
@@ -257,11 +263,23 @@ class Tracer:
 
     def _placeholders(
         self, fn: Callable[..., Any], is_method: bool, concrete_args: dict[str, Any]
-    ) -> tuple[Callable[..., Any], list[Any]]:
-        """One placeholder per parameter of ``fn``; returns the function to call
-        (varargs turned into plain parameters) and its arguments."""
-        parameters = inspect.signature(fn).parameters
-        fn, names = _positional_form(fn)
+    ) -> tuple[Callable[..., Any], list[Any], dict[str, Any]]:
+        """One placeholder per parameter; returns the function to call and its
+        positional and keyword arguments.
+
+        As in torch.fx, parameters are read from the undecorated function
+        (``inspect.unwrap``) and the decorated one is called. Without a
+        decorator, ``*args``/``**kwargs``/keyword-only parameters become
+        ordinary parameters so that one placeholder can stand for each.
+        """
+        analysis = inspect.unwrap(fn)
+        parameters = inspect.signature(analysis).parameters
+        if analysis is fn:
+            fn, names = _positional_form(fn)
+            keyword_only: set[str] = set()
+        else:
+            names = [_placeholder_name(p) for p in parameters.values()]
+            keyword_only = {p.name for p in parameters.values() if p.kind is p.KEYWORD_ONLY}
         names = names[1:] if is_method else names
         unknown = set(concrete_args) - {name.lstrip("*") for name in names}
         if unknown:
@@ -270,14 +288,20 @@ class Tracer:
                 f"its parameters are {names}"
             )
         args: list[Any] = [self.root] if is_method else []
+        kwargs: dict[str, Any] = {}
         for name in names:
             param = parameters[name.lstrip("*")]
             default = () if param.default is inspect.Parameter.empty else (param.default,)
             if param.name in concrete_args:
-                args.append(self._concrete_input(name, concrete_args[param.name], default))
+                value = self._concrete_input(name, concrete_args[param.name], default)
             else:
-                args.append(self.create_proxy("placeholder", name, default, {}))
-        return fn, args
+                annotation = analysis.__annotations__.get(param.name)
+                value = self.create_proxy("placeholder", name, default, {}, type_expr=annotation)
+            if param.name in keyword_only:
+                kwargs[param.name] = value
+            else:
+                args.append(value)
+        return fn, args, kwargs
 
     def _concrete_input(self, name: str, value: Any, default: tuple[Any, ...]) -> Any:
         """An input fixed by ``concrete_args``: the graph keeps the input (its
@@ -298,26 +322,36 @@ class Tracer:
         return value
 
     def _patch_globals(self, patcher: Patcher, fn: Callable[..., Any]) -> None:
+        # Identify the functions to record before any of them is patched away.
+        self._wrapped_ids = _wrapped_function_ids()
+        self._wrapped_builtins = _wrapped_builtins()
+        self._autowrapped_ids = {id(f) for f in self.autowrap_functions} | {
+            id(v) for m in self.autowrap_modules for v in vars(m).values() if callable(v)
+        }
         patcher.patch_attribute(torch.nn.Module, "__getattr__", self._module_getattr())
         patcher.patch_attribute(torch.nn.Module, "__call__", self._module_call())
         for namespace, name in WRAPPED_FUNCTIONS:
-            if name in namespace:
-                patcher.patch_item(namespace, name, _recording_wrapper(namespace[name]))
+            target = namespace.get(name, getattr(builtins, name, None))  # wrap("len") works too
+            if target is not None:
+                patcher.patch_item(namespace, name, _recording_wrapper(target))
         for module in self.autowrap_modules:
             for name, value in list(vars(module).items()):
                 if callable(value) and not name.startswith("_"):
                     patcher.patch_attribute(module, name, _recording_wrapper(value))
         self._autowrap_globals(patcher, getattr(fn, "__globals__", {}))
+        if is_generated_code(fn):  # a GraphModule's code calls wrapped builtins by name
+            namespace = fn.__globals__  # type: ignore[attr-defined]
+            for name in self._wrapped_builtins - set(namespace):
+                patcher.patch_item(namespace, name, _recording_wrapper(getattr(builtins, name)))
 
     def _autowrap_globals(self, patcher: Patcher, namespace: dict[str, Any]) -> None:
-        """Wrap names in a module's globals bound to autowrapped functions
-        (``from math import sqrt`` as well as ``math.sqrt``)."""
-        autowrapped = {id(f) for f in self.autowrap_functions}
-        autowrapped |= {
-            id(v) for m in self.autowrap_modules for v in vars(m).values() if callable(v)
-        }
+        """Wrap the names in a module's globals that are bound to functions to
+        record: autowrapped ones (``from math import sqrt``) and wrap()-ed ones,
+        also under a GraphModule's generated names (``_clip``), so that
+        retracing generated code records them again."""
         for name, value in list(namespace.items()):
-            if id(value) in autowrapped and not name.startswith("_"):
+            wrapped = id(value) in self._wrapped_ids
+            if wrapped or (id(value) in self._autowrapped_ids and not name.startswith("_")):
                 patcher.patch_item(namespace, name, _recording_wrapper(value))
 
     def _module_getattr(self) -> Callable[..., Any]:
@@ -345,8 +379,15 @@ class Tracer:
 
     def _tensor_argument(self, tensor: torch.Tensor) -> Node:
         """A tensor used directly by the traced code: an attribute of the root
-        (by identity) or a constant made while tracing."""
+        (by identity) or a constant made while tracing. A parameter from
+        outside the root cannot be referred to (torch.fx: NameError)."""
         qualified_name = self._tensor_attributes.get(id(tensor))
+        if qualified_name is None and isinstance(tensor, torch.nn.Parameter):
+            raise UnknownAttributeError(
+                "a parameter that is not part of the traced module is used; register it on "
+                "the module (self.weight = nn.Parameter(...)) so the graph can refer to it",
+                where=_where(),
+            )
         if qualified_name is None:
             qualified_name = f"_tensor_constant{len(self.tensor_constants)}"
             self.tensor_constants[qualified_name] = tensor
@@ -394,6 +435,31 @@ def wrap(fn_or_name: str | Callable[..., Any]) -> str | Callable[..., Any]:
     return fn_or_name
 
 
+def _wrapped_builtins() -> set[str]:
+    """The builtin names registered with wrap() (e.g. ``wrap("len")``)."""
+    return {
+        name
+        for namespace, name in WRAPPED_FUNCTIONS
+        if name not in namespace and hasattr(builtins, name)
+    }
+
+
+def _wrapped_function_ids() -> set[int]:
+    """The functions registered with wrap(), by identity: a GraphModule's
+    generated code refers to them directly, so retracing it must record them too."""
+    found = set()
+    for namespace, name in WRAPPED_FUNCTIONS:
+        target = namespace.get(name, getattr(builtins, name, None))
+        if target is not None:
+            found.add(id(target))
+    return found
+
+
+def _placeholder_name(parameter: inspect.Parameter) -> str:
+    stars = {parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}.get(parameter.kind, "")
+    return stars + parameter.name
+
+
 def _recording_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` that records a node when any argument is a Proxy, else just runs."""
 
@@ -407,10 +473,15 @@ def _recording_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
     return recording
 
 
-def _assert_is_none(value: Any, message: str) -> None:
-    """Runtime check of an input that ``concrete_args`` fixed to None."""
+@register_side_effect
+def _assert_is_none(value: Any, message: str) -> Any:
+    """Runtime check of an input that ``concrete_args`` fixed to None (recorded
+    again, not run, when a GraphModule containing it is traced)."""
+    if isinstance(value, Proxy):
+        return value.tracer.create_proxy("call_function", _assert_is_none, (value, message), {})
     if value is not None:
         raise AssertionError(message)
+    return None
 
 
 def _specialized(name: str, value: Any) -> str:

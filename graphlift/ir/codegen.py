@@ -87,10 +87,10 @@ class _CodeWriter:
         frees = _values_to_free(self.graph)
         for node in self.graph.nodes:
             if node.op == "placeholder":
-                params.append(self._parameter(node))
-                target = str(node.target).lstrip("*")
-                if node.name != target:
-                    body.append(f"{node.name} = {target}")
+                name = self._parameter_name(node, {p.split("=")[0].lstrip("*") for p in params})
+                params.append(self._parameter(node, name))
+                if name != node.name:
+                    body.append(f"{node.name} = {name}")
                 continue
             line = self._statement(node)
             dead = frees.get(node, [])
@@ -103,11 +103,21 @@ class _CodeWriter:
         src = f"def forward({signature}):\n" + "".join(f"    {line}\n" for line in body)
         return PythonCode(src, self.globals)
 
-    def _parameter(self, node: Node) -> str:
+    def _parameter_name(self, node: Node, taken: set[str]) -> str:
+        """The target (so callers can pass it by keyword, as in torch.fx) unless
+        it is not a usable Python name here; then the node's unique name."""
+        target = str(node.target).lstrip("*")
+        usable = target.isidentifier() and not keyword.iskeyword(target)
+        if usable and target != self.root and target not in taken:
+            return target
+        return node.name
+
+    def _parameter(self, node: Node, name: str) -> str:
         target = str(node.target)
-        if node.args and not target.startswith("*"):
-            return f"{target}={self.value(node.args[0])}"
-        return target
+        stars = target[: len(target) - len(target.lstrip("*"))]
+        if node.args and not stars:
+            return f"{name}={self.value(node.args[0])}"
+        return stars + name
 
     def _statement(self, node: Node) -> str:
         if node.op == "output":
@@ -208,7 +218,8 @@ class _CodeWriter:
     def attribute_path(self, qualified_name: str) -> str:
         path = self.root
         for atom in qualified_name.split("."):
-            path = f"{path}.{atom}" if atom.isidentifier() else f"getattr({path}, {atom!r})"
+            plain = atom.isidentifier() and not keyword.iskeyword(atom)  # self.class is not Python
+            path = f"{path}.{atom}" if plain else f"getattr({path}, {atom!r})"
         return path
 
     def reference(self, obj: Any) -> str:
@@ -296,11 +307,18 @@ def _values_to_free(graph: Graph) -> dict[Node, list[str]]:
 
 
 _counter = itertools.count()
+_GENERATED_PREFIX = "<graphlift-generated-"
+
+
+def is_generated_code(fn: Any) -> bool:
+    """True for a function compiled by :func:`compile_forward`."""
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_filename.startswith(_GENERATED_PREFIX)
 
 
 def compile_forward(code: PythonCode) -> Callable[..., Any]:
     """Turn generated source into a function; tracebacks show its lines."""
-    filename = f"<graphlift-generated-{next(_counter)}>"
+    filename = f"{_GENERATED_PREFIX}{next(_counter)}>"
     linecache.cache[filename] = (len(code.src), None, code.src.splitlines(True), filename)
     namespace = dict(code.globals)
     exec(compile(code.src, filename, "exec"), namespace)

@@ -68,9 +68,7 @@ class Interpreter:
 
     def placeholder(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name = str(target)
-        if name.startswith("**"):
-            raise GraphError(f"Interpreter.run takes positional arguments only; cannot fill {name}")
-        if name.startswith("*"):
+        if name.startswith("*"):  # *args and **kwargs take the remaining values, as in torch.fx
             return list(self.args_iter)
         try:
             return next(self.args_iter)

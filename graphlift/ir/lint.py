@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
-from graphlift.errors import GraphError
+from graphlift.errors import GraphError, GraphTargetError
 from graphlift.ir.node import OPCODES, Node
 
 if TYPE_CHECKING:
@@ -66,13 +66,15 @@ def _check_input(node: Node, used: Node, graph: Graph, defined: set[Node], fail:
 
 
 def _check_target(node: Node, fail: Fail) -> None:
-    if node.op == "call_function":
-        if not callable(node.target):
-            fail(
-                f"call_function node {node.name!r} has a target that is not callable: {node.target!r}"
-            )
-    elif not isinstance(node.target, str):
-        fail(f"{node.op} node {node.name!r} needs a string target, got {node.target!r}")
+    problem = None
+    if node.op == "call_function" and not callable(node.target):
+        problem = (
+            f"call_function node {node.name!r} has a target that is not callable: {node.target!r}"
+        )
+    elif node.op != "call_function" and not isinstance(node.target, str):
+        problem = f"{node.op} node {node.name!r} needs a string target, got {node.target!r}"
+    if problem is not None:
+        raise GraphTargetError(f"{problem}\n\n{node.graph}")
 
 
 def _check_attributes(graph: Graph, fail: Fail) -> None:
