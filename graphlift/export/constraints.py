@@ -6,7 +6,8 @@ specialized to one value, narrowed to a smaller range, or tied to another dim
 is a *violation*: export raises ConstraintViolationError listing each one
 with the user's line that caused it and a suggested fix (``err.fixes``:
 ``{source: suggestion}``). ``Dim.AUTO`` dims are allowed to become static or
-narrower; those changes are returned as the program's ``specializations``.
+narrower, ``Dim.DYNAMIC`` ones narrower or tied to another dim (not static);
+those changes are returned as the program's ``specializations``.
 """
 
 from __future__ import annotations
@@ -46,7 +47,11 @@ def check_dynamic_dims(
         if problem is None:
             continue
         change, where, fix = problem
-        if dim.entry is DimHint.AUTO:
+        # AUTO may become anything; DYNAMIC may narrow or tie (as in torch) but not become static.
+        tolerated = dim.entry is DimHint.AUTO or (
+            dim.entry is DimHint.DYNAMIC and not change.startswith("static")
+        )
+        if tolerated:
             report.append(Specialization(dim.source, change, where))
         else:
             declared = repr(dim.entry)

@@ -238,18 +238,21 @@ def test_export_with_additional_inputs_accepts_each_of_them() -> None:
         other.verify(ep)
 
 
-def test_additional_inputs_where_graphlift_dynamic_is_stricter_than_torch() -> None:
-    """torch's Dim.DYNAMIC may be narrowed ([5, inf]) and tied (x, y); graphlift's
-    Dim.DYNAMIC may not, so the same AdditionalInputs export in torch only.
-    (constraints.py's choice; AdditionalInputs hands over torch's spec unchanged.)"""
+def test_additional_inputs_with_narrowed_dynamic_dims_match_torch() -> None:
+    """Dim.DYNAMIC may be narrowed ([5, inf]) and tied (x, y), as in torch;
+    only becoming static is refused. The narrowing is reported, and verify()
+    refuses an added input set outside the narrowed range."""
     ai = gl.AdditionalInputs()
     ai.add((torch.randn(8, 3), torch.randn(8, 3)))
     args = (torch.randn(6, 3), torch.randn(6, 3))
-    with pytest.raises(ConstraintViolationError):
-        gl.export(Branchy(), args, dynamic_shapes=ai)
+    ep = gl.export(Branchy(), args, dynamic_shapes=ai)
     torch_ep = te.export(Branchy(), args, dynamic_shapes=_torch_additional(ai))
+    assert [r.lower for r in ep.range_constraints.values()] == [5]
     assert [r.lower for r in torch_ep.range_constraints.values()] == [5]
-    ai.add((torch.randn(3, 3), torch.randn(3, 3)))  # the other branch: torch's verify refuses it
+    assert any("range [5, inf]" in str(s) for s in ep.specializations)
+    ai.add((torch.randn(3, 3), torch.randn(3, 3)))  # the other branch: both verifies refuse it
+    with pytest.raises(InputMismatchError):
+        gl.export(Branchy(), args, dynamic_shapes=ai)
     with pytest.raises(RuntimeError, match=">= 5"):
         te.export(Branchy(), args, dynamic_shapes=_torch_additional(ai))
 
@@ -342,8 +345,8 @@ def test_refine_ties_dims_the_program_made_equal() -> None:
     args = (torch.randn(6, 3), torch.randn(6, 3))
     for spec, tied in [
         ({"input": {0: gl.Dim("a")}, "other": {0: gl.Dim("c")}}, gl.Dim("a")),
-        # by position; the hints share a new Dim named after the dim they must equal
-        (({0: gl.Dim.DYNAMIC}, {0: gl.Dim.DYNAMIC}), gl.Dim("input_1_dim0")),
+        # by position; Dim.DYNAMIC may be tied (as in torch), so nothing needs refining
+        (({0: gl.Dim.DYNAMIC}, {0: gl.Dim.DYNAMIC}), gl.Dim.DYNAMIC),
     ]:
         ep, refined = _refine_until_export(Add(), args, spec)
         first, second = (
