@@ -138,6 +138,8 @@ def test_trace_error_names_the_offending_line_and_a_fix(subject, case):
     message = str(info.value)
     assert re.search(rf"{re.escape(filename)}\D{{1,12}}{lineno}\b", message), message
     assert "concrete_args" in message or "wrap" in message, message
+    # the location is also data, not only text (errors.py: ``err.where``)
+    assert re.search(rf"{re.escape(filename)}\D{{1,12}}{lineno}\b", str(info.value.where))
 
 
 def global_state() -> dict[str, dict[str, object]]:
