@@ -17,7 +17,10 @@ from __future__ import annotations
 import copy
 import inspect
 import pickle
+import subprocess
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 import torch
@@ -316,3 +319,47 @@ def _describe_meta(meta):
         meta.memory_format,
         meta.is_quantized,
     )
+
+
+FRESH_PROCESS_CASES = (
+    "user_submodules",
+    "wrapped_functions",
+    "custom_leaf_module",
+    "namedtuple_input_and_output",
+    "tensor_constants",
+    "math_on_shape",
+)
+
+LOAD_AND_COMPARE = """
+import pickle, sys, torch
+sys.path.insert(0, sys.argv[2])
+with open(sys.argv[1], "rb") as f:
+    payload = pickle.load(f)
+for name, gm, inputs, expected in payload:
+    torch.manual_seed(7)
+    with torch.no_grad():
+        torch.testing.assert_close(gm(*inputs), expected, rtol=1e-5, atol=1e-6)
+print("loaded", len(payload))
+"""
+
+
+def test_pickle_loads_in_a_fresh_process(subject, tmp_path):
+    """A pickled GraphModule is self-contained: another interpreter, with only the
+    user's modules importable, loads it and computes the same."""
+    payload = []
+    for case in (c for c in CASES if c.name in FRESH_PROCESS_CASES):
+        gm = trace(subject, case, build_module(case))
+        inputs = fresh_inputs(case)
+        payload.append((case.name, gm, inputs, run(gm, inputs)[0]))
+    path = tmp_path / "graph_modules.pkl"
+    path.write_bytes(pickle.dumps(payload))
+    tests_dir = str(Path(__file__).resolve().parent.parent)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_COMPARE, str(path), tests_dir],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"loaded {len(FRESH_PROCESS_CASES)}" in result.stdout
