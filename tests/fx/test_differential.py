@@ -127,6 +127,28 @@ def test_placeholder_types_and_defaults_match_torch_fx(subject, case):
 
 
 @cases
+def test_forward_signature_matches_torch_fx(subject, case):
+    """Names, kinds and defaults of ``gm.forward``'s parameters are torch.fx's (which
+    renames concrete arguments ``flag`` -> ``flag_1``; that is undone here)."""
+
+    def signature(gm):
+        return [
+            (
+                p.name.removesuffix("_1")
+                if case.concrete_args and p.name.removesuffix("_1") in case.concrete_args
+                else p.name,
+                p.kind,
+                p.default,
+            )
+            for p in inspect.signature(gm.forward).parameters.values()
+        ]
+
+    gm = trace(subject, case, build_module(case))
+    reference = trace(ORACLE, case, build_module(case))
+    assert signature(gm) == signature(reference)
+
+
+@cases
 def test_graph_module_can_be_called_with_keywords(subject, case):
     """Placeholders keep the user's parameter names: ``gm(**kwargs)`` works like eager."""
     module = build_module(case)
