@@ -150,3 +150,30 @@ def test_transformer_leaves_the_source_graph_alone(subject):
     before = [(n.op, n.name, n.target) for n in gm.graph.nodes]
     rewriting_transformer(subject)(gm).transform()
     assert [(n.op, n.name, n.target) for n in gm.graph.nodes] == before
+
+
+def long_chain(x):
+    for _ in range(30):
+        x = torch.relu(x) + 1
+    return x
+
+
+def test_values_are_released_after_their_last_use(subject):
+    """With the default ``garbage_collect_values=True`` the environment stays small
+    on a long chain (torch.fx holds at most a couple of values at a time)."""
+
+    def peak_env(lib, collect: bool) -> int:
+        class Measuring(lib.Interpreter):
+            peak = 0
+
+            def run_node(self, n):
+                result = super().run_node(n)
+                Measuring.peak = max(Measuring.peak, len(self.env))
+                return result
+
+        gm = lib.symbolic_trace(long_chain)
+        Measuring(gm, garbage_collect_values=collect).run(torch.randn(3))
+        return Measuring.peak
+
+    assert peak_env(subject, True) <= peak_env(ORACLE, True) < 5
+    assert peak_env(subject, False) == peak_env(ORACLE, False) > 50
