@@ -347,3 +347,40 @@ def test_insertion_points_and_delete_user_cb(subject):
     assert users_of(gm.graph) == users_of(reference.graph)
     x = torch.randn(3)
     torch.testing.assert_close(gm(None, x), torch.tanh(torch.relu(x)) + 1)
+
+
+def edit_with_node_methods(lib):
+    """Node-level editing: move with prepend/append, rewire with replace_input_with,
+    update_arg and update_kwarg; walk with next/prev and all_input_nodes."""
+    torch.manual_seed(0)
+    gm = lib.symbolic_trace(Small())
+    nodes = {n.name: n for n in gm.graph.nodes}
+    add, relu, add_1 = nodes["add"], nodes["relu"], nodes["add_1"]
+    walked = [relu.prev.name, relu.next.name, [n.name for n in add.all_input_nodes]]
+    output = next(n for n in gm.graph.nodes if n.op == "output")
+    with gm.graph.inserting_before(output):
+        doubled = gm.graph.call_function(operator.mul, (add, 2))
+    add.append(doubled)  # a real move: from just before the output to right after add
+    relu.replace_input_with(add, doubled)
+    add_1.update_arg(1, 3)
+    nodes["sum_1"].update_kwarg("keepdim", True)
+    gm.graph.lint()
+    gm.recompile()
+    return gm, walked
+
+
+def expected_node_methods(module, x, y):
+    a = module.fc(x) + y
+    b = torch.relu(a * 2) + 3
+    return b.sum(-1, keepdim=True), a
+
+
+def test_node_methods_match_torch_fx(subject):
+    gm, walked = edit_with_node_methods(subject)
+    reference, reference_walked = edit_with_node_methods(ORACLE)
+    assert walked == reference_walked
+    assert nodes_of(gm) == nodes_of(reference), f"\n{gm.code}\ntorch.fx:\n{reference.code}"
+    assert users_of(gm.graph) == users_of(reference.graph)
+    x, y = small_inputs()
+    torch.manual_seed(0)
+    torch.testing.assert_close(gm(x, y), expected_node_methods(Small(), x, y))
