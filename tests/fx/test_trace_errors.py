@@ -278,3 +278,10 @@ def test_python_number_conversions_raise_type_error(subject, make_module):
     """A Proxy has no __index__/__int__/__float__: Python raises TypeError, as under torch.fx."""
     with pytest.raises(TypeError, match="Proxy"):
         subject.symbolic_trace(make_module())
+
+
+def test_wrap_outside_module_scope_raises_like_torch_fx(subject):
+    """torch.fx raises NotImplementedError ("wrap must be called at the top level of a
+    module"); code catching that keeps working."""
+    with pytest.raises(NotImplementedError, match="top level"):
+        subject.wrap("clip_if_large")
