@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import corpus
-from .subject import IS_ORACLE
+from .subject import IS_ORACLE, ORACLE
 
 MARKER = "# <- offending"
 
@@ -285,3 +285,57 @@ def test_wrap_outside_module_scope_raises_like_torch_fx(subject):
     module"); code catching that keeps working."""
     with pytest.raises(NotImplementedError, match="top level"):
         subject.wrap("clip_if_large")
+
+
+# --- exception types: code written for torch.fx catches graphlift's errors too --------
+
+
+class CustomObject:
+    pass
+
+
+class PassesCustomObject(nn.Module):
+    def forward(self, x):
+        return x * CustomObject()
+
+
+def graph_with(lib, op: str, target: str):
+    graph = lib.Graph()
+    x = graph.placeholder("x")
+    graph.output(graph.create_node(op, target, (x,) if op == "call_module" else ()))
+    return graph
+
+
+def untracable_argument(lib):
+    lib.symbolic_trace(PassesCustomObject())
+
+
+def missing_get_attr_target(lib):
+    lib.GraphModule(nn.Module(), graph_with(lib, "get_attr", "missing"))
+
+
+def missing_call_module_target(lib):
+    lib.GraphModule(nn.Module(), graph_with(lib, "call_module", "nope"))
+
+
+def too_few_arguments(lib):
+    graph = lib.Graph()
+    graph.output(graph.placeholder("x"))
+    lib.Interpreter(lib.GraphModule(nn.Module(), graph)).run()
+
+
+# situation -> the exception type torch.fx raises (graphlift must raise a subclass)
+ERROR_TYPES = {
+    "create_arg_of_an_unsupported_object": (untracable_argument, NotImplementedError),
+    "get_attr_target_missing_from_root": (missing_get_attr_target, AttributeError),
+    "call_module_target_missing_from_root": (missing_call_module_target, AttributeError),
+    "interpreter_run_with_too_few_arguments": (too_few_arguments, RuntimeError),
+}
+
+
+@pytest.mark.parametrize("situation, error", ERROR_TYPES.values(), ids=ERROR_TYPES.keys())
+def test_error_types_match_torch_fx(subject, situation, error):
+    with pytest.raises(error):
+        situation(ORACLE)
+    with pytest.raises(error):
+        situation(subject)
