@@ -52,6 +52,17 @@ def torch_fx_cannot_pickle(gm) -> bool:
     )
 
 
+def sharing(module: nn.Module) -> list[list[str]]:
+    """Names of parameters and buffers grouped by the tensor they are."""
+    groups: dict[int, list[str]] = {}
+    for name, tensor in [
+        *module.named_parameters(remove_duplicate=False),
+        *module.named_buffers(remove_duplicate=False),
+    ]:
+        groups.setdefault(id(tensor), []).append(name)
+    return sorted(groups.values())
+
+
 def node_summary(gm) -> list[tuple[str, str, str]]:
     return [(node.op, node.name, str(node.target)) for node in gm.graph.nodes]
 
@@ -249,6 +260,7 @@ def test_deepcopy_and_pickle_compute_the_same(subject, case):
         ):
             assert tensor is not original, name
             torch.testing.assert_close(tensor, original)
+        assert sharing(clone) == sharing(gm)  # tied weights stay tied
 
 
 @cases
