@@ -120,6 +120,18 @@ def test_traced_module_matches_eager_on_fresh_inputs(subject, case):
 
 
 @cases
+def test_graph_module_shares_parameters_and_buffers_with_the_module(subject, case):
+    """As in torch.fx, the GraphModule holds the module's own tensors, not copies:
+    an optimizer over ``module.parameters()`` trains the GraphModule too."""
+    module = build_module(case)
+    gm = trace(subject, case, module)
+    originals = dict(module.named_parameters()) | dict(module.named_buffers())
+    for name, tensor in [*gm.named_parameters(), *gm.named_buffers()]:
+        if name in originals:
+            assert tensor is originals[name], name
+
+
+@cases
 def test_graph_module_takes_the_training_flag_of_the_root(subject, case):
     module = build_module(case)
     gm = trace(subject, case, module)
