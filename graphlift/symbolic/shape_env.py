@@ -353,23 +353,13 @@ class ShapeEnv:
     def guard_or(self, expr: Expr, default: bool, hint: Scalar | None = None) -> bool:
         """``guard_or_false`` / ``guard_or_true``: ``default`` when data-dependent.
 
-        Callers use these only where either answer is correct (a fast path when
-        the answer is known). With ``backed_size_oblivious`` a backed question
-        that is not statically known also returns ``default`` without guarding
-        when the example agrees with ``default``, so such fast paths never
-        narrow the program's range. When the example disagrees (a size-1
-        example asked ``size == 1``), the default path would be wrong for the
-        example itself — ``squeeze`` would keep the dim, broadcasting would
-        fail — so the question guards as usual.
+        A backed question is guarded like any other, also with
+        ``backed_size_oblivious``: torch's kernels use these for unbacked
+        sizes, where guarding is impossible, but their two answers are not
+        always equivalent for backed ones (``squeeze`` keeps or drops a dim
+        depending on ``size == 1``), so answering from the example without a
+        guard can make the program wrong for other sizes.
         """
-        if self.backed_size_oblivious:
-            verdict = self.decide_static(expr)
-            if verdict is not None:
-                return verdict
-            if hint is None:
-                hint = self.hint_of(expr)
-            if hint is None or bool(hint) == default:
-                return default
         return bool(self.evaluate(expr, hint=hint, fallback=default))
 
     def expect_true(self, expr: Expr, hint: Scalar | None = None) -> bool:

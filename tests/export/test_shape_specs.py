@@ -95,15 +95,15 @@ def test_shapes_collection_builds_the_spec_torch_builds() -> None:
     args, kwargs = (x, [y, z]), {"mask": mask}
     ours, theirs = gl.ShapesCollection(), te.ShapesCollection()
     for sc, dim in ((ours, gl.Dim), (theirs, te.Dim)):
-        sc[x] = {0: dim("b", max=64)}
-        sc[z] = (dim("n", max=64), None)
-        sc[y][0] = dim("m", max=64)  # __getitem__ starts an empty dict shape
-        sc[mask] = (dim("b", max=64), None)
+        sc[x] = {0: dim("b", min=2, max=64)}
+        sc[z] = (dim("n", min=2, max=64), None)
+        sc[y][0] = dim("m", min=2, max=64)  # __getitem__ starts an empty dict shape
+        sc[mask] = (dim("b", min=2, max=64), None)
     spec = ours.dynamic_shapes(Nested(), args, kwargs)
     assert spec == {
-        "x": {0: gl.Dim("b", max=64)},
-        "others": [{0: gl.Dim("m", max=64)}, (gl.Dim("n", max=64), None)],
-        "mask": (gl.Dim("b", max=64), None),
+        "x": {0: gl.Dim("b", min=2, max=64)},
+        "others": [{0: gl.Dim("m", min=2, max=64)}, (gl.Dim("n", min=2, max=64), None)],
+        "mask": (gl.Dim("b", min=2, max=64), None),
     }
     torch_spec = theirs.dynamic_shapes(Nested(), args, kwargs)
     assert _skeleton(spec) == {k: v for k, v in _skeleton(torch_spec).items() if k != "scale"}
@@ -111,7 +111,7 @@ def test_shapes_collection_builds_the_spec_torch_builds() -> None:
     ep = gl.export(Nested(), args, kwargs, dynamic_shapes=ours)
     assert len(ep.range_constraints) == 3
     torch_ep = te.export(Nested(), args, kwargs, dynamic_shapes=theirs)
-    for rows, extra in ((2, 3), (6, 1), (9, 12)):
+    for rows, extra in ((2, 3), (6, 2), (9, 12)):
         inputs = (torch.randn(rows, 3), [torch.randn(extra, 3), torch.randn(rows + 4, 3)])
         ones = {"mask": torch.ones(rows, 3)}
         torch.testing.assert_close(ep.module()(*inputs, **ones), torch_ep.module()(*inputs, **ones))
@@ -229,7 +229,7 @@ def test_export_with_additional_inputs_accepts_each_of_them() -> None:
     torch_ep = te.export(Independent(), args, dynamic_shapes=_torch_additional(ai))
     assert len(ep.range_constraints) == len(torch_ep.range_constraints) == 2
     ai.verify(ep)
-    for rows, cols in ((1, 1), (9, 30)):
+    for rows, cols in ((2, 2), (9, 30)):  # size 1: a size-1 branch narrows Dim.DYNAMIC
         inputs = (torch.randn(rows, 3), torch.randn(2, cols))
         torch.testing.assert_close(ep.module()(*inputs), torch_ep.module()(*inputs))
     other = gl.AdditionalInputs()
@@ -344,7 +344,8 @@ def test_refine_ties_dims_the_program_made_equal() -> None:
     """``input`` is placeholder ``input_1``; the fix names it, the spec says ``input``."""
     args = (torch.randn(6, 3), torch.randn(6, 3))
     for spec, tied in [
-        ({"input": {0: gl.Dim("a")}, "other": {0: gl.Dim("c")}}, gl.Dim("a")),
+        # narrowed to min=2 as well: broadcasting x + y branches on size 1
+        ({"input": {0: gl.Dim("a")}, "other": {0: gl.Dim("c")}}, gl.Dim("a", min=2)),
         # by position; Dim.DYNAMIC may be tied (as in torch), so nothing needs refining
         (({0: gl.Dim.DYNAMIC}, {0: gl.Dim.DYNAMIC}), gl.Dim.DYNAMIC),
     ]:
@@ -354,7 +355,7 @@ def test_refine_ties_dims_the_program_made_equal() -> None:
         )
         assert first == second == {0: tied}
         _assert_agrees_with_eager(
-            ep, Add(), [(torch.randn(n, 3), torch.randn(n, 3)) for n in (1, 7)]
+            ep, Add(), [(torch.randn(n, 3), torch.randn(n, 3)) for n in (2, 7)]
         )
         with pytest.raises(InputMismatchError):
             ep.module()(torch.randn(7, 3), torch.randn(8, 3))
