@@ -42,7 +42,7 @@ from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
-from graphlift.trace.state import module_stack, swapped_state
+from graphlift.trace.state import module_stack, preserved_attributes, swapped_state
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
@@ -80,7 +80,11 @@ def capture(
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
 
-    with swapped_state(module, lambda t: replacements[id(t)]), module_stack(recorder, module):
+    with (
+        preserved_attributes(module),
+        swapped_state(module, lambda t: replacements[id(t)]),
+        module_stack(recorder, module),
+    ):
         with tracing(recorder, symbolic=symbols is not None):
             result = module(*traced_args, **traced_kwargs)
 

@@ -42,6 +42,26 @@ def swapped_state(
 
 
 @contextmanager
+def preserved_attributes(module: torch.nn.Module) -> Iterator[None]:
+    """Restore every attribute of ``module`` and its submodules afterwards.
+
+    Model code may assign attributes while it runs (transformers' Swin sets
+    ``self.window_size`` from the input size); during a trace those values are
+    traced ones, which must not outlive the export. Each module's attribute
+    dict is restored to what it held before (a shallow snapshot: containers
+    mutated in place are not copied, parameters and buffers are restored by
+    ``swapped_state``)."""
+    saved = [(submodule, dict(vars(submodule))) for submodule in module.modules()]
+    try:
+        yield
+    finally:
+        for submodule, attributes in saved:  # no == on values: they may be traced tensors
+            state = vars(submodule)
+            state.clear()
+            state.update(attributes)
+
+
+@contextmanager
 def module_stack(recorder: Recorder, root: torch.nn.Module) -> Iterator[None]:
     """Keep ``recorder.module_stack`` (qualified name -> (name, class)) current
     with global forward hooks; each change makes a new dict, so nodes can share

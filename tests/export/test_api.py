@@ -246,6 +246,27 @@ def test_export_leaves_the_module_as_it_was(model_class: type[nn.Module], traini
     assert_unchanged(model, before)
 
 
+class CachesAnAttribute(nn.Module):
+    """Assigns an attribute from the input size while running, as Swin does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.window = 4
+
+    def forward(self, x):
+        self.window = min(self.window, x.shape[0])
+        self.last_input = x
+        return x[: self.window] * 2
+
+
+def test_attributes_assigned_while_tracing_do_not_outlive_export() -> None:
+    model = CachesAnAttribute()
+    ep = gl.export(model, (torch.randn(6, 3),), dynamic_shapes={"x": {0: gl.Dim.AUTO}})
+    assert model.window == 4 and "last_input" not in vars(model)
+    x = torch.randn(6, 3)
+    torch.testing.assert_close(ep.module()(x), model(x))
+
+
 def test_data_dependent_branch_names_the_line() -> None:
     with pytest.raises(DataDependentError) as info:
         gl.export(Failing(), (torch.randn(2, 8),))
