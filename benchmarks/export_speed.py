@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import gc
 import io
 import json
@@ -50,6 +51,7 @@ import graphlift  # noqa: E402
 from tests.zoo.models import CASES, get_case  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "export_speed.json"
+RESULTS_DYNAMIC = REPO / "benchmarks" / "results" / "export_speed_dynamic.json"
 EXPORT_TARGET = 0.5
 MODULE_TARGET = 1.05
 TOLERANCE = 1e-4
@@ -86,21 +88,25 @@ def warm_up() -> None:
 
 
 def time_exports(
-    model: torch.nn.Module, args: tuple, kwargs: dict, repeat: int
+    model: torch.nn.Module,
+    args: tuple,
+    kwargs: dict,
+    repeat: int,
+    exporters: dict[str, Callable[..., Any]] = EXPORTERS,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per exporter: ``{ok, seconds (median), runs, error}``, and the last program made."""
-    runs: dict[str, list[float]] = {name: [] for name in EXPORTERS}
+    runs: dict[str, list[float]] = {name: [] for name in exporters}
     errors: dict[str, str] = {}
     programs: dict[str, Any] = {}
     for index in range(repeat):
-        order = list(EXPORTERS) if index % 2 == 0 else list(reversed(EXPORTERS))
+        order = list(exporters) if index % 2 == 0 else list(reversed(exporters))
         for name in order:
             if name in errors:
                 continue
             gc.collect()
             start = time.perf_counter()
             try:
-                programs[name] = quietly(lambda name=name: EXPORTERS[name](model, args, kwargs))
+                programs[name] = quietly(lambda name=name: exporters[name](model, args, kwargs))
             except Exception as error:
                 errors[name] = short_reason(error)
                 programs.pop(name, None)
@@ -113,9 +119,25 @@ def time_exports(
             "runs": [round(seconds, 4) for seconds in runs[name]],
             "error": errors.get(name),
         }
-        for name in EXPORTERS
+        for name in exporters
     }
     return record, programs
+
+
+def dynamic_exporters(case: Any) -> dict[str, Callable[..., Any]]:
+    """The exporters with the case's dynamic dims (min raised to 2, see the README's 0/1 note)."""
+
+    def spec(make_dim: Callable[..., Any]) -> dict[str, Any]:
+        dims = {d.name: make_dim(d.name, min=max(d.min, 2), max=d.max) for d in case.dims}
+        return {
+            p: {a: dims[d.name] for a, d in axes.items()} for p, axes in case.dynamic_dims.items()
+        }
+
+    makers = {"graphlift": graphlift.Dim, "torch": torch.export.Dim}
+    return {
+        name: functools.partial(exporter, dynamic_shapes=spec(makers[name]))
+        for name, exporter in EXPORTERS.items()
+    }
 
 
 def calls_for(call: Callable[[], Any], budget: float) -> int:
@@ -192,7 +214,8 @@ def measure_case(name: str, options: Any) -> dict[str, Any]:
     case = get_case(name)
     model = case.make_model()
     args, kwargs = case.make_inputs()
-    export, programs = time_exports(model, args, kwargs, options.repeat)
+    exporters = dynamic_exporters(case) if options.dynamic else EXPORTERS
+    export, programs = time_exports(model, args, kwargs, options.repeat, exporters)
     record: dict[str, Any] = {"export": export, "module": None}
     if export["graphlift"]["ok"] and export["torch"]["ok"]:
         ratio = export["graphlift"]["seconds"] / export["torch"]["seconds"]
@@ -344,8 +367,12 @@ def parse_options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=3, help="export runs per case")
     parser.add_argument("--rounds", type=int, default=5, help="module() batches per callable")
     parser.add_argument("--budget", type=float, default=0.2, help="seconds per module() batch")
-    parser.add_argument("--json", type=Path, default=RESULTS, help="where to write results")
-    return parser.parse_args(argv)
+    parser.add_argument("--json", type=Path, default=None, help="where to write results")
+    parser.add_argument("--dynamic", action="store_true", help="export with the zoo's dynamic dims")
+    options = parser.parse_args(argv)
+    if options.json is None:
+        options.json = RESULTS_DYNAMIC if options.dynamic else RESULTS
+    return options
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,7 +391,12 @@ def main(argv: list[str] | None = None) -> int:
     print_table(cases, summary)
     report = {
         "environment": environment(),
-        "options": {"repeat": options.repeat, "rounds": options.rounds, "budget": options.budget},
+        "options": {
+            "repeat": options.repeat,
+            "rounds": options.rounds,
+            "budget": options.budget,
+            "dynamic": options.dynamic,
+        },
         "cases": cases,
         "summary": summary,
     }
