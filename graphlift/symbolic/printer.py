@@ -21,6 +21,7 @@ from graphlift.symbolic.expr import (
     Sym,
     _mono_key,
     integer,
+    lone_factor,
     poly_from,
 )
 
@@ -64,7 +65,7 @@ class _Printer:
     def poly(self, p: Poly) -> tuple[str, int]:
         if p.const is not None:
             return str(p.const), (_ATOM if p.const >= 0 else _UNARY)
-        lone = _lone_factor(p)
+        lone = lone_factor(p)
         if lone is not None:
             if isinstance(lone, Sym):
                 return self.names.get(lone.name, lone.name), _ATOM
@@ -158,17 +159,6 @@ def _term_precedence(mono: Mono, coeff: int) -> int:
     if coeff < 0:
         return _UNARY
     return _POW
-
-
-def _lone_factor(p: Poly) -> Sym | Op | None:
-    """The factor when ``p`` is exactly one factor (coefficient 1, power 1)."""
-    if len(p.terms) == 1:
-        ((mono, coeff),) = p.terms
-        if coeff == 1 and len(mono) == 1:
-            ((factor, power),) = mono
-            if power == 1:
-                return factor
-    return None
 
 
 def _split_signs(p: Poly) -> tuple[Poly, Poly, bool]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from graphlift.symbolic import algebra as E
-from graphlift.symbolic.expr import Const, Expr, Op, Poly, Scalar, Sym
+from graphlift.symbolic.expr import Const, Expr, Op, Poly, Scalar, Sym, lone_factor
 
 OpHook = Callable[[Op], Expr]
 
@@ -88,7 +88,7 @@ class Substitution:
         if expr.const is not None:
             return expr
         values = {f: self.factor(f) for mono, _ in expr.terms for f, _ in mono}
-        if all(_lone(value) is f for f, value in values.items()):
+        if all(lone_factor(value) is f for f, value in values.items()):
             return expr  # nothing changed: skip rebuilding the polynomial
         total = E.ZERO
         for mono, coeff in expr.terms:
@@ -118,17 +118,6 @@ class Substitution:
             if target is not None:
                 return self.hook(target)
         return rebuilt
-
-
-def _lone(p: Poly) -> Sym | Op | None:
-    """The factor when ``p`` is exactly one factor (coefficient 1, power 1)."""
-    if len(p.terms) == 1:
-        ((mono, coeff),) = p.terms
-        if coeff == 1 and len(mono) == 1:
-            ((factor, power),) = mono
-            if power == 1:
-                return factor
-    return None
 
 
 def _lone_op(p: Expr) -> Op | None:
