@@ -60,14 +60,23 @@ def attention_inputs(batch: int, length: int) -> tuple[torch.Tensor, torch.Tenso
 def test_shared_dims_are_one_symbol_and_checked_together() -> None:
     batch, seq = gl.Dim("batch", min=2, max=8), gl.Dim("seq", min=2, max=12)
     model = Attention()
-    ep = gl.export(model, attention_inputs(3, 5), dynamic_shapes={"x": (batch, seq, None), "mask": (batch, seq)})
-    assert {name: str(r) for name, r in ep.range_constraints.items()} == {"s0": "[2, 8]", "s1": "[2, 12]"}
+    ep = gl.export(
+        model,
+        attention_inputs(3, 5),
+        dynamic_shapes={"x": (batch, seq, None), "mask": (batch, seq)},
+    )
+    assert {name: str(r) for name, r in ep.range_constraints.items()} == {
+        "s0": "[2, 8]",
+        "s1": "[2, 12]",
+    }
     module = ep.module()
     for sizes in [(2, 2), (8, 12), (5, 7)]:
         inputs = attention_inputs(*sizes)
         torch.testing.assert_close(module(*inputs), model(*inputs))
-    x, mask = attention_inputs(3, 5)
-    with pytest.raises(InputMismatchError, match=r"input 'mask' .* expected size x\.size\(\)\[1\] at dim 1, got 6"):
+    x, _mask = attention_inputs(3, 5)
+    with pytest.raises(
+        InputMismatchError, match=r"input 'mask' .* expected size x\.size\(\)\[1\] at dim 1, got 6"
+    ):
         module(x, torch.ones(3, 6, dtype=torch.long))
     assert "if mask.size()[0] != x.size()[0]" in module.input_checks
 
@@ -81,14 +90,20 @@ class Branchy(nn.Module):
 
 def test_constraint_violation_names_the_line_and_suggests_a_dim() -> None:
     with pytest.raises(ConstraintViolationError) as info:
-        gl.export(Branchy(), (torch.randn(6, 3),), dynamic_shapes={"x": {0: gl.Dim("batch", min=2, max=16)}})
+        gl.export(
+            Branchy(),
+            (torch.randn(6, 3),),
+            dynamic_shapes={"x": {0: gl.Dim("batch", min=2, max=16)}},
+        )
     message = str(info.value)
     assert "x.size()[0] (Dim('batch', min=2, max=16)): range [5, 16]" in message
     assert "test_dynamic.py" in message and "if x.shape[0] > 4:" in message
     assert info.value.fixes == {"x.size()[0]": gl.Dim("batch", min=5, max=16)}
     assert isinstance(info.value, RuntimeError)
     # the suggested spec exports, and the branch it took is the right one on its whole range
-    ep = gl.export(Branchy(), (torch.randn(6, 3),), dynamic_shapes={"x": {0: info.value.fixes["x.size()[0]"]}})
+    ep = gl.export(
+        Branchy(), (torch.randn(6, 3),), dynamic_shapes={"x": {0: info.value.fixes["x.size()[0]"]}}
+    )
     for rows in (5, 16):
         x = torch.randn(rows, 3)
         torch.testing.assert_close(ep.module()(x), x * 2)
@@ -100,7 +115,9 @@ def test_specialized_dim_is_a_violation_but_auto_is_reported() -> None:
             return sum(x[i] for i in range(x.shape[0]))  # range() needs a concrete size
 
     with pytest.raises(ConstraintViolationError, match=r"static: 3"):
-        gl.export(Unrolled(), (torch.randn(3, 2),), dynamic_shapes={"x": {0: gl.Dim("n", min=2, max=8)}})
+        gl.export(
+            Unrolled(), (torch.randn(3, 2),), dynamic_shapes={"x": {0: gl.Dim("n", min=2, max=8)}}
+        )
     ep = gl.export(Unrolled(), (torch.randn(3, 2),), dynamic_shapes={"x": {0: gl.Dim.AUTO}})
     assert [str(s).split(" (at")[0] for s in ep.specializations] == ["x.size()[0]: static: 3"]
     assert "Specializations:" in str(ep)
@@ -124,7 +141,9 @@ def test_ranges_agree_with_torch_export_up_to_renaming() -> None:
     model, inputs = Attention(), attention_inputs(3, 5)
     ours = gl.export(model, inputs, dynamic_shapes={"x": (batch, seq, None), "mask": (batch, seq)})
     tb, ts = torch.export.Dim("batch", min=2, max=8), torch.export.Dim("seq", min=2, max=12)
-    theirs = torch.export.export(model, inputs, dynamic_shapes={"x": (tb, ts, None), "mask": (tb, ts)})
+    theirs = torch.export.export(
+        model, inputs, dynamic_shapes={"x": (tb, ts, None), "mask": (tb, ts)}
+    )
     ranges = lambda rs: sorted((int(r.lower), int(r.upper)) for r in rs)  # noqa: E731
     assert ranges(ours.range_constraints.values()) == ranges(theirs.range_constraints.values())
 
@@ -135,11 +154,20 @@ def test_ranges_agree_with_torch_export_up_to_renaming() -> None:
         ({"y": {0: gl.Dim("b", min=2)}}, r"names \['y'\], which are not inputs"),
         ({"x": {2: gl.Dim("b", min=2)}}, r"names dim 2, but the tensor has 2 dims"),
         ({"x": (gl.Dim("b", min=2),)}, r"has 1 entries but the tensor has 2 dims"),
-        ({"x": {0: gl.Dim("b", min=2)}, "flag": {0: gl.Dim("c")}}, r"flag, which is a bool, not a tensor"),
-        ({"x": {0: gl.Dim("b", min=2, max=9), 1: gl.Dim("b", min=2, max=5)}}, r"two different Dims are named 'b'"),
+        (
+            {"x": {0: gl.Dim("b", min=2)}, "flag": {0: gl.Dim("c")}},
+            r"flag, which is a bool, not a tensor",
+        ),
+        (
+            {"x": {0: gl.Dim("b", min=2, max=9), 1: gl.Dim("b", min=2, max=5)}},
+            r"two different Dims are named 'b'",
+        ),
         ({"x": {0: "batch"}}, r"expected a Dim, got 'batch'"),
         ((None,), r"has 1 entries but the call has 2 inputs"),
-        ({"x": {0: gl.Dim("b", min=8)}}, r"example size of x.size\(\)\[0\] is 4, outside the range"),
+        (
+            {"x": {0: gl.Dim("b", min=8)}},
+            r"example size of x.size\(\)\[0\] is 4, outside the range",
+        ),
     ],
 )
 def test_malformed_specs_are_typed_errors(spec, message) -> None:  # type: ignore[no-untyped-def]
@@ -168,7 +196,11 @@ def test_derived_dims_tie_inputs() -> None:
             return x.reshape(-1, 2, x.shape[1]).sum(1) + y
 
     d = gl.Dim("d", min=2, max=16)
-    ep = gl.export(Pairs(), (torch.randn(8, 3), torch.randn(4, 3)), dynamic_shapes={"x": {0: 2 * d}, "y": {0: d}})
+    ep = gl.export(
+        Pairs(),
+        (torch.randn(8, 3), torch.randn(4, 3)),
+        dynamic_shapes={"x": {0: 2 * d}, "y": {0: d}},
+    )
     module = ep.module()
     x, y = torch.randn(10, 3), torch.randn(5, 3)
     torch.testing.assert_close(module(x, y), Pairs()(x, y))
