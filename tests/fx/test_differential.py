@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.utils._pytree import tree_leaves
 
 from .corpus import CASES
 from .harness import (
@@ -129,6 +130,60 @@ def test_graph_module_shares_parameters_and_buffers_with_the_module(subject, cas
     for name, tensor in [*gm.named_parameters(), *gm.named_buffers()]:
         if name in originals:
             assert tensor is originals[name], name
+
+
+def differentiable_loss(output) -> torch.Tensor | None:
+    """Sum of every floating-point tensor in ``output`` that carries a gradient."""
+    tensors = [
+        t
+        for t in tree_leaves(output)
+        if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad
+    ]
+    return sum(t.float().sum() for t in tensors) if tensors else None
+
+
+def with_grad(inputs):
+    """A copy of ``inputs`` whose floating-point tensors require grad."""
+    inputs = copy.deepcopy(inputs)
+    for leaf in tree_leaves(inputs):
+        if isinstance(leaf, torch.Tensor) and leaf.is_floating_point():
+            leaf.requires_grad_()
+    return inputs
+
+
+def input_grads(inputs) -> list:
+    return [t.grad for t in tree_leaves(inputs) if isinstance(t, torch.Tensor)]
+
+
+@cases
+def test_gradients_match_eager(subject, case):
+    """Backpropagating through the traced graph gives eager's gradients, for the
+    parameters and for the inputs."""
+    module, eager = build_module(case), build_module(case)
+    gm = trace(subject, case, module)
+    inputs = fresh_inputs(case)
+    expected_inputs, actual_inputs = with_grad(inputs), with_grad(inputs)
+    torch.manual_seed(RUN_SEED)
+    expected = differentiable_loss(eager(*expected_inputs))
+    if expected is None:
+        pytest.skip("no differentiable output")
+    torch.manual_seed(RUN_SEED)
+    actual = differentiable_loss(gm(*actual_inputs))
+    torch.testing.assert_close(actual, expected)
+    try:
+        expected.backward()
+    except RuntimeError as error:  # e.g. no derivative for floor_divide: same in the graph
+        with pytest.raises(RuntimeError, match="derivative"):
+            actual.backward()
+        assert "derivative" in str(error)
+        return
+    actual.backward()
+    expected_grads = {n: p.grad for n, p in eager.named_parameters()}
+    actual_grads = {n: p.grad for n, p in module.named_parameters()}
+    torch.testing.assert_close(actual_grads, expected_grads, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        input_grads(actual_inputs), input_grads(expected_inputs), rtol=1e-4, atol=1e-5
+    )
 
 
 @cases
