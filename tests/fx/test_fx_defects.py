@@ -236,3 +236,25 @@ def test_placeholder_named_like_a_global_of_the_generated_code(subject, name):
         return
     torch.testing.assert_close(gm(a, b), expected)
     torch.testing.assert_close(gm(**{name: a, "x": b}), expected)
+
+
+DEFAULT_SCALE = torch.tensor([2.0, 3.0])
+
+
+class TensorDefault(nn.Module):
+    def forward(self, x, scale=DEFAULT_SCALE, dims=(0,), dtype=torch.float64, fill=float("nan")):
+        return (x * scale).to(dtype).sum(dims).nan_to_num(nan=fill)
+
+
+def test_tensor_default_argument(subject):
+    """A tensor as a parameter default: torch.fx generates ``scale = _tensor_constant0``
+    in the signature, where that name does not exist (NameError)."""
+    if IS_ORACLE:
+        with pytest.raises(NameError, match="_tensor_constant0"):
+            subject.symbolic_trace(TensorDefault())
+        return
+    gm = subject.symbolic_trace(TensorDefault())
+    x = torch.randn(3, 2)
+    torch.testing.assert_close(gm(x), TensorDefault()(x))
+    torch.testing.assert_close(gm(x, torch.ones(2)), TensorDefault()(x, torch.ones(2)))
+    torch.testing.assert_close(pickle.loads(pickle.dumps(gm))(x), TensorDefault()(x))
