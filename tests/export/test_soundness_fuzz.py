@@ -9,7 +9,7 @@ sizes — with input dims that are static, a named ``gl.Dim`` or a derived dim
 
 Each program is exported at example sizes inside the ranges. A
 ConstraintViolationError is a legitimate refusal: the fuzzer re-exports with
-the fixes it suggests (a few rounds), else counts it. Any other export failure
+the fixes it suggests (``gl.refine_dynamic_shapes``, a few rounds), else counts it. Any other export failure
 must be a GraphliftError. The exported program then runs on 8 other
 size assignments (inside the ranges, on their edges, outside them, and with
 one input dim nudged to break a tie or a static size), and for each:
@@ -51,7 +51,7 @@ from tests.export import fuzz_programs as fp
 EXAMPLES = int(os.environ.get("GRAPHLIFT_FUZZ_EXAMPLES", "100"))
 # Ops with a known soundness bug (each has an xfail regression below) are left out of the
 # generated programs unless GRAPHLIFT_FUZZ_KNOWN_BUGS=1; drop an entry once its bug is fixed.
-KNOWN_UNSOUND_OPS = frozenset({fp.Squeeze})
+KNOWN_UNSOUND_OPS: frozenset[type] = frozenset()  # Squeeze until 7a5baa4
 EXCLUDED_OPS = (
     frozenset() if os.environ.get("GRAPHLIFT_FUZZ_KNOWN_BUGS") == "1" else KNOWN_UNSOUND_OPS
 )
@@ -101,30 +101,6 @@ def spec_admits(
     return True
 
 
-def apply_fixes(
-    spec: dict[str, dict[int, Any]], fixes: dict[str, Any]
-) -> dict[str, dict[int, Any]]:
-    """The spec with ``err.fixes`` applied: ``"x.size()[0]" -> Dim | None``."""
-    new = {name: dict(axes) for name, axes in spec.items()}
-    renamed = {fix.name: fix for fix in fixes.values() if isinstance(fix, gl.Dim)}
-    for axes in new.values():  # other uses of a re-ranged Dim follow it
-        for axis, entry in axes.items():
-            root = entry if isinstance(entry, gl.Dim) else entry.root
-            if root.name in renamed and isinstance(entry, gl.Dim):
-                axes[axis] = renamed[root.name]
-            elif root.name in renamed:
-                axes[axis] = renamed[root.name] * entry.scale + entry.offset
-    for source, fix in fixes.items():
-        match = re.fullmatch(r"(\w+)\.size\(\)\[(\d+)\]", source)
-        assert match, f"fix for an unparseable source {source!r}"
-        axes = new.setdefault(match[1], {})
-        if fix is None:
-            axes.pop(int(match[2]), None)
-        else:
-            axes[int(match[2])] = fix
-    return new
-
-
 def export_case(case: fp.FuzzCase) -> tuple[Any, dict[str, dict[int, Any]]] | None:
     """Export ``case.program``, following ConstraintViolationError fixes; None if refused."""
     spec = case.spec()
@@ -133,11 +109,7 @@ def export_case(case: fp.FuzzCase) -> tuple[Any, dict[str, dict[int, Any]]] | No
         try:
             return gl.export(case.program, inputs, dynamic_shapes=spec), spec
         except ConstraintViolationError as err:
-            if not isinstance(err.fixes, dict) or not err.fixes:
-                record("refused at export: ConstraintViolationError without fixes")
-                return None
-            spec = apply_fixes(spec, err.fixes)
-            record("export needed suggested fixes")
+            violation = err
         except GraphliftError as err:
             record(f"refused at export: {type(err).__name__}")
             return None
@@ -145,6 +117,11 @@ def export_case(case: fp.FuzzCase) -> tuple[Any, dict[str, dict[int, Any]]] | No
             raise AssertionError(
                 f"export raised a raw {type(err).__name__} (not a GraphliftError): {err}"
             ) from err
+        if not violation.fixes:
+            record("refused at export: ConstraintViolationError without fixes")
+            return None
+        spec = gl.refine_dynamic_shapes(spec, violation, case.program, inputs)
+        record("export needed suggested fixes")
     record("refused at export: fixes did not converge")
     return None
 
@@ -204,6 +181,8 @@ def check_trial(
             f"{type(error).__name__}: {error}\n" + "".join(traceback.format_exception(error))
         )
         assert "fail_guard(" in module.input_checks, f"{where}: refused without a guard: {error}"
+        # a guard's refusal, not a range or tie check narrower than the spec declared
+        assert "assumption" in str(error), f"{where}: the spec admits these sizes: {error}"
         assert re.search(r"\b[xyz]\b", str(error)), f"{where}: the refusal names no input: {error}"
         record("run: inside the spec, refused by a guard")
 
@@ -251,6 +230,9 @@ def test_fuzz_outcomes_cover_every_kind(capsys: pytest.CaptureFixture[str]) -> N
 
 
 # --- soundness bugs the fuzzer found, as explicit regressions ----------------------------
+# squeeze(dim) on a dynamic dim that can be 1 was answered from the example without a
+# guard: the trace kept the dim, eager dropped it, and the exported program silently
+# returned the other branch's answer (fixed in 7a5baa4, "guard_or guards backed sizes").
 
 
 class SqueezeThenBranchOnRank(torch.nn.Module):
@@ -268,14 +250,6 @@ class SqueezeInputThenBranchOnRank(torch.nn.Module):
         return h * 2 if h.dim() == 2 else h + 100
 
 
-SQUEEZE_BUG = (
-    "soundness bug: aten.squeeze.dim on a dynamic dim that can be 1 records no guard; "
-    "the trace keeps the dim, eager drops it, the exported program silently returns the "
-    "other branch's answer"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=SQUEEZE_BUG)
 @pytest.mark.parametrize(
     ("model", "dim", "example", "sizes"),
     [
@@ -303,14 +277,15 @@ def test_squeeze_of_a_dim_that_can_be_one_is_guarded(
         torch.testing.assert_close(actual, model(x))
 
 
-@pytest.mark.xfail(strict=True, reason=SQUEEZE_BUG)
 def test_fuzz_regression_squeeze_then_slice_min1() -> None:
-    """The fuzzer's shrunk case of the same bug: at a=1 eager squeezes x to 0-d (the
-    program then reshapes it to [1]), the exported graph squeezes too but then slices
+    """The fuzzer's shrunk case of the squeeze bug: at a=1 eager squeezes x to 0-d (the
+    program then reshapes it to [1]); the exported graph squeezed too but then sliced
     the 0-d tensor as if it were 1-d: IndexError instead of a refusal."""
     program = fp.make_program((fp.Squeeze(0), fp.SliceHalf(0)), inputs=1, return_size=True)
     case = fp.FuzzCase(program, (fp.Var("a", 1, None),), ((fp.Size("a"),),), (("a", 2),))
     exported = export_case(case)
-    assert exported is not None, "refused at export: sound, remove this xfail"
+    if exported is None:
+        return  # refusing min=1 at export is sound
     ep, spec = exported
-    check_trial(case, ep.module(), spec, ((1,),))
+    for size in (1, 2, 3):
+        check_trial(case, ep.module(), spec, ((size,),))
