@@ -608,6 +608,15 @@ def passthrough_decorator(fn):
     return wrapper
 
 
+class QuotedAndComplexConstants(nn.Module):
+    """Quotes, escapes and non-ASCII in a string argument; a complex scalar; a tensor
+    constant inside a list argument."""
+
+    def forward(self, x):
+        torch._assert(x.shape[0] > 0, 'it\'s "bad"\nreally\t\\ bad \u2713')
+        return torch.stack([x, torch.ones(3)]) * 1j, x.flip(0)[..., None]
+
+
 class DecoratedForward(nn.Module):
     """fx reads the signature through functools.wraps (inspect.unwrap)."""
 
@@ -955,6 +964,11 @@ CASES: tuple[Case, ...] = (
         "constant_arguments",
         lambda: evaluated(ConstantArguments()),
         lambda: (randn(2, 4),),
+    ),
+    Case(
+        "quoted_and_complex_constants",
+        lambda: evaluated(QuotedAndComplexConstants()),
+        lambda: (randn(3),),
     ),
     Case("decorated_forward", lambda: evaluated(DecoratedForward()), lambda: (randn(2, 3),)),
     Case("annotated_signature", lambda: evaluated(AnnotatedSignature()), lambda: (randn(2, 3),)),
