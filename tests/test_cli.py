@@ -18,7 +18,8 @@ def test_demo_traces_the_example_and_matches_eager() -> None:
     assert "def forward(self, tokens):" in text
     assert "ExportedProgram:" in text and "tokens: USER_INPUT" in text
     assert "InputMismatchError: input 'tokens'" in text and "(2, 33)" in text
-    assert "Range constraints: {s0: [2, 64], s1: [2, 32]}" in text
+    assert "Range constraints: {s0: [2, 64], s1: [2, 31]}" in text
+    assert "ConstraintViolationError" in text and "refine_dynamic_shapes ->" in text
     assert text.count("match") >= 4 and "MISMATCH" not in text
     assert "every check passed" in text
 
