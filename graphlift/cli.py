@@ -89,10 +89,10 @@ def _demo_export(console: Console, model: torch.nn.Module, tokens: torch.Tensor)
         module(torch.zeros(2, 33, dtype=torch.long))
     except graphlift.GraphliftError as error:
         console.print(
-            f"a (2, 33) input is refused, not silently mis-computed:\n  [yellow]{type(error).__name__}[/yellow]: {error}"
+            f"a (2, 33) input is refused, not silently mis-computed:\n  [yellow]{type(error).__name__}[/yellow]: {escape(str(error))}"
         )
     else:
-        console.print("[red]a (2, 33) input was accepted by a program exported for seq <= 32[/red]")
+        console.print("[red]a (2, 33) input was accepted by a program exported for seq <= 31[/red]")
         failures += 1
     return failures
 
