@@ -95,7 +95,7 @@ def module_trees(draw, depth: int = 3) -> nn.Module:
 
 
 @settings(
-    max_examples=40,
+    max_examples=25,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow],
@@ -113,3 +113,22 @@ def test_module_trees_trace_like_torch_fx(subject, module):
     with torch.no_grad():
         torch.testing.assert_close(gm(x), module(x))
         torch.testing.assert_close(reference(x), module(x))
+
+
+def test_module_tree_strategy_is_not_vacuous():
+    """Over the same sample: shared instances, depth, and every container kind occur."""
+    shared = deep = 0
+    kinds: set[str] = set()
+
+    @settings(max_examples=25, deadline=None, derandomize=True, database=None)
+    @given(module_trees())
+    def collect(module):
+        nonlocal shared, deep
+        every = list(module.named_modules(remove_duplicate=False))
+        shared += len(every) > len(list(module.named_modules()))
+        deep += max(name.count(".") for name, _ in every) >= 3
+        kinds.update(type(m).__name__ for _, m in every)
+
+    collect()
+    assert shared >= 3 and deep >= 5
+    assert {"Sequential", "InList", "InDict", "AsAttributes", "Linear"} <= kinds

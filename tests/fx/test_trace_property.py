@@ -137,7 +137,7 @@ def test_expression_strategy_reaches_reflected_and_logical_operators():
     """Not vacuous: the sample contains reflected operators, masks and matmul."""
     bodies: list[str] = []
 
-    @settings(max_examples=80, deadline=None, derandomize=True, database=None)
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None)
     @given(float_expressions(depth=3))
     def collect(body):
         bodies.append(body)
