@@ -258,3 +258,23 @@ def test_tensor_default_argument(subject):
     torch.testing.assert_close(gm(x), TensorDefault()(x))
     torch.testing.assert_close(gm(x, torch.ones(2)), TensorDefault()(x, torch.ones(2)))
     torch.testing.assert_close(pickle.loads(pickle.dumps(gm))(x), TensorDefault()(x))
+
+
+class ReshapeTo(nn.Module):
+    def forward(self, x, shape=(2, 3)):
+        return x.reshape(shape) * 2
+
+
+def test_tuple_concrete_argument_is_specialized_and_checked(subject):
+    """torch.fx generates invalid code for a tuple in concrete_args (SyntaxError).
+    Like every other concrete value (``flag == True`` -> torch._assert), a tuple must
+    be checked when the GraphModule runs, not silently baked in."""
+    if IS_ORACLE:
+        with pytest.raises(SyntaxError):
+            subject.symbolic_trace(ReshapeTo(), concrete_args={"shape": (3, 2)})
+        return
+    gm = subject.symbolic_trace(ReshapeTo(), concrete_args={"shape": (3, 2)})
+    x = torch.randn(6)
+    torch.testing.assert_close(gm(x, (3, 2)), ReshapeTo()(x, (3, 2)))
+    with pytest.raises(AssertionError):
+        gm(x, (2, 3))
