@@ -9,6 +9,7 @@ override produced.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections import Counter
@@ -18,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import autowrapped_helpers
 from .corpus import CASES, DELIBERATE_TARGET_DIFFERENCES, ResNetBlock
 from .harness import (
     assert_same_result,
@@ -364,3 +366,20 @@ def test_param_shapes_constant_reads_parameter_shapes_as_ints(subject):
     assert (shape_reads(ORACLE, False), shape_reads(ORACLE, True)) == (1, 0)  # non-vacuous
     assert shape_reads(subject, False) == 1
     assert shape_reads(subject, True) == 0
+
+
+def calls_module_helper(x):
+    return autowrapped_helpers.soft_clip(x * 4, 1.0) + 1
+
+
+def test_autowrap_modules_records_every_function_of_a_module(subject):
+    original = autowrapped_helpers.soft_clip
+    for lib in (ORACLE, subject):
+        tracer = lib.Tracer(autowrap_modules=(math, autowrapped_helpers))
+        graph = tracer.trace(calls_module_helper)
+        gm = lib.GraphModule(tracer.root, graph)
+        targets = [n.target for n in gm.graph.nodes if n.op == "call_function"]
+        assert original in targets, lib
+        x = torch.randn(3)
+        torch.testing.assert_close(gm(x), calls_module_helper(x))
+    assert autowrapped_helpers.soft_clip is original  # the patch was undone
