@@ -55,6 +55,15 @@ class TraceError(GraphliftError, ValueError):
     """Symbolic tracing met something it cannot record (torch.fx: ``TraceError(ValueError)``)."""
 
 
+class UnsupportedTraceError(GraphliftError, NotImplementedError):
+    """Tracing was asked for something torch.fx also does not support
+    (``wrap()`` outside module scope, an argument of an unrecordable type)."""
+
+
+class MissingAttributeError(GraphliftError, AttributeError):
+    """A graph refers to an attribute its root module does not have (torch.fx: AttributeError)."""
+
+
 class UnknownAttributeError(GraphliftError, NameError):
     """Traced code uses a parameter or module that is not part of the traced
     module, so the graph cannot refer to it (torch.fx: NameError)."""

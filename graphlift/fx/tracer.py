@@ -26,14 +26,14 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import TraceError, UnknownAttributeError
+from graphlift.errors import TraceError, UnknownAttributeError, UnsupportedTraceError
 from graphlift.fx.patching import Patcher
 from graphlift.fx.proxy import CONTROL_FLOW_HINT, Proxy, _proxies_in
 from graphlift.ir.codegen import is_generated_code
+from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Argument, Node, Target
-from graphlift.ir.passes.effects import register_side_effect
 from graphlift.source import user_location
 
 
@@ -173,7 +173,11 @@ class Tracer:
             )
         if type(a).__module__ == "enum" or hasattr(type(a), "__members__"):
             return a
-        raise TraceError(f"cannot record an argument of type {type(a).__name__}", where=_where())
+        raise UnsupportedTraceError(
+            f"cannot record an argument of type {type(a).__name__}: graphs hold tensors, "
+            "Python scalars, strings, dtypes, devices and containers of those",
+            where=_where(),
+        )
 
     def create_node(
         self,
@@ -203,9 +207,10 @@ class Tracer:
         type_expr: Any = None,
         proxy_factory_fn: Callable[[Node], Proxy] | None = None,
     ) -> Proxy:
-        node = self.create_node(
-            kind, target, self.create_arg(args), self.create_arg(kwargs), name, type_expr
-        )
+        # A placeholder's args are its default value, kept as it is (a tensor
+        # default must not become a get_attr defined after the signature).
+        node_args = args if kind == "placeholder" else self.create_arg(args)
+        node = self.create_node(kind, target, node_args, self.create_arg(kwargs), name, type_expr)
         return proxy_factory_fn(node) if proxy_factory_fn else self.proxy(node)
 
     def proxy(self, node: Node) -> Proxy:
@@ -317,7 +322,7 @@ class Tracer:
             self.create_proxy(
                 "call_function", _assert_is_none, (placeholder, _specialized(name, value)), {}
             )
-        elif type(value) in (bool, int, float, str):
+        elif _is_plain_constant(value):
             torch._assert(placeholder == value, _specialized(name, value))
         return value
 
@@ -428,7 +433,9 @@ def wrap(fn_or_name: str | Callable[..., Any]) -> str | Callable[..., Any]:
     """
     caller = sys._getframe(1)
     if caller.f_code.co_name != "<module>":
-        raise TraceError("wrap() must be called at the top level of a module", where=_where())
+        raise UnsupportedTraceError(
+            "wrap() must be called at the top level of a module", where=_where()
+        )
     name = fn_or_name if isinstance(fn_or_name, str) else fn_or_name.__name__
     if (caller.f_globals, name) not in ((g, n) for g, n in WRAPPED_FUNCTIONS):
         WRAPPED_FUNCTIONS.append((caller.f_globals, name))
@@ -482,6 +489,13 @@ def _assert_is_none(value: Any, message: str) -> Any:
     if value is not None:
         raise AssertionError(message)
     return None
+
+
+def _is_plain_constant(value: Any) -> bool:
+    """bool/int/float/str, or a tuple or list of them: compared for equality at run time."""
+    if isinstance(value, tuple | list):
+        return all(_is_plain_constant(v) for v in value)
+    return type(value) in (bool, int, float, str)
 
 
 def _specialized(name: str, value: Any) -> str:

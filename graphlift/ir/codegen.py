@@ -47,6 +47,11 @@ PREFIX_OPERATORS = {
     operator.not_: "not ",
 }
 
+# Names generated code relies on; no node or parameter may shadow them.
+RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
+    "self", "torch", "operator", "math", "inf", "nan",
+}  # fmt: skip
+
 # Modules whose public functions generated code names by path.
 _PATH_MODULES = ("torch", "torch.nn.functional", "torch.Tensor", "operator", "math")
 
@@ -70,6 +75,8 @@ class _CodeWriter:
         self.globals: dict[str, Any] = {"torch": torch, "operator": operator, "math": math}
         self._global_names: dict[int, str] = {}
         self._used_names = {n.name for n in graph.nodes} | set(self.globals) | {root_module}
+        self._shadowed: set[str] = set()
+        self._aliases: dict[str, str] = {}
         # namespace -> packet -> overload -> the op's C++ entry point
         self._op_namespaces: dict[str, dict[str, dict[str, Any]]] = {}
 
@@ -84,13 +91,21 @@ class _CodeWriter:
     def _write(self) -> PythonCode:
         params: list[str] = []
         body: list[str] = []
+        placeholders = [node for node in self.graph.nodes if node.op == "placeholder"]
+        taken: set[str] = set()
+        for node in placeholders:
+            name = self._parameter_name(node, taken)
+            taken.add(name)
+            params.append(self._parameter(node, name))
+            if name != node.name:
+                body.append(f"{node.name} = {name}")
+        # A parameter named like a global the body needs (torch, float, ...)
+        # keeps its keyword; the body reaches that global through an alias.
+        self._shadowed = taken
+        self._used_names |= taken
         frees = _values_to_free(self.graph)
         for node in self.graph.nodes:
             if node.op == "placeholder":
-                name = self._parameter_name(node, {p.split("=")[0].lstrip("*") for p in params})
-                params.append(self._parameter(node, name))
-                if name != node.name:
-                    body.append(f"{node.name} = {name}")
                 continue
             line = self._statement(node)
             dead = frees.get(node, [])
@@ -111,6 +126,18 @@ class _CodeWriter:
         if usable and target != self.root and target not in taken:
             return target
         return node.name
+
+    def _global(self, name: str) -> str:
+        """How the body names the global ``name`` (a module such as ``torch`` or a
+        builtin): itself, or an alias when a parameter shadows it."""
+        if name not in self._shadowed:
+            return name
+        alias = self._aliases.get(name)
+        if alias is None:
+            alias = _unique(f"{name}_global", self._used_names)
+            self._aliases[name] = alias
+            self.globals[alias] = self.globals.get(name) or getattr(builtins, name)
+        return alias
 
     def _parameter(self, node: Node, name: str) -> str:
         target = str(node.target)
@@ -188,7 +215,7 @@ class _CodeWriter:
         if arg is Ellipsis:
             return "..."
         if type(arg) is float:
-            return repr(arg) if math.isfinite(arg) else f"float({str(arg)!r})"
+            return repr(arg) if math.isfinite(arg) else f"{self._global('float')}({str(arg)!r})"
         if type(arg) is complex:
             return repr(arg)
         if isinstance(arg, tuple):
@@ -202,9 +229,9 @@ class _CodeWriter:
         if isinstance(arg, slice):
             return f"slice({self.value(arg.start)}, {self.value(arg.stop)}, {self.value(arg.step)})"
         if isinstance(arg, torch.dtype | torch.layout | torch.memory_format):
-            return str(arg)
+            return self._global("torch") + str(arg).removeprefix("torch")
         if isinstance(arg, torch.device):
-            return f"torch.device({str(arg)!r})"
+            return f"{self._global('torch')}.device({str(arg)!r})"
         return self.reference(arg)
 
     def _tuple(self, arg: tuple[Any, ...]) -> str:
@@ -219,7 +246,7 @@ class _CodeWriter:
         path = self.root
         for atom in qualified_name.split("."):
             plain = atom.isidentifier() and not keyword.iskeyword(atom)  # self.class is not Python
-            path = f"{path}.{atom}" if plain else f"getattr({path}, {atom!r})"
+            path = f"{path}.{atom}" if plain else f"{self._global('getattr')}({path}, {atom!r})"
         return path
 
     def reference(self, obj: Any) -> str:
@@ -230,7 +257,8 @@ class _CodeWriter:
                 return fast
         public = public_path(obj)
         if public is not None:
-            return public
+            head, dot, rest = public.partition(".")
+            return self._global(head) + dot + rest
         key = id(obj)
         if key not in self._global_names:
             base = getattr(obj, "__name__", None) or type(obj).__name__.lower()
@@ -253,7 +281,7 @@ class _CodeWriter:
         ):
             return None
         if namespace not in self._op_namespaces:
-            if namespace in self._used_names:
+            if namespace in self._used_names or namespace in self._shadowed:
                 return None
             self._used_names.add(namespace)
             self._op_namespaces[namespace] = {}

@@ -9,16 +9,14 @@ the graph, or wherever ``inserting_before``/``inserting_after`` put it.
 
 from __future__ import annotations
 
-import builtins
 import copy
-import keyword
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from graphlift.errors import GraphError
-from graphlift.ir.codegen import PythonCode, generate_python
+from graphlift.ir.codegen import RESERVED_NAMES, PythonCode, generate_python
 from graphlift.ir.lint import lint_graph
 from graphlift.ir.node import (
     OPCODES,
@@ -29,14 +27,10 @@ from graphlift.ir.node import (
     map_aggregate,
     map_arg,
 )
+from graphlift.ir.passes.dce import eliminate_dead_code
 
 if TYPE_CHECKING:
     import torch
-
-# Names generated code relies on; no node may shadow them.
-RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
-    "self", "torch", "operator", "math", "inf", "nan",
-}  # fmt: skip
 
 
 class Namespace:
@@ -132,6 +126,19 @@ class Graph:
     @property
     def nodes(self) -> NodeList:
         return NodeList(self)
+
+    @property
+    def output_node(self) -> Node:
+        """The graph's output node (the last node)."""
+        last = self._root._prev
+        if last.op != "output":
+            raise GraphError("the graph has no output node yet; add one with graph.output(...)")
+        return last
+
+    def eliminate_dead_code(self) -> bool:
+        """Erase unused nodes without side effects (graphlift.ir.passes.eliminate_dead_code);
+        True if anything changed, as torch.fx's Graph.eliminate_dead_code."""
+        return eliminate_dead_code(self) > 0
 
     def find_nodes(self, *, op: str, target: Target | None = None) -> list[Node]:
         """Nodes with opcode ``op`` (and, if given, that target), in order."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import GraphError
+from graphlift.errors import GraphError, MissingAttributeError
 from graphlift.ir.codegen import PythonCode, compile_forward
 from graphlift.ir.graph import Graph
 
@@ -163,7 +163,7 @@ def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, targe
     for atom in parents:
         owner = getattr(owner, atom)
     if not hasattr(owner, leaf):
-        raise GraphError(
+        raise MissingAttributeError(
             f"the graph refers to {target!r}, but the root module has no such attribute"
         )
     value = getattr(owner, leaf)

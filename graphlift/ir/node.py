@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from graphlift.errors import GraphError
+from graphlift.ir import effects
 
 if TYPE_CHECKING:
     from graphlift.ir.graph import Graph
@@ -221,6 +222,10 @@ class Node:
         self._prev = self._next = self
 
     # --- conveniences ------------------------------------------------------------
+
+    def is_impure(self) -> bool:
+        """True when the node has an effect beyond its value (torch.fx's Node.is_impure)."""
+        return effects.has_side_effect(self)
 
     @property
     def stack_trace(self) -> str | None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from graphlift.ir.graph import Graph
+from graphlift.ir.effects import is_pure, may_mutate
 from graphlift.ir.node import Node
-from graphlift.ir.passes.effects import is_pure, may_mutate
+
+if TYPE_CHECKING:
+    from graphlift.ir.graph import Graph
 
 
 def eliminate_common_subexpressions(graph: Graph) -> int:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from graphlift.ir.graph import Graph
-from graphlift.ir.passes.effects import has_side_effect
+from typing import TYPE_CHECKING
+
+from graphlift.ir.effects import has_side_effect
+
+if TYPE_CHECKING:
+    from graphlift.ir.graph import Graph
 
 
 def eliminate_dead_code(graph: Graph) -> int:

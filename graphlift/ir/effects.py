@@ -13,11 +13,13 @@ import builtins
 import math
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from graphlift.ir.node import Node
+if TYPE_CHECKING:
+    from graphlift.ir.node import Node
+
 
 # Functions called for their effect, or that consume randomness.
 SIDE_EFFECT_FUNCTIONS: set[Callable[..., Any]] = {
