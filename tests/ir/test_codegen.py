@@ -23,7 +23,9 @@ def check_golden(name: str, text: str) -> None:
     path = GOLDEN / name
     if os.environ.get("GRAPHLIFT_UPDATE_GOLDEN") or not path.exists():
         path.write_text(text)
-    assert text == path.read_text(), f"{name} changed; rerun with GRAPHLIFT_UPDATE_GOLDEN=1 if intended"
+    assert text == path.read_text(), (
+        f"{name} changed; rerun with GRAPHLIFT_UPDATE_GOLDEN=1 if intended"
+    )
 
 
 class Block(torch.nn.Module):
