@@ -28,9 +28,9 @@ ORACLE_ONLY = os.environ.get("GRAPHLIFT_TEST_ORACLE_ONLY") == "1"
 # torch.fx's Tracer leaves buffers unproxied (``proxy_buffer_attributes = False``):
 # ``self.mask == 0`` runs at trace time and becomes a constant, and slicing a buffer
 # by a traced length fails. graphlift's Tracer proxies buffers. Until that is
-# declared a deliberate difference, the oracle is torch.fx as shipped; set this to
+# declared a deliberate difference, the oracle was torch.fx as shipped; it is now
 # True to compare against torch.fx with buffer proxying switched on instead.
-ORACLE_PROXIES_BUFFERS = False
+ORACLE_PROXIES_BUFFERS = True
 
 
 class _BufferProxyingTracer(torch.fx.Tracer):

@@ -383,3 +383,19 @@ def test_autowrap_modules_records_every_function_of_a_module(subject):
         x = torch.randn(3)
         torch.testing.assert_close(gm(x), calls_module_helper(x))
     assert autowrapped_helpers.soft_clip is original  # the patch was undone
+
+
+def scale_and_shift(x, cfg):
+    return x * cfg["scale"] + cfg["shift"]
+
+
+def test_structured_concrete_values_are_checked_at_run_time(subject):
+    """A dict in concrete_args is specialized leaf by leaf; torch.fx asserts every
+    leaf when the GraphModule runs, so a different value fails loudly."""
+    config = {"scale": 2.0, "shift": 1.0}
+    x = torch.randn(3)
+    for lib in (ORACLE, subject):
+        gm = lib.symbolic_trace(scale_and_shift, concrete_args={"cfg": dict(config)})
+        torch.testing.assert_close(gm(x, dict(config)), scale_and_shift(x, config))
+        with pytest.raises(AssertionError, match="cfg"):
+            gm(x, {"scale": 5.0, "shift": 1.0})
