@@ -278,3 +278,41 @@ def test_tuple_concrete_argument_is_specialized_and_checked(subject):
     torch.testing.assert_close(gm(x, (3, 2)), ReshapeTo()(x, (3, 2)))
     with pytest.raises(AssertionError):
         gm(x, (2, 3))
+
+
+class MaskedAssignment(nn.Module):
+    def forward(self, x):
+        y = x.clone()
+        y[y < 0] = 0.0
+        return y * 2
+
+
+def test_item_assignment_on_a_proxy(subject):
+    """torch.fx's Proxy has no ``__setitem__`` (TypeError); graphlift records
+    ``operator.setitem`` (README: deliberate differences)."""
+    if IS_ORACLE:
+        with pytest.raises(TypeError, match="item assignment"):
+            subject.symbolic_trace(MaskedAssignment())
+        return
+    gm = subject.symbolic_trace(MaskedAssignment())
+    assert operator.setitem in [n.target for n in gm.graph.nodes]
+    x = torch.randn(4, 3)
+    torch.testing.assert_close(gm(x), MaskedAssignment()(x))
+    torch.testing.assert_close(pickle.loads(pickle.dumps(gm))(x), MaskedAssignment()(x))
+
+
+def test_concrete_argument_defaults_to_the_traced_value(subject):
+    """torch.fx keeps the user's default (``use_relu=True``) on a graph specialized to
+    ``use_relu=False``, so ``gm(x)`` fails its own check; graphlift defaults the input
+    to the traced value and still rejects other values (README)."""
+    torch.manual_seed(0)
+    module = ConcreteFlag().eval()
+    gm = subject.symbolic_trace(module, concrete_args={"use_relu": False})
+    x = torch.randn(2, 4)
+    if IS_ORACLE:
+        with pytest.raises(AssertionError):
+            gm(x)
+        return
+    torch.testing.assert_close(gm(x), module(x, use_relu=False))
+    with pytest.raises(AssertionError):
+        gm(x, True)
