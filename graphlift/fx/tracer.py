@@ -492,9 +492,11 @@ def _assert_is_none(value: Any, message: str) -> Any:
 
 
 def _is_plain_constant(value: Any) -> bool:
-    """bool/int/float/str, or a tuple or list of them: compared for equality at run time."""
+    """bool/int/float/str, or a tuple, list or dict of them: compared for equality at run time."""
     if isinstance(value, tuple | list):
         return all(_is_plain_constant(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_plain_constant(v) for v in value.values())
     return type(value) in (bool, int, float, str)
 
 
