@@ -26,10 +26,11 @@ import torch.fx.proxy
 ORACLE_ONLY = os.environ.get("GRAPHLIFT_TEST_ORACLE_ONLY") == "1"
 
 # torch.fx's Tracer leaves buffers unproxied (``proxy_buffer_attributes = False``):
-# ``self.mask == 0`` runs at trace time and becomes a constant, and slicing a buffer
-# by a traced length fails. graphlift's Tracer proxies buffers. Until that is
-# declared a deliberate difference, the oracle was torch.fx as shipped; it is now
-# True to compare against torch.fx with buffer proxying switched on instead.
+# ``self.mask == 0`` runs at trace time and becomes a constant (stale after
+# load_state_dict), and slicing a buffer by a traced length fails. graphlift's
+# Tracer proxies buffers, a deliberate difference (README, docs/architecture.md),
+# so the oracle is torch.fx with buffer proxying switched on; set this to False to
+# compare against torch.fx as shipped.
 ORACLE_PROXIES_BUFFERS = True
 
 
