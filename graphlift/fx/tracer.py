@@ -317,7 +317,9 @@ class Tracer:
         if _proxies_in(value) or _contains_placeholder(value):
             placeholder = self.create_proxy("placeholder", name, default, {})
             return _substitute_placeholders(value, placeholder)
-        placeholder = self.create_proxy("placeholder", name, default or (value,), {})
+        placeholder = self.create_proxy(
+            "placeholder", name, (value,), {}
+        )  # defaults to the traced value
         if value is None:
             self.create_proxy(
                 "call_function", _assert_is_none, (placeholder, _specialized(name, value)), {}
