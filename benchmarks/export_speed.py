@@ -48,6 +48,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import graphlift  # noqa: E402
+from benchmarks import tables  # noqa: E402
 from tests.zoo.models import CASES, get_case  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "export_speed.json"
@@ -317,21 +318,7 @@ def table_rows(cases: dict[str, dict[str, Any]]) -> list[list[str]]:
 
 
 def print_table(cases: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
-    rows = table_rows(cases)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
-        for row in [HEADER, *rows]:
-            print("  ".join(text.ljust(width) for text, width in zip(row, widths)))
-    else:
-        table = Table(title="graphlift vs torch.export (! = misses target)")
-        for title in HEADER:
-            table.add_column(title, justify="left" if title == "case" else "right")
-        for row in rows:
-            table.add_row(*row)
-        Console(width=200).print(table)
+    tables.print_table("graphlift vs torch.export (! = misses target)", HEADER, table_rows(cases))
     for name, record in cases.items():
         for exporter in EXPORTERS:
             if error := record["export"][exporter]["error"]:

@@ -46,6 +46,7 @@ from torch.utils import _pytree as pytree
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks import tables  # noqa: E402
 from tests.zoo import CASES, ModelCase, get_case  # noqa: E402
 from tests.zoo.transformers_models import SLOW_SYMBOLIC  # noqa: E402
 
@@ -296,21 +297,7 @@ HEADER = ["case", "static", "dynamic", "AUTO specialized", "decompose", "nodes",
 
 
 def print_table(cases: dict[str, dict[str, Any]], summary: dict[str, Any]) -> None:
-    rows = table_rows(cases)
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(row[i]) for row in [HEADER, *rows]) for i in range(len(HEADER))]
-        for row in [HEADER, *rows]:
-            print("  ".join(text.ljust(width) for text, width in zip(row, widths)))
-    else:
-        table = Table(title="torch.export baseline")
-        for title in HEADER:
-            table.add_column(title)
-        for row in rows:
-            table.add_row(*row)
-        Console(width=200).print(table)
+    tables.print_table("torch.export baseline", HEADER, table_rows(cases))
     print("\nmedian seconds:", json.dumps(summary["median_seconds"]))
     print("ok counts:     ", json.dumps(summary["ok_counts"]))
     for step, failures in summary["failures"].items():
