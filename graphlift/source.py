@@ -79,3 +79,9 @@ def user_location(start: FrameType | None = None) -> SourceLocation | None:
     if frame is None:
         return None
     return SourceLocation(frame.f_code.co_filename, frame.f_lineno or 0, frame.f_code.co_name)
+
+
+def user_where(start: FrameType | None = None) -> str | None:
+    """:func:`user_location` as the text errors carry in ``where``, or None."""
+    location = user_location(start if start is not None else sys._getframe(1))
+    return str(location) if location else None

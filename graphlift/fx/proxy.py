@@ -23,7 +23,7 @@ import torch
 
 from graphlift.errors import TraceError
 from graphlift.ir.node import Node, map_aggregate
-from graphlift.source import user_location
+from graphlift.source import user_location, user_where
 
 if TYPE_CHECKING:
     from graphlift.fx.tracer import Tracer
@@ -78,7 +78,7 @@ class Proxy:
 
     def __len__(self) -> int:
         raise TraceError(f"len() of a traced value is not known while tracing: {CONTROL_FLOW_HINT}",
-                         where=_where(sys._getframe(1)))  # fmt: skip
+                         where=user_where(sys._getframe(1)))  # fmt: skip
 
     def keys(self) -> Any:
         return self.tracer.keys(self)
@@ -91,7 +91,7 @@ class Proxy:
         tracers = {p.tracer for p in _proxies_in((args, kwargs))}
         if len(tracers) != 1:
             raise TraceError("values from two different traces were combined in one operation",
-                             where=_where(sys._getframe(1)))  # fmt: skip
+                             where=user_where(sys._getframe(1)))  # fmt: skip
         tracer = tracers.pop()
         if torch.overrides.is_tensor_method_or_property(orig_method):
             return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
@@ -194,11 +194,6 @@ def _assert_message(frame: FrameType) -> str | None:
     ):
         return following[1].argval
     return ""
-
-
-def _where(frame: FrameType) -> str | None:
-    location = user_location(frame)
-    return str(location) if location else None
 
 
 def _proxies_in(arg: Any) -> list[Proxy]:

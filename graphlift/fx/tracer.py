@@ -34,7 +34,7 @@ from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Argument, Node, Target
-from graphlift.source import user_location
+from graphlift.source import user_location, user_where
 
 
 class PHBase:
@@ -104,7 +104,7 @@ class Tracer:
                 f"module {type(mod).__name__} is called in forward but is not a submodule of the "
                 "traced module; assign it to an attribute in __init__ (self.name = ...) so the "
                 "graph can refer to it",
-                where=_where(),
+                where=user_where(),
             )
         return path
 
@@ -169,14 +169,14 @@ class Tracer:
             raise TraceError(
                 f"a module ({type(a).__name__}) is passed as an argument to an operation; "
                 "only tensors and plain values can be recorded",
-                where=_where(),
+                where=user_where(),
             )
         if type(a).__module__ == "enum" or hasattr(type(a), "__members__"):
             return a
         raise UnsupportedTraceError(
             f"cannot record an argument of type {type(a).__name__}: graphs hold tensors, "
             "Python scalars, strings, dtypes, devices and containers of those",
-            where=_where(),
+            where=user_where(),
         )
 
     def create_node(
@@ -217,17 +217,19 @@ class Tracer:
         return Proxy(node, self)
 
     def iter(self, obj: Proxy) -> Any:
-        raise TraceError(f"cannot iterate over a traced value: {CONTROL_FLOW_HINT}", where=_where())
+        raise TraceError(
+            f"cannot iterate over a traced value: {CONTROL_FLOW_HINT}", where=user_where()
+        )
 
     def keys(self, obj: Proxy) -> Any:
         raise TraceError(
-            f"cannot unpack a traced value with **: {CONTROL_FLOW_HINT}", where=_where()
+            f"cannot unpack a traced value with **: {CONTROL_FLOW_HINT}", where=user_where()
         )
 
     def to_bool(self, obj: Proxy) -> bool:
         raise TraceError(
             f"a traced value is used as a condition (if/while/and/or/not): {CONTROL_FLOW_HINT}",
-            where=_where(),
+            where=user_where(),
         )
 
     # --- tracing -------------------------------------------------------------------------
@@ -393,7 +395,7 @@ class Tracer:
             raise UnknownAttributeError(
                 "a parameter that is not part of the traced module is used; register it on "
                 "the module (self.weight = nn.Parameter(...)) so the graph can refer to it",
-                where=_where(),
+                where=user_where(),
             )
         if qualified_name is None:
             qualified_name = f"_tensor_constant{len(self.tensor_constants)}"
@@ -436,7 +438,7 @@ def wrap(fn_or_name: str | Callable[..., Any]) -> str | Callable[..., Any]:
     caller = sys._getframe(1)
     if caller.f_code.co_name != "<module>":
         raise UnsupportedTraceError(
-            "wrap() must be called at the top level of a module", where=_where()
+            "wrap() must be called at the top level of a module", where=user_where()
         )
     name = fn_or_name if isinstance(fn_or_name, str) else fn_or_name.__name__
     if (caller.f_globals, name) not in ((g, n) for g, n in WRAPPED_FUNCTIONS):
@@ -563,11 +565,6 @@ def _tensor_attribute_names(root: torch.nn.Module) -> dict[int, str]:
             if value is not None:
                 names.setdefault(id(value), dotted + name)
     return names
-
-
-def _where() -> str | None:
-    location = user_location(sys._getframe(2))
-    return str(location) if location else None
 
 
 def symbolic_trace(

@@ -27,7 +27,7 @@ from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from graphlift.errors import DataDependentError, TraceError
-from graphlift.source import user_location
+from graphlift.source import user_where
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
@@ -40,12 +40,11 @@ def _data_dependent(
 ) -> Any:
     """``.item()``, ``.tolist()``, ``bool(tensor)``: the value of a tensor is not
     known while tracing."""
-    location = user_location()
     raise DataDependentError(
         "the model reads the value of a tensor (.item(), .tolist(), bool(), int() or a Python "
         "branch on a tensor), which is not known while exporting",
         expr=f"{op}",
-        where=str(location) if location else None,
+        where=user_where(),
         fixes=(
             "compute with tensors instead of Python numbers (e.g. torch.where instead of if)",
             "data-dependent values are coming in graphlift issue #8",
@@ -58,11 +57,10 @@ def _unsupported_storage_change(
 ) -> Any:
     """``resize_`` and ``set_`` replace a tensor's storage: there is no
     functional form to record."""
-    location = user_location()
     raise TraceError(
         f"{op} changes the storage of a tensor, which an exported program cannot express; "
         "create a new tensor of the size you need instead",
-        where=str(location) if location else None,
+        where=user_where(),
     )
 
 
@@ -82,12 +80,11 @@ def _data_dependent_size(
 ) -> Any:
     """``nonzero``, ``masked_select``, boolean-mask indexing...: the size of the
     result depends on the values in a tensor."""
-    location = user_location()
     raise DataDependentError(
         f"{op} returns a tensor whose size depends on the values of its input, which are not "
         "known while exporting",
         expr=f"{op}",
-        where=str(location) if location else None,
+        where=user_where(),
         fixes=("data-dependent output sizes are coming in graphlift issue #8",),
     )
 

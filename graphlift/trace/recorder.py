@@ -32,7 +32,7 @@ import torch
 from graphlift.errors import ExportError, TraceError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
-from graphlift.source import user_location
+from graphlift.source import user_location, user_where
 from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
@@ -143,7 +143,7 @@ class Recorder:
             result = (rule or op)(*shadow_args, **shadow_kwargs)
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
             raise ExportError(
-                f"{op} failed on the traced shapes and dtypes: {error}", where=_where()
+                f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
             ) from error
         mutated = _mutated_argument(op, args, kwargs)
         if mutated is not None:
@@ -175,13 +175,13 @@ class Recorder:
                 f"{op} updates the input, parameter or buffer {mutated.node.name!r} in place; "
                 "exporting mutations of inputs and state is not supported yet (graphlift issue #6). "
                 "Compute a new tensor instead (e.g. `x = x + y` rather than `x += y`)",
-                where=_where(),
+                where=user_where(),
             )
         if self._storage_users.get(_storage_key(mutated.shadow), 0) > 1:
             raise TraceError(
                 f"{op} updates a tensor in place that shares memory with another tensor (a view); "
                 "exporting that is not supported yet (graphlift issue #6)",
-                where=_where(),
+                where=user_where(),
             )
         functional = functional_variant(op)
         node = self.record(functional, node_args, node_kwargs)
@@ -232,7 +232,7 @@ class Recorder:
             raise TraceError(
                 f"a symbolic {type(value).__name__} ({value}) was passed to an operation; only "
                 "symbolic integer sizes can be recorded so far",
-                where=_where(),
+                where=user_where(),
             )
         return value, value
 
@@ -311,8 +311,3 @@ def _leaves(value: Any) -> list[Any]:
 
 def _storage_key(shadow: torch.Tensor) -> int:
     return int(shadow.untyped_storage()._cdata)
-
-
-def _where() -> str | None:
-    location = user_location(sys._getframe(2))
-    return str(location) if location else None
