@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from graphlift.ir.node import Argument, Node
+from graphlift.ir.node import Argument, Node, last_uses
 
 if TYPE_CHECKING:
     from graphlift.ir.graph import Graph
@@ -323,15 +323,10 @@ def _is_identifier(arg: Argument) -> bool:
 
 
 def _values_to_free(graph: Graph) -> dict[Node, list[str]]:
-    """For each node, the values whose last use it is (and that can be dropped after it)."""
-    last_use: dict[Node, Node] = {}
-    for node in graph.nodes:
-        for used in node.all_input_nodes:
-            last_use[used] = node
-    frees: dict[Node, list[str]] = {}
-    for value, user in last_use.items():
-        frees.setdefault(user, []).append(value.name)
-    return frees
+    """For each node, the names of the values whose last use it is."""
+    return {
+        user: [value.name for value in values] for user, values in last_uses(graph.nodes).items()
+    }
 
 
 _counter = itertools.count()

@@ -15,7 +15,7 @@ import torch
 
 from graphlift.errors import GraphError
 from graphlift.ir.graph import Graph
-from graphlift.ir.node import Argument, Node, Target, map_arg
+from graphlift.ir.node import Argument, Node, Target, last_uses, map_arg
 
 
 class Interpreter:
@@ -31,14 +31,7 @@ class Interpreter:
         self.env: dict[Node, Any] = {}
         self.garbage_collect_values = garbage_collect_values
         self.args_iter: Iterator[Any] = iter(())
-        self.user_to_last_uses: dict[Node, list[Node]] = {}
-        if garbage_collect_values:
-            last_use: dict[Node, Node] = {}
-            for node in self.graph.nodes:
-                for used in node.all_input_nodes:
-                    last_use[used] = node
-            for value, user in last_use.items():
-                self.user_to_last_uses.setdefault(user, []).append(value)
+        self.user_to_last_uses = last_uses(self.graph.nodes) if garbage_collect_values else {}
 
     def run(self, *args: Any, initial_env: dict[Node, Any] | None = None) -> Any:
         """Run the graph on ``args``; returns what its output node returns."""

@@ -23,7 +23,7 @@ stale behind the graph's back; edit them with ``node.args = ...``.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -254,6 +254,18 @@ class Node:
 
     def __repr__(self) -> str:
         return self.name
+
+
+def last_uses(nodes: Iterable[Node]) -> dict[Node, list[Node]]:
+    """For each node, the values it is the last user of (they can be dropped after it)."""
+    last_user: dict[Node, Node] = {}
+    for node in nodes:
+        for used in node.all_input_nodes:
+            last_user[used] = node
+    dropped: dict[Node, list[Node]] = {}
+    for value, user in last_user.items():
+        dropped.setdefault(user, []).append(value)
+    return dropped
 
 
 def describe_target(target: Any) -> str:
