@@ -57,7 +57,7 @@ def _tensor_checks(name: str, value: torch.Tensor, shape_env: ShapeEnv | None) -
         f"    if {name}.dtype is not {value.dtype}: fail({name!r}, 'dtype {value.dtype}', {name}.dtype)",
     ]
     sizes = [_static_size(size, shape_env) for size in value.shape]
-    if all(isinstance(size, int) for size in sizes):
+    if shape_env is None or all(isinstance(size, int) for size in sizes):
         shape = tuple(sizes)
         lines.append(
             f"    if {name}.shape != {shape}: fail({name!r}, 'shape {list(shape)}', list({name}.shape))"
@@ -85,8 +85,7 @@ def _static_size(size: Any, shape_env: ShapeEnv | None) -> Any:
     return value if value is not None else expr
 
 
-def _dynamic_size_check(name: str, dim: int, expr: Any, shape_env: ShapeEnv | None) -> str:
-    assert shape_env is not None
+def _dynamic_size_check(name: str, dim: int, expr: Any, shape_env: ShapeEnv) -> str:
     source = f"{name}.size()[{dim}]"
     symbol = as_symbol(expr)
     defining = symbol is not None and shape_env.format(expr) == source

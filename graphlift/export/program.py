@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from graphlift.export.signature import ExportGraphSignature
+from graphlift.export.unlift import unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
@@ -87,8 +88,6 @@ class ExportedProgram:
 
     def module(self) -> torch.nn.Module:
         """A runnable module: checks its inputs, then runs the graph with the program's state."""
-        from graphlift.export.unlift import unlift
-
         return unlift(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
