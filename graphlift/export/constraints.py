@@ -20,6 +20,7 @@ from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint
 from graphlift.export.symbols import DynamicDim
 from graphlift.symbolic import ShapeEnv, ValueRange
 from graphlift.symbolic.expr import as_int, as_symbol, free_symbols
+from graphlift.symbolic.expr import symbol as symbol_expr
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,10 @@ def _problem(shape_env: ShapeEnv, dim: DynamicDim) -> tuple[str, str | None, Any
     value = as_int(expr)
     own = as_symbol(dim.size.node.symbolic_expr)
     if value is not None:
-        return f"static: {value}", _replacement_line(shape_env, own), None
+        change = f"static: {value}"
+        if value in (0, 1) and own is not None and shape_env.hint_of(symbol_expr(own)) == value:
+            change += " (the example input has this size; export with an example of size >= 2)"
+        return change, _replacement_line(shape_env, own), None
     symbol = as_symbol(expr)
     if symbol is not None and symbol != own:
         other = shape_env.format(expr)
@@ -95,7 +99,27 @@ def _problem(shape_env: ShapeEnv, dim: DynamicDim) -> tuple[str, str | None, Any
             max=None if actual.upper == float("inf") else int(actual.upper),
         )
         return f"range {actual} (declared {declared})", where, suggestion
+    excluded = _excluded_small_sizes(shape_env, own, actual)
+    if excluded:
+        name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
+        upper = None if actual.upper == float("inf") else int(actual.upper)
+        suggestion = Dim(name, min=max(excluded) + 1, max=upper)
+        sizes = " and ".join(str(v) for v in excluded)
+        return f"size {sizes} not supported", _guard_lines(shape_env, own), suggestion
     return None
+
+
+def _excluded_small_sizes(shape_env: ShapeEnv, symbol: str, actual: ValueRange) -> list[int]:
+    """Sizes 0 and 1 inside the range that a guard on this symbol alone rules
+    out (``x.size()[0] != 1`` leaves the range [0, inf] but drops 1)."""
+    own = [g for g in shape_env.guards if free_symbols(g.expr) == {symbol}]
+    excluded = []
+    for value in (0, 1):
+        if not actual.contains(value):
+            continue
+        if any(not shape_env.value_at(g.expr, {symbol: value}) for g in own):
+            excluded.append(value)
+    return excluded
 
 
 def _declared(dim: DynamicDim) -> ValueRange:

@@ -57,6 +57,24 @@ class RuntimeAssert:
 
 
 @dataclass(frozen=True)
+class Assumption:
+    """A question answered as if some backed sizes were at least 2, without a guard.
+
+    Made only inside :meth:`ShapeEnv.assuming_not_0_or_1`, for a question that
+    the declared ranges leave open only because they include 0 or 1 (a meta
+    kernel asking "is this dim 1?" while broadcasting). ``fact`` holds at the
+    example values; whoever opened the context must check that the answer does
+    not matter when a symbol in ``symbols`` is 0 or 1, or guard on ``fact``.
+    """
+
+    fact: Expr
+    symbols: frozenset[str]
+    #: The question was open for sizes >= 2 as well: ``fact`` must be guarded
+    #: there in any case, only the 0/1 sizes that check out can be exempted.
+    needs_guard: bool = False
+
+
+@dataclass(frozen=True)
 class Replacement:
     """``symbol`` is everywhere replaced by ``value``.
 

@@ -41,7 +41,7 @@ from graphlift.symbolic import algebra as E
 from graphlift.symbolic import facts as F
 from graphlift.symbolic.decide import Decider
 from graphlift.symbolic.expr import Expr, Op, Poly, Scalar
-from graphlift.symbolic.guards import Guard, Replacement, RuntimeAssert, SymbolInfo
+from graphlift.symbolic.guards import Assumption, Guard, Replacement, RuntimeAssert, SymbolInfo
 from graphlift.symbolic.printer import to_python
 from graphlift.symbolic.ranges import UNBOUNDED, ValueRange
 from graphlift.symbolic.substitute import EvaluationError, Substitution, evaluate, substitute
@@ -69,6 +69,7 @@ class ShapeEnv:
         self._asserts: list[RuntimeAssert] = []
         self._counts = {"s": 0, "u": 0, "uf": 0}
         self._suppressed = 0
+        self._assumptions: list[Assumption] | None = None
         self._reset_caches()
 
     # --- creating symbols ---------------------------------------------------------------
@@ -322,18 +323,92 @@ class ShapeEnv:
         if value is not None:
             return value
         if simplified.kind == "bool":
-            verdict = self.decide_static(simplified, size_oblivious=size_oblivious)
+            verdict = self.decide_static(simplified)
             if verdict is not None:
                 return verdict
+            assumed = self._assume(simplified, hint, size_oblivious)
+            if assumed is not None:
+                return assumed
         if hint is None:
             hint = self.hint_of(expr)
         if hint is None:
             if fallback is not None:
                 return fallback
             raise self._data_dependent(simplified)
-        if not self._suppressed:
-            self._record(self._fact_for(simplified, hint), runtime=False)
+        if self._suppressed:
+            return hint
+        fact = self._fact_for(simplified, hint)
+        symbols = self._small_symbols(simplified)
+        if self._assumptions is not None and simplified.kind == "bool" and symbols:
+            self._assumptions.append(Assumption(fact, symbols, needs_guard=True))
+        else:
+            self._record(fact, runtime=False)
         return hint
+
+    def _assume(self, question: Expr, hint: Scalar | None, size_oblivious: bool) -> bool | None:
+        """The answer to an undecided ``question`` if backed sizes were at least
+        2, when that is how it may be answered without a guard: size-oblivious
+        questions (torch's contract: the answer is right for 0 and 1 too), and
+        any question inside :meth:`assuming_not_0_or_1` (logged, for the caller
+        to check)."""
+        if not size_oblivious and self._assumptions is None:
+            return None
+        verdict = self.decide_static(question, size_oblivious=True)
+        if verdict is None:
+            return None
+        symbols = self._small_symbols(question)
+        if self._assumptions is not None and symbols:
+            fact = question if verdict else E.logical_not(question)
+            self._assumptions.append(Assumption(fact, symbols))
+        elif not size_oblivious:
+            return None  # depends on unbacked symbols too: no checkable assumption
+        return verdict
+
+    def _small_symbols(self, question: Expr) -> frozenset[str]:
+        """The symbols of ``question`` whose range still includes 0 or 1, when
+        every symbol in it is backed (so the question can be re-checked on
+        concrete sizes); empty otherwise."""
+        free = E.free_symbols(question)
+        if not free <= self._hints.keys():
+            return frozenset()
+        # A symbol whose example is itself 0 or 1 is not assumed away: the
+        # example run is the only evidence there is.
+        return frozenset(
+            name for name in free if self._ranges[name].lower < 2 and self._hints[name] >= 2
+        )
+
+    @contextmanager
+    def assuming_not_0_or_1(self) -> Iterator[list[Assumption]]:
+        """Answer questions that only sizes 0 or 1 leave open as if backed sizes
+        were at least 2, without guards; yields the list of assumptions made.
+
+        The tracer opens this around the metadata computation of one op, then
+        checks each assumption by re-running the op on concrete sizes 0 and 1
+        (:mod:`graphlift.trace.zero_one`), and guards only where the answer
+        matters. That is what lets ``Dim("batch")`` keep sizes 0 and 1 when a
+        kernel asks "is this dim 1?" while broadcasting.
+        """
+        saved = self._assumptions
+        log: list[Assumption] = []
+        self._assumptions = log
+        try:
+            yield log
+        finally:
+            self._assumptions = saved
+
+    def guard_assumption(
+        self, assumption: Assumption, exempt: frozenset[str] = frozenset()
+    ) -> None:
+        """Guard ``assumption.fact``, except where a symbol in ``exempt`` is 0 or
+        1 (sizes at which the op that asked was checked to give the same result)."""
+        fact = assumption.fact
+        if exempt:
+            fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in sorted(exempt)))
+        self._record(fact, runtime=False)
+
+    def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
+        """The value of ``expr`` at the example values, with ``overrides`` for some symbols."""
+        return evaluate(self.simplify(expr), {**self._hints, **overrides})
 
     @contextmanager
     def suppress_guards(self) -> Iterator[None]:
@@ -350,7 +425,9 @@ class ShapeEnv:
         finally:
             self._suppressed -= 1
 
-    def guard_or(self, expr: Expr, default: bool, hint: Scalar | None = None) -> bool:
+    def guard_or(
+        self, expr: Expr, default: bool, hint: Scalar | None = None, *, layout: bool = False
+    ) -> bool:
         """``guard_or_false`` / ``guard_or_true``: ``default`` when data-dependent.
 
         A backed question is guarded like any other, also with
@@ -359,8 +436,32 @@ class ShapeEnv:
         always equivalent for backed ones (``squeeze`` keeps or drops a dim
         depending on ``size == 1``), so answering from the example without a
         guard can make the program wrong for other sizes.
+
+        ``layout``: asked by torch's C++ layout code (contiguity skips size-1
+        dims). Outside an op's metadata computation (where assumptions are
+        checked), a question only sizes 0 and 1 leave open is answered as if
+        backed sizes were at least 2, as torch does: the answer decides
+        whether a tensor counts as contiguous, which changes how it is copied,
+        never its values.
         """
+        if layout:
+            verdict = self.layout_verdict(expr)
+            if verdict is not None:
+                return verdict
         return bool(self.evaluate(expr, hint=hint, fallback=default))
+
+    def layout_verdict(self, expr: Expr) -> bool | None:
+        """A layout question (contiguity) outside an op's metadata computation:
+        answered as if backed sizes were at least 2 when only sizes 0 and 1
+        leave it open (see :meth:`guard_or`); None otherwise."""
+        if self._assumptions is not None:
+            return None  # inside an op: assumed and checked like any other question
+        simplified = self.simplify(expr)
+        if not E.free_symbols(simplified) <= self._hints.keys():
+            return None
+        if self.decide_static(simplified) is not None:
+            return None
+        return self.decide_static(simplified, size_oblivious=True)
 
     def expect_true(self, expr: Expr, hint: Scalar | None = None) -> bool:
         """``torch._check(expr)``: True if it holds; data-dependent facts become runtime asserts."""
@@ -410,6 +511,8 @@ class ShapeEnv:
 
     def _record(self, fact: Expr, *, runtime: bool) -> None:
         """Record ``fact`` as a guard (or runtime assert) with the user's line, then learn from it."""
+        if not runtime and fact in self._facts:
+            return  # already guarded (a question asked again by the next op)
         where = user_location()
         code = self.format(fact)
         if runtime:

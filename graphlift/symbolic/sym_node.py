@@ -453,13 +453,20 @@ class SymNode:
         return float(self.shape_env.evaluate(self.symbolic_expr, hint=self._hint))
 
     def guard_bool(self, file: builtins.str = "", line: int = 0) -> bool:
-        return bool(self.shape_env.evaluate(self._bool_expr(), hint=self._hint))
+        """Called by torch's C++ code (Python's ``bool(sym)`` arrives at
+        :meth:`bool_`). Outside an op's metadata computation that is a tensor's
+        layout being computed (``_compute_contiguous`` asks "size == 1?" to
+        skip a dim): see :meth:`ShapeEnv.layout_verdict`."""
+        verdict = self.shape_env.layout_verdict(self._bool_expr())
+        if verdict is not None:
+            return verdict
+        return self.bool_()
 
     def int_(self) -> int:
         return self.guard_int()
 
     def bool_(self) -> bool:
-        return self.guard_bool()
+        return bool(self.shape_env.evaluate(self._bool_expr(), hint=self._hint))
 
     def evaluate(self, size_oblivious: bool = False) -> Scalar:
         return self.shape_env.evaluate(
@@ -476,11 +483,14 @@ class SymNode:
         env = self.shape_env
         return bool(env.evaluate(self._bool_expr(), hint=self._hint, size_oblivious=True))
 
+    # torch's C++ code calls these two directly (Python's ``guard_or_false``
+    # goes through ``evaluate_sym_node``): outside an op, that is the layout
+    # computation of a tensor (``is_contiguous`` skipping size-1 dims).
     def guard_or_false(self, file: builtins.str = "", line: int = 0) -> bool:
-        return self.shape_env.guard_or(self._bool_expr(), False, hint=self._hint)
+        return self.shape_env.guard_or(self._bool_expr(), False, hint=self._hint, layout=True)
 
     def guard_or_true(self, file: builtins.str = "", line: int = 0) -> bool:
-        return self.shape_env.guard_or(self._bool_expr(), True, hint=self._hint)
+        return self.shape_env.guard_or(self._bool_expr(), True, hint=self._hint, layout=True)
 
     def statically_known_true(self, file: builtins.str = "", line: int = 0) -> bool:
         return self.shape_env.statically_known_true(self._bool_expr())

@@ -36,6 +36,7 @@ from graphlift.source import user_location, user_where
 from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
+from graphlift.trace.zero_one import check_assumptions
 
 META = torch.device("meta")
 
@@ -138,13 +139,7 @@ class Recorder:
     def call(self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
-        try:
-            rule = SHAPE_RULES.get(op)
-            result = (rule or op)(*shadow_args, **shadow_kwargs)
-        except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
-            raise ExportError(
-                f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
-            ) from error
+        result = self._metadata(op, shadow_args, shadow_kwargs)
         mutated = _mutated_argument(op, args, kwargs)
         if mutated is not None:
             return self._record_in_place(op, mutated, node_args, node_kwargs, result)
@@ -152,6 +147,24 @@ class Recorder:
         return self._wrap_result(
             node, result, self._result_device(args, kwargs), self._requires_grad(args)
         )
+
+    def _metadata(self, op: torch._ops.OpOverload, args: Any, kwargs: Any) -> Any:
+        """``op`` run on shadows: its result's metadata. Questions only sizes 0
+        and 1 leave open are assumed away, then checked on this op (zero_one.py)."""
+        kernel = SHAPE_RULES.get(op) or op
+        try:
+            if self.symbolic is None:
+                return kernel(*args, **kwargs)
+            env = self.symbolic.shape_env
+            with env.assuming_not_0_or_1() as assumptions:
+                result = kernel(*args, **kwargs)
+            if assumptions:
+                check_assumptions(env, kernel, args, kwargs, result, assumptions)
+            return result
+        except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
+            raise ExportError(
+                f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
+            ) from error
 
     def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
         node = self.graph.call_function(target, tuple(args), dict(kwargs))

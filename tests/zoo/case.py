@@ -130,6 +130,7 @@ def token_ids(gen: torch.Generator, vocab: int, *shape: int) -> torch.Tensor:
 def padding_mask(gen: torch.Generator, batch: int, seq: int) -> torch.Tensor:
     """A 0/1 int64 attention mask with right padding: row ``i`` keeps a random
     number of leading tokens (at least one), the first row keeps all of them."""
-    lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
-    lengths[0] = seq
+    lengths = torch.randint(1, max(seq, 1) + 1, (batch,), generator=gen).clamp(max=seq)
+    if batch:
+        lengths[0] = seq
     return (torch.arange(seq)[None, :] < lengths[:, None]).long()

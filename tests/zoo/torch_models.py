@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .case import DimSpec, Inputs, ModelCase, build, generator
+from .case import DimSpec, Inputs, ModelCase, build, generator, padding_mask
 
 WIDTH = 32
 FEATURES = 16
@@ -103,9 +103,7 @@ def sequence(batch: int = BATCH.example, seq: int = SEQ.example) -> Inputs:
     """``(batch, seq, WIDTH)`` embeddings and a right-padding key mask (True = pad)."""
     gen = generator(batch, seq)
     src = torch.randn(batch, seq, WIDTH, generator=gen)
-    lengths = torch.randint(1, seq + 1, (batch,), generator=gen)
-    lengths[0] = seq
-    pad = torch.arange(seq)[None, :] >= lengths[:, None]
+    pad = padding_mask(gen, batch, seq) == 0
     return (src,), {"src_key_padding_mask": pad}
 
 

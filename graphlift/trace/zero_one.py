@@ -1,0 +1,150 @@
+"""Sizes 0 and 1 without specializing: check each 0/1 assumption on the op that made it.
+
+Meta kernels ask questions that only sizes 0 and 1 leave open: broadcasting
+``[b, 8] + [8]`` asks "is b 1?", a contiguity check asks "is this dim 1?".
+Guarding on the example (b = 4) would narrow ``Dim("batch")`` to ``[2, ...]``
+although the recorded op, ``aten.add(x, bias)``, is just as right for a batch
+of 1: at run time the real kernel broadcasts, and the question only shaped the
+*metadata* we computed. torch.export answers such questions as if sizes were
+at least 2 and never checks (its "0/1 specialization"); a program can then be
+wrong at size 1.
+
+graphlift answers them the same way while computing one op's metadata
+(:meth:`ShapeEnv.assuming_not_0_or_1`), then re-runs that op's meta kernel on
+*concrete* sizes with each assumed symbol set to 0 and to 1 (the others at
+their example values) and compares the result's metadata with the symbolic
+result evaluated at the same sizes. If they agree, the assumption did not
+matter for this op: the node is right at 0 and 1 and nothing is guarded. If
+they differ (``squeeze`` keeps or drops the dim), the assumption becomes a
+guard, exactly as if it had been asked without the context. A question asked
+*outside* an op's metadata computation (a Python branch in the user's model)
+is never assumed: it guards as usual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.expr import Scalar
+from graphlift.symbolic.guards import Assumption
+from graphlift.symbolic.substitute import EvaluationError
+
+META = torch.device("meta")
+
+aten = torch.ops.aten
+
+# Ops documented to return "a view or a copy": which one depends on the sizes
+# (reshaping an expanded mask is a view when the batch is 1, a copy otherwise),
+# so their result's strides are not part of their meaning and are not compared.
+VIEW_OR_COPY = frozenset({
+    aten.reshape.default, aten.flatten.using_ints, aten.reshape_as.default,
+    aten.contiguous.default,
+})  # fmt: skip
+
+
+class _Mismatch(Exception):
+    """The symbolic result and the concrete one differ."""
+
+
+def check_assumptions(
+    env: ShapeEnv,
+    kernel: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    assumptions: list[Assumption],
+) -> None:
+    """Guard each assumption whose answer changes ``kernel``'s result at size 0
+    or 1; an assumption that needs a guard for larger sizes anyway is guarded
+    with the sizes 0 and 1 that check out exempted."""
+    symbols = sorted({name for a in assumptions for name in a.symbols})
+    fine = frozenset(
+        name
+        for name in symbols
+        if all(
+            _agrees(env, kernel, args, kwargs, result, {name: value})
+            for value in (0, 1)
+            if env.range_of(name).contains(value)
+        )
+    )
+    for assumption in assumptions:
+        if assumption.needs_guard:
+            env.guard_assumption(assumption, exempt=assumption.symbols & fine)
+        elif not assumption.symbols <= fine:
+            env.guard_assumption(assumption)
+
+
+def _agrees(
+    env: ShapeEnv,
+    kernel: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    at: dict[str, Scalar],
+) -> bool:
+    try:
+        concrete_args = _concrete(env, args, at)
+        concrete_kwargs = _concrete(env, kwargs, at)
+        expected = _concrete(env, result, at)
+    except (EvaluationError, ZeroDivisionError, RuntimeError, ValueError):
+        return False  # e.g. a negative size at this value: the symbolic result is not valid there
+    try:
+        actual = kernel(*concrete_args, **concrete_kwargs)
+    except Exception:
+        return False
+    try:
+        _compare(expected, actual, strides=kernel not in VIEW_OR_COPY)
+    except _Mismatch:
+        return False
+    return True
+
+
+def _concrete(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
+    """``value`` with every symbolic size evaluated at the example values and ``at``."""
+    if isinstance(value, torch.Tensor):
+        sizes = [_number(env, s, at) for s in value.shape]
+        strides = [_number(env, s, at) for s in value.stride()]
+        if any(s < 0 for s in sizes):
+            raise ValueError("negative size")
+        offset = _number(env, value.storage_offset(), at)
+        extent = offset + sum((s - 1) * abs(st) for s, st in zip(sizes, strides)) + 1
+        base = torch.empty(0 if 0 in sizes else extent, dtype=value.dtype, device=META)
+        return base.as_strided(sizes, strides, offset if extent > 0 else 0)
+    if isinstance(value, torch.SymInt | torch.SymBool | torch.SymFloat):
+        return _number(env, value, at)
+    if isinstance(value, tuple | list):
+        return type(value)(_concrete(env, v, at) for v in value)
+    if isinstance(value, dict):
+        return {k: _concrete(env, v, at) for k, v in value.items()}
+    return value
+
+
+def _number(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
+    if isinstance(value, torch.SymInt | torch.SymBool | torch.SymFloat):
+        return env.value_at(value.node.symbolic_expr, at)
+    return value
+
+
+def _compare(expected: Any, actual: Any, *, strides: bool) -> None:
+    if isinstance(expected, torch.Tensor):
+        if not isinstance(actual, torch.Tensor):
+            raise _Mismatch
+        if expected.shape != actual.shape or expected.dtype != actual.dtype:
+            raise _Mismatch
+        if strides and actual.numel() > 0:
+            for size, a, b in zip(actual.shape, expected.stride(), actual.stride()):
+                if size > 1 and a != b:
+                    raise _Mismatch
+        return
+    if isinstance(expected, tuple | list):
+        if not isinstance(actual, tuple | list) or len(expected) != len(actual):
+            raise _Mismatch
+        for e, a in zip(expected, actual):
+            _compare(e, a, strides=strides)
+        return
+    if expected != actual:
+        raise _Mismatch
