@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError
-from graphlift.export.dynamic_shapes import DimEntry
+from graphlift.export.dynamic_shapes import VALUE, DimEntry
 from graphlift.export.signature import (
     ConstantArgument,
     InputKind,
@@ -151,7 +151,7 @@ def _user_placeholders(
     symbolic_sizes = iter(symbols.sizes(tensors) if symbols else [None] * len(tensors))
     traced_inputs: list[Any] = []
     specs: list[InputSpec] = []
-    for node, leaf in zip(nodes, flat_inputs):
+    for node, leaf, entries in zip(nodes, flat_inputs, dim_specs):
         if isinstance(leaf, torch.Tensor):
             sizes = next(symbolic_sizes)
             traced = recorder.bind_input(node, leaf, requires_grad=leaf.requires_grad, sizes=sizes)
@@ -162,6 +162,12 @@ def _user_placeholders(
                         recorder.symbolic.bind(symbol, node, dim)
             traced_inputs.append(traced)
             specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(node.name), None))
+        elif VALUE in entries and symbols is not None and recorder.symbolic is not None:
+            value = symbols.value(node.name, leaf, entries[VALUE])  # type: ignore[arg-type]
+            node.meta["val"] = value
+            recorder.symbolic.bind(str(_plain_symbol(value)), node, None)
+            traced_inputs.append(value)
+            specs.append(InputSpec(InputKind.USER_INPUT, SymIntArgument(node.name), None))
         elif isinstance(leaf, _PYTHON_CONSTANTS):
             node.meta["val"] = leaf
             traced_inputs.append(leaf)  # specialized: the model sees the Python value

@@ -35,6 +35,8 @@ def input_check_source(
     for name, value in zip(names, values):
         if isinstance(value, torch.Tensor):
             lines += _tensor_checks(name, value, shape_env)
+        elif isinstance(value, torch.SymInt) and shape_env is not None:
+            lines += _int_checks(name, value, shape_env)
         elif value is None:
             lines.append(f"    if {name} is not None: fail({name!r}, None, {name})")
         else:  # exact type: 1 must not pass for True, nor 2 for 2.0
@@ -74,6 +76,23 @@ def _tensor_checks(name: str, value: torch.Tensor, shape_env: ShapeEnv | None) -
             )
         else:
             lines.append(_dynamic_size_check(name, dim, size, shape_env))
+    return lines
+
+
+def _int_checks(name: str, value: torch.SymInt, shape_env: ShapeEnv) -> list[str]:
+    """A dynamic int input: an int (not a bool), in its range or equal to what it was tied to."""
+    lines = [f"    if type({name}) is not int: fail({name!r}, 'an int', {name})"]
+    expr = shape_env.simplify(value.node.symbolic_expr)
+    symbol = as_symbol(expr)
+    if symbol is None or shape_env.format(expr) != name:
+        other = shape_env.format(expr)
+        lines.append(f"    if {name} != {other}: fail({name!r}, {other!r}, {name})")
+        return lines
+    bounds = shape_env.range_of(symbol)
+    checks = [f"{name} < {int(bounds.lower)}"] if not math.isinf(bounds.lower) else []
+    checks += [f"{name} > {int(bounds.upper)}"] if not math.isinf(bounds.upper) else []
+    if checks:
+        lines.append(f"    if {' or '.join(checks)}: fail({name!r}, 'a value in {bounds}', {name})")
     return lines
 
 

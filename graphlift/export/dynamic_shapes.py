@@ -116,6 +116,9 @@ class DerivedDim:
 
 DimEntry = Dim | DerivedDim | DimHint
 
+#: The key of a dynamic *int* input's entry: the value itself, not a dim of it.
+VALUE = -1
+
 
 def dims(*names: str, min: int = 0, max: int | None = None) -> tuple[Dim, ...]:
     """Several Dims with the same range: ``batch, seq = dims("batch", "seq", max=512)``."""
@@ -196,12 +199,15 @@ def _match(path: str, value: Any, spec: Any) -> list[dict[int, DimEntry]]:
     if isinstance(value, torch.Tensor):
         return [_tensor_dims(path, value, spec)]
     if is_leaf_value(value):
-        if spec is not None:
-            raise DynamicShapesError(
-                f"dynamic_shapes gives {spec!r} for {path}, which is a {type(value).__name__}, "
-                "not a tensor; use None for non-tensor inputs"
-            )
-        return [{}]
+        if spec is None or spec is DimHint.STATIC:
+            return [{}]
+        if type(value) is int and isinstance(spec, Dim | DimHint):
+            return [{VALUE: spec}]  # a dynamic int input
+        raise DynamicShapesError(
+            f"dynamic_shapes gives {spec!r} for {path}, which is a {type(value).__name__}, "
+            "not a tensor; use None for non-tensor inputs (an int input may take a Dim, "
+            "Dim.AUTO or Dim.DYNAMIC to stay symbolic)"
+        )
     children = tree_flatten(value)[0] if spec is None else None
     if children is not None:
         return [{} for _ in children]

@@ -51,6 +51,15 @@ class SymbolMaker:
                         self.dims.append(DynamicDim(source, entry, dims[dim]))
         return sizes
 
+    def value(self, name: str, example: int, entry: Dim | DimHint) -> torch.SymInt:
+        """A symbol for the dynamic int input ``name`` (its source is the input itself)."""
+        if isinstance(entry, Dim):
+            symbol = self._named(name, example, entry)
+        else:
+            symbol = self.shape_env.create_symbol(example, min=min(example, 0), source=name)
+        self.dims.append(DynamicDim(name, entry, symbol))
+        return symbol
+
     def _size(self, source: str, hint: int, entry: DimEntry) -> Any:
         if isinstance(entry, DimHint):
             return self.shape_env.create_symbol(hint, min=0, max=None, source=source)

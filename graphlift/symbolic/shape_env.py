@@ -402,8 +402,16 @@ class ShapeEnv:
         """Guard ``assumption.fact``, except where a symbol in ``exempt`` is 0 or
         1 (sizes at which the op that asked was checked to give the same result)."""
         fact = assumption.fact
-        if exempt:
-            fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in sorted(exempt)))
+        # A symbol needs the exemption only if the fact fails at 0 or 1 (else "or n <= 1" is noise).
+        needed = [
+            name
+            for name in sorted(exempt)
+            if not all(
+                self.value_at(fact, {name: v}) for v in (0, 1) if self._ranges[name].contains(v)
+            )
+        ]
+        if needed:
+            fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in needed))
         self._record(fact, runtime=False)
 
     def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:

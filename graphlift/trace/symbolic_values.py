@@ -36,10 +36,11 @@ class SymbolicValues:
     def __init__(self, graph: Graph, shape_env: ShapeEnv) -> None:
         self.graph = graph
         self.shape_env = shape_env
-        self.bindings: dict[str, tuple[Node, int]] = {}  # symbol -> (input placeholder, dim)
+        self.bindings: dict[str, tuple[Node, int | None]] = {}  # symbol -> (input, dim)
         self._nodes: dict[Any, tuple[Any, Any]] = {}  # expression -> (node or int, SymInt value)
 
-    def bind(self, symbol: str, placeholder: Node, dim: int) -> None:
+    def bind(self, symbol: str, placeholder: Node, dim: int | None) -> None:
+        """``symbol`` is ``placeholder``'s size at ``dim``, or the (int) input itself for None."""
         self.bindings.setdefault(symbol, (placeholder, dim))
 
     def node_for(self, value: torch.SymInt) -> Any:
@@ -99,6 +100,9 @@ class SymbolicValues:
                 f"symbol {name} is not bound to any input dimension; this is a bug in graphlift"
             )
         placeholder, dim = binding
+        if dim is None:  # a dynamic int input: the placeholder is the value
+            self._nodes[("symbol", name)] = (placeholder, placeholder.meta["val"])
+            return placeholder, placeholder.meta["val"]
         value = placeholder.meta["val"].shape[dim]
         node = self.graph.call_function(torch.ops.aten.sym_size.int, (placeholder, dim))
         node.meta["val"] = value
