@@ -21,6 +21,7 @@ import torch
 _GRAPHLIFT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _EXAMPLES_DIR = os.path.join(_GRAPHLIFT_DIR, "examples") + os.sep
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
+_TORCH_NN_DIR = os.path.join(_TORCH_DIR, "nn") + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 # site-packages usually lives *inside* the stdlib directory; third-party model
 # code there (transformers, timm) is user code.
@@ -64,13 +65,31 @@ def is_user_file(filename: str) -> bool:
 
 
 def user_frame(start: FrameType | None = None) -> FrameType | None:
-    """The innermost frame of user code on the current stack, or None."""
+    """The innermost frame of user code on the current stack, or None.
+
+    A model made only of torch.nn code (``nn.TransformerEncoder``) has no
+    user frame inside its forward: the first user frame is the caller of
+    ``export``, which says nothing. There the innermost ``torch/nn`` frame
+    (``functional.py:6236 in _in_projection_packed``) is reported instead: we
+    notice that we have walked out of the model when a graphlift frame follows
+    torch frames.
+    """
     frame = start if start is not None else sys._getframe(1)
+    library: FrameType | None = None
+    in_torch = False
     while frame is not None:
-        if is_user_file(frame.f_code.co_filename):
+        filename = frame.f_code.co_filename
+        if is_user_file(filename):
             return frame
+        path = os.path.abspath(filename)
+        if path.startswith(_TORCH_NN_DIR) and library is None:
+            library = frame
+        if path.startswith(_TORCH_DIR):
+            in_torch = True
+        elif in_torch and library is not None and path.startswith(_GRAPHLIFT_DIR):
+            return library  # back in graphlift: the code that called the model
         frame = frame.f_back
-    return None
+    return library
 
 
 def user_location(start: FrameType | None = None) -> SourceLocation | None:

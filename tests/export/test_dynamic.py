@@ -16,9 +16,10 @@ from graphlift.errors import (
 from tests.export.soundness import check_soundness
 from tests.zoo.models import CASES
 
-# Swin's padded window partition yields strides the engine cannot yet prove
-# viewable (torch.export also fails this model with dynamic sizes).
-KNOWN_GAPS = {"swin": "view of padded windows: stride equality not provable yet"}
+# Swin's window partition truly branches on height % 4 and on whether the window fits
+# (modeling_swin.py:272, :578), so a declared Dim range is a violation; with Dim.AUTO it
+# exports soundly but narrowly. torch.export fails this model with dynamic sizes too.
+KNOWN_GAPS = {"swin": "window partition branches on height % 4 and window fit"}
 EXPORTABLE = [c for c in CASES if c.name not in {"mixtral", "nn_transformer"}]
 
 
@@ -262,3 +263,14 @@ def test_zoo_ranges_agree_with_torch_export_up_to_renaming(case) -> None:  # typ
         return
     theirs = torch.export.export(model, args, kwargs, dynamic_shapes=spec(torch.export.Dim))
     assert ours == ranges(theirs.range_constraints.values())
+
+
+def test_a_torch_nn_model_gets_the_torch_nn_line_not_the_export_call() -> None:
+    """No user frame runs inside nn.ReflectionPad1d: the violation names the torch.nn
+    line that asked (reflection padding needs size > pad), not the call to export."""
+    model = nn.Sequential(nn.ReflectionPad1d(3))
+    with pytest.raises(ConstraintViolationError) as info:
+        gl.export(model, (torch.randn(2, 3, 8),), dynamic_shapes=({2: gl.Dim("w", min=1, max=16)},))
+    message = str(info.value)
+    assert "torch/nn/functional.py" in message and " in pad" in message
+    assert "test_dynamic.py" not in message
