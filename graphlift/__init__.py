@@ -18,6 +18,7 @@ from graphlift.export import (
     dims,
     export,
     refine_dynamic_shapes,
+    unflatten,
 )
 from graphlift.fx import (
     PH,
@@ -65,5 +66,6 @@ __all__ = [
     "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",
+    "unflatten",
     "wrap",
 ]

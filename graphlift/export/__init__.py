@@ -15,6 +15,7 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
+from graphlift.export.unflatten import unflatten
 
 __all__ = [
     "AdditionalInputs",
@@ -36,4 +37,5 @@ __all__ = [
     "dims",
     "export",
     "refine_dynamic_shapes",
+    "unflatten",
 ]

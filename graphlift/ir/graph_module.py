@@ -45,7 +45,7 @@ class GraphModule(torch.nn.Module):
         if isinstance(root, torch.nn.Module):
             self.training = root.training
             for target in _referenced_attributes(graph):
-                _copy_attribute(root, self, target)
+                copy_attribute(root, self, target)
         elif isinstance(root, dict):
             for target in _referenced_attributes(graph):
                 if target not in root:
@@ -156,7 +156,7 @@ def _referenced_attributes(graph: Graph) -> list[str]:
     return [str(n.target) for n in graph.nodes if n.op in ("get_attr", "call_module")]
 
 
-def _copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, target: str) -> None:
+def copy_attribute(source: torch.nn.Module, destination: torch.nn.Module, target: str) -> None:
     """Copy ``source.<target>`` to ``destination.<target>``, keeping buffers buffers."""
     *parents, leaf = target.split(".")
     owner: Any = source

@@ -63,20 +63,24 @@ def preserved_attributes(module: torch.nn.Module) -> Iterator[None]:
 
 @contextmanager
 def module_stack(recorder: Recorder, root: torch.nn.Module) -> Iterator[None]:
-    """Keep ``recorder.module_stack`` (qualified name -> (name, class)) current
+    """Keep ``recorder.module_stack`` (call key -> (qualified name, class)) current
     with global forward hooks; each change makes a new dict, so nodes can share
     the dict that was current when they were recorded."""
     paths: dict[int, str] = {}
     for name, submodule in root.named_modules(remove_duplicate=False):
         paths.setdefault(id(submodule), name)
     saved: list[dict[str, tuple[str, str]]] = []
+    calls: dict[str, int] = {}
 
     def enter(submodule: torch.nn.Module, args: Any) -> None:
         saved.append(recorder.module_stack)
         path = paths.get(id(submodule))
         if path:
             kind = f"{type(submodule).__module__}.{type(submodule).__qualname__}"
-            recorder.module_stack = {**recorder.module_stack, path: (path, kind)}
+            # One key per call, as torch.export does: the second call of `a` is `a@1`.
+            count = calls[path] = calls.get(path, -1) + 1
+            key = f"{path}@{count}" if count else path
+            recorder.module_stack = {**recorder.module_stack, key: (path, kind)}
 
     def leave(submodule: torch.nn.Module, args: Any, output: Any) -> None:
         if saved:
