@@ -32,7 +32,7 @@ import torch
 
 from graphlift.errors import ConstraintViolationError, ShapeSpecError
 from graphlift.export.capture import placeholder_names
-from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimEntry, DimHint
+from graphlift.export.dynamic_shapes import VALUE, DerivedDim, Dim, DimEntry, DimHint
 from graphlift.pytree import (
     describe_mismatch,
     is_leaf_value,
@@ -171,6 +171,9 @@ def refine_dynamic_shapes(
     declared: dict[str, tuple[str, int, DimEntry]] = {}
 
     def record(name: str, tensor: torch.Tensor, shape: Any) -> Any:
+        if not isinstance(tensor, torch.Tensor):  # a dynamic int: its source is its name
+            declared[name] = (name, VALUE, shape)
+            return shape
         for dim, entry in _entries(tensor, shape):
             declared[f"{name}.size()[{dim}]"] = (name, dim, entry)
         return shape
@@ -179,6 +182,8 @@ def refine_dynamic_shapes(
     plan = _RefinePlan.from_fixes(error.fixes, declared)
 
     def apply(name: str, tensor: torch.Tensor, shape: Any) -> Any:
+        if not isinstance(tensor, torch.Tensor):
+            return plan.refine(name, shape)
         refined = {d: plan.refine(f"{name}.size()[{d}]", e) for d, e in _entries(tensor, shape)}
         if isinstance(shape, Mapping):
             kept = {d: refined.get(d % tensor.dim(), entry) for d, entry in shape.items()}
@@ -315,7 +320,10 @@ def _rewrite_spec(
 
 
 def _rewrite(value: Any, spec: Any, names: Iterator[str], edit: TensorEdit) -> Any:
-    if isinstance(value, torch.Tensor):
+    """``edit`` sees each tensor, and each int given a Dim (a dynamic int input)."""
+    if isinstance(value, torch.Tensor) or (
+        type(value) is int and isinstance(spec, Dim | DimHint) and spec is not DimHint.STATIC
+    ):
         return edit(next(names), value, spec)
     if is_leaf_value(value) or spec is None:
         for _ in tree_flatten(value)[0]:

@@ -93,3 +93,21 @@ def test_a_spec_for_a_float_or_a_derived_dim_on_an_int_is_a_typed_error() -> Non
     d = gl.Dim("d")
     with pytest.raises(DynamicShapesError, match="not a tensor"):
         gl.export(Window(), (torch.randn(10, 3), 4), dynamic_shapes={"x": {0: d}, "n": 2 * d})
+
+
+def test_refine_dynamic_shapes_applies_a_fix_for_an_int() -> None:
+    class Branch(nn.Module):
+        def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
+            return x * 2 if n > 5 else x
+
+    spec = {"x": None, "n": gl.Dim("n", min=0, max=10)}
+    args = (torch.randn(3), 7)
+    with pytest.raises(ConstraintViolationError) as info:
+        gl.export(Branch(), args, dynamic_shapes=spec)
+    refined = gl.refine_dynamic_shapes(spec, info.value, Branch(), args)
+    assert refined == {"x": None, "n": gl.Dim("n", min=6, max=10)}
+    module = gl.export(Branch(), args, dynamic_shapes=refined).module()
+    x = torch.randn(3)
+    torch.testing.assert_close(module(x, 9), Branch()(x, 9))
+    with pytest.raises(InputMismatchError):
+        module(x, 5)
