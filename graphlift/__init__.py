@@ -19,6 +19,7 @@ from graphlift.export import (
     export,
     refine_dynamic_shapes,
 )
+from graphlift.export.decomp_table import default_decompositions
 from graphlift.fx import (
     PH,
     Graph,
@@ -60,6 +61,7 @@ __all__ = [
     "Tracer",
     "Transformer",
     "__version__",
+    "default_decompositions",
     "dims",
     "export",
     "refine_dynamic_shapes",

@@ -1,0 +1,330 @@
+"""``run_decompositions``: rewrite an exported program into core ATen, graph to graph.
+
+torch.export re-runs the whole program through its export pipeline
+(functionalization, autograd-level tracing, a new FakeTensor/ShapeEnv) to
+decompose it. Here the *graph* is replayed once, node by node, through the same
+Recorder and TraceMode that export uses:
+
+- placeholders become TraceTensors built from their ``meta["val"]``, over a
+  fork of the program's ShapeEnv (same symbols, ranges and guards; the
+  original program is not touched);
+- each ``call_function`` node is called on the replayed values under
+  ``DecomposingMode``: an op the table (``decomp_table.DecompositionRule``)
+  keeps is recorded as is; an op it decomposes runs its decomposition under
+  the same mode, so every ATen op the decomposition calls is itself recorded
+  or decomposed, recursively, down to ops the table keeps;
+- symbolic sizes (``sym_size``, ``operator.mul``) are recomputed from the
+  replayed values and re-emitted on demand, as during export;
+- every node a source node produced inherits its ``stack_trace`` and
+  ``nn_module_stack``, so errors and printouts still name the user's line.
+
+Cost: one meta-kernel run per recorded node and one Python call per
+decomposition: no model code, no autograd, no functionalization pass (the
+graph is already functional; in-place ops a decomposition uses on fresh
+tensors are recorded functionally by the Recorder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch._dispatch.python import enable_python_dispatcher
+
+from graphlift.errors import ConstraintViolationError, ExportError
+from graphlift.export.constraints import range_constraints
+from graphlift.export.decomp_table import Decomposition, DecompositionRule, default_decompositions
+from graphlift.export.signature import (
+    ExportGraphSignature,
+    InputKind,
+    InputSpec,
+    OutputSpec,
+    SymIntArgument,
+    TensorArgument,
+)
+from graphlift.export.verifier import verify
+from graphlift.ir.graph import Graph
+from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.node import Node, map_arg
+from graphlift.ir.passes import eliminate_dead_code
+from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.expr import as_symbol
+from graphlift.trace.mode import TraceMode, exporting_flags
+from graphlift.trace.recorder import LiftedConstant, Recorder
+from graphlift.trace.symbolic_values import SymbolicValues
+from graphlift.trace.tensor import TraceTensor
+
+if TYPE_CHECKING:
+    from graphlift.export.program import ExportedProgram
+
+_CARRIED_META = ("stack_trace", "nn_module_stack")
+
+
+def run_decompositions(
+    program: ExportedProgram, decomp_table: Mapping[Any, Decomposition] | None = None
+) -> ExportedProgram:
+    """A new ExportedProgram whose graph calls only ops ``decomp_table`` keeps
+    (core ATen with the default table); ``program`` is left unchanged."""
+    table = default_decompositions() if decomp_table is None else decomp_table
+    shape_env = fork_shape_env(program._shape_env) if program._shape_env is not None else None
+    replay = Replay(program, DecompositionRule(table), shape_env)
+    graph, input_specs, output_specs, constants = replay.run()
+    if shape_env is not None:
+        _check_no_new_guards(program._shape_env, shape_env)
+    result = type(program)(
+        graph_module=GraphModule(torch.nn.Module(), graph),
+        graph_signature=ExportGraphSignature(input_specs, output_specs),
+        state_dict=dict(program.state_dict),
+        constants=constants,
+        range_constraints=range_constraints(shape_env) if shape_env else {},
+        example_inputs=program.example_inputs,
+        module_call_graph=program.module_call_graph,
+        shape_env=shape_env,
+        specializations=program.specializations,
+    )
+    verify(result, level="core" if decomp_table is None else "export")
+    return result
+
+
+class DecomposingMode(TraceMode):
+    """TraceMode that runs an op's decomposition (under itself) instead of
+    recording the op, whenever the rule says so."""
+
+    def __init__(self, recorder: Recorder, rule: Callable[[Any], Decomposition | None]) -> None:
+        super().__init__(recorder)
+        self.rule = rule
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func is torch.ops.aten.alias.default:
+            # A functional graph has no aliasing to express: CIA kernels such as
+            # contiguous() and dropout() in eval return their input through alias.
+            return args[0]
+        decomposition = self.rule(func)
+        if decomposition is not None:
+            with self:
+                result = decomposition(*args, **(kwargs or {}))
+            if result is not NotImplemented:
+                return result
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+
+class ReplayRecorder(Recorder):
+    """A Recorder whose nodes take their source line and module stack from the
+    node being replayed (``source``), not from the Python stack."""
+
+    source: Node | None = None
+
+    def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
+        node = self.graph.call_function(target, tuple(args), dict(kwargs))
+        if self.source is not None:
+            for key in _CARRIED_META:
+                if key in self.source.meta:
+                    node.meta[key] = self.source.meta[key]
+        return node
+
+
+class Replay:
+    """One replay of ``program``'s graph into a new graph."""
+
+    def __init__(
+        self, program: ExportedProgram, rule: DecompositionRule, shape_env: ShapeEnv | None
+    ) -> None:
+        self.program = program
+        self.rule = rule
+        self.shape_env = shape_env
+        self.graph = Graph()
+        self.recorder = ReplayRecorder(self.graph, default_device=_default_device(program))
+        if shape_env is not None:
+            self.recorder.symbolic = SymbolicValues(self.graph, shape_env)
+        self.values: dict[Node, Any] = {}
+
+    def run(
+        self,
+    ) -> tuple[Graph, tuple[InputSpec, ...], tuple[OutputSpec, ...], dict[str, torch.Tensor]]:
+        nodes = list(self.program.graph.nodes)
+        for node in nodes:
+            if node.op == "placeholder":
+                self.values[node] = self._placeholder(node)
+        self._known_constants()
+        with replaying(
+            DecomposingMode(self.recorder, self.rule), symbolic=self.shape_env is not None
+        ):
+            for node in nodes:
+                if node.op == "call_function":
+                    self.values[node] = self._call(node)
+        output = nodes[-1]
+        flat_outputs = [
+            self._output_arg(value) for value in map_arg(output.args[0], self.values.get)
+        ]
+        self.graph.output(tuple(flat_outputs))
+        input_specs = self._input_specs()
+        output_specs = tuple(
+            _renamed_output(spec, arg)
+            for spec, arg in zip(self.program.graph_signature.output_specs, flat_outputs)
+        )
+        _order_placeholders(self.graph, [spec.arg.name for spec in input_specs])
+        eliminate_dead_code(self.graph)
+        constants = dict(self.program.constants)
+        constants.update({c.target: c.value for c in self.recorder.constants})
+        return self.graph, input_specs, output_specs, constants
+
+    def _placeholder(self, node: Node) -> Any:
+        value = node.meta.get("val")
+        new = self.recorder.new_input(node.name)
+        if new.name != node.name:
+            raise ExportError(
+                f"placeholder {node.name!r} was renamed to {new.name!r}; this is a bug in graphlift"
+            )
+        if not isinstance(value, torch.Tensor):
+            new.meta["val"] = value
+            return value
+        sizes = [self._size(size) for size in value.shape]
+        symbolic = any(isinstance(s, torch.SymInt) for s in sizes)
+        traced = self.recorder.bind_input(
+            new, value, requires_grad=value.requires_grad, sizes=sizes if symbolic else None
+        )
+        if symbolic and self.recorder.symbolic is not None:
+            for dim, size in enumerate(sizes):
+                symbol = (
+                    as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
+                )
+                if symbol is not None:
+                    self.recorder.symbolic.bind(symbol, new, dim)
+        return traced
+
+    def _known_constants(self) -> None:
+        """The program's lifted constants, so a decomposition reusing one finds its
+        placeholder and a new one gets a fresh name."""
+        placeholders = {n.name: self.values[n] for n in self.values}
+        for spec in self.program.graph_signature.input_specs:
+            if spec.kind is InputKind.CONSTANT_TENSOR:
+                value = self.program.constants[str(spec.target)]
+                self.recorder.constants.append(
+                    LiftedConstant(spec.arg.name, str(spec.target), value)
+                )
+                self.recorder._constants_by_id[id(value)] = placeholders[spec.arg.name]
+
+    def _size(self, size: Any) -> Any:
+        """``size`` over the forked ShapeEnv (a new SymInt for the same expression)."""
+        if not isinstance(size, torch.SymInt) or self.shape_env is None:
+            return size
+        node = size.node
+        return self.shape_env._wrap_int(self.shape_env.simplify(node.symbolic_expr), node._hint)
+
+    def _call(self, node: Node) -> Any:
+        args = map_arg(node.args, self.values.__getitem__)
+        kwargs = map_arg(node.kwargs, self.values.__getitem__)
+        size_query = SIZE_QUERIES.get(node.target)
+        if size_query is not None:  # a size, recomputed; emitted again where an op needs it
+            return size_query(*args, **kwargs)
+        self.recorder.source = node
+        self.recorder.module_stack = node.meta.get("nn_module_stack", {})
+        try:
+            return node.target(*args, **kwargs)
+        finally:
+            self.recorder.source = None
+
+    def _output_arg(self, value: Any) -> Any:
+        if isinstance(value, TraceTensor):
+            return value.node
+        if isinstance(value, torch.SymInt) and self.recorder.symbolic is not None:
+            return self.recorder.symbolic.node_for(value)
+        return value
+
+    def _input_specs(self) -> tuple[InputSpec, ...]:
+        """The program's input specs, with constants the decompositions created
+        (``torch.tensor`` inside a decomposition) lifted after the existing ones."""
+        specs = list(self.program.graph_signature.input_specs)
+        known = {spec.arg.name for spec in specs}
+        new = [
+            InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target)
+            for c in self.recorder.constants
+            if c.name not in known
+        ]
+        if not new:
+            return tuple(specs)
+        position = next(
+            (i for i, s in enumerate(specs) if s.kind is InputKind.USER_INPUT), len(specs)
+        )
+        return tuple(specs[:position] + new + specs[position:])
+
+
+SIZE_QUERIES: dict[Any, Callable[..., Any]] = {
+    torch.ops.aten.sym_size.int: lambda tensor, dim: tensor.shape[dim],
+    torch.ops.aten.sym_stride.int: lambda tensor, dim: tensor.stride(dim),
+    torch.ops.aten.sym_numel.default: lambda tensor: tensor.numel(),
+    torch.ops.aten.sym_storage_offset.default: lambda tensor: tensor.storage_offset(),
+}
+
+
+@contextmanager
+def replaying(mode: TraceMode, *, symbolic: bool) -> Iterator[None]:
+    """The context ``tracing()`` gives export, with ``mode`` as the dispatch mode:
+    below autograd (composite ops arrive whole), the python dispatcher on for
+    symbolic sizes, and backend-specific paths off (as torch.export does):
+    ``lstm``'s decomposition would otherwise call ``mkldnn_rnn_layer`` on CPU."""
+    with ExitStack() as stack:
+        stack.enter_context(exporting_flags())
+        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
+        stack.enter_context(torch.backends.nnpack.flags(enabled=False))
+        if symbolic:
+            stack.enter_context(enable_python_dispatcher())
+        stack.enter_context(torch._C._AutoDispatchBelowADInplaceOrView())
+        stack.enter_context(mode)
+        yield
+
+
+def fork_shape_env(shape_env: ShapeEnv) -> ShapeEnv:
+    """A ShapeEnv with the same symbols, ranges, replacements and guards whose
+    later changes do not reach ``shape_env`` (expressions are immutable and
+    interned, so only the containers are copied)."""
+    fork = object.__new__(ShapeEnv)
+    for name, value in vars(shape_env).items():
+        if isinstance(value, dict):
+            value = {k: list(v) if isinstance(v, list) else v for k, v in value.items()}
+        elif isinstance(value, list | set):
+            value = type(value)(value)
+        setattr(fork, name, value)
+    fork._reset_caches()
+    return fork
+
+
+def _check_no_new_guards(original: ShapeEnv | None, forked: ShapeEnv) -> None:
+    """A decomposition must not narrow what the program accepts: a guard it adds
+    (an unrolled loop over a dynamic length, a size-1 branch) is refused."""
+    known = len(original.guards) if original is not None else 0
+    new = forked.guards[known:]
+    if not new:
+        return
+    guard = new[0]
+    raise ConstraintViolationError(
+        f"decomposing the program would restrict its dynamic shapes: {guard.code} "
+        f"({len(new)} new guard(s)); keep the op that asks for it whole by deleting it from "
+        "the decomposition table (del table[op]) or mark the dimension static",
+        where=str(guard.where) if guard.where is not None else None,
+    )
+
+
+def _renamed_output(spec: OutputSpec, arg: Any) -> OutputSpec:
+    if isinstance(spec.arg, TensorArgument) and isinstance(arg, Node):
+        return replace(spec, arg=TensorArgument(arg.name))
+    if isinstance(spec.arg, SymIntArgument) and isinstance(arg, Node):
+        return replace(spec, arg=SymIntArgument(arg.name))
+    return spec
+
+
+def _order_placeholders(graph: Graph, order: list[str]) -> None:
+    placeholders = {node.name: node for node in graph.nodes if node.op == "placeholder"}
+    for name in reversed(order):
+        next(iter(graph.nodes)).prepend(placeholders[name])
+
+
+def _default_device(program: ExportedProgram) -> torch.device:
+    for node in program.graph.nodes:
+        value = node.meta.get("val")
+        if node.op == "placeholder" and isinstance(value, torch.Tensor):
+            return value.device
+    return torch.device("cpu")
