@@ -36,6 +36,7 @@ from torch._dispatch.python import enable_python_dispatcher
 
 from graphlift.errors import ConstraintViolationError, ExportError
 from graphlift.export.constraints import range_constraints
+from graphlift.export.decomp_cache import CallCache
 from graphlift.export.decomp_table import Decomposition, DecompositionRule, default_decompositions
 from graphlift.export.signature import (
     ExportGraphSignature,
@@ -72,8 +73,6 @@ def run_decompositions(
     shape_env = fork_shape_env(program._shape_env) if program._shape_env is not None else None
     replay = Replay(program, DecompositionRule(table), shape_env)
     graph, input_specs, output_specs, constants = replay.run()
-    if shape_env is not None:
-        _check_no_new_guards(program._shape_env, shape_env)
     result = type(program)(
         graph_module=GraphModule(torch.nn.Module(), graph),
         graph_signature=ExportGraphSignature(input_specs, output_specs),
@@ -91,24 +90,43 @@ def run_decompositions(
 
 class DecomposingMode(TraceMode):
     """TraceMode that runs an op's decomposition (under itself) instead of
-    recording the op, whenever the rule says so."""
+    recording the op, whenever the rule says so; equal calls are replayed from
+    the first one's nodes (``decomp_cache``)."""
 
-    def __init__(self, recorder: Recorder, rule: Callable[[Any], Decomposition | None]) -> None:
+    def __init__(
+        self,
+        recorder: ReplayRecorder,
+        rule: Callable[[Any], Decomposition | None],
+        cache: CallCache | None,
+    ) -> None:
         super().__init__(recorder)
         self.rule = rule
+        self.cache = cache
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
         if func is torch.ops.aten.alias.default:
             # A functional graph has no aliasing to express: CIA kernels such as
             # contiguous() and dropout() in eval return their input through alias.
             return args[0]
+        if self.cache is None:
+            return self._dispatch(func, types, args, kwargs)
+        return self.cache.call(
+            func, args, kwargs, lambda: self._dispatch(func, types, args, kwargs), self._meta
+        )
+
+    def _dispatch(self, func: Any, types: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         decomposition = self.rule(func)
         if decomposition is not None:
             with self:
-                result = decomposition(*args, **(kwargs or {}))
+                result = decomposition(*args, **kwargs)
             if result is not NotImplemented:
                 return result
         return super().__torch_dispatch__(func, types, args, kwargs)
+
+    def _meta(self) -> dict[str, Any]:
+        source = self.recorder.source  # type: ignore[attr-defined]
+        return {k: source.meta[k] for k in _CARRIED_META if source is not None and k in source.meta}
 
 
 class ReplayRecorder(Recorder):
@@ -130,7 +148,11 @@ class Replay:
     """One replay of ``program``'s graph into a new graph."""
 
     def __init__(
-        self, program: ExportedProgram, rule: DecompositionRule, shape_env: ShapeEnv | None
+        self,
+        program: ExportedProgram,
+        rule: DecompositionRule,
+        shape_env: ShapeEnv | None,
+        cache: bool = True,
     ) -> None:
         self.program = program
         self.rule = rule
@@ -140,6 +162,7 @@ class Replay:
         if shape_env is not None:
             self.recorder.symbolic = SymbolicValues(self.graph, shape_env)
         self.values: dict[Node, Any] = {}
+        self.cache = CallCache(self.graph, shape_env) if cache else None
 
     def run(
         self,
@@ -150,7 +173,8 @@ class Replay:
                 self.values[node] = self._placeholder(node)
         self._known_constants()
         with replaying(
-            DecomposingMode(self.recorder, self.rule), symbolic=self.shape_env is not None
+            DecomposingMode(self.recorder, self.rule, self.cache),
+            symbolic=self.shape_env is not None,
         ):
             for node in nodes:
                 if node.op == "call_function":
@@ -222,10 +246,24 @@ class Replay:
             return size_query(*args, **kwargs)
         self.recorder.source = node
         self.recorder.module_stack = node.meta.get("nn_module_stack", {})
+        known = len(self.shape_env.guards) if self.shape_env is not None else 0
         try:
-            return node.target(*args, **kwargs)
+            result = node.target(*args, **kwargs)
         finally:
             self.recorder.source = None
+        if self.shape_env is not None and len(self.shape_env.guards) > known:
+            self._refuse_new_guard(node, self.shape_env.guards[known])
+        return result
+
+    def _refuse_new_guard(self, node: Node, guard: Any) -> None:
+        """A decomposition must not narrow what the program accepts: a guard it
+        adds (a loop unrolled over a dynamic length, a size-1 branch) is refused."""
+        raise ConstraintViolationError(
+            f"decomposing {node.format_node()} would restrict the program's dynamic shapes "
+            f"to {guard.code}; keep {node.target} whole (del table[{node.target}] in the "
+            "decomposition table) or export that dimension as static",
+            where=node.meta.get("stack_trace"),
+        )
 
     def _output_arg(self, value: Any) -> Any:
         if isinstance(value, TraceTensor):
@@ -290,22 +328,6 @@ def fork_shape_env(shape_env: ShapeEnv) -> ShapeEnv:
         setattr(fork, name, value)
     fork._reset_caches()
     return fork
-
-
-def _check_no_new_guards(original: ShapeEnv | None, forked: ShapeEnv) -> None:
-    """A decomposition must not narrow what the program accepts: a guard it adds
-    (an unrolled loop over a dynamic length, a size-1 branch) is refused."""
-    known = len(original.guards) if original is not None else 0
-    new = forked.guards[known:]
-    if not new:
-        return
-    guard = new[0]
-    raise ConstraintViolationError(
-        f"decomposing the program would restrict its dynamic shapes: {guard.code} "
-        f"({len(new)} new guard(s)); keep the op that asks for it whole by deleting it from "
-        "the decomposition table (del table[op]) or mark the dimension static",
-        where=str(guard.where) if guard.where is not None else None,
-    )
 
 
 def _renamed_output(spec: OutputSpec, arg: Any) -> OutputSpec:
