@@ -38,6 +38,7 @@ from graphlift.errors import ConstraintViolationError, ExportError
 from graphlift.export.constraints import range_constraints
 from graphlift.export.decomp_cache import CallCache
 from graphlift.export.decomp_table import Decomposition, DecompositionRule, default_decompositions
+from graphlift.export.replay_recorder import CARRIED_META, ReplayRecorder, in_env
 from graphlift.export.signature import (
     ExportGraphSignature,
     InputKind,
@@ -53,25 +54,27 @@ from graphlift.ir.node import Node, map_arg
 from graphlift.ir.passes import eliminate_dead_code
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
-from graphlift.trace.mode import TraceMode, exporting_flags
-from graphlift.trace.recorder import LiftedConstant, Recorder
+from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
+from graphlift.trace.recorder import LiftedConstant
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
 
-_CARRIED_META = ("stack_trace", "nn_module_stack")
-
 
 def run_decompositions(
-    program: ExportedProgram, decomp_table: Mapping[Any, Decomposition] | None = None
+    program: ExportedProgram,
+    decomp_table: Mapping[Any, Decomposition] | None = None,
+    *,
+    cache: bool = True,
 ) -> ExportedProgram:
     """A new ExportedProgram whose graph calls only ops ``decomp_table`` keeps
-    (core ATen with the default table); ``program`` is left unchanged."""
+    (core ATen with the default table); ``program`` is left unchanged.
+    ``cache=False`` decomposes every call afresh (for tests of the cache)."""
     table = default_decompositions() if decomp_table is None else decomp_table
     shape_env = fork_shape_env(program._shape_env) if program._shape_env is not None else None
-    replay = Replay(program, DecompositionRule(table), shape_env)
+    replay = Replay(program, DecompositionRule(table), shape_env, cache)
     graph, input_specs, output_specs, constants = replay.run()
     result = type(program)(
         graph_module=GraphModule(torch.nn.Module(), graph),
@@ -126,22 +129,7 @@ class DecomposingMode(TraceMode):
 
     def _meta(self) -> dict[str, Any]:
         source = self.recorder.source  # type: ignore[attr-defined]
-        return {k: source.meta[k] for k in _CARRIED_META if source is not None and k in source.meta}
-
-
-class ReplayRecorder(Recorder):
-    """A Recorder whose nodes take their source line and module stack from the
-    node being replayed (``source``), not from the Python stack."""
-
-    source: Node | None = None
-
-    def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
-        node = self.graph.call_function(target, tuple(args), dict(kwargs))
-        if self.source is not None:
-            for key in _CARRIED_META:
-                if key in self.source.meta:
-                    node.meta[key] = self.source.meta[key]
-        return node
+        return {k: source.meta[k] for k in CARRIED_META if source is not None and k in source.meta}
 
 
 class Replay:
@@ -159,6 +147,7 @@ class Replay:
         self.shape_env = shape_env
         self.graph = Graph()
         self.recorder = ReplayRecorder(self.graph, default_device=_default_device(program))
+        self.recorder.shape_env = shape_env
         if shape_env is not None:
             self.recorder.symbolic = SymbolicValues(self.graph, shape_env)
         self.values: dict[Node, Any] = {}
@@ -205,7 +194,7 @@ class Replay:
         if not isinstance(value, torch.Tensor):
             new.meta["val"] = value
             return value
-        sizes = [self._size(size) for size in value.shape]
+        sizes = [in_env(size, self.shape_env) for size in value.shape]
         symbolic = any(isinstance(s, torch.SymInt) for s in sizes)
         traced = self.recorder.bind_input(
             new, value, requires_grad=value.requires_grad, sizes=sizes if symbolic else None
@@ -231,13 +220,6 @@ class Replay:
                 )
                 self.recorder._constants_by_id[id(value)] = placeholders[spec.arg.name]
 
-    def _size(self, size: Any) -> Any:
-        """``size`` over the forked ShapeEnv (a new SymInt for the same expression)."""
-        if not isinstance(size, torch.SymInt) or self.shape_env is None:
-            return size
-        node = size.node
-        return self.shape_env._wrap_int(self.shape_env.simplify(node.symbolic_expr), node._hint)
-
     def _call(self, node: Node) -> Any:
         args = map_arg(node.args, self.values.__getitem__)
         kwargs = map_arg(node.kwargs, self.values.__getitem__)
@@ -248,12 +230,27 @@ class Replay:
         self.recorder.module_stack = node.meta.get("nn_module_stack", {})
         known = len(self.shape_env.guards) if self.shape_env is not None else 0
         try:
-            result = node.target(*args, **kwargs)
+            kept, result = self._record_as_before(node, args, kwargs)
+            if not kept:
+                result = node.target(*args, **kwargs)
         finally:
             self.recorder.source = None
         if self.shape_env is not None and len(self.shape_env.guards) > known:
             self._refuse_new_guard(node, self.shape_env.guards[known])
         return result
+
+    def _record_as_before(self, node: Node, args: Any, kwargs: Any) -> tuple[bool, Any]:
+        """Record an op the table keeps from its original metadata (see replay_recorder)."""
+        op = node.target
+        if (
+            not isinstance(op, torch._ops.OpOverload)
+            or op in SPECIAL_OPS
+            or op is torch.ops.aten.alias.default
+            or op._schema.is_mutable
+            or self.rule(op) is not None
+        ):
+            return False, None
+        return self.recorder.record_as_before(op, args, kwargs, node)
 
     def _refuse_new_guard(self, node: Node, guard: Any) -> None:
         """A decomposition must not narrow what the program accepts: a guard it
@@ -303,16 +300,30 @@ def replaying(mode: TraceMode, *, symbolic: bool) -> Iterator[None]:
     """The context ``tracing()`` gives export, with ``mode`` as the dispatch mode:
     below autograd (composite ops arrive whole), the python dispatcher on for
     symbolic sizes, and backend-specific paths off (as torch.export does):
-    ``lstm``'s decomposition would otherwise call ``mkldnn_rnn_layer`` on CPU."""
+    ``lstm``'s decomposition would otherwise call ``mkldnn_rnn_layer`` on CPU.
+    Grad mode is off as in torch.export's inference IR: decompositions such as
+    ``matmul`` choose between ``mm`` and ``bmm`` by ``requires_grad``."""
     with ExitStack() as stack:
         stack.enter_context(exporting_flags())
-        stack.enter_context(torch.backends.mkldnn.flags(enabled=False))
-        stack.enter_context(torch.backends.nnpack.flags(enabled=False))
+        stack.enter_context(torch.no_grad())
+        stack.enter_context(_backend_paths_off())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         stack.enter_context(torch._C._AutoDispatchBelowADInplaceOrView())
         stack.enter_context(mode)
         yield
+
+
+@contextmanager
+def _backend_paths_off() -> Iterator[None]:
+    saved = torch._C._get_mkldnn_enabled(), torch._C._get_nnpack_enabled()
+    torch._C._set_mkldnn_enabled(False)
+    torch._C._set_nnpack_enabled(False)
+    try:
+        yield
+    finally:
+        torch._C._set_mkldnn_enabled(saved[0])
+        torch._C._set_nnpack_enabled(saved[1])
 
 
 def fork_shape_env(shape_env: ShapeEnv) -> ShapeEnv:
