@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch._dispatch.python import enable_python_dispatcher
 
-from graphlift.errors import ConstraintViolationError, ExportError
+from graphlift.errors import ConstraintViolationError, InternalError
 from graphlift.export.constraints import range_constraints
 from graphlift.export.decomp_cache import CallCache
 from graphlift.export.decomp_table import Decomposition, DecompositionRule, default_decompositions
@@ -188,9 +188,7 @@ class Replay:
         value = node.meta.get("val")
         new = self.recorder.new_input(node.name)
         if new.name != node.name:
-            raise ExportError(
-                f"placeholder {node.name!r} was renamed to {new.name!r}; this is a bug in graphlift"
-            )
+            raise InternalError(f"placeholder {node.name!r} was renamed to {new.name!r}")
         if not isinstance(value, torch.Tensor):
             new.meta["val"] = value
             return value
