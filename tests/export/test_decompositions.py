@@ -246,9 +246,12 @@ def test_a_decomposition_that_would_specialize_a_dynamic_dim_is_refused() -> Non
     spec = {p: {a: gl.Dim(d.name, min=2, max=d.max) for a, d in axes.items()}
             for p, axes in case.dynamic_dims.items()}  # fmt: skip
     ep = gl.export(model, args, kwargs, dynamic_shapes=spec)
+    guards, ranges = ep._shape_env.guards, dict(ep.range_constraints)
     with pytest.raises(ConstraintViolationError) as info:
         ep.run_decompositions()
     assert "aten.gru.input" in str(info.value) and info.value.where
+    # the guard went to run_decompositions' fork of the ShapeEnv, not to the program's
+    assert ep._shape_env.guards == guards and ep._shape_env.ranges.items() >= ranges.items()
     table = gl.default_decompositions()
     del table[aten.gru.input]
     kept = ep.run_decompositions(table)
