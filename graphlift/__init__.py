@@ -20,6 +20,7 @@ from graphlift.export import (
     refine_dynamic_shapes,
     unflatten,
 )
+from graphlift.export.decomp_table import default_decompositions
 from graphlift.fx import (
     PH,
     Graph,
@@ -61,6 +62,7 @@ __all__ = [
     "Tracer",
     "Transformer",
     "__version__",
+    "default_decompositions",
     "dims",
     "export",
     "refine_dynamic_shapes",

@@ -9,12 +9,13 @@ original names), ``constants`` (lifted tensors and non-persistent buffers),
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from graphlift.export import decompositions
 from graphlift.export.signature import ExportGraphSignature
 from graphlift.export.unlift import unlift
 from graphlift.ir.graph import Graph
@@ -107,3 +108,10 @@ class ExportedProgram:
 
     def __repr__(self) -> str:
         return f"<ExportedProgram with {len(self.graph.nodes)} nodes>"
+
+    def run_decompositions(
+        self, decomp_table: dict[Any, Callable[..., Any]] | None = None
+    ) -> ExportedProgram:
+        """A new program in core ATen (or with the ops ``decomp_table`` decomposes
+        rewritten); this one is left unchanged. See ``graphlift.default_decompositions``."""
+        return decompositions.run_decompositions(self, decomp_table)

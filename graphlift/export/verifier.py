@@ -1,31 +1,70 @@
-"""The verifier of exported graphs: the invariants every exported program keeps.
+"""The verifier of exported programs: the invariants every exported program keeps.
 
-Each failure raises VerificationError naming the node and the user's source
-line. It runs at the end of every export.
+It runs at the end of ``export()`` (IR level ``"export"``) and of
+``run_decompositions()`` (``"core"`` with the default table). Checks, each a
+``VerificationError`` naming the node and the user's source line:
+
+- the graph is well formed (``Graph.lint``) and uses only ``placeholder``,
+  ``call_function`` and ``output``;
+- every call is allowed at the IR level: at ``"export"`` any functional ATen
+  op; at ``"core"`` only ops tagged ``torch.Tag.core`` (torch's core ATen
+  opset) and the size/assert ops in ``CORE_EXTRA_OPS``; at both, custom ops
+  (other namespaces: preserved by design), higher-order operators and the
+  Python targets in ``ALLOWED_PYTHON_TARGETS``;
+- functional only: no op whose schema writes to an argument;
+- ``meta["val"]`` on every node but the output;
+- placeholders in signature order, one output per output spec;
+- every free symbol in a ``meta["val"]`` is bound before its use (by an input's
+  size, or by the data-dependent op that produced it) and has a range in
+  ``range_constraints``.
+
+To allow a new kind of node, extend ``ALLOWED_PYTHON_TARGETS`` (Python
+callables) or ``CORE_EXTRA_OPS`` (ATen ops); nothing else needs to change.
 """
 
 from __future__ import annotations
 
+import math
 import operator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
 from graphlift.errors import VerificationError
 from graphlift.ir.node import Node
+from graphlift.symbolic.expr import as_symbol, free_symbols
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
 
-# Non-ATen targets an exported graph may call: tuple access, and arithmetic on
-# symbolic sizes (``sym_size(x, 0) * 2``).
-ALLOWED_PYTHON_TARGETS = {
+IRLevel = Literal["export", "core"]
+aten = torch.ops.aten
+
+# Non-ATen targets an exported graph may call: tuple access, and arithmetic and
+# comparisons on symbolic sizes (``sym_size(x, 0) * 2``).
+ALLOWED_PYTHON_TARGETS: set[Any] = {
     operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv,
-    operator.mod, operator.pow, operator.neg, torch.sym_max, torch.sym_min,
+    operator.truediv, operator.mod, operator.pow, operator.neg, operator.eq, operator.ne,
+    operator.lt, operator.le, operator.gt, operator.ge, operator.and_, operator.or_,
+    torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_float, torch.sym_int,
+    torch.sym_ite, math.ceil, math.floor, math.trunc,
 }  # fmt: skip
 
+# ATen ops a core-ATen graph may call besides those tagged core: reading sizes,
+# and the checks data-dependent programs carry (torch's core IR allows the same).
+CORE_EXTRA_OPS: set[Any] = {
+    aten.sym_size.int, aten.sym_stride.int, aten.sym_numel.default,
+    aten.sym_storage_offset.default, aten._assert_scalar.default, aten._assert_async.msg,
+    aten.sym_constrain_range.default, aten.sym_constrain_range_for_size.default,
+    aten._local_scalar_dense.default,
+}  # fmt: skip
 
-def verify(program: ExportedProgram) -> None:
+_BUILTIN_NAMESPACES = {"aten", "prim", "prims"}
+
+
+def verify(program: ExportedProgram, level: IRLevel = "export") -> None:
+    """Raise VerificationError if ``program`` breaks an invariant of IR ``level``."""
     graph = program.graph
     graph.lint()
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
@@ -34,8 +73,10 @@ def verify(program: ExportedProgram) -> None:
         raise VerificationError(
             f"placeholders {[n.name for n in placeholders]} are not in signature order {expected}"
         )
+    symbols = _SymbolCheck(program)
     for node in graph.nodes:
-        _verify_node(node)
+        _verify_node(node, level)
+        symbols.check(node)
     outputs = next(reversed(graph.nodes)).args[0]
     if len(outputs) != len(program.graph_signature.output_specs):
         raise VerificationError(
@@ -44,19 +85,80 @@ def verify(program: ExportedProgram) -> None:
         )
 
 
-def _verify_node(node: Node) -> None:
-    def fail(problem: str) -> VerificationError:
-        where = node.meta.get("stack_trace")
-        return VerificationError(f"node {node.format_node()} {problem}", where=where)
+def _fail(node: Node, problem: str) -> VerificationError:
+    where = node.meta.get("stack_trace")
+    return VerificationError(f"node {node.format_node()} {problem}", where=where)
 
+
+def _verify_node(node: Node, level: IRLevel) -> None:
     if node.op in ("call_method", "call_module", "get_attr"):
-        raise fail(f"uses opcode {node.op}, which exported graphs do not contain")
+        raise _fail(node, f"uses opcode {node.op}, which exported graphs do not contain")
     if node.op == "call_function":
-        target = node.target
-        if isinstance(target, torch._ops.OpOverload):
-            if target._schema.is_mutable:
-                raise fail("is an in-place or out= op; exported graphs are functional")
-        elif target not in ALLOWED_PYTHON_TARGETS:
-            raise fail("calls a Python function; exported graphs call ATen ops only")
+        problem = target_problem(node.target, level)
+        if problem is not None:
+            raise _fail(node, problem)
     if node.op != "output" and "val" not in node.meta:
-        raise fail('has no meta["val"]')
+        raise _fail(node, 'has no meta["val"]')
+
+
+def target_problem(target: Any, level: IRLevel) -> str | None:
+    """Why ``target`` may not be called in a graph of IR ``level``, or None if it may."""
+    if isinstance(target, torch._ops.OpOverload):
+        if target._schema.is_mutable:
+            return "is an in-place or out= op; exported graphs are functional"
+        if target.namespace not in _BUILTIN_NAMESPACES:
+            return None  # custom ops are preserved unless a decomposition table lists them
+        if level == "core" and torch.Tag.core not in target.tags and target not in CORE_EXTRA_OPS:
+            return f"calls {target}, which is not in the core ATen opset"
+        return None
+    if isinstance(target, torch._ops.HigherOrderOperator) or target in ALLOWED_PYTHON_TARGETS:
+        return None
+    return "calls a Python function; exported graphs call ATen ops only"
+
+
+class _SymbolCheck:
+    """Every free symbol is bound before use and has a range.
+
+    Backed symbols (``s0``) are bound by the placeholders whose sizes they are;
+    an unbacked one (``u0``) by the first node whose value has it as a plain
+    size or value (``nonzero``, ``item``). Expressions are read through the
+    ShapeEnv's replacements, as the range constraints are."""
+
+    def __init__(self, program: ExportedProgram) -> None:
+        self.shape_env = program._shape_env
+        self.ranged = set(program.range_constraints)
+        self.bound: set[str] = set()
+
+    def check(self, node: Node) -> None:
+        if self.shape_env is None or node.op == "output":
+            return
+        exprs = [self.shape_env.simplify(e) for e in _size_exprs(node.meta.get("val"))]
+        for expr in exprs:
+            if node.op == "placeholder":  # input sizes determine every symbol in them
+                self.bound |= free_symbols(expr)
+                continue
+            symbol = as_symbol(expr)
+            if symbol is not None and self.shape_env.is_unbacked(symbol):
+                self.bound.add(symbol)
+        for expr in exprs:
+            for symbol in sorted(free_symbols(expr)):
+                if symbol not in self.bound:
+                    raise _fail(node, f"uses the symbol {symbol}, which no input size or "
+                                      "data-dependent op before it binds")  # fmt: skip
+                if symbol not in self.ranged:
+                    raise _fail(node, f"uses the symbol {symbol}, which has no range in "
+                                      "range_constraints")  # fmt: skip
+
+
+def _size_exprs(value: Any) -> Iterator[Any]:
+    """The symbolic expressions in a node's value: sizes, strides and offsets of
+    tensors, symbolic scalars, through tuples and lists."""
+    if isinstance(value, torch.Tensor):
+        for size in (*value.shape, *value.stride(), value.storage_offset()):
+            if isinstance(size, torch.SymInt):
+                yield size.node.symbolic_expr
+    elif isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
+        yield value.node.symbolic_expr
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _size_exprs(item)
