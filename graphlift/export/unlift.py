@@ -5,6 +5,14 @@ again, under their original qualified names, so ``state_dict()`` matches the
 original module. Calling the module flattens the inputs, checks their
 structure and the generated input checks, runs the graph and rebuilds the
 output structure.
+
+Mutation outputs are applied *inside* the graph, as torch.export's unlift does:
+each becomes ``aten.copy_(target, new_value)`` just before the output, where
+the target is the buffer's ``get_attr`` or the caller's input placeholder. So
+after a call the module's buffers and the caller's tensors hold what eager
+leaves there, at the cost of one copy each and no Python-level bookkeeping.
+Parameters are updated under ``no_grad`` (``_update_parameter``), as the
+model itself must have done.
 """
 
 from __future__ import annotations
@@ -14,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from graphlift.errors import InputStructureError, PytreeError
+from graphlift.errors import ExportError, InputStructureError, PytreeError
 from graphlift.export.checks import compile_checks, input_check_source
 from graphlift.export.signature import InputKind, OutputKind
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.node import Node
 from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tree_unflatten
 
 if TYPE_CHECKING:
@@ -72,8 +81,10 @@ def unlift(program: ExportedProgram) -> ExportedModule:
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     anchor = placeholders[-1] if placeholders else None
     root = torch.nn.Module()
+    holders: dict[str, Node] = {}  # state target or user input name -> node holding it
     for node, spec in zip(placeholders, program.graph_signature.input_specs):
         if spec.kind not in _LIFTED:
+            holders[node.name] = node
             continue
         target = str(spec.target)
         with graph.inserting_after(anchor):
@@ -81,8 +92,9 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         attribute.meta = node.meta
         node.replace_all_uses_with(attribute)
         graph.erase_node(node)
+        holders[target] = attribute
         _install_state(root, program, spec.kind, target)
-    _keep_user_outputs(graph, program)
+    _apply_mutations_and_keep_user_outputs(graph, program, holders)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
@@ -128,8 +140,31 @@ def _install_state(
         owner.register_buffer(leaf, program.constants[target], persistent=False)
 
 
-def _keep_user_outputs(graph: Graph, program: ExportedProgram) -> None:
+def _apply_mutations_and_keep_user_outputs(
+    graph: Graph, program: ExportedProgram, holders: dict[str, Node]
+) -> None:
     output = next(reversed(graph.nodes))
-    kinds = [spec.kind for spec in program.graph_signature.output_specs]
-    user = [value for value, kind in zip(output.args[0], kinds) if kind is OutputKind.USER_OUTPUT]
+    user = []
+    for value, spec in zip(output.args[0], program.graph_signature.output_specs):
+        if spec.kind is OutputKind.USER_OUTPUT:
+            user.append(value)
+            continue
+        update = _UPDATES.get(spec.kind)
+        if update is None:
+            raise ExportError(f"module() cannot run a program with {spec.kind.name} outputs")
+        with graph.inserting_before(output):
+            graph.call_function(update, (holders[str(spec.target)], value))
     output.args = (tuple(user),)
+
+
+def _update_parameter(parameter: torch.Tensor, value: torch.Tensor) -> None:
+    """A parameter update, which the model made under ``torch.no_grad()``."""
+    with torch.no_grad():
+        parameter.copy_(value)
+
+
+_UPDATES = {
+    OutputKind.BUFFER_MUTATION: torch.ops.aten.copy_.default,
+    OutputKind.USER_INPUT_MUTATION: torch.ops.aten.copy_.default,
+    OutputKind.PARAMETER_MUTATION: _update_parameter,
+}
