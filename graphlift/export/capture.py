@@ -75,6 +75,7 @@ def capture(
     if symbols is not None:
         recorder.symbolic = SymbolicValues(graph, symbols.shape_env)
     state_specs, replacements = _lift_state(module, recorder)
+    recorder.know_state(replacements)
     flat_inputs, in_spec = tree_flatten((args, kwargs))
     names = _input_names(module, args, kwargs)
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)

@@ -88,10 +88,7 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     """Record ``op`` functionally, assign the written tensors their new values and
     return what ``op`` returns in eager mode (the written tensor itself for
     ``add_``-style ops)."""
-    written = written_arguments(op, args, kwargs)
-    for value in written:
-        if value is not None and not isinstance(value, TraceTensor):
-            raise TraceError(f"{op} writes to a {type(value).__name__}; this is a bug in graphlift")
+    written = [None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)]
     functional = functional_op(op)
     if functional is None:
         fresh = _shadow_tuple(shadow_result) + tuple(

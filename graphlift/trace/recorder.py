@@ -114,6 +114,19 @@ class Recorder:
         state_dict, used when they are lifted as constants."""
         self._constant_targets = targets
 
+    def know_state(self, traced_by_id: dict[int, torch.Tensor]) -> None:
+        """The model's parameters and buffers by ``id``: code that reaches one of
+        them without going through the module attribute (a cache object holding
+        the same tensor as a registered buffer) reads and writes the traced state,
+        not a constant copy of it."""
+        for key, traced in traced_by_id.items():
+            if isinstance(traced, TraceTensor):
+                self._constants_by_id[key] = traced
+
+    def traced(self, value: torch.Tensor) -> TraceTensor:
+        """``value`` as a traced tensor: itself, the traced state it is, or a lifted constant."""
+        return value if isinstance(value, TraceTensor) else self.constant(value)
+
     def constant(self, value: torch.Tensor) -> TraceTensor:
         """A real tensor used by the traced code: lifted once as a constant input."""
         known = self._constants_by_id.get(id(value))
