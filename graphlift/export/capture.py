@@ -235,7 +235,8 @@ def _mutation_outputs(
             continue  # not a tensor, or a tied name the model read through another one
         value: TraceTensor = traced
         if spec.kind is InputKind.BUFFER:
-            value = _reassigned(recorder, str(spec.target), traced, final_buffers) or traced
+            reassigned = _reassigned(recorder, str(spec.target), traced, final_buffers)
+            value = traced if reassigned is None else reassigned
         node = recorder.current_node(value)
         if node.op == "placeholder" and node.name == spec.arg.name:
             continue

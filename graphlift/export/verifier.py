@@ -13,6 +13,7 @@ import torch
 
 from graphlift.errors import VerificationError
 from graphlift.ir.node import Node
+from graphlift.trace.functional_ops import GRAPH_CALLABLES
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 ALLOWED_PYTHON_TARGETS = {
     operator.getitem, operator.add, operator.sub, operator.mul, operator.floordiv,
     operator.mod, operator.pow, operator.neg, torch.sym_max, torch.sym_min,
+    *GRAPH_CALLABLES,  # functionalized custom ops (trace/functional_ops.py)
 }  # fmt: skip
 
 

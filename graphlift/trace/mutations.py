@@ -50,7 +50,7 @@ def written_arguments(
     for index, argument in enumerate(op._schema.arguments):
         if argument.alias_info is None or not argument.alias_info.is_write:
             continue
-        if argument.kwarg_only and argument.name.startswith("out") or argument.name == "out":
+        if argument.kwarg_only:  # ATen's out= overloads write keyword-only arguments
             raise TraceError(
                 f"{op} writes its result into an out= tensor; exported graphs are functional. "
                 "Assign the result instead (`y = torch.add(a, b)` rather than `out=y`)",
@@ -88,6 +88,8 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     """Record ``op`` functionally, assign the written tensors their new values and
     return what ``op`` returns in eager mode (the written tensor itself for
     ``add_``-style ops)."""
+    if op is aten.detach_.default:
+        return args[0]  # no autograd in the graph: detaching changes nothing
     written = [None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)]
     functional = functional_op(op)
     if functional is None:
