@@ -81,10 +81,10 @@ def unlift(program: ExportedProgram) -> ExportedModule:
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     anchor = placeholders[-1] if placeholders else None
     root = torch.nn.Module()
-    holders: dict[str, Node] = {}  # state target or user input name -> node holding it
+    holders: dict[tuple[bool, str], Node] = {}  # (user input?, target) -> node holding it
     for node, spec in zip(placeholders, program.graph_signature.input_specs):
         if spec.kind not in _LIFTED:
-            holders[node.name] = node
+            holders[True, node.name] = node
             continue
         target = str(spec.target)
         with graph.inserting_after(anchor):
@@ -92,7 +92,7 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         attribute.meta = node.meta
         node.replace_all_uses_with(attribute)
         graph.erase_node(node)
-        holders[target] = attribute
+        holders[False, target] = attribute
         _install_state(root, program, spec.kind, target)
     _apply_mutations_and_keep_user_outputs(graph, program, holders)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
@@ -141,7 +141,7 @@ def _install_state(
 
 
 def _apply_mutations_and_keep_user_outputs(
-    graph: Graph, program: ExportedProgram, holders: dict[str, Node]
+    graph: Graph, program: ExportedProgram, holders: dict[tuple[bool, str], Node]
 ) -> None:
     output = next(reversed(graph.nodes))
     user = []
@@ -153,7 +153,8 @@ def _apply_mutations_and_keep_user_outputs(
         if update is None:
             raise ExportError(f"module() cannot run a program with {spec.kind.name} outputs")
         with graph.inserting_before(output):
-            graph.call_function(update, (holders[str(spec.target)], value))
+            holder = holders[spec.kind is OutputKind.USER_INPUT_MUTATION, str(spec.target)]
+            graph.call_function(update, (holder, value))
     output.args = (tuple(user),)
 
 

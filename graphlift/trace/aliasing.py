@@ -109,7 +109,9 @@ def scatter_into_base(recorder: Recorder, view: TraceTensor, new_value: TraceTen
     new value functionally and rebind the base to it."""
     base = view.base
     if base is None:
-        raise TraceError("scatter_into_base got a tensor that is not a view; this is a bug in graphlift")
+        raise TraceError(
+            "scatter_into_base got a tensor that is not a view; this is a bug in graphlift"
+        )
     parents = _replay(recorder, base, view.view_steps[:-1]) if len(view.view_steps) > 1 else []
     parents = [base, *parents]
     updated = new_value
@@ -119,7 +121,9 @@ def scatter_into_base(recorder: Recorder, view: TraceTensor, new_value: TraceTen
     base.version += 1
 
 
-def _replay(recorder: Recorder, base: TraceTensor, steps: tuple[ViewStep, ...]) -> list[TraceTensor]:
+def _replay(
+    recorder: Recorder, base: TraceTensor, steps: tuple[ViewStep, ...]
+) -> list[TraceTensor]:
     """The values of the chain after each step, recomputed from the base's current node."""
     values: list[TraceTensor] = []
     current = base
@@ -130,7 +134,9 @@ def _replay(recorder: Recorder, base: TraceTensor, steps: tuple[ViewStep, ...]) 
     return values
 
 
-def _inverse(recorder: Recorder, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> TraceTensor:
+def _inverse(
+    recorder: Recorder, step: ViewStep, parent: TraceTensor, child: TraceTensor
+) -> TraceTensor:
     """The parent's new value when the child view of it now holds ``child``."""
     if _same_layout(parent.shadow, child.shadow):
         return child  # the view is the whole parent (alias, contiguous, to, a no-op reshape)
@@ -151,14 +157,18 @@ Call = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]
 def _slice(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
     """``slice(p, dim, start, end, step)`` <- ``slice_scatter(p, c, dim, start, end, step)``."""
     a = step.bound()
-    return call(aten.slice_scatter.default, (parent, child, a["dim"], a["start"], a["end"], a["step"]), {})
+    return call(
+        aten.slice_scatter.default, (parent, child, a["dim"], a["start"], a["end"], a["step"]), {}
+    )
 
 
 def _narrow(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
     """``narrow(p, dim, start, length)`` <- ``slice_scatter(p, c, dim, start, start + length)``."""
     a = step.bound()
     start = a["start"]
-    return call(aten.slice_scatter.default, (parent, child, a["dim"], start, start + a["length"]), {})
+    return call(
+        aten.slice_scatter.default, (parent, child, a["dim"], start, start + a["length"]), {}
+    )
 
 
 def _select(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
@@ -170,7 +180,9 @@ def _select(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor)
 def _diagonal(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
     """``diagonal(p, offset, d1, d2)`` <- ``diagonal_scatter(p, c, offset, d1, d2)``."""
     a = step.bound()
-    return call(aten.diagonal_scatter.default, (parent, child, a["offset"], a["dim1"], a["dim2"]), {})
+    return call(
+        aten.diagonal_scatter.default, (parent, child, a["offset"], a["dim1"], a["dim2"]), {}
+    )
 
 
 def _as_strided(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
@@ -261,9 +273,11 @@ INVERSES: dict[Any, Callable[[Call, ViewStep, TraceTensor, TraceTensor], Any]] =
     aten.chunk.default: _split,
 }
 
+
 def _same_layout(parent: torch.Tensor, child: torch.Tensor) -> bool:
     """Same dtype, sizes, strides and offset, compared as printed expressions
     (comparing symbolic sizes with ``==`` would record guards)."""
+
     def layout(t: torch.Tensor) -> tuple[Any, ...]:
         return (t.dtype, str(t.storage_offset()), [str(s) for s in t.shape],
                 [str(s) for s in t.stride()])  # fmt: skip

@@ -11,9 +11,10 @@ of the trace (``export/capture.py``).
 The functional form of an op:
 
 - ATen: ``<name>_functional`` (returns the op's results, then the new value of
-  each written argument: ``_native_batch_norm_legit_functional``) or the
-  out-of-place op of the same overload (``add_.Tensor`` -> ``add.Tensor``,
-  whose one result is the new value of ``self``);
+  each written argument: ``_native_batch_norm_legit_functional``,
+  ``normal_functional``) or the out-of-place op of the same overload
+  (``add_.Tensor`` -> ``add.Tensor``, whose one result is the new value of
+  ``self``); a few renamed forms are listed in ``RENAMED_FUNCTIONAL_FORMS``;
 - any other namespace: ``auto_functionalized(op, ...)``
   (``trace/functional_ops.py``).
 
@@ -60,13 +61,25 @@ def written_arguments(
     return written
 
 
+# In-place ops whose functional form has another overload name.
+RENAMED_FUNCTIONAL_FORMS = {
+    aten.bernoulli_.float: aten.bernoulli.p,
+}
+
+
 def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
     """The ATen functional form of ``op`` (see the module docstring), or None for
     ops outside ATen, which are wrapped in ``auto_functionalized``."""
     namespace, name = op._schema.name.split("::")
     if namespace != "aten":
         return None
-    for candidate in (f"{name}_functional", name.rstrip("_")):
+    if op in RENAMED_FUNCTIONAL_FORMS:
+        return RENAMED_FUNCTIONAL_FORMS[op]
+    if name.startswith("__i") and name.endswith("__"):  # __iand__ -> __and__
+        stem = "__" + name[3:]
+    else:
+        stem = name.rstrip("_")
+    for candidate in (f"{stem}_functional", stem):
         packet = getattr(torch.ops.aten, candidate, None)
         overload = getattr(packet, op._overloadname, None) if packet is not None else None
         if overload is not None and not overload._schema.is_mutable:
@@ -90,7 +103,9 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     ``add_``-style ops)."""
     if op is aten.detach_.default:
         return args[0]  # no autograd in the graph: detaching changes nothing
-    written = [None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)]
+    written = [
+        None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)
+    ]
     functional = functional_op(op)
     if functional is None:
         fresh = _shadow_tuple(shadow_result) + tuple(
@@ -98,6 +113,8 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
         )
         results = recorder.record_call(auto_functionalized, (op, *args), kwargs, fresh)
     else:
+        if op in RENAMED_FUNCTIONAL_FORMS:  # argument defaults need not match
+            args = _positional_with_defaults(op, args, kwargs)
         results = recorder.call(functional, args, kwargs)
     results = tuple(results) if isinstance(results, tuple | list) else (results,)
     plain_count = sum(1 for r in op._schema.returns if not _writes(r))
@@ -126,6 +143,16 @@ def _eager_returns(op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dic
     if not values:
         return None
     return values[0] if len(values) == 1 else tuple(values)
+
+
+def _positional_with_defaults(
+    op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    positional = [a for a in op._schema.arguments if not a.kwarg_only]
+    return tuple(
+        args[i] if i < len(args) else kwargs.get(a.name, a.default_value)
+        for i, a in enumerate(positional)
+    )
 
 
 def _cast_like(recorder: Recorder, value: TraceTensor, target: TraceTensor) -> TraceTensor:

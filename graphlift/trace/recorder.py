@@ -323,4 +323,3 @@ def _leaves(value: Any) -> list[Any]:
     if isinstance(value, tuple | list):
         return [leaf for v in value for leaf in _leaves(v)]
     return [value]
-

@@ -17,7 +17,6 @@ from graphlift.errors import (
     ExportError,
     InputMismatchError,
     InputStructureError,
-    TraceError,
 )
 
 

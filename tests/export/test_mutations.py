@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 import torch
+import transformers
 from torch import nn
+from transformers.integrations.executorch import TorchExportableModuleWithStaticCache
 
 import graphlift as gl
 from graphlift.errors import MutationError, TraceError, VerificationError
@@ -25,6 +27,7 @@ from graphlift.export.verifier import ALLOWED_PYTHON_TARGETS, verify
 from graphlift.trace.functional_ops import GRAPH_CALLABLES
 from graphlift.trace.mutations import HIDDEN_MUTATIONS
 from tests.zoo.torch_models import make_conv_bn
+from tests.zoo.transformers_models import DECODER_ONLY
 
 MakeInputs = Callable[[int], tuple[Any, ...]]
 
@@ -94,7 +97,9 @@ def check_against_eager(
         assert_same(copies, inputs)  # the caller's tensors were updated like eager's
         assert_same_state(eager, module)
     if oracle:
-        torch_ep = torch.export.export(reference, make_inputs(0), dynamic_shapes=spec(torch.export.Dim))
+        torch_ep = torch.export.export(
+            reference, make_inputs(0), dynamic_shapes=spec(torch.export.Dim)
+        )
         assert mutation_outputs(ep) == mutation_outputs(torch_ep.run_decompositions({}))
     return ep
 
@@ -124,7 +129,9 @@ def test_batch_norm_in_train_mode_updates_running_stats() -> None:
 
 
 def test_instance_norm_with_running_stats_updates_them() -> None:
-    model = nn.Sequential(nn.Conv1d(3, 4, 3), nn.InstanceNorm1d(4, track_running_stats=True)).train()
+    model = nn.Sequential(
+        nn.Conv1d(3, 4, 3), nn.InstanceNorm1d(4, track_running_stats=True)
+    ).train()
     ep = check_against_eager(model, randn(2, 3, 10), oracle=False)
     assert mutation_outputs(ep) == [
         ("BUFFER_MUTATION", "1.running_mean"),
@@ -154,7 +161,11 @@ def test_composite_ops_that_hide_a_mutation_are_all_rewritten() -> None:
         stats = [a for a in arguments if a.name in ("running_mean", "running_var", "mean", "var")
                  and "Tensor" in str(a.type)]  # fmt: skip
         writes = any(a.alias_info is not None and a.alias_info.is_write for a in stats)
-        if any(a.name.startswith("running") for a in stats) and not writes and not overload.endswith("out"):
+        if (
+            any(a.name.startswith("running") for a in stats)
+            and not writes
+            and not overload.endswith("out")
+        ):
             hidden.add(op)
     unexplained = {op for op in hidden if op not in HIDDEN_MUTATIONS
                    and op._schema.name.split("::")[1] not in never_writes}  # fmt: skip
@@ -185,11 +196,19 @@ class StaticKVCache(nn.Module):
 def test_static_kv_cache_decode_steps() -> None:
     def inputs(call: int) -> tuple[Any, ...]:
         g = torch.Generator().manual_seed(call)
-        return torch.randn(1, 2, 1, 4, generator=g), torch.randn(1, 2, 1, 4, generator=g), torch.tensor([call])
+        return (
+            torch.randn(1, 2, 1, 4, generator=g),
+            torch.randn(1, 2, 1, 4, generator=g),
+            torch.tensor([call]),
+        )
 
     ep = check_against_eager(StaticKVCache(), inputs)
     kinds = mutation_outputs(ep)
-    assert kinds == [("BUFFER_MUTATION", "keys"), ("BUFFER_MUTATION", "values"), ("BUFFER_MUTATION", "steps")]
+    assert kinds == [
+        ("BUFFER_MUTATION", "keys"),
+        ("BUFFER_MUTATION", "values"),
+        ("BUFFER_MUTATION", "steps"),
+    ]
 
 
 class IncrementColumn(nn.Module):
@@ -318,7 +337,9 @@ def test_setitem_with_tensor_indices() -> None:
             return self.table.sum(0)
 
     def inputs(call: int) -> tuple[Any, ...]:
-        return torch.randn(3, 2, generator=torch.Generator().manual_seed(call)), torch.tensor([call, 3, 5])
+        return torch.randn(3, 2, generator=torch.Generator().manual_seed(call)), torch.tensor(
+            [call, 3, 5]
+        )
 
     ep = check_against_eager(Model(), inputs)
     assert mutation_outputs(ep) == [("BUFFER_MUTATION", "table"), ("USER_INPUT_MUTATION", "x")]
@@ -358,17 +379,17 @@ class ViewZoo(nn.Module):
     """In-place updates through many kinds of views, and of views of views."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x.t()[1].mul_(2)                      # transpose, select
-        x.unsqueeze(0)[:, 1:3].add_(1)        # unsqueeze, slice
-        x.view(-1)[::2].sub_(0.5)             # view, strided slice
-        x.permute(1, 0).diagonal().fill_(3)   # permute, diagonal
+        x.t()[1].mul_(2)  # transpose, select
+        x.unsqueeze(0)[:, 1:3].add_(1)  # unsqueeze, slice
+        x.view(-1)[::2].sub_(0.5)  # view, strided slice
+        x.permute(1, 0).diagonal().fill_(3)  # permute, diagonal
         a, b = x.split(2, dim=0)
-        b.neg_()                              # split
-        x.unbind(1)[2].clamp_(min=0)          # unbind
-        x.chunk(2, dim=1)[1].mul_(10)         # chunk
+        b.neg_()  # split
+        x.unbind(1)[2].clamp_(min=0)  # unbind
+        x.chunk(2, dim=1)[1].mul_(10)  # chunk
         x.narrow(0, 1, 2).narrow(1, 0, 2).add_(100)  # narrow of narrow
         x.reshape(4, 4).transpose(0, 1)[0].zero_()  # reshape(view) of transpose
-        x.as_strided((2, 2), (4, 1), 1).add_(7)     # as_strided
+        x.as_strided((2, 2), (4, 1), 1).add_(7)  # as_strided
         return a + 0  # a view taken before later updates sees them
 
 
@@ -492,3 +513,63 @@ def test_verifier_rejects_an_in_place_op_left_in_a_graph() -> None:
     node.target = torch.ops.aten.add_.Tensor
     with pytest.raises(VerificationError, match="in-place"):
         verify(ep)
+
+
+# --- a real decoder: transformers' Llama with a StaticCache ----------------------------------
+
+
+def test_llama_decode_steps_with_a_static_cache() -> None:
+    """transformers' own export recipe: the StaticCache's key/value tensors and
+    position counters are buffers of the wrapper, updated by ``index_copy_`` and
+    ``copy_`` at the position given as a tensor. One program serves every
+    position: 5 decode steps match eager, logits and caches alike."""
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(**{**DECODER_ONLY, "use_cache": True})
+    ).eval()
+    model.generation_config.cache_implementation = "static"
+    wrapper = TorchExportableModuleWithStaticCache(model, batch_size=1, max_cache_len=12)
+    eager = copy.deepcopy(wrapper)
+    ep = gl.export(
+        wrapper, (), {"input_ids": torch.tensor([[3]]), "cache_position": torch.tensor([0])}
+    )
+    assert_functional(ep)
+    assert mutation_outputs(ep) == [
+        ("BUFFER_MUTATION", f"{name}_{layer}")
+        for layer in range(2)
+        for name in ("key_cache", "value_cache", "cumulative_length")
+    ]
+    module = ep.module()
+    token = 3
+    for position in range(5):
+        inputs = {"input_ids": torch.tensor([[token]]), "cache_position": torch.tensor([position])}
+        expected = eager(**inputs)
+        torch.testing.assert_close(module(**inputs), expected)
+        assert_same_state(eager, module)
+        token = int(expected[0, -1].argmax())
+    assert module.key_cache_0[:, :, :5].abs().sum() > 0  # the cache really filled up
+    assert module.key_cache_0[:, :, 5:].abs().sum() == 0
+
+
+def test_random_in_place_ops_and_augmented_assignment_are_functional() -> None:
+    class Noisy(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("mask", torch.ones(4, dtype=torch.bool))
+            self.register_buffer("x", torch.zeros(4))  # a buffer named like an input
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            noise = torch.empty_like(x).normal_().bernoulli_(0.5)
+            self.mask &= x > 0
+            self.x += 1
+            x *= 2
+            return x * noise.abs().clamp(max=0)
+
+    ep = check_against_eager(Noisy(), randn(4), oracle=False)
+    assert mutation_outputs(ep) == [
+        ("BUFFER_MUTATION", "mask"),
+        ("BUFFER_MUTATION", "x"),
+        ("USER_INPUT_MUTATION", "x"),
+    ]
+    targets = {str(n.target) for n in ep.graph.nodes}
+    assert {"aten.normal_functional.default", "aten.bernoulli.p"} <= targets
