@@ -171,7 +171,8 @@ class Recorder:
         wrapped = self._wrap_result(
             node, result, self._result_device(args, kwargs), self._requires_grad(args)
         )
-        track_views(op, args, kwargs, wrapped)
+        if args and isinstance(args[0], torch.Tensor):  # a view of a state tensor or constant
+            track_views(op, (self.traced(args[0]), *args[1:]), kwargs, wrapped)
         return wrapped
 
     def record_call(

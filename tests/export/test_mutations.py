@@ -573,3 +573,39 @@ def test_random_in_place_ops_and_augmented_assignment_are_functional() -> None:
     ]
     targets = {str(n.target) for n in ep.graph.nodes}
     assert {"aten.normal_functional.default", "aten.bernoulli.p"} <= targets
+
+
+def test_writes_through_views_of_state_held_outside_module_attributes() -> None:
+    """A cache object holding the very tensors registered as buffers (as
+    transformers' StaticCache does): slicing the raw tensor must still lead
+    back to the buffer, and a constant's view must still count as the constant."""
+
+    class Cache:
+        def __init__(self, keys: torch.Tensor) -> None:
+            self.keys = keys
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("keys", torch.zeros(2, 6))
+            self.cache = Cache(self.keys)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.cache.keys[:, 1:3] = x
+            self.cache.keys[0].add_(1)
+            return self.cache.keys.sum()
+
+    ep = check_against_eager(Model(), randn(2, 2), oracle=False)
+    assert mutation_outputs(ep) == [("BUFFER_MUTATION", "keys")]
+
+    class ConstantView(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.table = torch.zeros(3, 3)
+
+        def forward(self, x):
+            self.table[0].add_(1)
+            return x + self.table
+
+    with pytest.raises(MutationError, match="constant 'table'"):
+        gl.export(ConstantView(), (torch.ones(3),))
