@@ -6,13 +6,9 @@ original module. Calling the module flattens the inputs, checks their
 structure and the generated input checks, runs the graph and rebuilds the
 output structure.
 
-Mutation outputs are applied *inside* the graph, as torch.export's unlift does:
-each becomes ``aten.copy_(target, new_value)`` just before the output, where
-the target is the buffer's ``get_attr`` or the caller's input placeholder. So
-after a call the module's buffers and the caller's tensors hold what eager
-leaves there, at the cost of one copy each and no Python-level bookkeeping.
-Parameters are updated under ``no_grad`` (``_update_parameter``), as the
-model itself must have done.
+Mutation outputs are written back *inside* the graph (``export/writeback.py``),
+so after a call the module's buffers and the caller's tensors hold what eager
+leaves there.
 """
 
 from __future__ import annotations
@@ -22,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from graphlift.errors import ExportError, InputStructureError, PytreeError
+from graphlift.errors import InputStructureError, PytreeError
 from graphlift.export.checks import compile_checks, input_check_source
-from graphlift.export.signature import InputKind, OutputKind
-from graphlift.ir.graph import Graph
+from graphlift.export.signature import InputKind
+from graphlift.export.writeback import apply_mutations
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
 from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tree_unflatten
@@ -94,7 +90,7 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         graph.erase_node(node)
         holders[False, target] = attribute
         _install_state(root, program, spec.kind, target)
-    _apply_mutations_and_keep_user_outputs(graph, program, holders)
+    apply_mutations(graph, program.graph_signature.output_specs, holders)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
@@ -138,34 +134,3 @@ def _install_state(
         owner.register_buffer(leaf, program.state_dict[target])
     else:
         owner.register_buffer(leaf, program.constants[target], persistent=False)
-
-
-def _apply_mutations_and_keep_user_outputs(
-    graph: Graph, program: ExportedProgram, holders: dict[tuple[bool, str], Node]
-) -> None:
-    output = next(reversed(graph.nodes))
-    user = []
-    for value, spec in zip(output.args[0], program.graph_signature.output_specs):
-        if spec.kind is OutputKind.USER_OUTPUT:
-            user.append(value)
-            continue
-        update = _UPDATES.get(spec.kind)
-        if update is None:
-            raise ExportError(f"module() cannot run a program with {spec.kind.name} outputs")
-        with graph.inserting_before(output):
-            holder = holders[spec.kind is OutputKind.USER_INPUT_MUTATION, str(spec.target)]
-            graph.call_function(update, (holder, value))
-    output.args = (tuple(user),)
-
-
-def _update_parameter(parameter: torch.Tensor, value: torch.Tensor) -> None:
-    """A parameter update, which the model made under ``torch.no_grad()``."""
-    with torch.no_grad():
-        parameter.copy_(value)
-
-
-_UPDATES = {
-    OutputKind.BUFFER_MUTATION: torch.ops.aten.copy_.default,
-    OutputKind.USER_INPUT_MUTATION: torch.ops.aten.copy_.default,
-    OutputKind.PARAMETER_MUTATION: _update_parameter,
-}

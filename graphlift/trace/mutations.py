@@ -106,6 +106,9 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     written = [
         None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)
     ]
+    if op is aten.copy_.default and _same_metadata(written[0], args[1]):
+        recorder.assign(written[0], recorder.traced(args[1]))  # nothing to convert: a plain rebind
+        return written[0]
     functional = functional_op(op)
     if functional is None:
         fresh = _shadow_tuple(shadow_result) + tuple(
@@ -152,6 +155,17 @@ def _positional_with_defaults(
     return tuple(
         args[i] if i < len(args) else kwargs.get(a.name, a.default_value)
         for i, a in enumerate(positional)
+    )
+
+
+def _same_metadata(target: TraceTensor, source: Any) -> bool:
+    """``target.copy_(source)`` takes ``source``'s values unchanged (no broadcast,
+    no dtype or device conversion); sizes compared as printed expressions."""
+    return (
+        isinstance(source, torch.Tensor)
+        and source.dtype == target.dtype
+        and source.device == target.device
+        and [str(s) for s in source.shape] == [str(s) for s in target.shape]
     )
 
 
