@@ -87,13 +87,19 @@ def median_seconds(action: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
+def batch_seconds(call: Callable[[], Any], calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        call()
+    return time.perf_counter() - start
+
+
 def per_call(call: Callable[[], Any], budget: float, rounds: int) -> float:
+    """Seconds per call: batches of at least ``budget`` seconds, median over ``rounds``."""
     calls = 1
-    while median_seconds(lambda: [call() for _ in range(calls)], 1) < budget:
+    while batch_seconds(call, calls) < budget:
         calls *= 2
-    return statistics.median(
-        median_seconds(lambda: [call() for _ in range(calls)], 1) / calls for _ in range(rounds)
-    )
+    return statistics.median(batch_seconds(call, calls) / calls for _ in range(rounds))
 
 
 def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
