@@ -10,7 +10,7 @@ transformers' Llama decode step on a StaticCache. For each, in one process:
    timed, since its default IR keeps the in-place ops);
 2. ``module``: per-call time of ``ep.module()`` (which copies every mutation
    back into buffers and inputs) against eager, median over ``--rounds``
-   batches of at least ``--budget`` seconds each, for both exporters.
+   batches of at least ``--budget`` seconds each, rotating which goes first.
 
 Targets: module() overhead <= 1.05x eager. torch runs with one thread.
 
@@ -94,12 +94,20 @@ def batch_seconds(call: Callable[[], Any], calls: int) -> float:
     return time.perf_counter() - start
 
 
-def per_call(call: Callable[[], Any], budget: float, rounds: int) -> float:
-    """Seconds per call: batches of at least ``budget`` seconds, median over ``rounds``."""
-    calls = 1
-    while batch_seconds(call, calls) < budget:
-        calls *= 2
-    return statistics.median(batch_seconds(call, calls) / calls for _ in range(rounds))
+def per_call(calls: dict[str, Callable[[], Any]], budget: float, rounds: int) -> dict[str, float]:
+    """Seconds per call of each callable: batches of at least ``budget`` seconds,
+    median over ``rounds``; each round times every callable, in a rotating order."""
+    counts = {}
+    for label, call in calls.items():
+        counts[label] = 1
+        while batch_seconds(call, counts[label]) < budget:
+            counts[label] *= 2
+    samples: dict[str, list[float]] = {label: [] for label in calls}
+    labels = list(calls)
+    for round_ in range(rounds):
+        for label in labels[round_ % len(labels) :] + labels[: round_ % len(labels)]:
+            samples[label].append(batch_seconds(calls[label], counts[label]) / counts[label])
+    return {label: statistics.median(values) for label, values in samples.items()}
 
 
 def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
@@ -122,8 +130,7 @@ def measure(name: str, options: argparse.Namespace) -> dict[str, Any]:
     eager = copy.deepcopy(model)
     modules["eager"] = lambda: eager(*args, **kwargs)
     with torch.no_grad():
-        for label, call in modules.items():
-            result["module_s"][label] = per_call(call, options.budget, options.rounds)
+        result["module_s"] = per_call(modules, options.budget, options.rounds)
     return result
 
 
@@ -154,7 +161,7 @@ HEADER = ["case", "gl export ms", "torch ms", "torch+func ms", "gl/torch+func",
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--budget", type=float, default=0.05)
     parser.add_argument("--json", type=Path, default=RESULTS)
     options = parser.parse_args(argv)
