@@ -70,12 +70,18 @@ def returns_alias(op: torch._ops.OpOverload) -> bool:
     return any(r.alias_info is not None for r in schema.returns)
 
 
+# ``torch.tensor(...)`` in the model makes a tensor outside dispatch and passes
+# it through ``lift_fresh``; nothing else holds it, so the result is a new tensor
+# (torch's functionalization records ``lift_fresh_copy`` for the same reason).
+FRESH_ALIASES = {aten.lift_fresh.default}
+
+
 def track_views(op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any],
                 result: Any) -> None:  # fmt: skip
     """Mark the results of a view op that share storage with its input as views
     of the input's base."""
     source = args[0] if args else None
-    if not isinstance(source, TraceTensor) or not returns_alias(op):
+    if not isinstance(source, TraceTensor) or not returns_alias(op) or op in FRESH_ALIASES:
         return
     items = list(result) if isinstance(result, tuple | list) else [result]
     multiple = isinstance(result, tuple | list)

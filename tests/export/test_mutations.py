@@ -645,3 +645,15 @@ def test_module_updates_a_static_cache_in_place() -> None:
         not getattr(n.target, "_schema", None) or not n.target._schema.is_mutable
         for n in ep.graph.nodes
     )  # fmt: skip - the program itself stays functional
+
+
+def test_tensors_made_in_forward_and_boolean_masks_are_mutable() -> None:
+    class Fresh(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            t = torch.tensor([1.0, 2.0, 3.0, 4.0])  # a new tensor, not a constant to protect
+            t.add_(x.sum(0))
+            x[x > 0] = 0.0
+            return t * x
+
+    ep = check_against_eager(Fresh(), randn(3, 4), oracle=False)
+    assert mutation_outputs(ep) == [("USER_INPUT_MUTATION", "x")]
