@@ -657,3 +657,26 @@ def test_tensors_made_in_forward_and_boolean_masks_are_mutable() -> None:
 
     ep = check_against_eager(Fresh(), randn(3, 4), oracle=False)
     assert mutation_outputs(ep) == [("USER_INPUT_MUTATION", "x")]
+
+
+def test_additional_inputs_do_not_run_the_mutations() -> None:
+    """Export with AdditionalInputs checks every example against the program,
+    without applying the program's updates to the model or the examples."""
+    model, first, second = Accumulator(), torch.ones(4), torch.full((4,), 2.0)
+    examples = gl.AdditionalInputs()
+    examples.add((first,))
+    examples.add((second,))
+    gl.export(model, (torch.ones(4),), dynamic_shapes=examples)
+    assert model.total.abs().sum() == 0
+    assert torch.equal(second, torch.full((4,), 2.0))
+
+
+def test_writing_through_a_view_without_an_inverse_is_refused() -> None:
+    class Windows(nn.Module):
+        def forward(self, x):
+            x.unfold(0, 2, 2).add_(1)  # non-overlapping windows: fine in eager
+            return x
+
+    with pytest.raises(TraceError, match="view made by aten.unfold") as info:
+        gl.export(Windows(), (torch.ones(4),))
+    assert "x.unfold(0, 2, 2).add_(1)" in str(info.value)
