@@ -96,10 +96,6 @@ def track_views(op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[s
         item.seen_version = root.version
 
 
-def is_stale(value: TraceTensor) -> bool:
-    return value.base is not None and value.seen_version != value.base.version
-
-
 def refresh(recorder: Recorder, value: TraceTensor) -> None:
     """Regenerate a stale view from its base's current value."""
     base = value.base

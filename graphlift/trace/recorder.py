@@ -217,9 +217,6 @@ class Recorder:
         refresh(self, value)
         return value.node
 
-    def is_input(self, value: TraceTensor) -> bool:
-        return id(value) in self._inputs
-
     def _check_writable(self, root: TraceTensor, target: TraceTensor) -> None:
         if id(root) in self._constants_by_node:
             name = self._constants_by_node[id(root)]
