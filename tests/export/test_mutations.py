@@ -222,6 +222,19 @@ def test_update_of_an_input_through_a_view() -> None:
     assert mutation_outputs(ep) == [("USER_INPUT_MUTATION", "x")]
 
 
+def test_update_of_an_input_with_dynamic_sizes() -> None:
+    def inputs(call: int) -> tuple[Any, ...]:
+        return randn((3, 5, 2)[call], (4, 6, 9)[call])(call)
+
+    ep = check_against_eager(
+        IncrementColumn(),
+        inputs,
+        dynamic_shapes=lambda dim: ({0: dim("rows", min=2, max=8), 1: dim("cols", min=2, max=9)},),
+    )
+    assert mutation_outputs(ep) == [("USER_INPUT_MUTATION", "x")]
+    assert "aten.select_scatter.default" in {str(n.target) for n in ep.graph.nodes}
+
+
 class AddThenView(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         before = x[1]  # a view taken before the update sees it (regenerated from x)
