@@ -213,6 +213,17 @@ def _swapaxes(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTenso
     return call(aten.transpose.int, (child, a["axis0"], a["axis1"]), {})
 
 
+def _numpy_t(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
+    """``x.T`` (all dims reversed) and ``x.mT`` (last two swapped) are their own inverses."""
+    return call(step.op, (child,), {})
+
+
+def _movedim(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
+    """``movedim(p, source, destination)`` <- ``movedim(c, destination, source)``."""
+    a = step.bound()
+    return call(step.op, (child, a["destination"], a["source"]), {})
+
+
 def _t(call: Call, step: ViewStep, parent: TraceTensor, child: TraceTensor) -> Any:
     """``t`` is its own inverse."""
     return call(aten.t.default, (child,), {})
@@ -267,6 +278,11 @@ INVERSES: dict[Any, Callable[[Call, ViewStep, TraceTensor, TraceTensor], Any]] =
     aten.squeeze.dims: _reshape,
     aten.transpose.int: _transpose,
     aten.swapaxes.default: _swapaxes,
+    aten.swapdims.default: _transpose,
+    aten.numpy_T.default: _numpy_t,
+    aten.mT.default: _numpy_t,
+    aten.movedim.int: _movedim,
+    aten.movedim.intlist: _movedim,
     aten.t.default: _t,
     aten.permute.default: _permute,
     aten.unbind.int: _unbind,

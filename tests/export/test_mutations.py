@@ -693,3 +693,19 @@ def test_writing_through_a_view_without_an_inverse_is_refused() -> None:
     with pytest.raises(TraceError, match=r"view made by aten\.unfold") as info:
         gl.export(Windows(), (torch.ones(4),))
     assert "x.unfold(0, 2, 2).add_(1)" in str(info.value)
+
+
+class MoreViews(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x[0].T[0].add_(1)  # numpy_T (of a matrix)
+        x.mT[1].mul_(3)  # mT
+        x.movedim(2, 0)[1].sub_(2)  # movedim
+        x.swapdims(0, 1)[0].neg_()  # swapdims
+        x.split_with_sizes([1, 2], dim=2)[1].mul_(-1)  # split_with_sizes
+        x.flatten(1).unflatten(1, (3, 3))[..., 0].add_(5)  # flatten, unflatten
+        x.unsqueeze(-1).squeeze(-1)[0, 0].zero_()  # squeeze
+        return x.sum()
+
+
+def test_updates_through_more_kinds_of_views() -> None:
+    check_against_eager(MoreViews(), randn(2, 3, 3))
