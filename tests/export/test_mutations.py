@@ -203,6 +203,7 @@ def test_static_kv_cache_decode_steps() -> None:
         )
 
     ep = check_against_eager(StaticKVCache(), inputs)
+    assert sorted(ep.graph_signature.buffers_to_mutate.values()) == ["keys", "steps", "values"]
     kinds = mutation_outputs(ep)
     assert kinds == [
         ("BUFFER_MUTATION", "keys"),
@@ -220,6 +221,7 @@ class IncrementColumn(nn.Module):
 def test_update_of_an_input_through_a_view() -> None:
     ep = check_against_eager(IncrementColumn(), randn(3, 4))
     assert mutation_outputs(ep) == [("USER_INPUT_MUTATION", "x")]
+    assert list(ep.graph_signature.user_inputs_to_mutate.values()) == ["x"]
 
 
 def test_update_of_an_input_with_dynamic_sizes() -> None:
@@ -317,6 +319,10 @@ def test_parameter_updates_under_no_grad() -> None:
     assert mutation_outputs(ep) == [
         ("PARAMETER_MUTATION", "linear.weight"),
         ("PARAMETER_MUTATION", "linear.bias"),
+    ]
+    assert list(ep.graph_signature.parameters_to_mutate.values()) == [
+        "linear.weight",
+        "linear.bias",
     ]
 
 
