@@ -715,3 +715,15 @@ class MoreViews(nn.Module):
 
 def test_updates_through_more_kinds_of_views() -> None:
     check_against_eager(MoreViews(), randn(2, 3, 3))
+
+
+def test_out_arguments_are_refused() -> None:
+    class Out(nn.Module):
+        def forward(self, x):
+            y = torch.empty_like(x)
+            torch.add(x, 1, out=y)
+            return y
+
+    with pytest.raises(TraceError, match="out= tensor") as info:
+        gl.export(Out(), (torch.ones(3),))
+    assert "torch.add(x, 1, out=y)" in str(info.value)
