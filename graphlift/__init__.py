@@ -4,7 +4,7 @@ The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
-from graphlift.errors import GraphliftError, TraceError
+from graphlift.errors import GraphliftError, MutationError, TraceError
 from graphlift.export import (
     AdditionalInputs,
     Dim,
@@ -51,6 +51,7 @@ __all__ = [
     "InputKind",
     "InputSpec",
     "Interpreter",
+    "MutationError",
     "Node",
     "OutputKind",
     "OutputSpec",

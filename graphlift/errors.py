@@ -152,3 +152,9 @@ class ShapeSpecError(DynamicShapesError, ValueError):
     """A ShapesCollection, AdditionalInputs or refine_dynamic_shapes cannot
     build a spec for these inputs (torch.export raises ValueError or
     AssertionError in the same situations)."""
+
+
+class MutationError(GraphliftError, RuntimeError):
+    """The model changes a tensor in a way an exported (functional) program cannot
+    express: a lifted constant, a leaf that requires grad, a tensor's storage
+    (``resize_``/``set_``) or its metadata (``unsqueeze_``)."""

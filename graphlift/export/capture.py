@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError
+from graphlift.errors import ExportError, MutationError
 from graphlift.export.dynamic_shapes import VALUE, DimEntry
 from graphlift.export.signature import (
     ConstantArgument,
@@ -28,7 +28,7 @@ from graphlift.export.signature import (
 )
 from graphlift.export.symbols import DynamicDim, SymbolMaker
 from graphlift.ir.graph import Graph, Namespace
-from graphlift.ir.node import Node
+from graphlift.ir.node import Node, describe_value
 from graphlift.ir.passes import eliminate_dead_code
 from graphlift.pytree import (
     TreeSpec,
@@ -75,6 +75,7 @@ def capture(
     if symbols is not None:
         recorder.symbolic = SymbolicValues(graph, symbols.shape_env)
     state_specs, replacements = _lift_state(module, recorder)
+    recorder.know_state(replacements)
     flat_inputs, in_spec = tree_flatten((args, kwargs))
     names = _input_names(module, args, kwargs)
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
@@ -87,10 +88,16 @@ def capture(
     ):
         with tracing(recorder, symbolic=symbols is not None):
             result = module(*traced_args, **traced_kwargs)
+        final_buffers = dict(module.named_buffers(remove_duplicate=False))
 
     flat_outputs, out_spec = tree_flatten(result)
+    traced_by_name = _traced_inputs(state_specs, replacements, module, user_specs, traced_inputs)
+    mutation_args, mutation_specs = _mutation_outputs(
+        recorder, (*state_specs, *user_specs), traced_by_name, final_buffers
+    )
     output_args, output_specs = _outputs(recorder, flat_outputs)
-    graph.output(tuple(output_args))
+    graph.output((*mutation_args, *output_args))
+    output_specs = [*mutation_specs, *output_specs]
     constant_specs = tuple(
         InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target)
         for c in recorder.constants
@@ -187,6 +194,85 @@ def _plain_symbol(size: Any) -> str | None:
     return as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
 
 
+def _traced_inputs(
+    state_specs: list[InputSpec],
+    replacements: dict[int, torch.Tensor],
+    module: torch.nn.Module,
+    user_specs: list[InputSpec],
+    traced_inputs: list[Any],
+) -> dict[str, TraceTensor]:
+    """placeholder name -> the traced value the model received for it. A tied
+    tensor is read through its first name only, so only that one is listed."""
+    state = {**dict(module.named_parameters(remove_duplicate=False)),
+             **dict(module.named_buffers(remove_duplicate=False))}  # fmt: skip
+    found: dict[str, TraceTensor] = {}
+    for spec in state_specs:
+        traced = replacements[id(state[str(spec.target)])]
+        if isinstance(traced, TraceTensor) and all(traced is not t for t in found.values()):
+            found[spec.arg.name] = traced
+    for spec, value in zip(user_specs, traced_inputs):
+        if isinstance(value, TraceTensor):
+            found[spec.arg.name] = value
+    return found
+
+
+_MUTATION_KINDS = {
+    InputKind.PARAMETER: OutputKind.PARAMETER_MUTATION,
+    InputKind.BUFFER: OutputKind.BUFFER_MUTATION,
+    InputKind.USER_INPUT: OutputKind.USER_INPUT_MUTATION,
+}
+
+
+def _mutation_outputs(
+    recorder: Recorder,
+    input_specs: tuple[InputSpec, ...],
+    traced_by_name: dict[str, TraceTensor],
+    final_buffers: dict[str, Any],
+) -> tuple[list[Node], list[OutputSpec]]:
+    """One output per input, parameter or buffer whose content the model changed,
+    in input order (as torch.export orders them): updated in place, or — for a
+    buffer — reassigned (``self.buf = self.buf + 1``). The target is the
+    state_dict key, or the placeholder's name for user inputs."""
+    args: list[Node] = []
+    specs: list[OutputSpec] = []
+    for spec in input_specs:
+        traced = traced_by_name.get(spec.arg.name)
+        if traced is None:
+            continue  # not a tensor, or a tied name the model read through another one
+        value: TraceTensor = traced
+        if spec.kind is InputKind.BUFFER:
+            reassigned = _reassigned(recorder, str(spec.target), traced, final_buffers)
+            value = traced if reassigned is None else reassigned
+        node = recorder.current_node(value)
+        if node.op == "placeholder" and node.name == spec.arg.name:
+            continue
+        target = spec.arg.name if spec.kind is InputKind.USER_INPUT else spec.target
+        args.append(node)
+        specs.append(OutputSpec(_MUTATION_KINDS[spec.kind], TensorArgument(node.name), target))
+    return args, specs
+
+
+def _reassigned(
+    recorder: Recorder, target: str, traced: TraceTensor, final_buffers: dict[str, Any]
+) -> TraceTensor | None:
+    """The new value of a buffer attribute the model reassigned, or None."""
+    current = final_buffers.get(target)
+    if current is traced:
+        return None
+    if isinstance(current, torch.Tensor) and not isinstance(current, TraceTensor):
+        current = recorder.constant(current)
+    if not isinstance(current, TraceTensor) or (
+        [str(s) for s in current.shape], current.dtype) != ([str(s) for s in traced.shape], traced.dtype
+    ):  # fmt: skip
+        raise MutationError(
+            f"the model replaced buffer {target!r} ({describe_value(traced)}) by "
+            f"{describe_value(current) if isinstance(current, torch.Tensor) else repr(current)}; "
+            "an exported program can update a buffer's values but not its shape, dtype or "
+            "existence. Assign a tensor of the same shape and dtype"
+        )
+    return current
+
+
 def _outputs(recorder: Recorder, flat_outputs: list[Any]) -> tuple[list[Any], list[OutputSpec]]:
     args: list[Any] = []
     specs: list[OutputSpec] = []
@@ -200,8 +286,9 @@ def _outputs(recorder: Recorder, flat_outputs: list[Any]) -> tuple[list[Any], li
         if isinstance(leaf, torch.Tensor) and not isinstance(leaf, TraceTensor):
             leaf = recorder.constant(leaf)  # a tensor the model returns untouched
         if isinstance(leaf, TraceTensor):
-            args.append(leaf.node)
-            specs.append(OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(leaf.node.name), None))
+            node = recorder.current_node(leaf)
+            args.append(node)
+            specs.append(OutputSpec(OutputKind.USER_OUTPUT, TensorArgument(node.name), None))
         elif isinstance(leaf, _PYTHON_CONSTANTS):
             args.append(leaf)
             specs.append(

@@ -143,11 +143,13 @@ class AdditionalInputs:
         return _mirror(trees[0], iter(leaves))
 
     def verify(self, program: Any) -> None:
-        """Run ``program.module()`` on every added input set (its input checks
-        raise InputMismatchError for one the program does not accept)."""
+        """Run ``program.module()``'s input checks on every added input set (they
+        raise InputMismatchError for one the program does not accept). Only the
+        checks: running the program would apply its mutations to the model's
+        buffers and to the example tensors."""
         module = program.module()
         for args, kwargs in self._examples:
-            module(*args, **(kwargs or {}))
+            module._check_inputs(*module._flat_inputs(args, kwargs or {}))
 
 
 def refine_dynamic_shapes(

@@ -119,6 +119,11 @@ class ExportGraphSignature:
         return {s.arg.name: str(s.target) for s in self.output_specs if s.kind in kinds}
 
     @property
+    def parameters_to_mutate(self) -> dict[str, str]:
+        kinds = (OutputKind.PARAMETER_MUTATION,)
+        return {s.arg.name: str(s.target) for s in self.output_specs if s.kind in kinds}
+
+    @property
     def user_inputs_to_mutate(self) -> dict[str, str]:
         kinds = (OutputKind.USER_INPUT_MUTATION,)
         return {s.arg.name: str(s.target) for s in self.output_specs if s.kind in kinds}

@@ -5,6 +5,10 @@ again, under their original qualified names, so ``state_dict()`` matches the
 original module. Calling the module flattens the inputs, checks their
 structure and the generated input checks, runs the graph and rebuilds the
 output structure.
+
+Mutation outputs are written back *inside* the graph (``export/writeback.py``),
+so after a call the module's buffers and the caller's tensors hold what eager
+leaves there.
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import torch
 
 from graphlift.errors import InputStructureError, PytreeError
 from graphlift.export.checks import compile_checks, input_check_source
-from graphlift.export.signature import InputKind, OutputKind
-from graphlift.ir.graph import Graph
+from graphlift.export.signature import InputKind
+from graphlift.export.writeback import apply_mutations
 from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.node import Node
 from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tree_unflatten
 
 if TYPE_CHECKING:
@@ -72,8 +77,10 @@ def unlift(program: ExportedProgram) -> ExportedModule:
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     anchor = placeholders[-1] if placeholders else None
     root = torch.nn.Module()
+    holders: dict[tuple[bool, str], Node] = {}  # (user input?, target) -> node holding it
     for node, spec in zip(placeholders, program.graph_signature.input_specs):
         if spec.kind not in _LIFTED:
+            holders[True, node.name] = node
             continue
         target = str(spec.target)
         with graph.inserting_after(anchor):
@@ -81,8 +88,9 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         attribute.meta = node.meta
         node.replace_all_uses_with(attribute)
         graph.erase_node(node)
+        holders[False, target] = attribute
         _install_state(root, program, spec.kind, target)
-    _keep_user_outputs(graph, program)
+    apply_mutations(graph, program.graph_signature.output_specs, holders)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
@@ -126,10 +134,3 @@ def _install_state(
         owner.register_buffer(leaf, program.state_dict[target])
     else:
         owner.register_buffer(leaf, program.constants[target], persistent=False)
-
-
-def _keep_user_outputs(graph: Graph, program: ExportedProgram) -> None:
-    output = next(reversed(graph.nodes))
-    kinds = [spec.kind for spec in program.graph_signature.output_specs]
-    user = [value for value, kind in zip(output.args[0], kinds) if kind is OutputKind.USER_OUTPUT]
-    output.args = (tuple(user),)

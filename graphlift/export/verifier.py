@@ -34,6 +34,7 @@ import torch
 from graphlift.errors import VerificationError
 from graphlift.ir.node import Node
 from graphlift.symbolic.expr import as_symbol, free_symbols
+from graphlift.trace.functional_ops import GRAPH_CALLABLES
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -49,6 +50,7 @@ ALLOWED_PYTHON_TARGETS: set[Any] = {
     operator.lt, operator.le, operator.gt, operator.ge, operator.and_, operator.or_,
     torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_float, torch.sym_int,
     torch.sym_ite, math.ceil, math.floor, math.trunc,
+    *GRAPH_CALLABLES,  # functionalized custom ops (trace/functional_ops.py)
 }  # fmt: skip
 
 # ATen ops a core-ATen graph may call besides those tagged core: reading sizes,

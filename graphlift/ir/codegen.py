@@ -232,6 +232,8 @@ class _CodeWriter:
             return self._global("torch") + str(arg).removeprefix("torch")
         if isinstance(arg, torch.device):
             return f"{self._global('torch')}.device({str(arg)!r})"
+        if isinstance(arg, torch._ops.OpOverload):  # an op passed as a value, not its C++ entry
+            return f"{self._global('torch')}.ops.{arg}"
         return self.reference(arg)
 
     def _tuple(self, arg: tuple[Any, ...]) -> str:

@@ -12,11 +12,12 @@
 4. results are wrapped as TraceTensors (tuple results through ``getitem``
    nodes, as in torch.export).
 
-In-place ops on intermediate tensors are recorded as their functional
-variant (``add_`` -> ``add``), and the tensor is rebound to the new node. That
-is only sound when nothing else sees the old value: mutating a graph input, a
-parameter or buffer, or a tensor that shares storage with another traced
-tensor is refused with a clear error until functionalization lands (issue #6).
+The graph is functional from the start: an in-place op is recorded as its
+functional form and the tensor it writes is *assigned* the result
+(``assign``): a base is rebound to the new node, a view's update is scattered
+back into its base and the base's other views are regenerated on their next
+use (``trace/mutations.py``, ``trace/aliasing.py``). Which inputs, parameters
+and buffers hold new values after the trace is read off by the capture stage.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError, TraceError
+from graphlift.errors import ExportError, MutationError, TraceError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
+from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
+from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
@@ -60,8 +63,8 @@ class Recorder:
         self.module_stack: dict[str, tuple[str, str]] = {}
         self._constants_by_id: dict[int, TraceTensor] = {}
         self._constant_targets: dict[int, str] = {}
-        self._frozen: set[Node] = set()  # values that must not be rebound (inputs, state)
-        self._storage_users: dict[int, int] = {}
+        self._constants_by_node: dict[int, str] = {}  # id(traced constant) -> its target
+        self._inputs: set[int] = set()  # ids of the traced inputs (placeholders' values)
         self.symbolic: SymbolicValues | None = None  # set when the export has dynamic dims
 
     # --- values entering the graph -------------------------------------------------------
@@ -104,13 +107,26 @@ class Recorder:
                 sizes, strides_like(value, sizes), dtype=value.dtype, device=META
             )
         traced = self.wrap(shadow, node, value.device, requires_grad)
-        self._frozen.add(node)
+        self._inputs.add(id(traced))
         return traced
 
     def name_constant_sources(self, targets: dict[int, str]) -> None:
         """Names (attribute paths) for real tensors the model holds outside its
         state_dict, used when they are lifted as constants."""
         self._constant_targets = targets
+
+    def know_state(self, traced_by_id: dict[int, torch.Tensor]) -> None:
+        """The model's parameters and buffers by ``id``: code that reaches one of
+        them without going through the module attribute (a cache object holding
+        the same tensor as a registered buffer) reads and writes the traced state,
+        not a constant copy of it."""
+        for key, traced in traced_by_id.items():
+            if isinstance(traced, TraceTensor):
+                self._constants_by_id[key] = traced
+
+    def traced(self, value: torch.Tensor) -> TraceTensor:
+        """``value`` as a traced tensor: itself, the traced state it is, or a lifted constant."""
+        return value if isinstance(value, TraceTensor) else self.constant(value)
 
     def constant(self, value: torch.Tensor) -> TraceTensor:
         """A real tensor used by the traced code: lifted once as a constant input."""
@@ -122,6 +138,7 @@ class Recorder:
         traced = self.placeholder(name, value)
         self.constants.append(LiftedConstant(traced.node.name, target, value))
         self._constants_by_id[id(value)] = traced
+        self._constants_by_node[id(traced)] = target
         return traced
 
     def wrap(
@@ -130,22 +147,39 @@ class Recorder:
         differentiable = shadow.is_floating_point() or shadow.is_complex()
         traced = TraceTensor(shadow, node, device, requires_grad and differentiable)
         node.meta["val"] = traced
-        key = _storage_key(shadow)
-        self._storage_users[key] = self._storage_users.get(key, 0) + 1
         return traced
 
     # --- recording calls -----------------------------------------------------------------
 
     def call(self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        rewrite = HIDDEN_MUTATIONS.get(op)
+        if rewrite is not None:
+            rewritten = rewrite(self, op, args, kwargs)
+            if rewritten is not NotImplemented:
+                return rewritten
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
         result = self._metadata(op, shadow_args, shadow_kwargs)
-        mutated = _mutated_argument(op, args, kwargs)
-        if mutated is not None:
-            return self._record_in_place(op, mutated, node_args, node_kwargs, result)
+        if op._schema.is_mutable:
+            return record_mutation(self, op, args, kwargs, result)
         node = self.record(op, node_args, node_kwargs)
-        return self._wrap_result(
+        wrapped = self._wrap_result(
             node, result, self._result_device(args, kwargs), self._requires_grad(args)
+        )
+        if args and isinstance(args[0], torch.Tensor):  # a view of a state tensor or constant
+            track_views(op, (self.traced(args[0]), *args[1:]), kwargs, wrapped)
+        return wrapped
+
+    def record_call(
+        self, target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+        shadow_result: Any,
+    ) -> Any:  # fmt: skip
+        """Record a call of a Python-level ``target`` whose result metadata is already known."""
+        node_args, _ = self._convert(args)
+        node_kwargs, _ = self._convert(kwargs)
+        node = self.record(target, node_args, node_kwargs)
+        return self._wrap_result(
+            node, shadow_result, self._result_device(args, kwargs), self._requires_grad(args)
         )
 
     def _metadata(self, op: torch._ops.OpOverload, args: Any, kwargs: Any) -> Any:
@@ -175,33 +209,43 @@ class Recorder:
             node.meta["nn_module_stack"] = self.module_stack
         return node
 
-    def _record_in_place(
-        self,
-        op: torch._ops.OpOverload,
-        mutated: TraceTensor,
-        node_args: Any,
-        node_kwargs: Any,
-        result: Any,
-    ) -> TraceTensor:
-        if mutated.node in self._frozen:
-            raise TraceError(
-                f"{op} updates the input, parameter or buffer {mutated.node.name!r} in place; "
-                "exporting mutations of inputs and state is not supported yet (graphlift issue #6). "
-                "Compute a new tensor instead (e.g. `x = x + y` rather than `x += y`)",
+    # --- mutation --------------------------------------------------------------------------
+
+    def assign(self, target: TraceTensor, value: TraceTensor) -> None:
+        """The model updated ``target`` in place; ``value`` (same shape and dtype) is
+        its new content. A base is rebound to ``value``; for a view, the update
+        is written back into the base, whose other views become stale."""
+        root = target.base if target.base is not None else target
+        self._check_writable(root, target)
+        if target.base is None:
+            target.node = value.node
+            target.version += 1
+            return
+        scatter_into_base(self, target, value)
+        target.node = value.node
+        target.seen_version = root.version
+
+    def current_node(self, value: TraceTensor) -> Node:
+        """The node holding ``value``'s current content (a stale view is regenerated)."""
+        refresh(self, value)
+        return value.node
+
+    def _check_writable(self, root: TraceTensor, target: TraceTensor) -> None:
+        if id(root) in self._constants_by_node:
+            name = self._constants_by_node[id(root)]
+            raise MutationError(
+                f"the model changes the tensor constant {name!r} in place; a constant is not "
+                "state of the module, so the change could not be kept. Register it as a buffer "
+                "(module.register_buffer) if it is state",
                 where=user_where(),
             )
-        if self._storage_users.get(_storage_key(mutated.shadow), 0) > 1:
-            raise TraceError(
-                f"{op} updates a tensor in place that shares memory with another tensor (a view); "
-                "exporting that is not supported yet (graphlift issue #6)",
+        if id(root) in self._inputs and root.requires_grad and torch.is_grad_enabled():
+            what = "a leaf Variable" if target is root else "a view of a leaf Variable"
+            raise MutationError(
+                f"{what} that requires grad ({root.node.name!r}) is being used in an in-place "
+                "operation, which eager PyTorch refuses too; update it under torch.no_grad()",
                 where=user_where(),
             )
-        functional = functional_variant(op)
-        node = self.record(functional, node_args, node_kwargs)
-        node.meta["val"] = mutated
-        node.meta["original_op"] = str(op)
-        mutated.node = node
-        return mutated
 
     def _wrap_result(
         self, node: Node, result: Any, device: torch.device, requires_grad: bool
@@ -227,7 +271,7 @@ class Recorder:
     def _convert(self, value: Any) -> tuple[Any, Any]:
         """(node argument, shadow argument) for a nested op argument."""
         if isinstance(value, TraceTensor):
-            return value.node, value.shadow
+            return self.current_node(value), value.shadow
         if isinstance(value, torch.Tensor):
             lifted = self.constant(value)
             return lifted.node, lifted.shadow
@@ -286,41 +330,7 @@ def strides_like(value: torch.Tensor, sizes: list[Any]) -> list[Any]:
     return strides
 
 
-def functional_variant(op: torch._ops.OpOverload) -> torch._ops.OpOverload:
-    """``aten.add_.Tensor`` -> ``aten.add.Tensor``: the out-of-place op with the same overload."""
-    name = op._schema.name.split("::")[-1]
-    packet = getattr(torch.ops.aten, name.rstrip("_"), None)
-    overload = getattr(packet, op._overloadname, None) if packet is not None else None
-    if overload is None or overload._schema.is_mutable:
-        raise TraceError(
-            f"{op} changes a tensor in place and has no out-of-place variant to record"
-        )
-    return overload  # type: ignore[no-any-return]
-
-
-def _mutated_argument(
-    op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """The TraceTensor an in-place op writes to (``self`` of ``add_``), or None."""
-    schema = op._schema
-    if not schema.is_mutable:
-        return None
-    for index, argument in enumerate(schema.arguments):
-        if argument.alias_info is not None and argument.alias_info.is_write:
-            value = args[index] if index < len(args) else kwargs.get(argument.name)
-            if argument.kwarg_only or argument.name == "out":
-                raise TraceError(
-                    f"{op} writes to an out= tensor; write the result to a new tensor instead"
-                )
-            return value
-    return None
-
-
 def _leaves(value: Any) -> list[Any]:
     if isinstance(value, tuple | list):
         return [leaf for v in value for leaf in _leaves(v)]
     return [value]
-
-
-def _storage_key(shadow: torch.Tensor) -> int:
-    return int(shadow.untyped_storage()._cdata)

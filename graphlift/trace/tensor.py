@@ -7,7 +7,13 @@ data. Two things ride along:
 - ``shadow``: a tensor on the meta device with the same metadata. ATen's meta
   kernels run on shadows to compute the metadata of every result, and views of
   a shadow share its (empty) storage, so aliasing is visible.
-- ``node``: the graph Node that computes this value.
+- ``node``: the graph Node that computes this value *now*. An in-place update
+  rebinds it to the node of the functional result (see ``trace/aliasing.py``).
+
+Aliasing is tracked for functionalization: a view remembers its ``base`` (the
+tensor that owns the storage) and the ``view_steps`` that derive it from the
+base; a base counts its in-place updates in ``version``, and a view whose
+``seen_version`` lags behind is regenerated from the base on its next use.
 
 The device reported is the user's (``cpu``), never ``meta``: model code reads
 ``x.device`` to create new tensors, and those must land in the graph with the
@@ -27,6 +33,10 @@ from graphlift.ir.node import Node, describe_value
 class TraceTensor(torch.Tensor):
     shadow: torch.Tensor
     node: Node
+    base: TraceTensor | None  # None: this tensor owns its storage
+    view_steps: tuple[Any, ...]  # trace.aliasing.ViewStep, from base to this view
+    version: int  # in-place updates of this base so far
+    seen_version: int  # the base version this view's node reflects
 
     @staticmethod
     def __new__(
@@ -48,6 +58,10 @@ class TraceTensor(torch.Tensor):
     ) -> None:
         self.shadow = shadow
         self.node = node
+        self.base = None
+        self.view_steps = ()
+        self.version = 0
+        self.seen_version = 0
 
     def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]
         return f"TraceTensor({describe_value(self)}, node=%{self.node.name}, device={self.device})"
