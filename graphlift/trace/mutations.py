@@ -103,6 +103,8 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     ``add_``-style ops)."""
     if op is aten.detach_.default:
         return args[0]  # no autograd in the graph: detaching changes nothing
+    if op is aten.as_strided_.default and _same_elements(args):
+        return args[0]  # only strides of size-1 dims change (adaptive_avg_pool2d's restride)
     written = [
         None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)
     ]
@@ -128,6 +130,17 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
         if target is not None:
             recorder.assign(target, _cast_like(recorder, value, target))
     return _eager_returns(op, args, kwargs, results[:plain_count])
+
+
+def _same_elements(args: tuple[Any, ...]) -> bool:
+    """``as_strided_(t, size, stride, offset)`` that addresses exactly the same
+    elements as ``t`` already does: same sizes and offset, same strides on every
+    dim longer than 1. It changes no value, so it is recorded as nothing."""
+    tensor, size, stride, *rest = args
+    offset = rest[0] if rest and rest[0] is not None else tensor.storage_offset()
+    if list(size) != list(tensor.shape) or offset != tensor.storage_offset():
+        return False
+    return all(n == 1 or a == b for n, a, b in zip(size, stride, tensor.stride()))
 
 
 def _eager_returns(op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any],
