@@ -152,3 +152,10 @@ class ShapeSpecError(DynamicShapesError, ValueError):
     """A ShapesCollection, AdditionalInputs or refine_dynamic_shapes cannot
     build a spec for these inputs (torch.export raises ValueError or
     AssertionError in the same situations)."""
+
+
+class RuntimeAssertError(GraphliftError, RuntimeError):
+    """An exported program's runtime assertion failed: the data of this input
+    violates a fact the program was exported under (``torch._check(u0 < 8)``
+    on a data-dependent value). torch raises RuntimeError from
+    ``aten._assert_scalar`` here."""

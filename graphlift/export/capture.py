@@ -87,6 +87,8 @@ def capture(
     ):
         with tracing(recorder, symbolic=symbols is not None):
             result = module(*traced_args, **traced_kwargs)
+            if recorder.symbolic is not None:
+                recorder.symbolic.emit_runtime_asserts()
 
     flat_outputs, out_spec = tree_flatten(result)
     output_args, output_specs = _outputs(recorder, flat_outputs)
@@ -106,7 +108,7 @@ def capture(
         in_spec=in_spec,
         out_spec=out_spec,
         input_names=tuple(names),
-        shape_env=symbols.shape_env if symbols else None,
+        shape_env=recorder.symbolic.shape_env if recorder.symbolic else None,
         dynamic_dims=tuple(symbols.dims) if symbols else (),
     )
 

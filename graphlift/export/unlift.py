@@ -20,6 +20,7 @@ from graphlift.export.signature import InputKind, OutputKind
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tree_unflatten
+from graphlift.trace.data_dependent import runtime_assert
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -83,6 +84,7 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         graph.erase_node(node)
         _install_state(root, program, spec.kind, target)
     _keep_user_outputs(graph, program)
+    _typed_runtime_asserts(graph)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
@@ -126,6 +128,14 @@ def _install_state(
         owner.register_buffer(leaf, program.state_dict[target])
     else:
         owner.register_buffer(leaf, program.constants[target], persistent=False)
+
+
+def _typed_runtime_asserts(graph: Graph) -> None:
+    """``aten._assert_scalar`` raises a bare RuntimeError; the runnable module
+    checks the same condition with graphlift's typed RuntimeAssertError."""
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten._assert_scalar.default:
+            node.target = runtime_assert
 
 
 def _keep_user_outputs(graph: Graph, program: ExportedProgram) -> None:

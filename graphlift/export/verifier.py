@@ -24,6 +24,14 @@ ALLOWED_PYTHON_TARGETS = {
     operator.mod, operator.pow, operator.neg, torch.sym_max, torch.sym_min,
 }  # fmt: skip
 
+# --- data-dependent values and control flow (issue #8) ---
+# Comparisons and logic over symbolic values feed runtime asserts
+# (``aten._assert_scalar(u0 >= 0, ...)``); ``int`` reads an unbacked bool as 0/1.
+ALLOWED_PYTHON_TARGETS |= {
+    operator.ge, operator.gt, operator.le, operator.lt, operator.eq, operator.ne,
+    operator.and_, operator.or_, torch.sym_not, torch.sym_float, int,
+}  # fmt: skip
+
 
 def verify(program: ExportedProgram) -> None:
     graph = program.graph

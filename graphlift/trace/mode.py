@@ -26,30 +26,14 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graphlift.errors import DataDependentError, TraceError
+from graphlift.errors import TraceError
 from graphlift.source import user_where
+from graphlift.trace.data_dependent import DATA_DEPENDENT_OPS
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
 
 Handler = Callable[[Recorder, Any, tuple[Any, ...], dict[str, Any]], Any]
-
-
-def _data_dependent(
-    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """``.item()``, ``.tolist()``, ``bool(tensor)``: the value of a tensor is not
-    known while tracing."""
-    raise DataDependentError(
-        "the model reads the value of a tensor (.item(), .tolist(), bool(), int() or a Python "
-        "branch on a tensor), which is not known while exporting",
-        expr=f"{op}",
-        where=user_where(),
-        fixes=(
-            "compute with tensors instead of Python numbers (e.g. torch.where instead of if)",
-            "data-dependent values are coming in graphlift issue #8",
-        ),
-    )
 
 
 def _unsupported_storage_change(
@@ -75,31 +59,9 @@ def _alias(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str,
     return value
 
 
-def _data_dependent_size(
-    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """``nonzero``, ``masked_select``, boolean-mask indexing...: the size of the
-    result depends on the values in a tensor."""
-    raise DataDependentError(
-        f"{op} returns a tensor whose size depends on the values of its input, which are not "
-        "known while exporting",
-        expr=f"{op}",
-        where=user_where(),
-        fixes=("data-dependent output sizes are coming in graphlift issue #8",),
-    )
-
-
 SPECIAL_OPS: dict[Any, Handler] = {
     aten.detach.default: _alias,
-    aten._local_scalar_dense.default: _data_dependent,
-    aten.item.default: _data_dependent,
-    aten.is_nonzero.default: _data_dependent,
-    aten.nonzero.default: _data_dependent_size,
-    aten.masked_select.default: _data_dependent_size,
-    aten.repeat_interleave.Tensor: _data_dependent_size,
-    aten.unique_consecutive.default: _data_dependent_size,
-    aten._unique2.default: _data_dependent_size,
-    aten.unique_dim.default: _data_dependent_size,
+    **DATA_DEPENDENT_OPS,
     aten.resize_.default: _unsupported_storage_change,
     aten.set_.source_Tensor: _unsupported_storage_change,
     aten.set_.source_Storage: _unsupported_storage_change,
@@ -140,6 +102,11 @@ def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
         stack.enter_context(exporting_flags())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
+        else:  # the first data-dependent value makes a static trace symbolic
+            recorder.on_symbolic = lambda: stack.enter_context(enable_python_dispatcher())
         stack.enter_context(torch._C._AutoDispatchBelowADInplaceOrView())
         stack.enter_context(TraceMode(recorder))
-        yield
+        try:
+            yield
+        finally:
+            recorder.on_symbolic = None

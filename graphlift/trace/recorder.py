@@ -29,10 +29,11 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError, TraceError
+from graphlift.errors import ExportError, GraphliftError, TraceError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
+from graphlift.symbolic import ShapeEnv
 from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
@@ -62,6 +63,16 @@ class Recorder:
         self._frozen: set[Node] = set()  # values that must not be rebound (inputs, state)
         self._storage_users: dict[int, int] = {}
         self.symbolic: SymbolicValues | None = None  # set when the export has dynamic dims
+        self.on_symbolic: Callable[[], None] | None = None  # called when symbols appear mid-trace
+
+    def ensure_symbolic(self) -> SymbolicValues:
+        """The export's symbolic values, created on first need: a static export
+        gets its ShapeEnv when it meets its first data-dependent value."""
+        if self.symbolic is None:
+            self.symbolic = SymbolicValues(self.graph, ShapeEnv(backed_size_oblivious=True))
+            if self.on_symbolic is not None:
+                self.on_symbolic()
+        return self.symbolic
 
     # --- values entering the graph -------------------------------------------------------
 
@@ -135,12 +146,24 @@ class Recorder:
 
     # --- recording calls -----------------------------------------------------------------
 
-    def call(self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call(
+        self,
+        op: torch._ops.OpOverload,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        rule: Callable[..., Any] | None = None,
+    ) -> Any:
+        """Record ``op``; ``rule`` computes the shadow results instead of the op's
+        meta kernel (data-dependent sizes, see trace/data_dependent.py)."""
+        if self.symbolic is not None:
+            self.symbolic.emit_runtime_asserts()
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
         try:
-            rule = SHAPE_RULES.get(op)
+            rule = rule or SHAPE_RULES.get(op)
             result = (rule or op)(*shadow_args, **shadow_kwargs)
+        except GraphliftError:  # DataDependentError names the user's line already
+            raise
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
@@ -149,9 +172,12 @@ class Recorder:
         if mutated is not None:
             return self._record_in_place(op, mutated, node_args, node_kwargs, result)
         node = self.record(op, node_args, node_kwargs)
-        return self._wrap_result(
+        wrapped = self._wrap_result(
             node, result, self._result_device(args, kwargs), self._requires_grad(args)
         )
+        if self.symbolic is not None:
+            self.symbolic.bind_sizes(wrapped)
+        return wrapped
 
     def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
         node = self.graph.call_function(target, tuple(args), dict(kwargs))
@@ -226,7 +252,8 @@ class Recorder:
             return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
         if isinstance(value, torch.device):
             return value, META
-        if isinstance(value, torch.SymInt) and self.symbolic is not None:
+        symbolic = isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool)
+        if symbolic and self.symbolic is not None:
             return self.symbolic.node_for(value), value
         if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
             raise TraceError(
