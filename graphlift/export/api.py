@@ -98,7 +98,7 @@ def _assemble(
     entry = ModuleCallEntry("", captured.in_spec, captured.out_spec, captured.input_names)
     shape_env = captured.shape_env
     return ExportedProgram(
-        graph_module=GraphModule(torch.nn.Module(), captured.graph),
+        graph_module=GraphModule(dict(captured.subgraphs), captured.graph),
         graph_signature=signature,
         state_dict=state_dict,
         constants=constants,

@@ -60,6 +60,7 @@ class Capture:
     input_names: tuple[str, ...]  # forward's parameter names, for module() and errors
     shape_env: ShapeEnv | None  # None when every input is static
     dynamic_dims: tuple[DynamicDim, ...]
+    subgraphs: dict[str, Any]  # control-flow bodies: get_attr target -> GraphModule
 
 
 def capture(
@@ -110,6 +111,7 @@ def capture(
         input_names=tuple(names),
         shape_env=recorder.symbolic.shape_env if recorder.symbolic else None,
         dynamic_dims=tuple(symbols.dims) if symbols else (),
+        subgraphs=dict(recorder.subgraphs),
     )
 
 

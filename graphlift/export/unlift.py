@@ -85,6 +85,8 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         _install_state(root, program, spec.kind, target)
     _keep_user_outputs(graph, program)
     _typed_runtime_asserts(graph)
+    for name, body in program.graph_module.named_children():  # control-flow bodies
+        root.add_module(name, copy.deepcopy(body))
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from graphlift.errors import VerificationError
+from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
+from graphlift.trace import control_flow
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -30,7 +32,22 @@ ALLOWED_PYTHON_TARGETS = {
 ALLOWED_PYTHON_TARGETS |= {
     operator.ge, operator.gt, operator.le, operator.lt, operator.eq, operator.ne,
     operator.and_, operator.or_, torch.sym_not, torch.sym_float, int,
+    control_flow.cond, control_flow.map_impl, control_flow.while_loop, control_flow.scan,
 }  # fmt: skip
+
+
+def _is_subgraph(node: Node) -> bool:
+    """A ``get_attr`` of a control-flow body (``true_graph_0``): a submodule
+    of the program's graph module, passed to a control-flow call."""
+    root = node.graph.owning_module
+    body = getattr(root, str(node.target), None) if root is not None else None
+    return isinstance(body, GraphModule) and all(
+        user.target in CONTROL_FLOW_TARGETS for user in node.users
+    )
+
+
+CONTROL_FLOW_TARGETS = {control_flow.cond, control_flow.map_impl, control_flow.while_loop,
+                        control_flow.scan}  # fmt: skip
 
 
 def verify(program: ExportedProgram) -> None:
@@ -57,6 +74,8 @@ def _verify_node(node: Node) -> None:
         where = node.meta.get("stack_trace")
         return VerificationError(f"node {node.format_node()} {problem}", where=where)
 
+    if node.op == "get_attr" and _is_subgraph(node):
+        return
     if node.op in ("call_method", "call_module", "get_attr"):
         raise fail(f"uses opcode {node.op}, which exported graphs do not contain")
     if node.op == "call_function":

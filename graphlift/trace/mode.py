@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from graphlift.errors import TraceError
 from graphlift.source import user_where
+from graphlift.trace.control_flow import CONTROL_FLOW_OPS
 from graphlift.trace.data_dependent import DATA_DEPENDENT_OPS
 from graphlift.trace.recorder import Recorder
 
@@ -62,6 +63,7 @@ def _alias(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str,
 SPECIAL_OPS: dict[Any, Handler] = {
     aten.detach.default: _alias,
     **DATA_DEPENDENT_OPS,
+    **CONTROL_FLOW_OPS,
     aten.resize_.default: _unsupported_storage_change,
     aten.set_.source_Tensor: _unsupported_storage_change,
     aten.set_.source_Storage: _unsupported_storage_change,
@@ -71,14 +73,25 @@ SPECIAL_OPS: dict[Any, Handler] = {
 
 
 class TraceMode(TorchDispatchMode):
+    #: torch's control-flow operators (torch.cond, map, while_loop, scan) reach
+    #: __torch_dispatch__ as HigherOrderOperator objects; CONTROL_FLOW_OPS handles them.
+    supports_higher_order_operators = True
+
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self.recorder = recorder
+        recorder.trace_mode = self  # control-flow bodies are traced under it again
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         handler = SPECIAL_OPS.get(func)
         if handler is not None:
             return handler(self.recorder, func, args, kwargs or {})
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            raise TraceError(
+                f"the higher-order operator {func.__name__} is not supported by graphlift "
+                "(supported: cond, map, while_loop, scan)",
+                where=user_where(),
+            )
         return self.recorder.call(func, args, kwargs or {})
 
 
@@ -89,11 +102,22 @@ def exporting_flags() -> Iterator[None]:
     Libraries (transformers' masking code, for one) take their trace-friendly
     paths on these flags instead of branching on tensor values."""
     saved = (torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag)
+    saved_dynamo = torch.compiler.is_dynamo_compiling
     torch.compiler._is_compiling_flag = torch.compiler._is_exporting_flag = True
+    # torch.cond, map, while_loop and scan call their operator directly when
+    # "dynamo is compiling"; otherwise they wrap it in torch.compile, which
+    # skips the frame under our mode *and marks its code skipped for good*,
+    # breaking later eager calls of torch.cond in the same process.
+    torch.compiler.is_dynamo_compiling = _true
     try:
         yield
     finally:
         torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag = saved
+        torch.compiler.is_dynamo_compiling = saved_dynamo
+
+
+def _true() -> bool:
+    return True
 
 
 @contextmanager

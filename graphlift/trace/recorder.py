@@ -64,6 +64,13 @@ class Recorder:
         self._storage_users: dict[int, int] = {}
         self.symbolic: SymbolicValues | None = None  # set when the export has dynamic dims
         self.on_symbolic: Callable[[], None] | None = None  # called when symbols appear mid-trace
+        # Control flow (trace/control_flow.py) records bodies into their own graphs:
+        # ``graph`` is then the body's, ``lift`` turns an outer node into a body
+        # placeholder, and ``subgraphs`` collects the submodules of the current graph.
+        self.root_graph = graph
+        self.lift: Callable[[Node], Node] | None = None
+        self.subgraphs: dict[str, Any] = {}
+        self.trace_mode: Any = None  # the TraceMode recording into this Recorder
 
     def ensure_symbolic(self) -> SymbolicValues:
         """The export's symbolic values, created on first need: a static export
@@ -91,8 +98,8 @@ class Recorder:
 
     def new_input(self, name: str) -> Node:
         """A placeholder node (its final name may differ from ``name``), not yet given a value."""
-        with self.graph.inserting_before(self._first_computation()):
-            return self.graph.placeholder(name)
+        with self.root_graph.inserting_before(self._first_computation()):
+            return self.root_graph.placeholder(name)
 
     def bind_input(
         self,
@@ -101,6 +108,7 @@ class Recorder:
         *,
         requires_grad: bool = False,
         sizes: list[Any] | None = None,
+        device: torch.device | None = None,
     ) -> TraceTensor:
         """The traced value of input ``node``: ``value``'s metadata, with ``sizes``
         (possibly symbolic) instead of its sizes when given; strides follow
@@ -113,7 +121,7 @@ class Recorder:
             shadow = torch.empty_strided(
                 sizes, strides_like(value, sizes), dtype=value.dtype, device=META
             )
-        traced = self.wrap(shadow, node, value.device, requires_grad)
+        traced = self.wrap(shadow, node, device or value.device, requires_grad)
         self._frozen.add(node)
         return traced
 
@@ -216,6 +224,22 @@ class Recorder:
         mutated.node = node
         return mutated
 
+    def local(self, node: Node) -> Node:
+        """``node`` as an argument in the graph being recorded (lifted if it is outer)."""
+        if self.lift is None or node.graph is self.graph:
+            return node
+        return self.lift(node)
+
+    def convert(self, value: Any) -> Any:
+        """The node argument for an op argument ``value``."""
+        return self._convert(value)[0]
+
+    def wrap_results(
+        self, node: Node, result: Any, device: torch.device, requires_grad: bool
+    ) -> Any:
+        """Traced values for the shadow results of ``node`` (``getitem`` nodes for tuples)."""
+        return self._wrap_result(node, result, device, requires_grad)
+
     def _wrap_result(
         self, node: Node, result: Any, device: torch.device, requires_grad: bool
     ) -> Any:
@@ -240,7 +264,7 @@ class Recorder:
     def _convert(self, value: Any) -> tuple[Any, Any]:
         """(node argument, shadow argument) for a nested op argument."""
         if isinstance(value, TraceTensor):
-            return value.node, value.shadow
+            return self.local(value.node), value.shadow
         if isinstance(value, torch.Tensor):
             lifted = self.constant(value)
             return lifted.node, lifted.shadow
@@ -282,7 +306,7 @@ class Recorder:
         return any(isinstance(a, torch.Tensor) and a.requires_grad for a in _leaves(args))
 
     def _first_computation(self) -> Node | None:
-        for node in self.graph.nodes:
+        for node in self.root_graph.nodes:
             if node.op != "placeholder":
                 return node
         return None

@@ -16,7 +16,8 @@ comparisons feeding ``aten._assert_scalar`` (:meth:`emit_runtime_asserts`).
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -75,6 +76,28 @@ class SymbolicValues:
         self.bindings: dict[str, tuple[Node, int]] = {}  # symbol -> (input placeholder, dim)
         self._nodes: dict[Any, tuple[Any, Any]] = {}  # expression -> (node or int, SymInt value)
         self._emitted_asserts = 0
+        self._values: dict[str, tuple[Node, Any]] = {}  # unbacked symbol -> node computing it
+        self._bools: dict[str, tuple[Node, Any]] = {}  # unbacked bool u (u == 1) -> its node
+        self._lift: Callable[[Node], Node] | None = None
+
+    @contextmanager
+    def scope(self, graph: Graph, lift: Callable[[Node], Node]) -> Iterator[None]:
+        """Build nodes in a control-flow body's ``graph`` while the block runs:
+        outer nodes are lifted into it, and symbols bound inside are forgotten after."""
+        saved = (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools)
+        self.graph, self._nodes, self._lift = graph, {}, lift
+        self.bindings, self._values, self._bools = (
+            dict(self.bindings), dict(self._values), dict(self._bools)
+        )
+        try:
+            yield
+        finally:
+            (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools) = saved
+
+    def _local(self, node: Node) -> Node:
+        if self._lift is None or node.graph is self.graph:
+            return node
+        return self._lift(node)
 
     def bind(self, symbol: str, placeholder: Node, dim: int) -> None:
         self.bindings.setdefault(symbol, (placeholder, dim))
@@ -96,10 +119,10 @@ class SymbolicValues:
     def bind_value(self, symbol: str, node: Node, value: Any) -> None:
         """``node`` computes the data-dependent ``symbol`` itself (``.item()``);
         ``value`` is its symbolic value (for a bool ``u == 1``, the int ``u``)."""
-        self._nodes.setdefault(("symbol", symbol), (node, value))
+        self._values.setdefault(symbol, (node, value))
 
     def is_bound(self, symbol: str) -> bool:
-        return symbol in self.bindings or ("symbol", symbol) in self._nodes
+        return symbol in self.bindings or symbol in self._values or symbol in self._bools
 
     def node_for(self, value: torch.SymInt | torch.SymBool | torch.SymFloat) -> Any:
         """A node argument computing ``value`` (or a plain constant when it is known)."""
@@ -158,8 +181,9 @@ class SymbolicValues:
         if isinstance(expr, Op) and expr.name in ("ge", "eq"):
             compare = operator.ge if expr.name == "ge" else operator.eq
             bool_symbol = _bool_symbol(expr)
-            if bool_symbol is not None and ("bool", bool_symbol) in self._nodes:
-                return self._nodes[("bool", bool_symbol)]
+            if bool_symbol is not None and bool_symbol in self._bools:
+                node, value = self._bools[bool_symbol]
+                return self._local(node), value
             return self._apply(compare, self._expression(expr.args[0]), (0, 0))
         if isinstance(expr, Op) and expr.name == "not":
             return self._apply_one(torch.sym_not, self._expression(expr.args[0]))
@@ -184,7 +208,7 @@ class SymbolicValues:
 
     def bind_bool(self, symbol: str, node: Node, value: Any) -> None:
         """``node`` computes the data-dependent bool ``symbol == 1`` (``bool(t)``)."""
-        self._nodes.setdefault(("bool", symbol), (node, value))
+        self._bools.setdefault(symbol, (node, value))
 
     def _monomial(self, mono: Any, coeff: int) -> tuple[Any, Any]:
         if mono == EMPTY_MONO:
@@ -214,16 +238,20 @@ class SymbolicValues:
         known = self._nodes.get(("symbol", name))
         if known is not None:
             return known
+        if name in self._values:
+            node, value = self._values[name]
+            return self._local(node), value
         binding = self.bindings.get(name)
-        if binding is None and ("bool", name) in self._nodes:  # the int of a bool: int(b)
-            node, _ = self._nodes[("bool", name)]
-            return self._apply_one(int, (node, self.shape_env.symint_of(name)))
+        if binding is None and name in self._bools:  # the int of a bool: int(b)
+            node, _ = self._bools[name]
+            return self._apply_one(int, (self._local(node), self.shape_env.symint_of(name)))
         if binding is None:
             raise ExportError(
                 f"symbol {name} is not bound to any input dimension; this is a bug in graphlift"
             )
         placeholder, dim = binding
         value = placeholder.meta["val"].shape[dim]
+        placeholder = self._local(placeholder)
         node = self.graph.call_function(torch.ops.aten.sym_size.int, (placeholder, dim))
         node.meta["val"] = value
         self._nodes[("symbol", name)] = (node, value)
