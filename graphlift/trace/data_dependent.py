@@ -256,6 +256,7 @@ DATA_DEPENDENT_OPS: dict[Any, Handler] = {
     aten.is_nonzero.default: is_nonzero,
     aten.nonzero.default: _with_rule(_nonzero),
     aten.nonzero_numpy.default: nonzero_numpy,
+    aten.where.default: nonzero_numpy,
     aten.masked_select.default: _with_rule(_masked_select),
     aten.repeat_interleave.Tensor: _with_rule(_repeat_interleave),
     aten.bincount.default: _with_rule(_bincount),
