@@ -102,18 +102,21 @@ def exporting_flags() -> Iterator[None]:
     Libraries (transformers' masking code, for one) take their trace-friendly
     paths on these flags instead of branching on tensor values."""
     saved = (torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag)
-    saved_dynamo = torch.compiler.is_dynamo_compiling
+    dynamo_check = torch.compiler.is_dynamo_compiling
+    saved_code = dynamo_check.__code__
     torch.compiler._is_compiling_flag = torch.compiler._is_exporting_flag = True
     # torch.cond, map, while_loop and scan call their operator directly when
     # "dynamo is compiling"; otherwise they wrap it in torch.compile, which
     # skips the frame under our mode *and marks its code skipped for good*,
-    # breaking later eager calls of torch.cond in the same process.
-    torch.compiler.is_dynamo_compiling = _true
+    # breaking later eager calls of torch.cond in the same process. The
+    # function keeps its identity (only its code is swapped): dynamo keys its
+    # own rules on that object.
+    dynamo_check.__code__ = _true.__code__
     try:
         yield
     finally:
         torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag = saved
-        torch.compiler.is_dynamo_compiling = saved_dynamo
+        dynamo_check.__code__ = saved_code
 
 
 def _true() -> bool:
