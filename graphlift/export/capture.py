@@ -40,6 +40,7 @@ from graphlift.pytree import (
 )
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
+from graphlift.trace.examples import ExampleValues
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.state import module_stack, preserved_attributes, swapped_state
@@ -68,13 +69,16 @@ def capture(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     dim_specs: list[dict[int, DimEntry]],
+    specialize_data: bool = False,
 ) -> Capture:
     graph = Graph()
     recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
     recorder.name_constant_sources(_tensor_attributes(module))
+    if specialize_data:
+        recorder.examples = ExampleValues(graph, recorder.subgraphs)
     symbols = SymbolMaker(ShapeEnv(backed_size_oblivious=True)) if any(dim_specs) else None
     if symbols is not None:
-        recorder.symbolic = SymbolicValues(graph, symbols.shape_env)
+        recorder.symbolic = SymbolicValues(graph, symbols.shape_env, recorder.examples)
     state_specs, replacements = _lift_state(module, recorder)
     flat_inputs, in_spec = tree_flatten((args, kwargs))
     names = _input_names(module, args, kwargs)

@@ -71,6 +71,10 @@ class ShapeEnv:
         self._counts = {"s": 0, "u": 0, "uf": 0}
         self._suppressed = 0
         self._origins: dict[str, str] = {}
+        #: With ``data_dependent="specialize"``: the example value of an unbacked
+        #: symbol (None when unknown); undecidable questions are then answered
+        #: from it and recorded as runtime asserts instead of raising.
+        self.example_values: Any = None
         self._reset_caches()
 
     # --- creating symbols ---------------------------------------------------------------
@@ -343,7 +347,11 @@ class ShapeEnv:
             if simplified.kind == "bool" and at_assert(user_frame(sys._getframe(1))):
                 self._record(simplified, runtime=True)  # `assert u0 > 0`: checked at run time
                 return True
-            raise self._data_dependent(simplified)
+            example = self._example_hint(simplified)
+            if example is None:
+                raise self._data_dependent(simplified)
+            self._record(self._fact_for(simplified, example), runtime=True)
+            return example
         if not self._suppressed:
             self._record(self._fact_for(simplified, hint), runtime=False)
         return hint
@@ -387,6 +395,22 @@ class ShapeEnv:
             return bool(self.evaluate(simplified, hint=hint))
         self._record(simplified, runtime=True)
         return True
+
+    def _example_hint(self, expr: Expr) -> Scalar | None:
+        """``expr`` on the example inputs' data, when ``example_values`` knows it."""
+        if self.example_values is None:
+            return None
+        values = dict(self._hints)
+        for name in E.free_symbols(expr):
+            if name not in values:
+                value = self.example_values(name)
+                if value is None:
+                    return None
+                values[name] = value
+        try:
+            return evaluate(expr, values)
+        except (EvaluationError, ZeroDivisionError):
+            return None
 
     @staticmethod
     def _fact_for(expr: Expr, value: Scalar) -> Expr:

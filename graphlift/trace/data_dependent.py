@@ -18,7 +18,8 @@ recorded whole by ``Recorder.call``, as torch.export records it.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -243,6 +244,26 @@ def index_tensor(
 
 def _is_mask(index: Any) -> bool:
     return isinstance(index, torch.Tensor) and index.dtype in (torch.bool, torch.uint8)
+
+
+@contextmanager
+def causal_mask_detection_off() -> Iterator[None]:
+    """``nn.Transformer`` reads its mask's *data* (``bool((mask == causal).all())``)
+    only to set ``is_causal``, a performance hint: with False the mask is
+    applied as given, which computes the same result. During export the
+    detection answers False (or the user's ``is_causal=True``), so a tensor
+    mask does not make the program data-dependent."""
+    module = torch.nn.modules.transformer
+    saved = module._detect_is_causal_mask
+    module._detect_is_causal_mask = _declared_causal
+    try:
+        yield
+    finally:
+        module._detect_is_causal_mask = saved
+
+
+def _declared_causal(mask: Any, is_causal: bool | None = None, size: int | None = None) -> bool:
+    return is_causal is True
 
 
 def _where() -> str:

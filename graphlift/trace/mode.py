@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from graphlift.errors import TraceError
 from graphlift.source import user_where
 from graphlift.trace.control_flow import CONTROL_FLOW_OPS
-from graphlift.trace.data_dependent import DATA_DEPENDENT_OPS
+from graphlift.trace.data_dependent import DATA_DEPENDENT_OPS, causal_mask_detection_off
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
@@ -127,6 +127,7 @@ def _true() -> bool:
 def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(exporting_flags())
+        stack.enter_context(causal_mask_detection_off())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         else:  # the first data-dependent value makes a static trace symbolic

@@ -71,12 +71,14 @@ class Recorder:
         self.lift: Callable[[Node], Node] | None = None
         self.subgraphs: dict[str, Any] = {}
         self.trace_mode: Any = None  # the TraceMode recording into this Recorder
+        self.examples: Any = None  # ExampleValues with data_dependent="specialize"
 
     def ensure_symbolic(self) -> SymbolicValues:
         """The export's symbolic values, created on first need: a static export
         gets its ShapeEnv when it meets its first data-dependent value."""
         if self.symbolic is None:
-            self.symbolic = SymbolicValues(self.graph, ShapeEnv(backed_size_oblivious=True))
+            env = ShapeEnv(backed_size_oblivious=True)
+            self.symbolic = SymbolicValues(self.root_graph, env, self.examples)
             if self.on_symbolic is not None:
                 self.on_symbolic()
         return self.symbolic
@@ -123,6 +125,8 @@ class Recorder:
             )
         traced = self.wrap(shadow, node, device or value.device, requires_grad)
         self._frozen.add(node)
+        if self.examples is not None:
+            self.examples.bind(node, value)
         return traced
 
     def name_constant_sources(self, targets: dict[int, str]) -> None:
@@ -176,6 +180,8 @@ class Recorder:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
             ) from error
+        if self.symbolic is not None:  # facts the op's metadata assumed run before it
+            self.symbolic.emit_runtime_asserts()
         mutated = _mutated_argument(op, args, kwargs)
         if mutated is not None:
             return self._record_in_place(op, mutated, node_args, node_kwargs, result)

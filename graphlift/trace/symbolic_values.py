@@ -70,9 +70,12 @@ def _bool_symbol(expr: Op) -> str | None:
 class SymbolicValues:
     """Nodes for symbolic sizes, built on demand in ``graph``."""
 
-    def __init__(self, graph: Graph, shape_env: ShapeEnv) -> None:
+    def __init__(self, graph: Graph, shape_env: ShapeEnv, examples: Any = None) -> None:
         self.graph = graph
         self.shape_env = shape_env
+        self.examples = examples  # ExampleValues when data-dependent decisions specialize
+        if examples is not None:
+            shape_env.example_values = self.example_of
         self.bindings: dict[str, tuple[Node, int]] = {}  # symbol -> (input placeholder, dim)
         self._nodes: dict[Any, tuple[Any, Any]] = {}  # expression -> (node or int, SymInt value)
         self._emitted_asserts = 0
@@ -115,6 +118,20 @@ class SymbolicValues:
                     name = as_symbol(size.node.symbolic_expr)
                     if name is not None and not self.is_bound(name):
                         self.bind(name, node, dim)
+
+    def example_of(self, symbol: str) -> Any:
+        """The value of unbacked ``symbol`` on the example inputs, or None."""
+        if self.examples is None:
+            return None
+        if symbol in self._values or symbol in self._bools:
+            node = (self._values.get(symbol) or self._bools[symbol])[0]
+            value = self.examples.value_of(node)
+            return int(value) if isinstance(value, bool) else value
+        binding = self.bindings.get(symbol)
+        if binding is None:
+            return None
+        tensor = self.examples.value_of(binding[0])
+        return int(tensor.shape[binding[1]]) if isinstance(tensor, torch.Tensor) else None
 
     def bind_value(self, symbol: str, node: Node, value: Any) -> None:
         """``node`` computes the data-dependent ``symbol`` itself (``.item()``);
