@@ -272,7 +272,9 @@ def trace_map(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[s
     slices = [x.shadow[0] if isinstance(x, TraceTensor) else x[0] for x in xs]
     sub = trace_body(recorder, body, [*slices, *extra])
     count = xs[0].shape[0]
-    shadows = [torch.empty((count, *out.shape), dtype=out.dtype, device=META) for out in sub.outputs]
+    shadows = [
+        torch.empty((count, *out.shape), dtype=out.dtype, device=META) for out in sub.outputs
+    ]
     attr = _module(recorder, "body_graph", sub)
     lifted = [recorder.local(n) for n in sub.captured]
     args_nodes = (attr, _nodes(recorder, xs), (*_nodes(recorder, extra), *lifted))
@@ -302,7 +304,12 @@ def trace_while_loop(
     cond_attr = _module(recorder, "while_loop_cond_graph", cond_sub)
     body_attr = _module(recorder, "while_loop_body_graph", body_sub)
     lifted = [recorder.local(n) for n in cond_sub.captured]
-    call = (cond_attr, body_attr, _nodes(recorder, carried), (*_nodes(recorder, additional), *lifted))
+    call = (
+        cond_attr,
+        body_attr,
+        _nodes(recorder, carried),
+        (*_nodes(recorder, additional), *lifted),
+    )
     return tuple(_record(recorder, while_loop, call, shadows, carried))
 
 

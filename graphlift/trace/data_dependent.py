@@ -148,8 +148,10 @@ def _repeat_interleave(env: ShapeEnv) -> Callable[..., Any]:
 
 def _bincount(env: ShapeEnv) -> Callable[..., Any]:
     def rule(x: torch.Tensor, weights: Any = None, minlength: int = 0) -> torch.Tensor:
-        dtype = torch.long if weights is None else (
-            weights.dtype if weights.is_floating_point() else torch.double
+        dtype = (
+            torch.long
+            if weights is None
+            else (weights.dtype if weights.is_floating_point() else torch.double)
         )
         size = _size(env, "bincount()", min=minlength if isinstance(minlength, int) else 0)
         return x.new_empty((size,), dtype=dtype)
@@ -219,9 +221,7 @@ def nonzero_numpy(
     return list(recorder.call(aten.unbind.int, (indices, 1), {}))
 
 
-def index_tensor(
-    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
+def index_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``x[mask]``: a boolean index selects a data-dependent number of elements.
     Without one, this is the ordinary ``aten.index``."""
     indices = args[1]
