@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from torch._library import fake_impl, simple_registry
 
 from graphlift.errors import RuntimeAssertError, TraceError
 from graphlift.ir.effects import register_side_effect
@@ -238,6 +239,37 @@ def index_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
             else:
                 expanded.append(index)
         return aten.index.Tensor(x, expanded)
+
+    return recorder.call(op, args, kwargs, rule=rule)
+
+
+class _FakeContext:
+    """What ``torch.library.get_ctx()`` returns inside a custom op's fake
+    implementation during export: new data-dependent sizes are unbacked symbols."""
+
+    def __init__(self, env: ShapeEnv, op: Any) -> None:
+        self.env, self.op = env, op
+
+    def new_dynamic_size(self, *, min: int = 0, max: int | None = None) -> torch.SymInt:
+        return _size(self.env, f"{self.op}", min=min, max=max)
+
+    create_unbacked_symint = new_dynamic_size  # the older name
+
+
+def custom_op(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A ``torch.library`` op: its fake implementation computes the result
+    metadata, with a context whose ``new_dynamic_size()`` makes unbacked sizes
+    (its meta kernel would refuse ``get_ctx()``). Without a fake
+    implementation, the op's own meta kernel is used as for ATen ops."""
+    entry = simple_registry.singleton.find(op._schema.name)
+    kernel = entry.fake_impl.kernel
+    if kernel is None:
+        return recorder.call(op, args, kwargs)
+
+    def rule(*shadow_args: Any, **shadow_kwargs: Any) -> Any:
+        context = _FakeContext(recorder.ensure_symbolic().shape_env, op)
+        with fake_impl.set_ctx_getter(lambda: context):
+            return kernel(*shadow_args, **shadow_kwargs)
 
     return recorder.call(op, args, kwargs, rule=rule)
 

@@ -29,7 +29,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from graphlift.errors import TraceError
 from graphlift.source import user_where
 from graphlift.trace.control_flow import CONTROL_FLOW_OPS
-from graphlift.trace.data_dependent import DATA_DEPENDENT_OPS, causal_mask_detection_off
+from graphlift.trace.data_dependent import (
+    DATA_DEPENDENT_OPS,
+    causal_mask_detection_off,
+    custom_op,
+)
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
@@ -72,6 +76,9 @@ SPECIAL_OPS: dict[Any, Handler] = {
 }
 
 
+BUILTIN_NAMESPACES = {"aten", "prims", "higher_order"}
+
+
 class TraceMode(TorchDispatchMode):
     #: torch's control-flow operators (torch.cond, map, while_loop, scan) reach
     #: __torch_dispatch__ as HigherOrderOperator objects; CONTROL_FLOW_OPS handles them.
@@ -84,6 +91,8 @@ class TraceMode(TorchDispatchMode):
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         handler = SPECIAL_OPS.get(func)
+        if handler is None and getattr(func, "namespace", "aten") not in BUILTIN_NAMESPACES:
+            handler = custom_op
         if handler is not None:
             return handler(self.recorder, func, args, kwargs or {})
         if isinstance(func, torch._ops.HigherOrderOperator):

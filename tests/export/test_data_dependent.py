@@ -143,3 +143,20 @@ def test_undecidable_branch_raises_data_dependent_error_naming_line() -> None:
 def test_static_export_without_data_dependence_has_no_shape_env() -> None:
     ep = gl.export(Fn(lambda x: x * 2), (torch.randn(3),))
     assert ep.range_constraints == {} and ep._shape_env is None
+
+
+@torch.library.custom_op("graphlift_test::positive_values", mutates_args=())
+def positive_values(x: torch.Tensor) -> torch.Tensor:
+    return x[x > 0].clone()
+
+
+@positive_values.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    count = torch.library.get_ctx().new_dynamic_size(max=x.numel())
+    return x.new_empty((count,))
+
+
+def test_custom_op_with_a_data_dependent_output_size() -> None:
+    ep = check(lambda x: positive_values(x) * 2, *X)
+    (node,) = [n for n in ep.graph.nodes if "positive_values" in str(n.target)]
+    assert str(node.meta["val"].shape[0]).startswith("u")
