@@ -160,3 +160,40 @@ def test_custom_op_with_a_data_dependent_output_size() -> None:
     ep = check(lambda x: positive_values(x) * 2, *X)
     (node,) = [n for n in ep.graph.nodes if "positive_values" in str(n.target)]
     assert str(node.meta["val"].shape[0]).startswith("u")
+
+
+class TinyExperts(torch.nn.Module):
+    """Mixtral-style routing: nonzero over each expert's mask, a gather of its
+    tokens (unbacked count), a matmul, and index_add back."""
+
+    def __init__(self, experts: int = 3, width: int = 4) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(experts, width, width))
+        self.experts = experts
+
+    def forward(self, x: torch.Tensor, choice: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros_like(x)
+        for expert in range(self.experts):
+            (tokens,) = torch.where(choice == expert)
+            hidden = x[tokens] @ self.weight[expert]
+            out.index_add_(0, tokens, hidden)
+        return out
+
+
+def test_expert_routing_exports_without_annotations() -> None:
+    model = TinyExperts()
+    batch = gl.Dim("batch", min=2, max=64)
+    inputs = [(torch.randn(n, 4), torch.randint(0, 3, (n,))) for n in (8, 5, 11)]
+    inputs.append((torch.randn(6, 4), torch.zeros(6, dtype=torch.long)))  # experts 1, 2 idle
+    ep = gl.export(model, inputs[0], dynamic_shapes=({0: batch}, {0: batch}))
+    for args in inputs:
+        torch.testing.assert_close(ep.module()(*args), model(*args))
+    assert sum(name.startswith("u") for name in ep.range_constraints) == 3
+
+
+def test_specialize_turns_an_undecidable_branch_into_a_runtime_assert() -> None:
+    ep = gl.export(Fn(branchy), (torch.ones(4),), data_dependent="specialize")
+    module = ep.module()
+    torch.testing.assert_close(module(torch.full((4,), 2.0)), torch.full((4,), 3.0))
+    with pytest.raises(RuntimeAssertError, match="test_data_dependent"):
+        module(-torch.ones(4))
