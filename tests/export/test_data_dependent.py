@@ -111,6 +111,7 @@ def test_runtime_asserts_fire_on_violating_data(fn: Callable[..., Any], bad: int
     assert ".py:" in str(info.value)  # names the line of the check
 
 
+@pytest.mark.filterwarnings("ignore:_check_is_size:FutureWarning")
 def test_check_refines_range_for_later_decisions() -> None:
     def fn(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
         k = n.item()
