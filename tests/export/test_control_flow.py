@@ -57,6 +57,7 @@ def test_cond_takes_both_branches_and_matches_eager() -> None:
     operands = call.args[3]
     assert [n.name for n in operands] == ["x", "y", "p_linear_weight", "p_linear_bias", "b_shift"]
     assert "true_graph_0" in str(ep) and "control_flow.cond" in str(ep)
+    assert "true_graph_0:" in str(ep) and "aten.cos" in str(ep)  # bodies are printed too
     assert "aten.linear" in str(ep.graph_module.true_graph_0.graph)
 
 
