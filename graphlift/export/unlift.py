@@ -86,7 +86,11 @@ def unlift(program: ExportedProgram) -> ExportedModule:
     _keep_user_outputs(graph, program)
     _typed_runtime_asserts(graph)
     for name, body in program.graph_module.named_children():  # control-flow bodies
-        root.add_module(name, copy.deepcopy(body))
+        body = copy.deepcopy(body)
+        for inner in body.modules():
+            if isinstance(inner, GraphModule) and _typed_runtime_asserts(inner.graph):
+                inner.recompile()
+        root.add_module(name, body)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
@@ -132,12 +136,16 @@ def _install_state(
         owner.register_buffer(leaf, program.constants[target], persistent=False)
 
 
-def _typed_runtime_asserts(graph: Graph) -> None:
+def _typed_runtime_asserts(graph: Graph) -> bool:
     """``aten._assert_scalar`` raises a bare RuntimeError; the runnable module
-    checks the same condition with graphlift's typed RuntimeAssertError."""
+    checks the same condition with graphlift's typed RuntimeAssertError.
+    True when the graph had any."""
+    found = False
     for node in graph.nodes:
         if node.op == "call_function" and node.target is torch.ops.aten._assert_scalar.default:
             node.target = runtime_assert
+            found = True
+    return found
 
 
 def _keep_user_outputs(graph: Graph, program: ExportedProgram) -> None:

@@ -91,6 +91,7 @@ class Subgraph:
     lifted: dict[Node, Node] = field(default_factory=dict)
     outputs: list[Any] = field(default_factory=list)
     out_spec: Any = None
+    children: dict[str, GraphModule] = field(default_factory=dict)  # its own bodies
 
     def lift(self, outer: Node) -> Node:
         """The placeholder standing for ``outer`` (a node of an enclosing graph)."""
@@ -113,18 +114,13 @@ def _scope(recorder: Recorder, sub: Subgraph) -> Iterator[None]:
     """Record into ``sub.graph`` while the block runs; outer values get lifted."""
     saved = (recorder.graph, recorder.lift, recorder.subgraphs)
     recorder.graph, recorder.lift, recorder.subgraphs = sub.graph, sub.lift, {}
-    symbolic = recorder.symbolic
-    scope = symbolic.scope(sub.graph, sub.lift) if symbolic is not None else None
+    symbolic = recorder.ensure_symbolic()
     try:
-        if scope is not None:
-            scope.__enter__()
-        yield
-        if recorder.symbolic is not None:
-            recorder.symbolic.emit_runtime_asserts()
+        with symbolic.scope(sub.graph, sub.lift):
+            yield
+            symbolic.emit_runtime_asserts()
     finally:
-        if scope is not None:
-            scope.__exit__(None, None, None)
-        sub.graph.owning_subgraphs = recorder.subgraphs  # type: ignore[attr-defined]
+        sub.children = recorder.subgraphs
         recorder.graph, recorder.lift, recorder.subgraphs = saved
 
 
@@ -176,8 +172,7 @@ def _module(recorder: Recorder, prefix: str, sub: Subgraph) -> Node:
     """Store ``sub`` as a submodule of the program being recorded; a get_attr node for it."""
     index = sum(1 for name in recorder.subgraphs if name.startswith(prefix))
     name = f"{prefix}_{index}"
-    children = getattr(sub.graph, "owning_subgraphs", {})
-    recorder.subgraphs[name] = GraphModule(dict(children), sub.graph)
+    recorder.subgraphs[name] = GraphModule(dict(sub.children), sub.graph)
     return recorder.graph.get_attr(name)
 
 

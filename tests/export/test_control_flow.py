@@ -163,3 +163,25 @@ def test_eager_torch_cond_still_works_after_export() -> None:
     x, y = torch.randn(3, 4), torch.randn(2, 4)
     gl.export(model, (x, y))
     close(model(x, y)[1], y * 2 if x.sum() > 0 else y.cos())
+
+
+def test_runtime_assert_inside_a_branch_is_typed() -> None:
+    class Model(torch.nn.Module):
+        def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+            def checked(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+                value = k.item()
+                torch._check(value < 10)
+                return a * value
+
+            return torch.cond(x.sum() > 0, checked, lambda a, k: a - 1, (x, n))
+
+    model = Model()
+    ep = gl.export(model, (torch.ones(3), torch.tensor(2)))
+    assert "_assert_scalar" in str(ep.graph_module.true_graph_0.graph)
+    module = ep.module()
+    close(module(torch.ones(3), torch.tensor(4)), torch.full((3,), 4.0))
+    # the check belongs to the branch: the other branch runs with any n
+    # (eager torch.cond cannot run this: it traces both branches on the values)
+    close(module(-torch.ones(3), torch.tensor(50)), torch.full((3,), -2.0))
+    with pytest.raises(gl.errors.RuntimeAssertError):
+        module(torch.ones(3), torch.tensor(50))
