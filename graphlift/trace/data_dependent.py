@@ -308,6 +308,7 @@ DATA_DEPENDENT_OPS: dict[Any, Handler] = {
     aten.item.default: local_scalar_dense,
     aten.is_nonzero.default: is_nonzero,
     aten.nonzero.default: _with_rule(_nonzero),
+    aten.argwhere.default: _with_rule(_nonzero),
     aten.nonzero_numpy.default: nonzero_numpy,
     aten.where.default: nonzero_numpy,
     aten.masked_select.default: _with_rule(_masked_select),

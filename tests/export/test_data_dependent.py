@@ -39,11 +39,19 @@ def vec(*values: float) -> torch.Tensor:
     return torch.tensor(values)
 
 
+def clip_negative(x: torch.Tensor) -> torch.Tensor:
+    y = x.clone()
+    y[y < 0] = 0  # index_put_ with a boolean mask
+    return y
+
+
 X = [(vec(1.0, -2.0, 3.0, 0.0, 5.0, -1.0),), (vec(-1.0, -2.0, 0.5, 0.7, -5.0, 2.0),),
      (vec(0.0, 0.0, 0.0, 0.0, 0.0, 0.0),)]  # fmt: skip
 
 CASES: dict[str, tuple[Callable[..., Any], list[tuple[Any, ...]]]] = {
     "nonzero": (lambda x: torch.nonzero(x > 0), X),
+    "argwhere": (lambda x: x.view(2, 3).argwhere(), X),
+    "mask_assignment": (lambda x: clip_negative(x), X),
     "where_one_arg": (lambda x: torch.where(x > 0)[0] * 2, X),
     "masked_select": (lambda x: torch.masked_select(x, x < 0.5) + 1, X),
     "mask_index": (lambda x: x[x > 0] * 3, X),
