@@ -437,6 +437,10 @@ class ShapeEnv:
             )
         else:
             fixes = (f"torch._check({text} == <value>)  # if the value is known",)
+        fixes += (
+            "graphlift.export(..., data_dependent='specialize')  # decide it from the example "
+            "inputs; other data is refused at run time",
+        )
         return DataDependentError(
             f"could not decide `{text}`: it depends on data-dependent values ({origins}) "
             "that are only known at run time",
