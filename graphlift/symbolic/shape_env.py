@@ -432,7 +432,7 @@ class ShapeEnv:
         if expr.kind == "bool":
             fixes: tuple[str, ...] = (
                 f"torch._check({text})  # if it always holds",
-                f"torch._check(not ({text}))  # if it never holds",
+                f"torch._check({self.format(E.logical_not(expr))})  # if it never holds",
                 "torch.cond(pred, true_fn, false_fn, operands)  # to keep both branches",
             )
         else:
