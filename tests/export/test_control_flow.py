@@ -185,3 +185,18 @@ def test_runtime_assert_inside_a_branch_is_typed() -> None:
     close(module(-torch.ones(3), torch.tensor(50)), torch.full((3,), -2.0))
     with pytest.raises(gl.errors.RuntimeAssertError):
         module(torch.ones(3), torch.tensor(50))
+
+
+def test_map_and_scan_over_a_dynamic_leading_dim() -> None:
+    class Model(torch.nn.Module):
+        def forward(self, xs: torch.Tensor) -> Any:
+            rows = hop_map(lambda row: row.softmax(-1) * row.shape[0], xs)
+            carry, ys = scan(lambda c, x: (c + x, c * x), torch.zeros(xs.shape[1]), xs)
+            return rows, carry, ys
+
+    model = Model()
+    steps = gl.Dim("steps", min=2, max=16)
+    ep = gl.export(model, (torch.randn(5, 3),), dynamic_shapes=({0: steps},))
+    for n in (2, 7, 16):
+        xs = torch.randn(n, 3)
+        close(ep.module()(xs), model(xs))
