@@ -210,6 +210,13 @@ class Recorder:
         node_kwargs: Any,
         result: Any,
     ) -> TraceTensor:
+        if mutated.node.graph is not self.graph:
+            raise TraceError(
+                f"{op} updates in place a tensor from outside a control-flow body "
+                "(torch.cond/map/while_loop/scan bodies must not mutate what they close over); "
+                "return a new tensor from the body instead",
+                where=user_where(),
+            )
         if mutated.node in self._frozen:
             raise TraceError(
                 f"{op} updates the input, parameter or buffer {mutated.node.name!r} in place; "

@@ -200,3 +200,18 @@ def test_map_and_scan_over_a_dynamic_leading_dim() -> None:
     for n in (2, 7, 16):
         xs = torch.randn(n, 3)
         close(ep.module()(xs), model(xs))
+
+
+def test_a_body_mutating_an_outer_tensor_is_refused() -> None:
+    class Model(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            total = x * 1
+
+            def body(a: torch.Tensor) -> torch.Tensor:
+                total.add_(a)
+                return a + 1
+
+            return torch.cond(x.sum() > 0, body, lambda a: a - 1, (x,)) + total
+
+    with pytest.raises(TraceError, match="control-flow body"):
+        gl.export(Model(), (torch.randn(3),))
