@@ -158,3 +158,10 @@ class MutationError(GraphliftError, RuntimeError):
     """The model changes a tensor in a way an exported (functional) program cannot
     express: a lifted constant, a leaf that requires grad, a tensor's storage
     (``resize_``/``set_``) or its metadata (``unsqueeze_``)."""
+
+
+class RuntimeAssertError(GraphliftError, RuntimeError):
+    """An exported program's runtime assertion failed: the data of this input
+    violates a fact the program was exported under (``torch._check(u0 < 8)``
+    on a data-dependent value). torch raises RuntimeError from
+    ``aten._assert_scalar`` here."""

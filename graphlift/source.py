@@ -9,10 +9,12 @@ formatted), so this can run once per recorded node.
 
 from __future__ import annotations
 
+import dis
 import linecache
 import os
 import sys
 import sysconfig
+import types
 from dataclasses import dataclass
 from types import FrameType
 
@@ -104,3 +106,35 @@ def user_where(start: FrameType | None = None) -> str | None:
     """:func:`user_location` as the text errors carry in ``where``, or None."""
     location = user_location(start if start is not None else sys._getframe(1))
     return str(location) if location else None
+
+
+def at_assert(frame: FrameType | None) -> bool:
+    """True when ``frame`` is evaluating the condition of an ``assert`` statement.
+
+    CPython compiles ``assert c`` to a conditional jump over
+    ``LOAD_ASSERTION_ERROR``; the truth test of ``c`` runs inside that jump,
+    so the instruction after ``f_lasti`` tells an assert from an ``if``.
+    """
+    if frame is None:
+        return False
+    instructions = _instructions(frame.f_code)
+    index = instructions.get(frame.f_lasti)
+    if index is None:
+        return False
+    listing = _listing(frame.f_code)
+    return index + 1 < len(listing) and listing[index + 1].opname == "LOAD_ASSERTION_ERROR"
+
+
+def _listing(code: types.CodeType) -> list[dis.Instruction]:
+    found = _LISTINGS.get(code)
+    if found is None:
+        found = _LISTINGS[code] = list(dis.get_instructions(code))
+    return found
+
+
+def _instructions(code: types.CodeType) -> dict[int, int]:
+    """Instruction offset -> index in the listing."""
+    return {instruction.offset: i for i, instruction in enumerate(_listing(code))}
+
+
+_LISTINGS: dict[types.CodeType, list[dis.Instruction]] = {}

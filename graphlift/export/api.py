@@ -30,6 +30,7 @@ def export(
     dynamic_shapes: Any = None,
     strict: bool = False,
     preserve_module_call_signature: tuple[str, ...] = (),
+    data_dependent: str = "error",
 ) -> ExportedProgram:
     """Trace ``mod(*args, **kwargs)`` into an ExportedProgram (torch.export.export's contract).
 
@@ -38,6 +39,12 @@ def export(
     ``dynamic_shapes`` stay symbolic; every assumption the trace makes about
     them is checked by ``ep.module()`` before it computes. The module itself is
     left exactly as it was, also when export fails.
+
+    ``data_dependent`` (graphlift's own option): ``"error"`` raises
+    DataDependentError on a Python decision over a data-dependent value;
+    ``"specialize"`` takes it from the example inputs' data and records a
+    runtime assert, so other data that would decide differently is refused
+    when the program runs (docs/data_dependent.md).
     """
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
@@ -45,7 +52,11 @@ def export(
     if builder is not None:  # a ShapesCollection or AdditionalInputs
         dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
-    captured = capture(mod, args, kwargs, dim_specs)
+    if data_dependent not in ("error", "specialize"):
+        raise ExportError(
+            f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}"
+        )
+    captured = capture(mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize")
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
@@ -98,7 +109,7 @@ def _assemble(
     entry = ModuleCallEntry("", captured.in_spec, captured.out_spec, captured.input_names)
     shape_env = captured.shape_env
     return ExportedProgram(
-        graph_module=GraphModule(torch.nn.Module(), captured.graph),
+        graph_module=GraphModule(dict(captured.subgraphs), captured.graph),
         graph_signature=signature,
         state_dict=state_dict,
         constants=constants,

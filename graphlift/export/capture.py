@@ -40,6 +40,7 @@ from graphlift.pytree import (
 )
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
+from graphlift.trace.examples import ExampleValues
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.state import module_stack, preserved_attributes, swapped_state
@@ -60,6 +61,7 @@ class Capture:
     input_names: tuple[str, ...]  # forward's parameter names, for module() and errors
     shape_env: ShapeEnv | None  # None when every input is static
     dynamic_dims: tuple[DynamicDim, ...]
+    subgraphs: dict[str, Any]  # control-flow bodies: get_attr target -> GraphModule
 
 
 def capture(
@@ -67,13 +69,16 @@ def capture(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     dim_specs: list[dict[int, DimEntry]],
+    specialize_data: bool = False,
 ) -> Capture:
     graph = Graph()
     recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
     recorder.name_constant_sources(_tensor_attributes(module))
+    if specialize_data:
+        recorder.examples = ExampleValues(graph, recorder.subgraphs)
     symbols = SymbolMaker(ShapeEnv(backed_size_oblivious=True)) if any(dim_specs) else None
     if symbols is not None:
-        recorder.symbolic = SymbolicValues(graph, symbols.shape_env)
+        recorder.symbolic = SymbolicValues(graph, symbols.shape_env, recorder.examples)
     state_specs, replacements = _lift_state(module, recorder)
     recorder.know_state(replacements)
     flat_inputs, in_spec = tree_flatten((args, kwargs))
@@ -88,6 +93,8 @@ def capture(
     ):
         with tracing(recorder, symbolic=symbols is not None):
             result = module(*traced_args, **traced_kwargs)
+            if recorder.symbolic is not None:
+                recorder.symbolic.emit_runtime_asserts()
         final_buffers = dict(module.named_buffers(remove_duplicate=False))
 
     flat_outputs, out_spec = tree_flatten(result)
@@ -113,8 +120,9 @@ def capture(
         in_spec=in_spec,
         out_spec=out_spec,
         input_names=tuple(names),
-        shape_env=symbols.shape_env if symbols else None,
+        shape_env=recorder.symbolic.shape_env if recorder.symbolic else None,
         dynamic_dims=tuple(symbols.dims) if symbols else (),
+        subgraphs=dict(recorder.subgraphs),
     )
 
 

@@ -96,6 +96,10 @@ class ExportedProgram:
 
     def __str__(self) -> str:
         graph = "\n".join(f"    {line}" for line in str(self.graph).splitlines())
+        for name, body in self.graph_module.named_children():  # control-flow subgraphs
+            graph += f"\n\n    {name}:\n" + "\n".join(
+                f"        {line}" for line in str(body.graph).splitlines()
+            )
         signature = "\n".join(f"    {line}" for line in str(self.graph_signature).splitlines())
         ranges = ", ".join(f"{name}: {r}" for name, r in self.range_constraints.items())
         text = (

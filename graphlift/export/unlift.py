@@ -22,9 +22,11 @@ from graphlift.errors import InputStructureError, PytreeError
 from graphlift.export.checks import compile_checks, input_check_source
 from graphlift.export.signature import InputKind
 from graphlift.export.writeback import apply_mutations
+from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
 from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tree_unflatten
+from graphlift.trace.data_dependent import runtime_assert
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -91,6 +93,13 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         holders[False, target] = attribute
         _install_state(root, program, spec.kind, target)
     apply_mutations(graph, program.graph_signature.output_specs, holders)
+    _typed_runtime_asserts(graph)
+    for name, body in program.graph_module.named_children():  # control-flow bodies
+        body = copy.deepcopy(body)
+        for inner in body.modules():
+            if isinstance(inner, GraphModule) and _typed_runtime_asserts(inner.graph):
+                inner.recompile()
+        root.add_module(name, body)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
     module = ExportedModule(root, graph, "ExportedModule")
     source = input_check_source(
@@ -134,3 +143,16 @@ def _install_state(
         owner.register_buffer(leaf, program.state_dict[target])
     else:
         owner.register_buffer(leaf, program.constants[target], persistent=False)
+
+
+def _typed_runtime_asserts(graph: Graph) -> bool:
+    """``aten._assert_scalar`` raises a bare RuntimeError; the runnable module
+    checks the same condition with graphlift's typed RuntimeAssertError.
+    True when the graph had any."""
+    found = False
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is torch.ops.aten._assert_scalar.default:
+            node.target = runtime_assert
+            found = True
+    return found
+

@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import torch
 
 from graphlift.errors import VerificationError
+from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
 from graphlift.symbolic.expr import as_symbol, free_symbols
+from graphlift.trace import control_flow
 from graphlift.trace.functional_ops import GRAPH_CALLABLES
 
 if TYPE_CHECKING:
@@ -61,6 +63,28 @@ CORE_EXTRA_OPS: set[Any] = {
     aten.sym_constrain_range.default, aten.sym_constrain_range_for_size.default,
     aten._local_scalar_dense.default,
 }  # fmt: skip
+
+# --- data-dependent values and control flow (issue #8) ---
+# Comparisons and logic over symbolic values feed runtime asserts
+# (``aten._assert_scalar(u0 >= 0, ...)``); ``int`` reads an unbacked bool as 0/1.
+ALLOWED_PYTHON_TARGETS |= {
+    int, control_flow.cond, control_flow.map_impl, control_flow.while_loop, control_flow.scan,
+}  # fmt: skip
+
+
+def _is_subgraph(node: Node) -> bool:
+    """A ``get_attr`` of a control-flow body (``true_graph_0``): a submodule
+    of the program's graph module, passed to a control-flow call."""
+    root = node.graph.owning_module
+    body = getattr(root, str(node.target), None) if root is not None else None
+    return isinstance(body, GraphModule) and all(
+        user.target in CONTROL_FLOW_TARGETS for user in node.users
+    )
+
+
+CONTROL_FLOW_TARGETS = {control_flow.cond, control_flow.map_impl, control_flow.while_loop,
+                        control_flow.scan}  # fmt: skip
+
 
 _BUILTIN_NAMESPACES = {"aten", "prim", "prims"}
 
@@ -93,6 +117,8 @@ def _fail(node: Node, problem: str) -> VerificationError:
 
 
 def _verify_node(node: Node, level: IRLevel) -> None:
+    if node.op == "get_attr" and _is_subgraph(node):
+        return
     if node.op in ("call_method", "call_module", "get_attr"):
         raise _fail(node, f"uses opcode {node.op}, which exported graphs do not contain")
     if node.op == "call_function":

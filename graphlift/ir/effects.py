@@ -62,7 +62,11 @@ def has_side_effect(node: Node) -> bool:
     target = node.target
     if isinstance(target, torch._ops.OpOverload):
         schema = target._schema
-        return schema.is_mutable or torch.Tag.nondeterministic_seeded in target.tags
+        return (
+            schema.is_mutable
+            or torch.Tag.nondeterministic_seeded in target.tags
+            or target in SIDE_EFFECT_FUNCTIONS  # aten._assert_scalar
+        )
     return target in SIDE_EFFECT_FUNCTIONS or "out" in node.kwargs
 
 

@@ -29,6 +29,7 @@ The methods whose names start with an underscore near the end of the class
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -36,7 +37,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ConstraintViolationError, DataDependentError
-from graphlift.source import SourceLocation, user_location
+from graphlift.source import SourceLocation, at_assert, user_frame, user_location
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic import facts as F
 from graphlift.symbolic.decide import Decider
@@ -70,6 +71,11 @@ class ShapeEnv:
         self._counts = {"s": 0, "u": 0, "uf": 0}
         self._suppressed = 0
         self._assumptions: list[Assumption] | None = None
+        self._origins: dict[str, str] = {}
+        #: With ``data_dependent="specialize"``: the example value of an unbacked
+        #: symbol (None when unknown); undecidable questions are then answered
+        #: from it and recorded as runtime asserts instead of raising.
+        self.example_values: Any = None
         self._reset_caches()
 
     # --- creating symbols ---------------------------------------------------------------
@@ -121,6 +127,14 @@ class ShapeEnv:
         result = self._wrap(E.float_symbol(name), float, None)
         assert isinstance(result, torch.SymFloat)
         return result
+
+    def note_origin(self, name: str, origin: str) -> None:
+        """Say where unbacked ``name`` comes from (``aten.nonzero at model.py:12``), for errors."""
+        self._origins[name] = origin
+
+    def symint_of(self, name: str) -> torch.SymInt:
+        """The integer symbol ``name`` as a SymInt (the int behind an unbacked bool)."""
+        return self._wrap_int(E.symbol(name), self._hints.get(name))  # type: ignore[arg-type]
 
     def _new_name(self, prefix: str, hint: int | None, source: str, declared: ValueRange) -> str:
         name = f"{prefix}{self._counts[prefix]}"
@@ -334,7 +348,14 @@ class ShapeEnv:
         if hint is None:
             if fallback is not None:
                 return fallback
-            raise self._data_dependent(simplified)
+            if simplified.kind == "bool" and at_assert(user_frame(sys._getframe(1))):
+                self._record(simplified, runtime=True)  # `assert u0 > 0`: checked at run time
+                return True
+            example = self._example_hint(simplified)
+            if example is None:
+                raise self._data_dependent(simplified)
+            self._record(self._fact_for(simplified, example), runtime=True)
+            return example
         if self._suppressed:
             return hint
         fact = self._fact_for(simplified, hint)
@@ -484,6 +505,22 @@ class ShapeEnv:
         self._record(simplified, runtime=True)
         return True
 
+    def _example_hint(self, expr: Expr) -> Scalar | None:
+        """``expr`` on the example inputs' data, when ``example_values`` knows it."""
+        if self.example_values is None:
+            return None
+        values = dict(self._hints)
+        for name in E.free_symbols(expr):
+            if name not in values:
+                value = self.example_values(name)
+                if value is None:
+                    return None
+                values[name] = value
+        try:
+            return evaluate(expr, values)
+        except (EvaluationError, ZeroDivisionError):
+            return None
+
     @staticmethod
     def _fact_for(expr: Expr, value: Scalar) -> Expr:
         if expr.kind == "bool":
@@ -497,16 +534,22 @@ class ShapeEnv:
         text = self.format(expr)
         unbacked = sorted(n for n in E.free_symbols(expr) if self._symbols[n].hint is None)
         origins = ", ".join(
-            f"{n} = {self._symbols[n].source}" if self._symbols[n].source else n for n in unbacked
+            f"{n} = {self._symbols[n].source or self._origins.get(n) or 'a data-dependent value'}"
+            for n in unbacked
         )
         where = user_location()
         if expr.kind == "bool":
             fixes: tuple[str, ...] = (
                 f"torch._check({text})  # if it always holds",
-                f"torch._check(not ({text}))  # if it never holds",
+                f"torch._check({self.format(E.logical_not(expr))})  # if it never holds",
+                "torch.cond(pred, true_fn, false_fn, operands)  # to keep both branches",
             )
         else:
             fixes = (f"torch._check({text} == <value>)  # if the value is known",)
+        fixes += (
+            "graphlift.export(..., data_dependent='specialize')  # decide it from the example "
+            "inputs; other data is refused at run time",
+        )
         return DataDependentError(
             f"could not decide `{text}`: it depends on data-dependent values ({origins}) "
             "that are only known at run time",

@@ -26,30 +26,19 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graphlift.errors import DataDependentError, TraceError
+from graphlift.errors import TraceError
 from graphlift.source import user_where
+from graphlift.trace.control_flow import CONTROL_FLOW_OPS
+from graphlift.trace.data_dependent import (
+    DATA_DEPENDENT_OPS,
+    causal_mask_detection_off,
+    custom_op,
+)
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
 
 Handler = Callable[[Recorder, Any, tuple[Any, ...], dict[str, Any]], Any]
-
-
-def _data_dependent(
-    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """``.item()``, ``.tolist()``, ``bool(tensor)``: the value of a tensor is not
-    known while tracing."""
-    raise DataDependentError(
-        "the model reads the value of a tensor (.item(), .tolist(), bool(), int() or a Python "
-        "branch on a tensor), which is not known while exporting",
-        expr=f"{op}",
-        where=user_where(),
-        fixes=(
-            "compute with tensors instead of Python numbers (e.g. torch.where instead of if)",
-            "data-dependent values are coming in graphlift issue #8",
-        ),
-    )
 
 
 def _unsupported_storage_change(
@@ -75,31 +64,10 @@ def _alias(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str,
     return value
 
 
-def _data_dependent_size(
-    recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> Any:
-    """``nonzero``, ``masked_select``, boolean-mask indexing...: the size of the
-    result depends on the values in a tensor."""
-    raise DataDependentError(
-        f"{op} returns a tensor whose size depends on the values of its input, which are not "
-        "known while exporting",
-        expr=f"{op}",
-        where=user_where(),
-        fixes=("data-dependent output sizes are coming in graphlift issue #8",),
-    )
-
-
 SPECIAL_OPS: dict[Any, Handler] = {
     aten.detach.default: _alias,
-    aten._local_scalar_dense.default: _data_dependent,
-    aten.item.default: _data_dependent,
-    aten.is_nonzero.default: _data_dependent,
-    aten.nonzero.default: _data_dependent_size,
-    aten.masked_select.default: _data_dependent_size,
-    aten.repeat_interleave.Tensor: _data_dependent_size,
-    aten.unique_consecutive.default: _data_dependent_size,
-    aten._unique2.default: _data_dependent_size,
-    aten.unique_dim.default: _data_dependent_size,
+    **DATA_DEPENDENT_OPS,
+    **CONTROL_FLOW_OPS,
     aten.resize_.default: _unsupported_storage_change,
     aten.set_.source_Tensor: _unsupported_storage_change,
     aten.set_.source_Storage: _unsupported_storage_change,
@@ -108,15 +76,31 @@ SPECIAL_OPS: dict[Any, Handler] = {
 }
 
 
+BUILTIN_NAMESPACES = {"aten", "prims", "higher_order"}
+
+
 class TraceMode(TorchDispatchMode):
+    #: torch's control-flow operators (torch.cond, map, while_loop, scan) reach
+    #: __torch_dispatch__ as HigherOrderOperator objects; CONTROL_FLOW_OPS handles them.
+    supports_higher_order_operators = True
+
     def __init__(self, recorder: Recorder) -> None:
         super().__init__()
         self.recorder = recorder
+        recorder.trace_mode = self  # control-flow bodies are traced under it again
 
     def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         handler = SPECIAL_OPS.get(func)
+        if handler is None and getattr(func, "namespace", "aten") not in BUILTIN_NAMESPACES:
+            handler = custom_op
         if handler is not None:
             return handler(self.recorder, func, args, kwargs or {})
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            raise TraceError(
+                f"the higher-order operator {func.__name__} is not supported by graphlift "
+                "(supported: cond, map, while_loop, scan)",
+                where=user_where(),
+            )
         return self.recorder.call(func, args, kwargs or {})
 
 
@@ -127,19 +111,39 @@ def exporting_flags() -> Iterator[None]:
     Libraries (transformers' masking code, for one) take their trace-friendly
     paths on these flags instead of branching on tensor values."""
     saved = (torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag)
+    dynamo_check = torch.compiler.is_dynamo_compiling
+    saved_code = dynamo_check.__code__
     torch.compiler._is_compiling_flag = torch.compiler._is_exporting_flag = True
+    # torch.cond, map, while_loop and scan call their operator directly when
+    # "dynamo is compiling"; otherwise they wrap it in torch.compile, which
+    # skips the frame under our mode *and marks its code skipped for good*,
+    # breaking later eager calls of torch.cond in the same process. The
+    # function keeps its identity (only its code is swapped): dynamo keys its
+    # own rules on that object.
+    dynamo_check.__code__ = _true.__code__
     try:
         yield
     finally:
         torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag = saved
+        dynamo_check.__code__ = saved_code
+
+
+def _true() -> bool:
+    return True
 
 
 @contextmanager
 def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(exporting_flags())
+        stack.enter_context(causal_mask_detection_off())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
+        else:  # the first data-dependent value makes a static trace symbolic
+            recorder.on_symbolic = lambda: stack.enter_context(enable_python_dispatcher())
         stack.enter_context(torch._C._AutoDispatchBelowADInplaceOrView())
         stack.enter_context(TraceMode(recorder))
-        yield
+        try:
+            yield
+        finally:
+            recorder.on_symbolic = None

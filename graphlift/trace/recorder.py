@@ -30,10 +30,11 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError, MutationError, TraceError
+from graphlift.errors import ExportError, GraphliftError, MutationError, TraceError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
+from graphlift.symbolic import ShapeEnv
 from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
@@ -66,6 +67,25 @@ class Recorder:
         self._constants_by_node: dict[int, str] = {}  # id(traced constant) -> its target
         self._inputs: set[int] = set()  # ids of the traced inputs (placeholders' values)
         self.symbolic: SymbolicValues | None = None  # set when the export has dynamic dims
+        self.on_symbolic: Callable[[], None] | None = None  # called when symbols appear mid-trace
+        # Control flow (trace/control_flow.py) records bodies into their own graphs:
+        # ``graph`` is then the body's, ``lift`` turns an outer node into a body
+        # placeholder, and ``subgraphs`` collects the submodules of the current graph.
+        self.root_graph = graph
+        self.lift: Callable[[Node], Node] | None = None
+        self.subgraphs: dict[str, Any] = {}
+        self.trace_mode: Any = None  # the TraceMode recording into this Recorder
+        self.examples: Any = None  # ExampleValues with data_dependent="specialize"
+
+    def ensure_symbolic(self) -> SymbolicValues:
+        """The export's symbolic values, created on first need: a static export
+        gets its ShapeEnv when it meets its first data-dependent value."""
+        if self.symbolic is None:
+            env = ShapeEnv(backed_size_oblivious=True)
+            self.symbolic = SymbolicValues(self.root_graph, env, self.examples)
+            if self.on_symbolic is not None:
+                self.on_symbolic()
+        return self.symbolic
 
     # --- values entering the graph -------------------------------------------------------
 
@@ -84,8 +104,8 @@ class Recorder:
 
     def new_input(self, name: str) -> Node:
         """A placeholder node (its final name may differ from ``name``), not yet given a value."""
-        with self.graph.inserting_before(self._first_computation()):
-            return self.graph.placeholder(name)
+        with self.root_graph.inserting_before(self._first_computation()):
+            return self.root_graph.placeholder(name)
 
     def bind_input(
         self,
@@ -94,6 +114,7 @@ class Recorder:
         *,
         requires_grad: bool = False,
         sizes: list[Any] | None = None,
+        device: torch.device | None = None,
     ) -> TraceTensor:
         """The traced value of input ``node``: ``value``'s metadata, with ``sizes``
         (possibly symbolic) instead of its sizes when given; strides follow
@@ -106,8 +127,10 @@ class Recorder:
             shadow = torch.empty_strided(
                 sizes, strides_like(value, sizes), dtype=value.dtype, device=META
             )
-        traced = self.wrap(shadow, node, value.device, requires_grad)
+        traced = self.wrap(shadow, node, device or value.device, requires_grad)
         self._inputs.add(id(traced))
+        if self.examples is not None:
+            self.examples.bind(node, value)
         return traced
 
     def name_constant_sources(self, targets: dict[int, str]) -> None:
@@ -151,7 +174,17 @@ class Recorder:
 
     # --- recording calls -----------------------------------------------------------------
 
-    def call(self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def call(
+        self,
+        op: torch._ops.OpOverload,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        rule: Callable[..., Any] | None = None,
+    ) -> Any:
+        """Record ``op``; ``rule`` computes the shadow results instead of the op's
+        meta kernel (data-dependent sizes, see trace/data_dependent.py)."""
+        if self.symbolic is not None:
+            self.symbolic.emit_runtime_asserts()
         rewrite = HIDDEN_MUTATIONS.get(op)
         if rewrite is not None:
             rewritten = rewrite(self, op, args, kwargs)
@@ -159,13 +192,17 @@ class Recorder:
                 return rewritten
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
-        result = self._metadata(op, shadow_args, shadow_kwargs)
+        result = self._metadata(op, shadow_args, shadow_kwargs, rule)
+        if self.symbolic is not None:  # facts the op's metadata assumed run before it
+            self.symbolic.emit_runtime_asserts()
         if op._schema.is_mutable:
             return record_mutation(self, op, args, kwargs, result)
         node = self.record(op, node_args, node_kwargs)
         wrapped = self._wrap_result(
             node, result, self._result_device(args, kwargs), self._requires_grad(args)
         )
+        if self.symbolic is not None:
+            self.symbolic.bind_sizes(wrapped)
         if args and isinstance(args[0], torch.Tensor):  # a view of a state tensor or constant
             track_views(op, (self.traced(args[0]), *args[1:]), kwargs, wrapped)
         return wrapped
@@ -182,12 +219,15 @@ class Recorder:
             node, shadow_result, self._result_device(args, kwargs), self._requires_grad(args)
         )
 
-    def _metadata(self, op: torch._ops.OpOverload, args: Any, kwargs: Any) -> Any:
+    def _metadata(
+        self, op: torch._ops.OpOverload, args: Any, kwargs: Any, rule: Callable[..., Any] | None
+    ) -> Any:
         """``op`` run on shadows: its result's metadata. Questions only sizes 0
-        and 1 leave open are assumed away, then checked on this op (zero_one.py)."""
-        kernel = SHAPE_RULES.get(op) or op
+        and 1 leave open are assumed away, then checked on this op (zero_one.py);
+        not under a data-dependent ``rule``, which makes new symbols when run."""
+        kernel = rule or SHAPE_RULES.get(op) or op
         try:
-            if self.symbolic is None:
+            if self.symbolic is None or rule is not None:
                 return kernel(*args, **kwargs)
             env = self.symbolic.shape_env
             with env.assuming_not_0_or_1() as assumptions:
@@ -195,6 +235,8 @@ class Recorder:
             if assumptions:
                 check_assumptions(env, kernel, args, kwargs, result, assumptions)
             return result
+        except GraphliftError:  # DataDependentError names the user's line already
+            raise
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
@@ -231,6 +273,13 @@ class Recorder:
         return value.node
 
     def _check_writable(self, root: TraceTensor, target: TraceTensor) -> None:
+        if root.node.graph is not self.graph:
+            raise TraceError(
+                "an in-place update of a tensor from outside a control-flow body "
+                "(torch.cond/map/while_loop/scan bodies must not mutate what they close over); "
+                "return a new tensor from the body instead",
+                where=user_where(),
+            )
         if id(root) in self._constants_by_node:
             name = self._constants_by_node[id(root)]
             raise MutationError(
@@ -246,6 +295,22 @@ class Recorder:
                 "operation, which eager PyTorch refuses too; update it under torch.no_grad()",
                 where=user_where(),
             )
+
+    def local(self, node: Node) -> Node:
+        """``node`` as an argument in the graph being recorded (lifted if it is outer)."""
+        if self.lift is None or node.graph is self.graph:
+            return node
+        return self.lift(node)
+
+    def convert(self, value: Any) -> Any:
+        """The node argument for an op argument ``value``."""
+        return self._convert(value)[0]
+
+    def wrap_results(
+        self, node: Node, result: Any, device: torch.device, requires_grad: bool
+    ) -> Any:
+        """Traced values for the shadow results of ``node`` (``getitem`` nodes for tuples)."""
+        return self._wrap_result(node, result, device, requires_grad)
 
     def _wrap_result(
         self, node: Node, result: Any, device: torch.device, requires_grad: bool
@@ -271,7 +336,7 @@ class Recorder:
     def _convert(self, value: Any) -> tuple[Any, Any]:
         """(node argument, shadow argument) for a nested op argument."""
         if isinstance(value, TraceTensor):
-            return self.current_node(value), value.shadow
+            return self.local(self.current_node(value)), value.shadow
         if isinstance(value, torch.Tensor):
             lifted = self.constant(value)
             return lifted.node, lifted.shadow
@@ -283,7 +348,8 @@ class Recorder:
             return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
         if isinstance(value, torch.device):
             return value, META
-        if isinstance(value, torch.SymInt) and self.symbolic is not None:
+        symbolic = isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool)
+        if symbolic and self.symbolic is not None:
             return self.symbolic.node_for(value), value
         if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
             raise TraceError(
@@ -312,7 +378,7 @@ class Recorder:
         return any(isinstance(a, torch.Tensor) and a.requires_grad for a in _leaves(args))
 
     def _first_computation(self) -> Node | None:
-        for node in self.graph.nodes:
+        for node in self.root_graph.nodes:
             if node.op != "placeholder":
                 return node
         return None

@@ -5,12 +5,19 @@ needs a node computing it from the inputs. Each symbol is bound to an input
 dimension and becomes ``aten.sym_size.int(x, dim)`` the first time it is needed;
 an expression over symbols becomes ``operator`` nodes over those (``mul``,
 ``add``, ``floordiv``...), built once per expression and reused.
+
+Data-dependent (unbacked) symbols are bound the same way: a size of a
+``nonzero`` result to ``sym_size`` of that node, the value of ``.item()`` to
+the ``_local_scalar_dense`` node itself (:meth:`SymbolicValues.bind_value`).
+Boolean facts over them (``torch._check(u0 <= 8)``) become ``operator``
+comparisons feeding ``aten._assert_scalar`` (:meth:`emit_runtime_asserts`).
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -19,7 +26,16 @@ from graphlift.errors import ExportError, InternalError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.symbolic import ShapeEnv
-from graphlift.symbolic.expr import EMPTY_MONO, Op, Poly, Sym
+from graphlift.symbolic.expr import (
+    EMPTY_MONO,
+    Op,
+    Poly,
+    Sym,
+    as_scalar,
+    as_symbol,
+    free_symbols,
+    poly_from,
+)
 
 SIZE_OPERATORS: dict[str, Callable[..., Any]] = {
     "floordiv": operator.floordiv,
@@ -29,32 +45,140 @@ SIZE_OPERATORS: dict[str, Callable[..., Any]] = {
     "min": torch.sym_min,
 }
 
+FLOAT_COMPARISONS: dict[str, Callable[..., Any]] = {
+    "flt": operator.lt,
+    "fle": operator.le,
+    "feq": operator.eq,
+}
+
+
+def _bool_symbol(expr: Op) -> str | None:
+    """``u`` when ``expr`` is ``u - 1 == 0`` (how an unbacked bool ``u == 1`` is stored)."""
+    if expr.name != "eq":
+        return None
+    poly = expr.args[0]
+    if not isinstance(poly, Poly) or len(poly.terms) != 2:
+        return None
+    constant = dict(poly.terms).get(EMPTY_MONO)
+    rest = [(mono, coeff) for mono, coeff in poly.terms if mono]
+    if constant != -1 or len(rest) != 1 or rest[0][1] != 1:
+        return None
+    (mono, _), = rest
+    return as_symbol(poly_from({mono: 1}))
+
 
 class SymbolicValues:
     """Nodes for symbolic sizes, built on demand in ``graph``."""
 
-    def __init__(self, graph: Graph, shape_env: ShapeEnv) -> None:
+    def __init__(self, graph: Graph, shape_env: ShapeEnv, examples: Any = None) -> None:
         self.graph = graph
         self.shape_env = shape_env
+        self.examples = examples  # ExampleValues when data-dependent decisions specialize
+        if examples is not None:
+            shape_env.example_values = self.example_of
         self.bindings: dict[str, tuple[Node, int | None]] = {}  # symbol -> (input, dim)
         self._nodes: dict[Any, tuple[Any, Any]] = {}  # expression -> (node or int, SymInt value)
+        self._emitted_asserts = 0
+        self._values: dict[str, tuple[Node, Any]] = {}  # unbacked symbol -> node computing it
+        self._bools: dict[str, tuple[Node, Any]] = {}  # unbacked bool u (u == 1) -> its node
+        self._lift: Callable[[Node], Node] | None = None
+
+    @contextmanager
+    def scope(self, graph: Graph, lift: Callable[[Node], Node]) -> Iterator[None]:
+        """Build nodes in a control-flow body's ``graph`` while the block runs:
+        outer nodes are lifted into it, and symbols bound inside are forgotten after."""
+        saved = (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools)
+        self.graph, self._nodes, self._lift = graph, {}, lift
+        self.bindings, self._values, self._bools = (
+            dict(self.bindings), dict(self._values), dict(self._bools)
+        )
+        try:
+            yield
+        finally:
+            (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools) = saved
+
+    def _local(self, node: Node) -> Node:
+        if self._lift is None or node.graph is self.graph:
+            return node
+        return self._lift(node)
 
     def bind(self, symbol: str, placeholder: Node, dim: int | None) -> None:
         """``symbol`` is ``placeholder``'s size at ``dim``, or the (int) input itself for None."""
         self.bindings.setdefault(symbol, (placeholder, dim))
 
-    def node_for(self, value: torch.SymInt) -> Any:
-        """A node argument computing ``value`` (or a plain int when it is known)."""
+    def bind_sizes(self, result: Any) -> None:
+        """Bind each new unbacked size of an op's result (``nonzero``'s row count)
+        to ``sym_size`` of the result node."""
+        values = result if isinstance(result, tuple | list) else (result,)
+        for value in values:
+            node = getattr(value, "node", None)
+            if not isinstance(value, torch.Tensor) or not isinstance(node, Node):
+                continue
+            for dim, size in enumerate(value.shape):
+                if isinstance(size, torch.SymInt):
+                    name = as_symbol(size.node.symbolic_expr)
+                    if name is not None and not self.is_bound(name):
+                        self.bind(name, node, dim)
+
+    def example_of(self, symbol: str) -> Any:
+        """The value of unbacked ``symbol`` on the example inputs, or None."""
+        if self.examples is None:
+            return None
+        if symbol in self._values or symbol in self._bools:
+            node = (self._values.get(symbol) or self._bools[symbol])[0]
+            value = self.examples.value_of(node)
+            return int(value) if isinstance(value, bool) else value
+        binding = self.bindings.get(symbol)
+        if binding is None:
+            return None
+        tensor = self.examples.value_of(binding[0])
+        return int(tensor.shape[binding[1]]) if isinstance(tensor, torch.Tensor) else None
+
+    def bind_value(self, symbol: str, node: Node, value: Any) -> None:
+        """``node`` computes the data-dependent ``symbol`` itself (``.item()``);
+        ``value`` is its symbolic value (for a bool ``u == 1``, the int ``u``)."""
+        self._values.setdefault(symbol, (node, value))
+
+    def is_bound(self, symbol: str) -> bool:
+        return symbol in self.bindings or symbol in self._values or symbol in self._bools
+
+    def node_for(self, value: torch.SymInt | torch.SymBool | torch.SymFloat) -> Any:
+        """A node argument computing ``value`` (or a plain constant when it is known)."""
         expr = self.shape_env.simplify(value.node.symbolic_expr)
+        return self.expression_node(expr)
+
+    def expression_node(self, expr: Any) -> Any:
+        """A node argument computing ``expr`` (int, bool or float)."""
         return self._expression(expr)[0]
+
+    def emit_runtime_asserts(self) -> None:
+        """Record ``aten._assert_scalar`` for each runtime assert the ShapeEnv
+        made since the last call (``torch._check`` on data-dependent values), as
+        soon as every symbol in it has a node. Called before each recorded op,
+        so a check runs before the computation that relies on it."""
+        pending = self.shape_env.runtime_asserts[self._emitted_asserts :]
+        for check in pending:
+            if not all(self.is_bound(name) for name in free_symbols(check.expr)):
+                return  # keep order: wait until its symbols exist
+            condition = self.expression_node(check.expr)
+            where = str(check.where).split("\n")[0] if check.where else "the traced model"
+            message = f"Runtime assertion failed for expression {check.code} (from {where})"
+            node = self.graph.call_function(
+                torch.ops.aten._assert_scalar.default, (condition, message)
+            )
+            node.meta["val"] = None
+            if check.where is not None:
+                node.meta["stack_trace"] = str(check.where)
+            self._emitted_asserts += 1
 
     def _expression(self, expr: Any) -> tuple[Any, Any]:
         known = self._nodes.get(expr)
         if known is not None:
             return known
         if not isinstance(expr, Poly):
-            raise ExportError(f"a {getattr(expr, 'kind', 'non-integer')} symbolic value reached an op; "
-                              "only integer sizes are supported so far")  # fmt: skip
+            result = self._non_integer(expr)
+            self._nodes[expr] = result
+            return result
         if expr.const is not None:
             return expr.const, expr.const
         total: tuple[Any, Any] | None = None
@@ -65,6 +189,44 @@ class SymbolicValues:
             raise InternalError(f"the non-constant size {expr} has no terms")
         self._nodes[expr] = total
         return total
+
+    def _non_integer(self, expr: Any) -> tuple[Any, Any]:
+        """Booleans (facts of runtime asserts, ``bool`` of a tensor) and floats
+        (``.item()`` of a float tensor) as operator nodes."""
+        value = as_scalar(expr)
+        if value is not None:
+            return value, value
+        if isinstance(expr, Op) and expr.name in ("ge", "eq"):
+            compare = operator.ge if expr.name == "ge" else operator.eq
+            bool_symbol = _bool_symbol(expr)
+            if bool_symbol is not None and bool_symbol in self._bools:
+                node, value = self._bools[bool_symbol]
+                return self._local(node), value
+            return self._apply(compare, self._expression(expr.args[0]), (0, 0))
+        if isinstance(expr, Op) and expr.name == "not":
+            return self._apply_one(torch.sym_not, self._expression(expr.args[0]))
+        if isinstance(expr, Op) and expr.name in ("and", "or"):
+            function = operator.and_ if expr.name == "and" else operator.or_
+            operands = [self._expression(arg) for arg in expr.args]
+            result = operands[0]
+            for operand in operands[1:]:
+                result = self._apply(function, result, operand)
+            return result
+        if isinstance(expr, Op) and expr.name in FLOAT_COMPARISONS:
+            left, right = (self._expression(arg) for arg in expr.args)
+            return self._apply(FLOAT_COMPARISONS[expr.name], left, right)
+        if isinstance(expr, Op) and expr.name == "float":
+            return self._apply_one(torch.sym_float, self._expression(expr.args[0]))
+        if isinstance(expr, Op) and expr.name == "fvar":
+            return self._symbol(expr.payload)
+        raise ExportError(
+            f"the symbolic value {expr} cannot be recorded in the graph yet; compute it with "
+            "tensor operations instead"
+        )
+
+    def bind_bool(self, symbol: str, node: Node, value: Any) -> None:
+        """``node`` computes the data-dependent bool ``symbol == 1`` (``bool(t)``)."""
+        self._bools.setdefault(symbol, (node, value))
 
     def _monomial(self, mono: Any, coeff: int) -> tuple[Any, Any]:
         if mono == EMPTY_MONO:
@@ -94,26 +256,40 @@ class SymbolicValues:
         known = self._nodes.get(("symbol", name))
         if known is not None:
             return known
+        if name in self._values:
+            node, value = self._values[name]
+            return self._local(node), value
         binding = self.bindings.get(name)
+        if binding is None and name in self._bools:  # the int of a bool: int(b)
+            node, _ = self._bools[name]
+            return self._apply_one(int, (self._local(node), self.shape_env.symint_of(name)))
         if binding is None:
             raise ExportError(
                 f"symbol {name} is not bound to any input dimension; this is a bug in graphlift"
             )
         placeholder, dim = binding
         if dim is None:  # a dynamic int input: the placeholder is the value
-            self._nodes[("symbol", name)] = (placeholder, placeholder.meta["val"])
-            return placeholder, placeholder.meta["val"]
+            return self._local(placeholder), placeholder.meta["val"]
         value = placeholder.meta["val"].shape[dim]
+        placeholder = self._local(placeholder)
         node = self.graph.call_function(torch.ops.aten.sym_size.int, (placeholder, dim))
         node.meta["val"] = value
         self._nodes[("symbol", name)] = (node, value)
         return node, value
 
+    def _apply_one(self, function: Callable[..., Any], operand: tuple[Any, Any]) -> tuple[Any, Any]:
+        if not isinstance(operand[0], Node):
+            value = function(operand[1])
+            return value, value
+        node = self.graph.call_function(function, (operand[0],))
+        node.meta["val"] = operand[1] if function is int else function(operand[1])
+        return node, node.meta["val"]
+
     def _apply(
         self, function: Callable[..., Any], left: tuple[Any, Any], right: tuple[Any, Any]
     ) -> tuple[Any, Any]:
         value = function(left[1], right[1])
-        if isinstance(left[0], int) and isinstance(right[0], int):
+        if not isinstance(left[0], Node) and not isinstance(right[0], Node):
             return value, value
         node = self.graph.call_function(function, (left[0], right[0]))
         node.meta["val"] = value

@@ -66,6 +66,13 @@ class TraceTensor(torch.Tensor):
     def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]
         return f"TraceTensor({describe_value(self)}, node=%{self.node.name}, device={self.device})"
 
+    def tolist(self) -> Any:  # type: ignore[override]
+        """torch's C++ ``tolist`` refuses tensor subclasses; element by element,
+        each ``.item()`` is a data-dependent value like any other."""
+        if self.dim() == 0:
+            return self.item()
+        return [row.tolist() for row in self.unbind(0)]
+
     @classmethod
     def __torch_dispatch__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         raise TraceError(
