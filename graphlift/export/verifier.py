@@ -168,6 +168,9 @@ class _SymbolCheck:
             symbol = as_symbol(expr)
             if symbol is not None and self.shape_env.is_unbacked(symbol):
                 self.bound.add(symbol)
+            elif isinstance(node.meta.get("val"), torch.SymFloat | torch.SymBool):
+                # ``.item()`` of a float or bool tensor: the node is the value (uf0, u0 == 1)
+                self.bound |= {s for s in free_symbols(expr) if self.shape_env.is_unbacked(s)}
         for expr in exprs:
             for symbol in sorted(free_symbols(expr)):
                 if symbol not in self.bound:
