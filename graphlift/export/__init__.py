@@ -2,6 +2,7 @@
 
 from graphlift.export.api import export
 from graphlift.export.constraints import Specialization
+from graphlift.export.draft import DraftExportReport, draft_export
 from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint, dims
 from graphlift.export.program import ExportedProgram, ModuleCallEntry
 from graphlift.export.shape_specs import AdditionalInputs, ShapesCollection, refine_dynamic_shapes
@@ -23,6 +24,7 @@ __all__ = [
     "DerivedDim",
     "Dim",
     "DimHint",
+    "DraftExportReport",
     "ExportGraphSignature",
     "ExportedProgram",
     "InputKind",
@@ -35,6 +37,7 @@ __all__ = [
     "SymIntArgument",
     "TensorArgument",
     "dims",
+    "draft_export",
     "export",
     "refine_dynamic_shapes",
     "unflatten",

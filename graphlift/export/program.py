@@ -57,6 +57,9 @@ class ExportedProgram:
         self.module_call_graph = module_call_graph
         #: Dim.AUTO dimensions that became static or narrower, with the line that did it.
         self.specializations = specializations
+        #: What draft_export had to refine or specialize (None for export()).
+        self.draft_report: Any = None
+        self._report: Any = None  # torch.export's name for the same report
         self._shape_env = shape_env
 
     @property

@@ -76,6 +76,8 @@ class ShapeEnv:
         #: symbol (None when unknown); undecidable questions are then answered
         #: from it and recorded as runtime asserts instead of raising.
         self.example_values: Any = None
+        #: The runtime asserts made by deciding from example data (draft_export reports them).
+        self.data_specializations: list[RuntimeAssert] = []
         self._reset_caches()
 
     # --- creating symbols ---------------------------------------------------------------
@@ -355,6 +357,7 @@ class ShapeEnv:
             if example is None:
                 raise self._data_dependent(simplified)
             self._record(self._fact_for(simplified, example), runtime=True)
+            self.data_specializations.append(self._asserts[-1])
             return example
         if self._suppressed:
             return hint

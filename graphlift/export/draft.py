@@ -1,0 +1,102 @@
+"""``draft_export``: export that reports what it had to assume instead of failing.
+
+torch.export's ``draft_export`` exists because the first export of a real
+model usually fails on something the user must then fix by hand. graphlift's
+takes the two recoverable failures and turns each into a line of a report:
+
+- a ``ConstraintViolationError`` (the program needs a narrower, tied or static
+  dim than ``dynamic_shapes`` says): the error's structured fixes are applied
+  with :func:`refine_dynamic_shapes` and export runs again;
+- a Python decision on data-dependent values: decided from the example
+  inputs' data (``data_dependent="specialize"``) and guarded by a runtime
+  assert, so other data that would decide differently is refused.
+
+The program is as sound as any export (every assumption is checked when it
+runs); it is only narrower than what was asked, and the report says where and
+why. ``ep.draft_report`` (also ``ep._report``, torch's name) holds it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from graphlift.errors import ConstraintViolationError
+from graphlift.export.api import export
+from graphlift.export.program import ExportedProgram
+from graphlift.export.shape_specs import refine_dynamic_shapes
+
+
+@dataclass(frozen=True)
+class DraftIssue:
+    kind: str  # "constraint violation" or "data-dependent decision"
+    message: str
+    where: str | None = None
+
+    def __str__(self) -> str:
+        where = f"\n    at {self.where}" if self.where else ""
+        return f"{self.kind}: {self.message}{where}"
+
+
+@dataclass(frozen=True)
+class DraftExportReport:
+    issues: tuple[DraftIssue, ...]
+    dynamic_shapes: Any  # the spec the program was finally exported with
+
+    def successful(self) -> bool:
+        """True when nothing had to be refined or specialized."""
+        return not self.issues
+
+    def __str__(self) -> str:
+        if not self.issues:
+            return "draft_export: no issues; export() would give the same program"
+        lines = [f"draft_export: {len(self.issues)} issue(s); the program is narrower than asked:"]
+        lines += [
+            f"  {i}. {issue}".replace("\n", "\n     ") for i, issue in enumerate(self.issues, 1)
+        ]
+        return "\n".join(lines)
+
+
+def draft_export(
+    mod: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    dynamic_shapes: Any = None,
+    strict: bool = False,
+    max_refinements: int = 8,
+) -> ExportedProgram:
+    """Export ``mod``, refining the spec and specializing data-dependent
+    decisions where needed; the report is ``ep.draft_report``."""
+    kwargs = dict(kwargs or {})
+    spec = dynamic_shapes
+    if hasattr(spec, "dynamic_shapes"):  # a ShapesCollection or AdditionalInputs
+        spec = spec.dynamic_shapes(mod, args, kwargs)
+    issues: list[DraftIssue] = []
+    for attempt in range(max_refinements + 1):
+        try:
+            program = export(
+                mod, args, kwargs, dynamic_shapes=spec, strict=strict, data_dependent="specialize"
+            )
+            break
+        except ConstraintViolationError as error:
+            if not error.fixes or attempt == max_refinements:
+                raise
+            issues.append(DraftIssue("constraint violation", str(error).split("\nFix the spec")[0]))
+            spec = refine_dynamic_shapes(spec, error, mod, args, kwargs)
+    shape_env = program._shape_env
+    for fact in shape_env.data_specializations if shape_env is not None else ():
+        issues.append(
+            DraftIssue(
+                "data-dependent decision",
+                f"decided `{fact.code}` from the example inputs' data; data that decides "
+                "otherwise is refused when the program runs (RuntimeAssertError)",
+                str(fact.where).split("\n")[0] if fact.where else None,
+            )
+        )
+    report = DraftExportReport(tuple(issues), spec)
+    program.draft_report = report
+    program._report = report
+    return program
