@@ -47,7 +47,7 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.verifier import verify
+from graphlift.export.verifier import CONTROL_FLOW_TARGETS, verify
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node, map_arg
@@ -77,7 +77,7 @@ def run_decompositions(
     replay = Replay(program, DecompositionRule(table), shape_env, cache)
     graph, input_specs, output_specs, constants = replay.run()
     result = type(program)(
-        graph_module=GraphModule(torch.nn.Module(), graph),
+        graph_module=GraphModule(program.graph_module, graph),  # with control-flow bodies
         graph_signature=ExportGraphSignature(input_specs, output_specs),
         state_dict=dict(program.state_dict),
         constants=constants,
@@ -168,6 +168,8 @@ class Replay:
             for node in nodes:
                 if node.op == "call_function":
                     self.values[node] = self._call(node)
+                elif node.op == "get_attr":  # a control-flow body, carried as it is
+                    self.values[node] = self._subgraph(node)
         output = nodes[-1]
         flat_outputs = [
             self._output_arg(value) for value in map_arg(output.args[0], self.values.get)
@@ -218,9 +220,22 @@ class Replay:
                 )
                 self.recorder._constants_by_id[id(value)] = placeholders[spec.arg.name]
 
+    def _subgraph(self, node: Node) -> Node:
+        """The body of a cond/map/while_loop/scan: referenced again by name (the new
+        program's graph module gets the submodule). Bodies are not decomposed yet."""
+        new = self.graph.get_attr(str(node.target))
+        new.meta = dict(node.meta)
+        return new
+
     def _call(self, node: Node) -> Any:
         args = map_arg(node.args, self.values.__getitem__)
         kwargs = map_arg(node.kwargs, self.values.__getitem__)
+        if node.target in CONTROL_FLOW_TARGETS:
+            self.recorder.source = node
+            try:
+                return self.recorder.record_opaque(node.target, args, kwargs, node)
+            finally:
+                self.recorder.source = None
         size_query = SIZE_QUERIES.get(node.target)
         if size_query is not None:  # a size, recomputed; emitted again where an op needs it
             return size_query(*args, **kwargs)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
+from graphlift.errors import InternalError
 from graphlift.ir.node import Node
 from graphlift.symbolic import ShapeEnv
 from graphlift.trace.recorder import META, Recorder
@@ -60,6 +61,23 @@ class ReplayRecorder(Recorder):
         node = self.record(op, node_args, node_kwargs)
         device = original[0].device if isinstance(original, tuple) else original.device
         return True, self._wrap_result(node, shadows, device, False)
+
+
+    def record_opaque(
+        self, target: Callable[..., Any], args: Any, kwargs: Any, source: Node
+    ) -> Any:
+        """Record a call the replay does not look into (a control-flow operator
+        over its bodies) with the result metadata ``source`` had."""
+        original = source.meta.get("val")
+        with _disable_current_modes():
+            shadows = _shadows(original, None, self.shape_env)
+        if shadows is None:
+            raise InternalError(f"cannot replay {source.format_node()}: unknown result metadata")
+        node_args, _ = self._convert(args)
+        node_kwargs, _ = self._convert(kwargs)
+        node = self.record(target, node_args, node_kwargs)
+        tensors = original if isinstance(original, tuple) else (original,)
+        return self._wrap_result(node, shadows, tensors[0].device, False)
 
 
 def _same_metadata(new: Any, old: Any) -> bool:

@@ -136,7 +136,15 @@ def target_problem(target: Any, level: IRLevel) -> str | None:
             return "is an in-place or out= op; exported graphs are functional"
         if target.namespace not in _BUILTIN_NAMESPACES:
             return None  # custom ops are preserved unless a decomposition table lists them
-        if level == "core" and torch.Tag.core not in target.tags and target not in CORE_EXTRA_OPS:
+        # The functional forms functionalization records (``_native_batch_norm_legit_functional``)
+        # stand for core ops that mutate; torch's core IR keeps them too.
+        functional_form = target._schema.name.endswith("_functional")
+        if (
+            level == "core"
+            and torch.Tag.core not in target.tags
+            and target not in CORE_EXTRA_OPS
+            and not functional_form
+        ):
             return f"calls {target}, which is not in the core ATen opset"
         return None
     if isinstance(target, torch._ops.HigherOrderOperator) or target in ALLOWED_PYTHON_TARGETS:
