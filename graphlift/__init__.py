@@ -67,3 +67,9 @@ __all__ = [
     "symbolic_trace",
     "wrap",
 ]
+
+# Saving and loading (issue #7).
+from graphlift.errors import ArchiveError
+from graphlift.serialize import load, save
+
+__all__ += ["ArchiveError", "load", "save"]
