@@ -8,6 +8,7 @@ program that decodes but breaks an invariant is refused as well.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -38,6 +39,14 @@ from graphlift.serialize.targets import resolve_target
 from graphlift.serialize.tensors import StorageReader
 from graphlift.serialize.values import ValueDecoder
 
+_IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
+_TARGET_PATTERNS = {
+    "placeholder": re.compile(rf"\*{{0,2}}{_IDENTIFIER}$"),
+    "call_method": re.compile(rf"{_IDENTIFIER}$"),
+    "get_attr": re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*$"),
+    "call_module": re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*$"),
+    "output": re.compile(r"output$"),
+}
 _PROGRAM_KEYS = ("schema_version", "torch_version", "graphs", "signature", "storages",
                  "state_dict", "constants", "example_inputs", "range_constraints",
                  "module_call_graph", "shape_env", "specializations")  # fmt: skip
@@ -143,10 +152,7 @@ def decode_graph(data: Data, values: ValueDecoder) -> Graph:
         item.fields(("name", "op", "target", "args", "kwargs", "meta"))
         name = item["name"].str()
         op = item["op"].choice({op: op for op in OPCODES})
-        if op == "call_function":
-            target: Any = resolve_target(item["target"].str(), item["target"].path)
-        else:
-            target = item["target"].str()
+        target = _target(op, item["target"])
         args = tuple(values(arg) for arg in item["args"].items())
         kwargs = {}
         for pair in item["kwargs"].items():
@@ -161,6 +167,18 @@ def decode_graph(data: Data, values: ValueDecoder) -> Graph:
         values.nodes[name] = node
         node.meta = _meta(item["meta"], values, node)
     return graph
+
+
+def _target(op: str, data: Data) -> Any:
+    """A node's target. Names end up in generated code, so they must be plain
+    (dotted) identifiers; call targets come from :mod:`.targets` lookups."""
+    if op == "call_function":
+        return resolve_target(data.str(), data.path)
+    text = data.str()
+    pattern = _TARGET_PATTERNS[op]
+    if not pattern.match(text):
+        raise data.fail(f"{op} target {text[:60]!r} is not a plain name")
+    return text
 
 
 def _meta(data: Data, values: ValueDecoder, node: Any) -> dict[str, Any]:

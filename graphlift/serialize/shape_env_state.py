@@ -20,6 +20,7 @@ saved here too).
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from graphlift.errors import ExpressionParseError
@@ -30,6 +31,12 @@ from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Expr, Op
 from graphlift.symbolic.guards import Guard, Replacement, RuntimeAssert, SymbolInfo
 from graphlift.symbolic.shape_env import _comparison_monomials
+
+#: A symbol's source is printed into the input checks ``module()`` compiles, so
+#: it must be a plain access path such as ``x.size()[0]``, nothing else.
+SAFE_SOURCE = re.compile(
+    r"([A-Za-z_][A-Za-z0-9_]*(\.size\(\)\[\d{1,4}\]|\.item\(\)|\[\d{1,6}\])*)?$"
+)
 
 #: The ShapeEnv fields saved (or rebuilt from saved ones); see the module docstring.
 HANDLED_FIELDS = frozenset({
@@ -126,7 +133,12 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
     for item in data["symbols"].items():
         item.fields(("name", "hint", "source", "declared"))
         name = _symbol_name(item["name"])
-        info = SymbolInfo(name, item["hint"].optional_int(), item["source"].str(),
+        source = item["source"].str()
+        if not SAFE_SOURCE.match(source):
+            raise item["source"].fail(
+                f"a symbol source must be an access path, not {source[:60]!r}"
+            )
+        info = SymbolInfo(name, item["hint"].optional_int(), source,
                           range_from_data(item["declared"]))  # fmt: skip
         env._symbols[name] = info
         if info.hint is not None:
@@ -151,9 +163,14 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
         env._facts.add(fact)
         for mono in _comparison_monomials(fact):
             env._facts_by_mono.setdefault(mono, []).append(fact)
-    env._guards = [Guard(*_fact_from_data(item, read_expr)) for item in data["guards"].items()]
+    env._guards = [Guard(*_fact_from_data(env, item, read_expr)) for item in data["guards"].items()]
+    for guard, item in zip(env._guards, data["guards"].items()):
+        unbacked = [n for n in E.free_symbols(guard.expr) if env._symbols[n].hint is None]
+        if unbacked:
+            raise item.fail(f"a guard over data-dependent symbols {unbacked[:3]}")
     env._asserts = [
-        RuntimeAssert(*_fact_from_data(item, read_expr)) for item in data["runtime_asserts"].items()
+        RuntimeAssert(*_fact_from_data(env, item, read_expr))
+        for item in data["runtime_asserts"].items()
     ]
     counts = data["counts"].fields(("s", "u", "uf"))
     env._counts = {key: counts[key].int() for key in ("s", "u", "uf")}
@@ -177,9 +194,21 @@ def _known(env: ShapeEnv, name: str, item: Data) -> str:
     return name
 
 
-def _fact_from_data(item: Data, read_expr: ExprReader) -> tuple[Expr, str, SourceLocation | None]:
+def _fact_from_data(
+    env: ShapeEnv, item: Data, read_expr: ExprReader
+) -> tuple[Expr, str, SourceLocation | None]:
+    """A guard's parts. Its code is compiled into ``module()``'s input checks, so
+    it is not taken from the archive: it is printed again from the expression
+    (over the checked sources), and must equal what the archive says."""
     item.fields(("expr", "code", "where"))
-    return read_expr(item["expr"], "bool"), item["code"].str(), location_from_data(item["where"])
+    expr = read_expr(item["expr"], "bool")
+    unknown = sorted(E.free_symbols(expr) - set(env._symbols))
+    if unknown:
+        raise item["expr"].fail(f"unknown symbols {unknown[:3]}")
+    code = env.format(expr)
+    if item["code"].str() != code:
+        raise item["code"].fail(f"does not match its expression (expected {code[:80]!r})")
+    return expr, code, location_from_data(item["where"])
 
 
 def range_from_data(item: Data) -> ValueRange:

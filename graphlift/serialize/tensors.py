@@ -78,6 +78,7 @@ class StorageReader:
     def __init__(self, table: Data, flat: dict[str, torch.Tensor]) -> None:
         self._storages: dict[str, torch.UntypedStorage] = {}
         self._used: set[str] = set()
+        self._made: dict[str, torch.Tensor] = {}  # identical entries: one object (tied weights)
         for key, entry in table.entries():
             entry.fields(("dtype", "length"))
             dtype = entry["dtype"].choice(DTYPES)
@@ -100,6 +101,9 @@ class StorageReader:
     def decode(self, data: Data) -> torch.Tensor:
         data.fields(("storage", "dtype", "sizes", "strides", "storage_offset", "requires_grad",
                      "parameter"))  # fmt: skip
+        identity = repr(data.value)
+        if identity in self._made:
+            return self._made[identity]
         key = data["storage"].str()
         storage = self._storages.get(key)
         if storage is None:
@@ -121,8 +125,11 @@ class StorageReader:
         if requires_grad and not (tensor.is_floating_point() or tensor.is_complex()):
             raise data["requires_grad"].fail(f"a {dtype} tensor cannot require grad")
         if data["parameter"].bool():
-            return torch.nn.Parameter(tensor, requires_grad=requires_grad)
-        return tensor.requires_grad_(requires_grad)
+            tensor = torch.nn.Parameter(tensor, requires_grad=requires_grad)
+        else:
+            tensor.requires_grad_(requires_grad)
+        self._made[identity] = tensor
+        return tensor
 
     def check_all_used(self) -> None:
         unused = sorted(set(self._storages) - self._used)
