@@ -47,6 +47,8 @@ _TARGET_PATTERNS = {
     "call_module": re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*$"),
     "output": re.compile(r"output$"),
 }
+#: Opcodes whose argument count is fixed (no kwargs): exported placeholders have no defaults.
+_ARITY = {"placeholder": 0, "get_attr": 0, "output": 1}
 _PROGRAM_KEYS = ("schema_version", "torch_version", "graphs", "signature", "storages",
                  "state_dict", "constants", "example_inputs", "range_constraints",
                  "module_call_graph", "shape_env", "specializations")  # fmt: skip
@@ -137,8 +139,8 @@ def _graph_module(
     try:
         module = GraphModule(children, graph) if children else GraphModule(torch.nn.Module(), graph)
         graph.lint()
-    except (GraphError, VerificationError) as error:
-        raise data.fail(f"the graph is malformed: {error}") from None
+    except (GraphError, VerificationError, SyntaxError, ValueError, TypeError) as error:
+        raise data.fail(f"the graph is malformed: {str(error)[:300]}") from None
     except AttributeError as error:  # a get_attr naming no subgraph
         raise data.fail(f"the graph refers to a missing attribute: {error}") from None
     return module
@@ -153,9 +155,10 @@ def decode_graph(data: Data, values: ValueDecoder) -> Graph:
         name = item["name"].str()
         op = item["op"].choice({op: op for op in OPCODES})
         target = _target(op, item["target"])
-        args = tuple(values(arg) for arg in item["args"].items())
+        arity = _ARITY.get(op)
+        args = tuple(values(arg) for arg in item["args"].items(arity))
         kwargs = {}
-        for pair in item["kwargs"].items():
+        for pair in item["kwargs"].items(0 if arity is not None else None):
             key, value = pair.items(2)
             kwargs[key.str()] = values(value)
         try:

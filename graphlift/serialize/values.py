@@ -119,6 +119,7 @@ class ValueDecoder:
         self.read_expr = read_expr
         self.nodes: dict[str, Node] = {}  # the graph being decoded, by name
         self.owner: Node | None = None  # the node whose meta is being decoded
+        self._symbolic: dict[tuple[str, Any], Any] = {}  # one SymInt per expression text
 
     def __call__(self, data: Data) -> Any:
         value = data.value
@@ -143,9 +144,14 @@ class ValueDecoder:
     def symbolic(self, data: Data, tag: str) -> Any:
         if self.shape_env is None:
             raise data.fail("a symbolic value in a program without symbols")
-        kind, pytype = _EXPR_KINDS[tag]
-        expr = self.read_expr(data, kind)
-        return wrap(SymNode(expr, self.shape_env, pytype, self.shape_env.hint_of(expr)))
+        key = (tag, data.str())
+        known = self._symbolic.get(key)
+        if known is None:
+            kind, pytype = _EXPR_KINDS[tag]
+            expr = self.read_expr(data, kind)
+            known = wrap(SymNode(expr, self.shape_env, pytype, self.shape_env.hint_of(expr)))
+            self._symbolic[key] = known
+        return known
 
     def tensor_meta(self, data: Data) -> TraceTensor:
         data.fields(("dtype", "sizes", "strides", "storage_offset", "device", "requires_grad"))

@@ -45,17 +45,18 @@ def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 def replace_at(document: Any, path: tuple[Any, ...], new: Any) -> Any:
-    """A copy of ``document`` with the value at ``path`` replaced (``DELETE`` removes it)."""
+    """A copy of ``document`` with the value at ``path`` replaced (``DELETE`` removes it).
+
+    Only the containers along the path are copied; the rest is shared.
+    """
     if not path:
         return new
-    copy = json.loads(json.dumps(document))
-    parent = copy
-    for step in path[:-1]:
-        parent = parent[step]
-    if new is DELETE:
-        del parent[path[-1]]
+    head, rest = path[0], path[1:]
+    copy = dict(document) if isinstance(document, dict) else list(document)
+    if not rest and new is DELETE:
+        del copy[head]
     else:
-        parent[path[-1]] = new
+        copy[head] = replace_at(document[head], rest, new)
     return copy
 
 
