@@ -205,3 +205,20 @@ def test_the_rebuilt_shape_env_knows_what_the_original_knew() -> None:
     symbol = loaded.create_symbol(5, min=2, max=9, source="y.size()[0]")  # no name clash
     assert str(symbol) == f"s{env._counts['s']}"
     assert json.dumps(program(buffer.getvalue())["shape_env"])
+
+
+def test_a_loaded_program_can_be_exported_again_and_saved() -> None:
+    ep = export_tiny()
+    buffer = io.BytesIO()
+    gl.save(ep, buffer)
+    loaded = gl.load(io.BytesIO(buffer.getvalue()))
+    x = torch.randn(8, 4)
+    again = gl.export(loaded.module(), (x,), dynamic_shapes=({0: gl.Dim("n", min=2, max=64)},))
+    second = io.BytesIO()
+    gl.save(again, second)
+    reloaded = gl.load(io.BytesIO(second.getvalue()))
+    for rows in (4, 8, 30):
+        x = torch.randn(rows, 4)
+        assert torch.equal(reloaded.module()(x), ep.module()(x))
+    with pytest.raises(gl.errors.InputMismatchError):
+        reloaded.module()(torch.randn(3, 4))  # odd row counts were refused before, too

@@ -81,7 +81,11 @@ def test_every_truncation() -> None:
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(ARCHIVE) - 1), st.integers(1, 255)), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.integers(0, len(ARCHIVE) - 1), st.integers(1, 255)), min_size=1, max_size=4
+    )
+)
 def test_byte_flips(flips: list[tuple[int, int]]) -> None:
     data = bytearray(ARCHIVE)
     for index, xor in flips:
@@ -117,7 +121,9 @@ JSON_VALUES = st.recursive(
 @FUZZ
 @given(
     st.lists(
-        st.tuples(st.sampled_from(PATHS), st.one_of(JSON_VALUES, st.sampled_from(VALUES), st.just(DELETE))),
+        st.tuples(
+            st.sampled_from(PATHS), st.one_of(JSON_VALUES, st.sampled_from(VALUES), st.just(DELETE))
+        ),
         min_size=1,
         max_size=3,
     )
