@@ -45,14 +45,11 @@ LIBRARIES = {
 }
 
 
-def median_seconds(action: Callable[[], Any], repeat: int) -> float:
-    runs = []
-    for _ in range(repeat):
-        gc.collect()
-        start = time.perf_counter()
-        action()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs)
+def seconds(action: Callable[[], Any]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    quietly(action)
+    return time.perf_counter() - start
 
 
 def measure(programs: dict[str, Any], repeat: int) -> dict[str, Any]:
@@ -63,21 +60,17 @@ def measure(programs: dict[str, Any], repeat: int) -> dict[str, Any]:
         quietly(lambda save=save, name=name, buffer=buffer: save(programs[name], buffer))
         archives[name] = buffer.getvalue()
     record: dict[str, Any] = {name: {"bytes": len(data)} for name, data in archives.items()}
+    runs: dict[str, dict[str, list[float]]] = {name: {"save": [], "load": []} for name in LIBRARIES}
     for index in range(repeat):
         order = list(LIBRARIES) if index % 2 == 0 else list(reversed(LIBRARIES))
         for name in order:
             save, load = LIBRARIES[name]
-            times = record[name].setdefault("runs", {"save": [], "load": []})
-            program = programs[name]
-            times["save"].append(
-                median_seconds(lambda: quietly(lambda: save(program, io.BytesIO())), 1)
-            )
-            data = archives[name]
-            times["load"].append(median_seconds(lambda: quietly(lambda: load(io.BytesIO(data))), 1))
+            program, data = programs[name], archives[name]
+            runs[name]["save"].append(seconds(lambda: save(program, io.BytesIO())))  # noqa: B023
+            runs[name]["load"].append(seconds(lambda: load(io.BytesIO(data))))  # noqa: B023
     for name in LIBRARIES:
-        runs = record[name].pop("runs")
-        record[name]["save_seconds"] = round(statistics.median(runs["save"]), 5)
-        record[name]["load_seconds"] = round(statistics.median(runs["load"]), 5)
+        record[name]["save_seconds"] = round(statistics.median(runs[name]["save"]), 5)
+        record[name]["load_seconds"] = round(statistics.median(runs[name]["load"]), 5)
     record["load_ratio"] = round(
         record["graphlift"]["load_seconds"] / record["torch"]["load_seconds"], 3
     )
