@@ -123,7 +123,7 @@ def print_table(cases: dict[str, Any], summary: dict[str, Any]) -> None:
     rows = []
     for name, r in cases.items():
         if not r["ok"]:
-            rows.append([name, r["error"][:60], *["-"] * 7])
+            rows.append([name, *["-"] * 7, r["error"][:40]])
             continue
         g, t = r["graphlift"], r["torch"]
         rows.append([

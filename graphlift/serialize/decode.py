@@ -77,7 +77,7 @@ def decode_program(
         tuple(_output_spec(item, values) for item in data["signature"]["outputs"].items()),
     )
     _check_state(signature, state_dict, constants, data["signature"])
-    program = ExportedProgram(
+    result = ExportedProgram(
         graph_module=graph_module,
         graph_signature=signature,
         state_dict=state_dict,
@@ -90,15 +90,15 @@ def decode_program(
         shape_env=shape_env,
         specializations=tuple(_specialization(item) for item in data["specializations"].items()),
     )
-    if not program.module_call_graph:
+    if not result.module_call_graph:
         raise data["module_call_graph"].fail("no entry for the root module")
     try:
-        verify(program)
+        verify(result)
     except (VerificationError, GraphError) as error:
         raise ArchiveError(
             f"the archived program is not a valid exported program: {error}"
         ) from None
-    return program
+    return result
 
 
 # --- graphs ------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ instead of surfacing as a ``KeyError`` deep inside the decoder.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import builtins
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from graphlift.errors import ArchiveError
@@ -74,13 +75,13 @@ class Data:
     def bool(self) -> bool:
         return self._expect(bool, "a boolean")  # type: ignore[no-any-return]
 
-    def optional_str(self) -> str | None:
+    def optional_str(self) -> builtins.str | None:
         return None if self.value is None else self.str()
 
-    def optional_int(self) -> int | None:
+    def optional_int(self) -> builtins.int | None:
         return None if self.value is None else self.int()
 
-    def choice(self, options: dict[str, Any]) -> Any:
+    def choice(self, options: Mapping[builtins.str, Any]) -> Any:
         """The value named by this string in ``options`` (enum members by name)."""
         name = self.str()
         if name not in options:

@@ -153,11 +153,11 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
         value = read_expr(item["value"], "int")
         env._replacements[symbol] = Replacement(symbol, value, location_from_data(item["where"]))
     for item in data["pinned"].items():
-        op_data, value = item.items(2)
+        op_data, pinned = item.items(2)
         op = E.lone_factor(read_expr(op_data, "int"))
         if not isinstance(op, Op):
             raise op_data.fail("a pinned value must be an operation")
-        env._pinned[op] = value.int()
+        env._pinned[op] = pinned.int()
     for item in data["facts"].items():
         fact = read_expr(item, "bool")
         env._facts.add(fact)

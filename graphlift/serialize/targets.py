@@ -65,7 +65,7 @@ def target_name(target: Any) -> str:
     if isinstance(target, torch._ops.OpOverload):
         return f"{target._schema.name}.{target._overloadname}"
     if isinstance(target, torch._ops.HigherOrderOperator):
-        return f"higher_order::{target.name()}"
+        return f"higher_order::{target.name()}"  # type: ignore[no-untyped-call]
     name = _NAMES_BY_ID.get(id(target))
     if name is None:
         raise SerializationError(

@@ -78,7 +78,7 @@ def encode_value(value: Any) -> Any:
         return {"slice": [encode_value(v) for v in (value.start, value.stop, value.step)]}
     for kind, (tag, _) in _SYMBOLIC.items():
         if isinstance(value, kind):
-            return {tag: expr_text(value.node.symbolic_expr)}
+            return {tag: expr_text(value.node.symbolic_expr)}  # type: ignore[attr-defined]
     simple = _simple_tag(value)
     if simple is not None:
         return simple
@@ -129,7 +129,7 @@ class ValueDecoder:
             raise data.fail(
                 "a bare array; containers are tagged ({'tuple': [...]} or {'list': [...]})"
             )
-        data.fields((), _DECODERS.keys())
+        data.fields((), tuple(_DECODERS))
         if len(value) != 1:
             raise data.fail(f"expected one tag, found {sorted(value)[:6]}")
         ((tag, _),) = value.items()
