@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from graphlift.errors import ExpressionParseError
@@ -117,10 +118,25 @@ def _bound_to_data(value: int | float) -> Any:
     return value
 
 
+@dataclass(frozen=True, eq=False)
+class ArchivedLocation(SourceLocation):
+    """A source location read from an archive: its code line is the archived
+    text. (A plain SourceLocation reads the line from the file it names, and a
+    file named by an archive must never be opened: it could be a device that
+    never ends.)"""
+
+    text: str = ""
+
+    @property
+    def code(self) -> str:
+        return self.text
+
+
 def location_to_data(where: SourceLocation | None) -> Any:
     if where is None:
         return None
-    return {"file": where.filename, "line": where.lineno, "function": where.function}
+    return {"file": where.filename, "line": where.lineno, "function": where.function,
+            "code": where.code}  # fmt: skip
 
 
 # --- loading ---------------------------------------------------------------------------
@@ -230,5 +246,7 @@ def _bound_from_data(item: Data) -> int | float:
 def location_from_data(item: Data) -> SourceLocation | None:
     if item.value is None:
         return None
-    item.fields(("file", "line", "function"))
-    return SourceLocation(item["file"].str(), item["line"].int(), item["function"].str())
+    item.fields(("file", "line", "function", "code"))
+    return ArchivedLocation(
+        item["file"].str(), item["line"].int(), item["function"].str(), item["code"].str()
+    )
