@@ -47,6 +47,7 @@ _TARGET_PATTERNS = {
     "call_module": re.compile(rf"{_IDENTIFIER}(\.{_IDENTIFIER})*$"),
     "output": re.compile(r"output$"),
 }
+_SIZE_SOURCE = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\.size\(\)\[(\d+)\]$")
 #: Opcodes whose argument count is fixed (no kwargs): exported placeholders have no defaults.
 _ARITY = {"placeholder": 0, "get_attr": 0, "output": 1}
 _PROGRAM_KEYS = ("schema_version", "torch_version", "graphs", "signature", "storages",
@@ -90,11 +91,11 @@ def decode_program(
         shape_env=shape_env,
         specializations=tuple(_specialization(item) for item in data["specializations"].items()),
     )
-    if not result.module_call_graph:
-        raise data["module_call_graph"].fail("no entry for the root module")
+    _check_call_specs(result, data["module_call_graph"])
+    _check_symbol_sources(result, env_data)
     try:
         verify(result)
-    except (VerificationError, GraphError) as error:
+    except (VerificationError, GraphError, TypeError, ValueError, AttributeError) as error:
         raise ArchiveError(
             f"the archived program is not a valid exported program: {error}"
         ) from None
@@ -167,6 +168,8 @@ def decode_graph(data: Data, values: ValueDecoder) -> Graph:
             raise item.fail(str(error)) from None
         if node.name != name or name in values.nodes:
             raise item["name"].fail(f"node name {name[:40]!r} is not a fresh identifier")
+        if op == "output" and not isinstance(args[0], tuple | list):
+            raise item["args"].fail("an output node returns a tuple or list of values")
         values.nodes[name] = node
         node.meta = _meta(item["meta"], values, node)
     return graph
@@ -286,6 +289,48 @@ def _call_entry(data: Data) -> ModuleCallEntry:
     return ModuleCallEntry(
         data["fqn"].str(), _spec(data["in_spec"]), _spec(data["out_spec"]), names
     )
+
+
+def _check_call_specs(program: ExportedProgram, data: Data) -> None:
+    """``module()`` flattens ``(args, kwargs)`` with the root's in_spec and
+    rebuilds outputs with its out_spec: both must fit the signature."""
+    if not program.module_call_graph:
+        raise data.fail("no entry for the root module")
+    root = program.module_call_graph[0]
+    args_kwargs = root.in_spec.type is tuple and len(root.in_spec.children) == 2
+    if (
+        not args_kwargs
+        or root.in_spec.children[0].type is not tuple
+        or (root.in_spec.children[1].type is not dict)
+    ):
+        raise data.fail("the root in_spec is not (args tuple, kwargs dict)")
+    inputs = program.graph_signature.user_inputs
+    outputs = program.graph_signature.user_outputs
+    if root.in_spec.num_leaves != len(inputs) or root.out_spec.num_leaves != len(outputs):
+        raise data.fail(
+            f"the root specs have {root.in_spec.num_leaves} inputs and {root.out_spec.num_leaves} "
+            f"outputs; the signature has {len(inputs)} and {len(outputs)}"
+        )
+
+
+def _check_symbol_sources(program: ExportedProgram, data: Data) -> None:
+    """Input checks read each input size symbol's source (``x.size()[0]``): it
+    must name a graph input that has that dimension."""
+    if program._shape_env is None:
+        return
+    ranks = {
+        node.name: len(node.meta["val"].shape)
+        for node in program.graph.nodes
+        if node.op == "placeholder" and isinstance(node.meta.get("val"), torch.Tensor)
+    }
+    for info in program._shape_env.symbols:
+        match = _SIZE_SOURCE.match(info.source)
+        if info.hint is not None and (
+            match is None or int(match.group(2)) >= ranks.get(match.group(1), 0)
+        ):
+            raise data["symbols"].fail(
+                f"symbol {info.name} is bound to {info.source!r}, which is no input dimension"
+            )
 
 
 def _specialization(data: Data) -> Specialization:

@@ -237,3 +237,21 @@ def test_source_lines_come_from_the_archive_not_from_the_files_it_names(archive:
     where = loaded._shape_env.guards[0].where  # type: ignore[union-attr]
     assert str(where) == f"/dev/zero:{where.lineno} in forward\n    x = make(x)"
     assert "/dev/zero" in loaded.module().input_checks  # never opened
+
+
+LEAF = {"type": None, "context": None, "children_spec": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "match"),
+    [
+        (("graphs", "root", "nodes", -1, "args", 0), 1099511627776, "returns a tuple or list"),
+        (("shape_env", "symbols", 0, "source"), "x.size()[5]", "no input dimension"),
+        (("shape_env", "symbols", 0, "source"), "y.size()[0]", "no input dimension"),
+        (("module_call_graph", 0, "out_spec"), {"type": "builtins.tuple", "context": "null",
+                                                "children_spec": [LEAF, LEAF]}, "specs have"),
+    ],
+)  # fmt: skip
+def test_inconsistent_programs_are_refused(archive: bytes, path, value, match) -> None:  # type: ignore[no-untyped-def]
+    document = replace_at(program(archive), ("shape_env", "guards"), [])  # their code names sources
+    load_error(with_program(archive, replace_at(document, path, value)), match)
