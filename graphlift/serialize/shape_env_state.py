@@ -190,11 +190,23 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
     ]
     counts = data["counts"].fields(("s", "u", "uf"))
     env._counts = {key: counts[key].int() for key in ("s", "u", "uf")}
+    _check_known_symbols(env, data)
     missing = set(env._symbols) - set(env._ranges)
     if missing:
         raise data["ranges"].fail(f"no range for symbols {sorted(missing)}")
     env._reset_caches()
     return env
+
+
+def _check_known_symbols(env: ShapeEnv, data: Data) -> None:
+    used: set[str] = set()
+    for replacement in env._replacements.values():
+        used |= E.free_symbols(replacement.value)
+    for expr in (*env._pinned, *env._facts):
+        used |= E.free_symbols(expr)
+    unknown = sorted(used - set(env._symbols))
+    if unknown:
+        raise data.fail(f"replacements, pins or facts use unknown symbols {unknown[:3]}")
 
 
 def _symbol_name(item: Data) -> str:

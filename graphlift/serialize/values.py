@@ -27,12 +27,13 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import SerializationError
+from graphlift.errors import ArchiveError, GraphliftError, SerializationError
 from graphlift.ir.node import Node
 from graphlift.serialize.reader import Data
 from graphlift.serialize.shape_env_state import ExprReader, expr_text
 from graphlift.serialize.targets import resolve_target, target_name
 from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.sym_node import SymNode, wrap
 from graphlift.trace.tensor import TraceTensor
 
@@ -149,6 +150,9 @@ class ValueDecoder:
         if known is None:
             kind, pytype = _EXPR_KINDS[tag]
             expr = self.read_expr(data, kind)
+            unknown = sorted(E.free_symbols(expr) - {s.name for s in self.shape_env.symbols})
+            if unknown:
+                raise data.fail(f"unknown symbols {unknown[:3]}")
             known = wrap(SymNode(expr, self.shape_env, pytype, self.shape_env.hint_of(expr)))
             self._symbolic[key] = known
         return known
@@ -167,7 +171,16 @@ class ValueDecoder:
         try:
             shadow = _shadow(sizes, strides, offset, dtype, self.shape_env)
             return TraceTensor(shadow, self.owner, device, data["requires_grad"].bool())
-        except (RuntimeError, ValueError, TypeError, OverflowError, IndexError) as error:
+        except ArchiveError:
+            raise
+        except (
+            GraphliftError,
+            RuntimeError,
+            ValueError,
+            TypeError,
+            ArithmeticError,
+            LookupError,
+        ) as error:
             raise data.fail(f"inconsistent tensor metadata: {str(error)[:200]}") from None
 
     def _size(self, item: Data) -> Any:

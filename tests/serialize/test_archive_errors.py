@@ -20,7 +20,7 @@ from graphlift.serialize import CHANGELOG, SCHEMA_VERSION
 from graphlift.serialize.schema import Limits
 from graphlift.serialize.shape_env_state import HANDLED_FIELDS
 from graphlift.symbolic import ShapeEnv
-from tests.serialize.mutate import entries, program, replace_at, rezip, with_program
+from tests.serialize.mutate import DELETE, entries, program, replace_at, rezip, with_program
 from tests.serialize.programs import export_tiny
 
 
@@ -246,6 +246,10 @@ LEAF = {"type": None, "context": None, "children_spec": []}
     ("path", "value", "match"),
     [
         (("graphs", "root", "nodes", -1, "args", 0), 1099511627776, "returns a tuple or list"),
+        # found by the long fuzz run:
+        (("graphs", "root", "nodes", -1), DELETE, "not a valid exported program|malformed"),
+        (("graphs", "root", "nodes", 0, "meta", "val", "tensor_meta", "sizes", 0), {"sym_int": "s1"},
+         "unknown symbols"),
         (("shape_env", "symbols", 0, "source"), "x.size()[5]", "no input dimension"),
         (("shape_env", "symbols", 0, "source"), "y.size()[0]", "no input dimension"),
         (("module_call_graph", 0, "out_spec"), {"type": "builtins.tuple", "context": "null",
