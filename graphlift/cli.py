@@ -6,6 +6,9 @@ generated code, the exported ATen program with its signature, ``module()``
 checked against eager PyTorch on inputs the trace never saw, and an input the
 program was not exported for being refused. The demo grows with each
 capability (dynamic shapes, save, load).
+
+``graphlift show model.gl`` prints a program saved with ``graphlift.save``
+(no model code needed; ``--checks`` adds the input checks ``module()`` runs).
 """
 
 from __future__ import annotations
