@@ -74,3 +74,9 @@ __all__ = [
     "unflatten",
     "wrap",
 ]
+
+# Saving and loading (issue #7).
+from graphlift.errors import ArchiveError
+from graphlift.serialize import load, save
+
+__all__ += ["ArchiveError", "load", "save"]

@@ -6,6 +6,9 @@ generated code, the exported ATen program with its signature, ``module()``
 checked against eager PyTorch on inputs the trace never saw, and an input the
 program was not exported for being refused. The demo grows with each
 capability (dynamic shapes, save, load).
+
+``graphlift show model.gl`` prints a program saved with ``graphlift.save``
+(no model code needed; ``--checks`` adds the input checks ``module()`` runs).
 """
 
 from __future__ import annotations
@@ -130,11 +133,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo", help="capture the bundled example model and check it against eager"
     )
     demo.add_argument("--no-code", action="store_true", help="do not print the generated code")
+    show = commands.add_parser("show", help="print a program saved with graphlift.save")
+    show.add_argument("archive", help="path of the archive (e.g. model.gl)")
+    show.add_argument("--checks", action="store_true", help="also print module()'s input checks")
     args = parser.parse_args(argv)
     console = Console(highlight=False)
     if args.command == "demo":
         return run_demo(console, show_code=not args.no_code)
+    if args.command == "show":
+        return run_show(console, args.archive, show_checks=args.checks)
     return 2
+
+
+def run_show(console: Console, path: str, show_checks: bool = False) -> int:
+    """Load an archive (no model code needed) and print the program; 1 if it is not valid."""
+    try:
+        program = graphlift.load(path)
+    except (graphlift.ArchiveError, OSError) as error:
+        console.print(f"[red]{type(error).__name__}[/red]: {escape(str(error))}")
+        return 1
+    console.print(str(program), markup=False, soft_wrap=True)
+    if show_checks:
+        console.print(program.module().input_checks, markup=False, soft_wrap=True)  # type: ignore[attr-defined]
+    return 0
 
 
 if __name__ == "__main__":

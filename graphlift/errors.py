@@ -165,3 +165,26 @@ class RuntimeAssertError(GraphliftError, RuntimeError):
     violates a fact the program was exported under (``torch._check(u0 < 8)``
     on a data-dependent value). torch raises RuntimeError from
     ``aten._assert_scalar`` here."""
+
+
+# --- saving and loading archives -----------------------------------------------------
+
+
+class ArchiveError(GraphliftError, RuntimeError):
+    """A file given to ``graphlift.load`` is not a valid graphlift archive.
+
+    Truncated or corrupted zips, malformed JSON, wrong field types, an unknown
+    schema version, missing or extra tensors, a custom op not registered in
+    this process: each says what is wrong and where in the archive (``path``,
+    e.g. ``"graphs.root.nodes[3].args[0]"``) when one is known. torch.export.load
+    raises RuntimeError-family errors for unreadable archives.
+    """
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(f"{message} (at {path})" if path else message)
+
+
+class SerializationError(GraphliftError, RuntimeError):
+    """``graphlift.save`` met a program it cannot write (a value the archive
+    format has no encoding for); torch.export.save raises SerializeError."""

@@ -44,3 +44,18 @@ def test_command_line_entry_point() -> None:
     assert result.returncode == 0, result.stderr
     assert "every check passed" in result.stdout
     assert "def forward" not in result.stdout
+
+
+def test_show_prints_a_saved_program(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    model, (tokens,) = cli.make_example()
+    ep = cli.graphlift.export(model, (tokens,))
+    path = tmp_path / "tiny_gpt.gl"
+    cli.graphlift.save(ep, path)
+    console = Console(record=True, width=400)
+    assert cli.run_show(console, str(path), show_checks=True) == 0
+    text = console.export_text()
+    assert str(ep).splitlines()[1].strip() in text and "def check_inputs(tokens):" in text
+    path.write_bytes(path.read_bytes()[:100])
+    console = Console(record=True, width=200)
+    assert cli.run_show(console, str(path)) == 1
+    assert "ArchiveError" in console.export_text()

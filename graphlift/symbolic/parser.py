@@ -47,9 +47,10 @@ class _Reader:
         return ExpressionParseError(f"{why} in shape expression {self.text!r}: {ast.unparse(node)}")
 
     def read(self, node: ast.expr) -> Expr:
-        source = ast.unparse(node)
-        if source in self.symbols:
-            return self.symbols[source]
+        if self.symbols:  # unparsing every subtree is costly; only needed to match sources
+            source = ast.unparse(node)
+            if source in self.symbols:
+                return self.symbols[source]
         method = getattr(self, f"read_{type(node).__name__}", None)
         if method is None:
             raise self.fail(node, "unsupported syntax")
