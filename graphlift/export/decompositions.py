@@ -191,6 +191,13 @@ class Replay:
         new = self.recorder.new_input(node.name)
         if new.name != node.name:
             raise InternalError(f"placeholder {node.name!r} was renamed to {new.name!r}")
+        if isinstance(value, torch.SymInt):  # a dynamic int input
+            value = in_env(value, self.shape_env)
+            new.meta["val"] = value
+            symbol = as_symbol(value.node.symbolic_expr)
+            if symbol is not None and self.recorder.symbolic is not None:
+                self.recorder.symbolic.bind(symbol, new, None)
+            return value
         if not isinstance(value, torch.Tensor):
             new.meta["val"] = value
             return value

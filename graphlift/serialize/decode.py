@@ -323,7 +323,14 @@ def _check_symbol_sources(program: ExportedProgram, data: Data) -> None:
         for node in program.graph.nodes
         if node.op == "placeholder" and isinstance(node.meta.get("val"), torch.Tensor)
     }
+    int_inputs = {  # dynamic int inputs: the symbol's source is the input itself
+        node.name
+        for node in program.graph.nodes
+        if node.op == "placeholder" and isinstance(node.meta.get("val"), torch.SymInt)
+    }
     for info in program._shape_env.symbols:
+        if info.source in int_inputs:
+            continue
         match = _SIZE_SOURCE.match(info.source)
         if info.hint is not None and (
             match is None or int(match.group(2)) >= ranks.get(match.group(1), 0)

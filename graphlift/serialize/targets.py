@@ -26,6 +26,8 @@ from typing import Any
 import torch
 
 from graphlift.errors import ArchiveError, SerializationError
+from graphlift.trace import control_flow
+from graphlift.trace.functional_ops import auto_functionalized
 
 PYTHON_TARGETS: dict[str, Any] = {
     "operator.getitem": operator.getitem,
@@ -54,6 +56,13 @@ PYTHON_TARGETS: dict[str, Any] = {
     "math.trunc": math.trunc,
     "math.floor": math.floor,
     "math.ceil": math.ceil,
+    "builtins.int": int,  # an unbacked bool read as 0/1
+    # graphlift's own graph callables: control flow over subgraphs, functionalized custom ops
+    "graphlift.cond": control_flow.cond,
+    "graphlift.map_impl": control_flow.map_impl,
+    "graphlift.while_loop": control_flow.while_loop,
+    "graphlift.scan": control_flow.scan,
+    "graphlift.auto_functionalized": auto_functionalized,
 }
 _NAMES_BY_ID = {id(target): name for name, target in PYTHON_TARGETS.items()}
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
