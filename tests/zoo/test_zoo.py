@@ -70,6 +70,11 @@ def test_models_build_without_network(no_network: list[Any]) -> None:
     assert no_network == []
 
 
+# A zoo model builds and runs in ~0.05 s; the bound only catches a config made
+# 100x too big, not a busy machine (CI shares 2 cores between test workers).
+TOO_SLOW_SECONDS = 5.0
+
+
 def best_seconds(action: Callable[[], object], attempts: int = 3) -> float:
     """The fastest of a few wall-clock timings: the machine is shared, so one slow
     attempt says more about the neighbours than about the model."""
@@ -86,7 +91,7 @@ def test_builds_fast_in_eval_mode(case: ModelCase) -> None:
     model = case.make_model()  # the first build may pay for lazy imports inside transformers
     assert isinstance(model, torch.nn.Module)
     assert not any(module.training for module in model.modules())
-    assert best_seconds(case.make_model) < 1.0
+    assert best_seconds(case.make_model) < TOO_SLOW_SECONDS
 
 
 @by_name
@@ -95,7 +100,7 @@ def test_runs_eagerly_at_two_shapes(case: ModelCase) -> None:
     shapes = []
     for which in ("example", "other"):
         outputs = run(model, case, which)
-        assert best_seconds(functools.partial(run, model, case, which)) < 1.0
+        assert best_seconds(functools.partial(run, model, case, which)) < TOO_SLOW_SECONDS
         assert outputs and all(isinstance(output, torch.Tensor) for output in outputs)
         assert all(output.isfinite().all() for output in outputs if output.is_floating_point())
         shapes.append([output.shape for output in outputs])
