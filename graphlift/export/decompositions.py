@@ -38,6 +38,7 @@ from graphlift.errors import ConstraintViolationError, InternalError
 from graphlift.export.constraints import range_constraints
 from graphlift.export.decomp_cache import CallCache
 from graphlift.export.decomp_table import Decomposition, DecompositionRule, default_decompositions
+from graphlift.export.decomp_zero_one import check_decomposition
 from graphlift.export.replay_recorder import CARRIED_META, ReplayRecorder, in_env
 from graphlift.export.signature import (
     ExportGraphSignature,
@@ -252,11 +253,31 @@ class Replay:
         try:
             kept, result = self._record_as_before(node, args, kwargs)
             if not kept:
-                result = node.target(*args, **kwargs)
+                result = self._decompose(node, args, kwargs)
         finally:
             self.recorder.source = None
         if self.shape_env is not None and len(self.shape_env.guards) > known:
             self._refuse_new_guard(node, self.shape_env.guards[known])
+        return result
+
+    def _decompose(self, node: Node, args: Any, kwargs: Any) -> Any:
+        """Run ``node``'s op under the mode (decomposing it); 0/1 questions its
+        decomposition asks are assumed away and checked on numbers (decomp_zero_one.py)."""
+        if self.shape_env is None:
+            return node.target(*args, **kwargs)
+        anchor = next(reversed(self.graph.nodes), None)
+        with self.shape_env.assuming_not_0_or_1() as assumptions:
+            result = node.target(*args, **kwargs)
+        if assumptions:
+            recorded = []
+            current = anchor.next if anchor is not None else next(iter(self.graph.nodes))
+            while current.op != "root" and current is not None:
+                recorded.append(current)
+                current = current.next
+            constants = {c.name: c.value for c in self.recorder.constants}
+            check_decomposition(
+                self.shape_env, node.target, args, kwargs, result, recorded, constants, assumptions
+            )
         return result
 
     def _record_as_before(self, node: Node, args: Any, kwargs: Any) -> tuple[bool, Any]:

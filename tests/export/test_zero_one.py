@@ -144,3 +144,19 @@ def test_a_guard_open_for_larger_sizes_exempts_the_sizes_that_check_out() -> Non
     module = ep.module()
     for sizes in [(1, 1), (1, 5), (5, 1), (4, 6)]:
         assert_matches_eager(model, module, (torch.randn(*sizes, 4),))
+
+
+def test_decompositions_keep_sizes_zero_and_one() -> None:
+    """matmul's and linear's decompositions ask "is the batch 1?" while
+    broadcasting; checked on numbers at 0 and 1, they need no guard, so the core
+    ATen program keeps Dim("batch")'s whole range (docs/zero_one.md)."""
+    from graphlift.examples.tiny_gpt import make_example
+
+    model, (tokens,) = make_example()
+    spec = {"tokens": {0: gl.Dim("batch", max=64), 1: gl.Dim("seq", min=2, max=31)}}
+    core = gl.export(model, (tokens,), dynamic_shapes=spec).run_decompositions()
+    module = core.module()
+    for batch, length in [(0, 4), (1, 5), (1, 31), (3, 9)]:
+        x = torch.randint(0, model.config.vocab_size, (batch, length))
+        with torch.no_grad():
+            torch.testing.assert_close(module(x), model(x))

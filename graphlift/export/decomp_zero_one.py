@@ -1,0 +1,180 @@
+"""Sizes 0 and 1 in decompositions: check the recorded ops against the op, on numbers.
+
+A decomposition is Python code that records several ops; a 0/1 question it
+asks (``aten.matmul``'s decomposition broadcasts batch dims with
+``guard_or_false(b == 1)``) shapes the recorded graph, so the per-op metadata
+check of export (``trace/zero_one.py``) does not cover it. Here the question
+is assumed away while the node is decomposed, and then checked the direct
+way: for each assumed symbol at 0 and at 1 (others at their example values),
+small random inputs of those sizes go through the original op (its real
+kernel) and through the ops just recorded (interpreted), and the results must
+agree. If they do, the decomposition is right at those sizes and needs no
+guard; if not — or if anything cannot be evaluated — the assumption becomes a
+guard, which run_decompositions then refuses as before.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import _disable_current_modes
+
+from graphlift.ir.node import Node, map_arg
+from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.guards import Assumption
+from graphlift.symbolic.substitute import EvaluationError
+from graphlift.trace.tensor import TraceTensor
+
+
+class _Unavailable(Exception):
+    """A value the check cannot produce (an input it has no data for)."""
+
+
+def check_decomposition(
+    env: ShapeEnv,
+    op: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    recorded: list[Node],
+    constants: dict[str, torch.Tensor],
+    assumptions: list[Assumption],
+) -> None:
+    """Guard each assumption the decomposition of ``op`` made that does not hold
+    up numerically at sizes 0 and 1."""
+    for name in sorted({n for a in assumptions for n in a.symbols}):
+        ok = all(
+            _agrees(env, op, args, kwargs, result, recorded, constants, {name: value})
+            for value in (0, 1)
+            if env.range_of(name).contains(value)
+        )
+        if not ok:
+            for assumption in assumptions:
+                if name in assumption.symbols:
+                    env.guard_assumption(assumption)
+            return
+    for assumption in assumptions:
+        if assumption.needs_guard:
+            env.guard_assumption(assumption, exempt=assumption.symbols)
+
+
+def _agrees(
+    env: ShapeEnv,
+    op: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    recorded: list[Node],
+    constants: dict[str, torch.Tensor],
+    at: dict[str, int],
+) -> bool:
+    with _disable_current_modes():  # real tensors, real kernels: nothing is recorded
+        return _agrees_on_numbers(env, op, args, kwargs, result, recorded, constants, at)
+
+
+def _agrees_on_numbers(
+    env: ShapeEnv,
+    op: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    result: Any,
+    recorded: list[Node],
+    constants: dict[str, torch.Tensor],
+    at: dict[str, int],
+) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    values: dict[Node, Any] = {}
+    try:
+        concrete_args = _inputs(env, args, at, generator, values)
+        concrete_kwargs = _inputs(env, kwargs, at, generator, values)
+        with torch.no_grad():
+            expected = op(*concrete_args, **concrete_kwargs)
+            for node in recorded:
+                values[node] = _run(env, node, values, constants, at)
+        actual = _pick(result, values)
+        return _close(expected, actual)
+    except (_Unavailable, EvaluationError, RuntimeError, ValueError, IndexError, TypeError,
+            ZeroDivisionError):  # fmt: skip
+        return False
+
+
+def _inputs(
+    env: ShapeEnv, value: Any, at: dict[str, int], generator: torch.Generator,
+    values: dict[Node, Any],
+) -> Any:  # fmt: skip
+    """Random concrete tensors for the op's traced arguments (bound to their nodes)."""
+    if isinstance(value, TraceTensor):
+        shape = [_number(env, s, at) for s in value.shape]
+        if value.dtype.is_floating_point or value.dtype.is_complex:
+            tensor = torch.randn(shape, generator=generator, dtype=value.dtype)
+        elif value.dtype is torch.bool:
+            tensor = torch.rand(shape, generator=generator) > 0.5
+        else:
+            tensor = torch.randint(0, 2, shape, generator=generator, dtype=value.dtype)
+        values[value.node] = tensor
+        return tensor
+    if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
+        return _number(env, value, at)
+    if isinstance(value, tuple | list):
+        return type(value)(_inputs(env, v, at, generator, values) for v in value)
+    if isinstance(value, dict):
+        return {k: _inputs(env, v, at, generator, values) for k, v in value.items()}
+    return value
+
+
+def _number(env: ShapeEnv, value: Any, at: dict[str, int]) -> Any:
+    if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
+        return env.value_at(value.node.symbolic_expr, at)
+    return value
+
+
+def _run(
+    env: ShapeEnv, node: Node, values: dict[Node, Any], constants: dict[str, torch.Tensor],
+    at: dict[str, int],
+) -> Any:  # fmt: skip
+    def value_of(arg: Node) -> Any:
+        if arg in values:
+            return values[arg]
+        if arg.op == "placeholder" and arg.name in constants:
+            return constants[arg.name]
+        known = arg.meta.get("val")
+        if isinstance(known, torch.SymInt | torch.SymFloat | torch.SymBool):
+            return _number(env, known, at)  # a size computed before this decomposition
+        raise _Unavailable(arg.name)
+
+    if node.op != "call_function":
+        raise _Unavailable(node.name)
+    own = node.meta.get("val")
+    if isinstance(own, torch.SymInt | torch.SymFloat | torch.SymBool):
+        return _number(env, own, at)  # a size (of an input the check has no data for)
+    call_args, call_kwargs = map_arg((node.args, node.kwargs), value_of)
+    return node.target(*call_args, **call_kwargs)
+
+
+def _pick(result: Any, values: dict[Node, Any]) -> Any:
+    if isinstance(result, TraceTensor):
+        if result.node not in values:
+            raise _Unavailable(result.node.name)
+        return values[result.node]
+    if isinstance(result, tuple | list):
+        return tuple(_pick(r, values) for r in result)
+    return result
+
+
+def _close(expected: Any, actual: Any) -> bool:
+    if isinstance(expected, torch.Tensor):
+        return (
+            isinstance(actual, torch.Tensor)
+            and expected.shape == actual.shape
+            and expected.dtype == actual.dtype
+            and torch.allclose(expected, actual, rtol=1e-4, atol=1e-5, equal_nan=True)
+        )
+    if isinstance(expected, tuple | list):
+        return (
+            isinstance(actual, tuple | list)
+            and len(expected) == len(actual)
+            and all(map(_close, expected, actual))
+        )
+    return bool(operator.eq(expected, actual))
