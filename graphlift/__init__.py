@@ -4,6 +4,7 @@ The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
+from graphlift import interop
 from graphlift.errors import GraphliftError, TraceError
 from graphlift.export import (
     AdditionalInputs,
@@ -65,6 +66,7 @@ __all__ = [
     "default_decompositions",
     "dims",
     "export",
+    "interop",
     "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",

@@ -152,3 +152,12 @@ class ShapeSpecError(DynamicShapesError, ValueError):
     """A ShapesCollection, AdditionalInputs or refine_dynamic_shapes cannot
     build a spec for these inputs (torch.export raises ValueError or
     AssertionError in the same situations)."""
+
+
+# --- interop with torch.fx ----------------------------------------------------------
+
+
+class InteropError(GraphliftError, TypeError):
+    """``to_fx``/``from_fx`` was given something it cannot convert: an object of
+    the wrong type, or a graph whose calling convention has no equivalent on the
+    other side (torch.fx raises TypeError for a wrong argument type)."""
