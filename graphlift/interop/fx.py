@@ -23,8 +23,9 @@ documented in docs/interop.md:
   checks run first, as a ``call_module`` to ``_guards_fn`` (torch.export's name
   and convention for the same thing): the graph is only right for inputs that
   pass them, and dropping them silently would hand out a graph that computes
-  wrong results for other sizes. ``checks=False`` drops them for tools that
-  want the bare computation.
+  wrong results for other sizes. A forward pre-hook checks the structure of
+  the inputs, as torch.export's ``ep.module()`` does. ``checks=False`` drops
+  both for tools that want the bare computation.
 - **Nested graphs** (a graph module stored as an attribute, as higher-order
   operators do) are converted too.
 """
@@ -35,20 +36,21 @@ import copy
 import keyword
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.fx
+import torch.utils._pytree as torch_pytree
 from torch.fx.graph import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 
-from graphlift.errors import InteropError
+from graphlift.errors import InputStructureError, InteropError, PytreeError
 from graphlift.export.checks import compile_checks
 from graphlift.export.program import ExportedProgram
 from graphlift.export.unlift import ExportedModule
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import map_arg
-from graphlift.pytree import TreeSpec, from_torch_spec, to_torch_spec
+from graphlift.pytree import TreeSpec, flatten_matching, from_torch_spec, to_torch_spec
 
 PYTREE_META = "pytree_info"
 """Key of a graphlift GraphModule's ``meta`` holding its :class:`PytreeLayout`."""
@@ -95,16 +97,52 @@ class InputChecks(torch.nn.Module):
         self._check = compile_checks(self.source)
 
 
+class StructureCheck:
+    """A forward pre-hook refusing inputs whose structure differs from the
+    exported one, with ``ep.module()``'s ``InputStructureError``.
+
+    torch's pytree code in the generated ``forward`` only reads what the spec
+    names: a tuple with an extra element would pass, and a model that looked at
+    its length would silently compute something else. torch.export's
+    ``ep.module()`` guards against this with a pre-hook too.
+    """
+
+    def __init__(self, layout: PytreeLayout) -> None:
+        self.layout = layout
+        self.torch_spec = to_torch_spec(layout.in_spec)
+
+    def __call__(
+        self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        args_spec, kwargs_spec = self.layout.in_spec.children
+        positional = self.layout.arg_names[: len(args_spec.children)]
+        given, kwargs = list(args), dict(kwargs)
+        for name in positional[len(given) :]:  # a positional argument passed by keyword
+            if name not in kwargs:
+                break
+            given.append(kwargs.pop(name))
+        if set(kwargs) == set(kwargs_spec.context):  # any keyword order works
+            kwargs = {key: kwargs[key] for key in kwargs_spec.context}
+        inputs = (tuple(given), kwargs)
+        # torch's pytree first: torch.compile traces it natively; ours says where it differs.
+        if torch_pytree.tree_structure(inputs) == self.torch_spec:
+            return
+        try:
+            flatten_matching(inputs, self.layout.in_spec, root="(args, kwargs)")
+        except PytreeError as error:
+            raise InputStructureError(str(error)) from None
+
+
 def to_fx(obj: ExportedProgram | GraphModule, *, checks: bool = True) -> torch.fx.GraphModule:
     """A ``torch.fx.GraphModule`` that runs like ``obj``.
 
     ``obj`` is an ``ExportedProgram`` (converted as ``ep.module()``: same call
     signature, state under the original names, and, unless ``checks=False``,
-    the same input checks) or a graphlift ``GraphModule`` (``gl.symbolic_trace``,
-    ``ep.module()``, ``from_fx``).
+    the same input and structure checks) or a graphlift ``GraphModule``
+    (``gl.symbolic_trace``, ``ep.module()``, ``from_fx``).
     """
     if isinstance(obj, ExportedProgram):
-        obj = obj.module()
+        obj = cast(GraphModule, obj.module())
     if not isinstance(obj, GraphModule):
         raise InteropError(
             f"to_fx converts a graphlift ExportedProgram or GraphModule, got {type(obj).__name__}; "
@@ -120,6 +158,8 @@ def to_fx(obj: ExportedProgram | GraphModule, *, checks: bool = True) -> torch.f
     fx_gm = torch.fx.GraphModule(obj, graph, class_name=type(obj).__name__)
     _mirror_attributes(obj, fx_gm, graph.nodes, _to_fx_nested)
     fx_gm.meta = {k: v for k, v in obj.meta.items() if k != PYTREE_META}
+    if checks and layout is not None:
+        fx_gm.register_forward_pre_hook(StructureCheck(layout), with_kwargs=True)
     if checks and isinstance(obj, ExportedModule):
         _insert_input_checks(fx_gm, InputChecks(obj.input_checks))
     return fx_gm
@@ -184,7 +224,8 @@ def _mirror_attributes(
 ) -> None:
     """Fix up the attributes the GraphModule constructor copied from ``source``:
     non-persistent buffers stay non-persistent (both constructors register every
-    tensor as a persistent buffer otherwise), nested graph modules are converted."""
+    tensor as a persistent buffer otherwise), nested graph modules are converted.
+    Where the constructor shared a whole submodule, it stays as it is."""
     for node in nodes:
         if node.op not in ("get_attr", "call_module"):
             continue
@@ -194,6 +235,8 @@ def _mirror_attributes(
             source_owner, owner = getattr(source_owner, atom), getattr(owner, atom)
         if leaf in getattr(source_owner, "_non_persistent_buffers_set", ()):
             owner._non_persistent_buffers_set.add(leaf)
+        if owner is source_owner:  # a submodule the two share: never edit the source
+            continue
         value = getattr(owner, leaf)
         converted = convert_nested(value)
         if converted is not value:
@@ -216,15 +259,16 @@ def _layout_of(module: GraphModule) -> PytreeLayout | None:
     if not isinstance(module, ExportedModule):
         layout = module.meta.get(PYTREE_META)
         return layout if isinstance(layout, PytreeLayout) else None
-    names = _argument_names(
-        module._in_spec, [n.name for n in module.graph.nodes if n.op == "placeholder"]
-    )
-    return None if names is None else PytreeLayout(names, module._in_spec, module._out_spec)
+    in_spec: TreeSpec = module._in_spec  # type: ignore[assignment]
+    out_spec: TreeSpec = module._out_spec  # type: ignore[assignment]
+    placeholders = [str(n.target) for n in module.graph.nodes if n.op == "placeholder"]
+    names = _argument_names(in_spec, placeholders)
+    return None if names is None else PytreeLayout(names, in_spec, out_spec)
 
 
 def _argument_names(in_spec: TreeSpec, placeholders: list[str]) -> tuple[str, ...] | None:
     """``forward``'s parameter names for ``(args, kwargs)`` spec ``in_spec``: a
-    positional argument that is one tensor keeps its placeholder's name, others
+    positional argument that is one leaf keeps its placeholder's target, others
     are ``arg_<i>``; keyword arguments keep their keys. None when a key cannot
     be a Python parameter name (the module then takes flat inputs)."""
     args_spec, kwargs_spec = in_spec.children

@@ -20,7 +20,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 from torch.utils._pytree import tree_leaves, tree_structure
 
 import graphlift as gl
-from graphlift.errors import InputMismatchError
+from graphlift.errors import InputMismatchError, InputStructureError
 from graphlift.interop import from_fx, to_fx
 from tests.zoo.models import get_case
 
@@ -160,6 +160,7 @@ def test_input_checks_run_first_and_survive_dce_and_compile() -> None:
     first = next(n for n in fx_gm.graph.nodes if n.op != "placeholder")
     assert (first.op, first.target) == ("call_module", "_guards_fn")
     assert "size in [2, 64] at dim 1" in fx_gm._guards_fn.source
+    assert "def forward(self, input):" in fx_gm.code  # the placeholder target, a builtin
     fx_gm.graph.eliminate_dead_code()
     assert fx_gm.graph.find_nodes(op="call_module", target="_guards_fn")
     too_long = lstm_input(2, 65)
@@ -220,9 +221,25 @@ def test_nested_inputs_outputs_and_keywords() -> None:
     for batch in (3, 6):
         args, kwargs = nested_inputs(batch)
         with torch.no_grad():
-            assert_same(fx_gm(*args, **kwargs), model(*args, **kwargs), exact=False)
+            expected = model(*args, **kwargs)
+            assert_same(fx_gm(*args, **kwargs), expected, exact=False)
+            assert_same(fx_gm(args[0], arg_1=args[1], **kwargs), expected, exact=False)
     with pytest.raises(InputMismatchError):
         fx_gm(torch.randn(3, 4), (torch.randn(3, 4), torch.randn(3, 4)), mask=torch.randn(2, 4))
+
+
+def test_a_different_structure_is_refused() -> None:
+    """torch's pytree code in forward reads only what the spec names; without
+    the structure check a longer tuple would pass silently."""
+    model = Nested()
+    args, kwargs = nested_inputs(3)
+    fx_gm = to_fx(gl.export(model, args, kwargs))
+    (x, (a, b)), mask = args, kwargs["mask"]
+    for pair in ((a, b, b), [a, b], (a,)):
+        with pytest.raises(InputStructureError, match=r"\(args, kwargs\)\[0\]\[1\]"):
+            fx_gm(x, pair, mask=mask)
+    unchecked = to_fx(gl.export(model, args, kwargs), checks=False)
+    torch.testing.assert_close(unchecked(x, (a, b, b), mask=mask), fx_gm(*args, **kwargs))
 
 
 @pytest.mark.filterwarnings("ignore:.*LeafSpec")  # torch's TreeSpec warns when copied
