@@ -150,6 +150,9 @@ def to_fx(obj: ExportedProgram | GraphModule, *, checks: bool = True) -> torch.f
         )
     graph = torch.fx.Graph()
     _copy_nodes(obj.graph.nodes, graph, map_arg)
+    for node in graph.find_nodes(op="placeholder"):
+        if not _usable([node.target.lstrip("*")]):  # fx's forward takes targets as parameters
+            node.target = node.name
     layout = _layout_of(obj)
     if layout is not None:
         out_spec = None if layout.out_spec is None else to_torch_spec(layout.out_spec)

@@ -258,3 +258,20 @@ def test_pickle_and_deepcopy_keep_checks_and_signature() -> None:
             assert_same(copied(*args, **kwargs), model(*args, **kwargs), exact=False)
         with pytest.raises(InputMismatchError):
             copied(*nested_inputs(1)[0], **kwargs)
+
+
+class OddKeyword(torch.nn.Module):
+    def forward(self, x: torch.Tensor, **extra: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"out": x + extra["a-b"]}
+
+
+def test_a_keyword_that_is_no_identifier_gives_flat_inputs_and_outputs() -> None:
+    """fx's forward cannot have a parameter ``a-b``: flat inputs named after
+    the placeholders, the flat output tuple, the input checks still first."""
+    x, y = torch.randn(3), torch.randn(3)
+    fx_gm = to_fx(gl.export(OddKeyword(), (x,), {"a-b": y}))
+    assert "def forward(self, x, a_b):" in fx_gm.code
+    (out,) = fx_gm(x, y)
+    torch.testing.assert_close(out, x + y)
+    with pytest.raises(InputMismatchError):
+        fx_gm(x, torch.randn(4))
