@@ -4,6 +4,7 @@ The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
+from graphlift import interop
 from graphlift.errors import GraphliftError, MutationError, TraceError
 from graphlift.export import (
     AdditionalInputs,
@@ -68,6 +69,7 @@ __all__ = [
     "dims",
     "draft_export",
     "export",
+    "interop",
     "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",

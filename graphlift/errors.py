@@ -188,3 +188,12 @@ class ArchiveError(GraphliftError, RuntimeError):
 class SerializationError(GraphliftError, RuntimeError):
     """``graphlift.save`` met a program it cannot write (a value the archive
     format has no encoding for); torch.export.save raises SerializeError."""
+
+
+# --- interop with torch.fx ----------------------------------------------------------
+
+
+class InteropError(GraphliftError, TypeError):
+    """``to_fx``/``from_fx`` was given something it cannot convert: an object of
+    the wrong type, or a graph whose calling convention has no equivalent on the
+    other side (torch.fx raises TypeError for a wrong argument type)."""
