@@ -165,3 +165,41 @@ def test_torch_export_agrees_on_the_phantom_root_range_and_its_source() -> None:
         _refused(ours.module(), torch.randn(2, size))
         with pytest.raises(Exception):  # noqa: B017 (torch raises AssertionError or RuntimeError)
             theirs.module()(torch.randn(2, size))
+
+
+class AddBlocks(nn.Module):
+    def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x.unflatten(1, (-1, 32)).sum(-1) + y
+
+
+@pytest.mark.parametrize("derived", [True, False])
+def test_an_auto_dim_tied_to_a_named_root_is_a_specialization_not_a_violation(
+    derived: bool,
+) -> None:
+    # y's Dim.AUTO symbol is made first and survives the unification y == h, but it
+    # is y that got tied (to h), not h that stopped being free: as torch.export sees it.
+    h = gl.Dim("h", min=2, max=4)
+    spec = {"y": {1: gl.Dim.AUTO}, "x": {1: 32 * h if derived else h}}
+    width = 96 if derived else 3
+    model = AddBlocks() if derived else Add()
+    ep = gl.export(model, (torch.randn(2, 3), torch.randn(2, width)), dynamic_shapes=spec)
+    assert [s.source for s in ep.specializations] == ["y.size()[1]"]
+    assert list(ep.range_constraints.values()) == [ValueRange(2, 4)]
+    module = ep.module()
+    for k in (2, 4):
+        y, x = torch.randn(2, k), torch.randn(2, 32 * k if derived else k)
+        torch.testing.assert_close(module(y, x), model(y, x))
+    _refused(module, torch.randn(2, 3), torch.randn(2, 64 if derived else 2))
+    th = torch.export.Dim("h", min=2, max=4)
+    their_spec = {"y": {1: torch.export.Dim.AUTO}, "x": {1: 32 * th if derived else th}}
+    theirs = torch.export.export(
+        model, (torch.randn(2, 3), torch.randn(2, width)), dynamic_shapes=their_spec
+    )
+    their_ranges = {(int(r.lower), int(r.upper)) for s, r in theirs.range_constraints.items()
+                    if s.is_symbol}  # fmt: skip
+    assert their_ranges == {(2, 4)}  # torch keeps both symbols, with this one range
+
+
+class Add(nn.Module):
+    def forward(self, y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return x + y
