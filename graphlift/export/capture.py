@@ -164,6 +164,7 @@ def _user_placeholders(
     tensors = [(node.name, leaf, entries) for node, leaf, entries in zip(nodes, flat_inputs, dim_specs)
                if isinstance(leaf, torch.Tensor)]  # fmt: skip
     symbolic_sizes = iter(symbols.sizes(tensors) if symbols else [None] * len(tensors))
+    phantoms = symbols.phantoms if symbols else {}
     traced_inputs: list[Any] = []
     specs: list[InputSpec] = []
     for node, leaf, entries in zip(nodes, flat_inputs, dim_specs):
@@ -175,6 +176,10 @@ def _user_placeholders(
                     symbol = _plain_symbol(size)
                     if symbol is not None:
                         recorder.symbolic.bind(symbol, node, dim)
+                # a root on no input (export/symbols.py) is computed from its first use
+                for symbol, (name, dim, scale, offset) in phantoms.items():
+                    if name == node.name:
+                        recorder.symbolic.bind(symbol, node, dim, scale, offset)
             traced_inputs.append(traced)
             specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(node.name), None))
         elif VALUE in entries and symbols is not None and recorder.symbolic is not None:

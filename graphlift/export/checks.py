@@ -6,6 +6,9 @@ Each flat input gets the checks the trace relied on, as plain readable code
 - that it is a tensor of the traced dtype and rank;
 - each static size; for each dynamic size, its range, or its equality with the
   input dimension it was tied to;
+- for a size that defines a phantom root (``{2: 32 * h}``, ``h`` on no input):
+  that it is exactly ``32*h`` for an integer ``h`` in ``h``'s range, first,
+  since every later check reads ``h`` back from it as ``(x.size()[2] // 32)``;
 - every guard the trace recorded (``x.size()[1] >= 9``), with the user line
   that made the assumption;
 - the exact value (and type) of a specialized Python input.
@@ -23,7 +26,9 @@ from typing import Any
 import torch
 
 from graphlift.errors import InputMismatchError
+from graphlift.export.symbols import parse_phantom_source
 from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import as_int, as_symbol
 
 
@@ -75,8 +80,39 @@ def _tensor_checks(name: str, value: torch.Tensor, shape_env: ShapeEnv | None) -
                 f"    if {source} != {size}: fail({name!r}, 'size {size} at dim {dim}', {source})"
             )
         else:
-            lines.append(_dynamic_size_check(name, dim, size, shape_env))
+            phantom, exact = _phantom_root_checks(name, dim, size, shape_env)
+            lines += phantom
+            if not exact:
+                lines.append(_dynamic_size_check(name, dim, size, shape_env))
     return lines
+
+
+def _phantom_root_checks(
+    name: str, dim: int, size: Any, shape_env: ShapeEnv
+) -> tuple[list[str], bool]:
+    """Checks that this size is ``scale*root + offset`` for each phantom root read
+    from it, and whether they already check that the size is ``size`` exactly."""
+    source = f"{name}.size()[{dim}]"
+    lines = []
+    exact = False
+    for info in shape_env.symbols:
+        parsed = parse_phantom_source(info.source)
+        if parsed is None or parsed[0] != source:
+            continue
+        _, scale, offset = parsed
+        root = info.source
+        form = f"{scale}*k" if scale != 1 else "k"
+        bounds = shape_env.range_of(info.name)
+        # (size - offset) // scale floors: the size is of the form iff it equals the form again
+        tail = f" + {offset}" if offset > 0 else f" - {-offset}" if offset else ""
+        checks = [f"{source} != {scale}*{root}{tail}"]
+        checks = checks if scale != 1 else []  # scale 1: every size is root + offset
+        checks += [f"{root} < {int(bounds.lower)}"] if not math.isinf(bounds.lower) else []
+        checks += [f"{root} > {int(bounds.upper)}"] if not math.isinf(bounds.upper) else []
+        expected = f"size {form}{tail} at dim {dim} for an integer k in {bounds}"
+        lines.append(f"    if {' or '.join(checks)}: fail({name!r}, {expected!r}, {source})")
+        exact |= size == E.add(E.scale(E.symbol(info.name), scale), E.integer(offset))
+    return lines, exact
 
 
 def _int_checks(name: str, value: torch.SymInt, shape_env: ShapeEnv) -> list[str]:

@@ -41,10 +41,11 @@ def check_dynamic_dims(
     violations: list[str] = []
     fixes: dict[str, Any] = {}
     report: list[Specialization] = []
+    stand_ins = _hint_stand_ins(shape_env, dims)
     for dim in dims:
         if isinstance(dim.entry, DerivedDim):
             continue  # checked through its root
-        problem = _problem(shape_env, dim)
+        problem = _problem(shape_env, dim, stand_ins.get(dim.source))
         if problem is None:
             continue
         change, where, fix = problem
@@ -72,11 +73,31 @@ def check_dynamic_dims(
     return tuple(report)
 
 
-def _problem(shape_env: ShapeEnv, dim: DynamicDim) -> tuple[str, str | None, Any] | None:
-    """(what changed, the user's line, the suggested entry) or None if the dim stayed as declared."""
+def _hint_stand_ins(shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]) -> dict[str, str]:
+    """Named dims that became equal to a ``Dim.AUTO``/``Dim.DYNAMIC`` dim's symbol:
+    {named dim's source: that symbol}, when it is the only named dim tied to it.
+    The older (hint) symbol survives the unification, but the named dim is still
+    free; it is the hint dim that got tied (as torch.export sees it)."""
+    hint_symbols = {
+        as_symbol(d.size.node.symbolic_expr) for d in dims if isinstance(d.entry, DimHint)
+    }
+    tied: dict[str, list[str]] = {}
+    for dim in dims:
+        if isinstance(dim.entry, Dim) and not isinstance(dim.size, int):
+            symbol = as_symbol(shape_env.simplify(dim.size.node.symbolic_expr))
+            if symbol in hint_symbols and symbol != as_symbol(dim.size.node.symbolic_expr):
+                tied.setdefault(symbol, []).append(dim.source)  # type: ignore[arg-type]
+    return {sources[0]: symbol for symbol, sources in tied.items() if len(sources) == 1}
+
+
+def _problem(
+    shape_env: ShapeEnv, dim: DynamicDim, stand_in: str | None = None
+) -> tuple[str, str | None, Any] | None:
+    """(what changed, the user's line, the suggested entry) or None if the dim stayed as
+    declared (``stand_in``: the hint dim's symbol that now carries this dim, if any)."""
     expr = shape_env.simplify(dim.size.node.symbolic_expr)
     value = as_int(expr)
-    own = as_symbol(dim.size.node.symbolic_expr)
+    own = stand_in or as_symbol(dim.size.node.symbolic_expr)
     if value is not None:
         change = f"static: {value}"
         if value in (0, 1) and own is not None and shape_env.hint_of(symbol_expr(own)) == value:

@@ -33,6 +33,7 @@ import torch
 from graphlift.errors import ConstraintViolationError, ShapeSpecError
 from graphlift.export.capture import placeholder_names
 from graphlift.export.dynamic_shapes import VALUE, DerivedDim, Dim, DimEntry, DimHint
+from graphlift.export.symbols import phantom_source
 from graphlift.pytree import (
     describe_mismatch,
     is_leaf_value,
@@ -178,6 +179,11 @@ def refine_dynamic_shapes(
             return shape
         for dim, entry in _entries(tensor, shape):
             declared[f"{name}.size()[{dim}]"] = (name, dim, entry)
+            if isinstance(entry, DerivedDim) and (entry.scale, entry.offset) != (1, 0):
+                # a root on no input is read back from here (a phantom root), and a
+                # fix for its range comes keyed by that source
+                phantom = phantom_source(f"{name}.size()[{dim}]", entry.scale, entry.offset)
+                declared.setdefault(phantom, (name, dim, entry.root))
         return shape
 
     _rewrite_spec(model, args, kwargs, spec, names, record)

@@ -26,6 +26,7 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
+from graphlift.export.symbols import parse_phantom_source
 from graphlift.export.verifier import verify
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
@@ -331,7 +332,8 @@ def _check_symbol_sources(program: ExportedProgram, data: Data) -> None:
     for info in program._shape_env.symbols:
         if info.source in int_inputs:
             continue
-        match = _SIZE_SOURCE.match(info.source)
+        phantom = parse_phantom_source(info.source)  # (x.size()[2] // 32) reads x.size()[2]
+        match = _SIZE_SOURCE.match(phantom[0] if phantom else info.source)
         if info.hint is not None and (
             match is None or int(match.group(2)) >= ranks.get(match.group(1), 0)
         ):

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphlift.errors import ExpressionParseError
+from graphlift.export.symbols import parse_phantom_source
 from graphlift.serialize.reader import Data
 from graphlift.source import SourceLocation
 from graphlift.symbolic import ShapeEnv, ValueRange, parse_expr, to_python
@@ -34,7 +35,8 @@ from graphlift.symbolic.guards import Guard, Replacement, RuntimeAssert, SymbolI
 from graphlift.symbolic.shape_env import _comparison_monomials
 
 #: A symbol's source is printed into the input checks ``module()`` compiles, so
-#: it must be a plain access path such as ``x.size()[0]``, nothing else.
+#: it must be a plain access path such as ``x.size()[0]``, or a phantom root's
+#: ``(x.size()[2] // 32)`` in exactly the forms ``parse_phantom_source`` accepts.
 SAFE_SOURCE = re.compile(
     r"([A-Za-z_][A-Za-z0-9_]*(\.size\(\)\[\d{1,4}\]|\.item\(\)|\[\d{1,6}\])*)?$"
 )
@@ -155,7 +157,7 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
         item.fields(("name", "hint", "source", "declared"))
         name = _symbol_name(item["name"])
         source = item["source"].str()
-        if not SAFE_SOURCE.match(source):
+        if not SAFE_SOURCE.match(source) and parse_phantom_source(source) is None:
             raise item["source"].fail(
                 f"a symbol source must be an access path, not {source[:60]!r}"
             )

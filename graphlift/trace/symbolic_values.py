@@ -77,6 +77,8 @@ class SymbolicValues:
         if examples is not None:
             shape_env.example_values = self.example_of
         self.bindings: dict[str, tuple[Node, int | None]] = {}  # symbol -> (input, dim)
+        #: A phantom root (export/symbols.py) is (size - offset) // scale of its binding.
+        self._derived: dict[str, tuple[int, int]] = {}  # symbol -> (scale, offset)
         self._nodes: dict[Any, tuple[Any, Any]] = {}  # expression -> (node or int, SymInt value)
         self._emitted_asserts = 0
         self._values: dict[str, tuple[Node, Any]] = {}  # unbacked symbol -> node computing it
@@ -102,8 +104,13 @@ class SymbolicValues:
             return node
         return self._lift(node)
 
-    def bind(self, symbol: str, placeholder: Node, dim: int | None) -> None:
-        """``symbol`` is ``placeholder``'s size at ``dim``, or the (int) input itself for None."""
+    def bind(
+        self, symbol: str, placeholder: Node, dim: int | None, scale: int = 1, offset: int = 0
+    ) -> None:
+        """``symbol`` is ``placeholder``'s size at ``dim``, or the (int) input itself for
+        None; with a scale or offset, the size is ``scale * symbol + offset``."""
+        if symbol not in self.bindings and (scale, offset) != (1, 0):
+            self._derived[symbol] = (scale, offset)
         self.bindings.setdefault(symbol, (placeholder, dim))
 
     def bind_sizes(self, result: Any) -> None:
@@ -132,7 +139,10 @@ class SymbolicValues:
         if binding is None:
             return None
         tensor = self.examples.value_of(binding[0])
-        return int(tensor.shape[binding[1]]) if isinstance(tensor, torch.Tensor) else None
+        if not isinstance(tensor, torch.Tensor) or binding[1] is None:
+            return None
+        scale, offset = self._derived.get(symbol, (1, 0))
+        return (int(tensor.shape[binding[1]]) - offset) // scale
 
     def bind_value(self, symbol: str, node: Node, value: Any) -> None:
         """``node`` computes the data-dependent ``symbol`` itself (``.item()``);
@@ -274,8 +284,15 @@ class SymbolicValues:
         placeholder = self._local(placeholder)
         node = self.graph.call_function(torch.ops.aten.sym_size.int, (placeholder, dim))
         node.meta["val"] = value
-        self._nodes[("symbol", name)] = (node, value)
-        return node, value
+        result: tuple[Any, Any] = (node, value)
+        if name in self._derived:
+            scale, offset = self._derived[name]
+            if offset:
+                result = self._apply(operator.sub, result, (offset, offset))
+            if scale != 1:
+                result = self._apply(operator.floordiv, result, (scale, scale))
+        self._nodes[("symbol", name)] = result
+        return result
 
     def _apply_one(self, function: Callable[..., Any], operand: tuple[Any, Any]) -> tuple[Any, Any]:
         if not isinstance(operand[0], Node):

@@ -26,8 +26,20 @@ class SoundnessReport:
 
 
 def dims_for(case: ModelCase, min_size: int) -> dict[str, gl.Dim]:
-    """gl.Dims for the case's dims, with min raised to ``min_size`` (see docs/zero_one.md)."""
-    return {d.name: gl.Dim(d.name, min=max(d.min, min_size), max=d.max) for d in case.dims}
+    """gl.Dims for the case's dims, with min raised to ``min_size`` (see docs/zero_one.md).
+    A dim with a ``multiple`` gets the Dim of its root (sizes in blocks: ``multiple * k``)."""
+    return {
+        d.name: gl.Dim(d.name, min=max(d.min, min_size) // d.multiple, max=d.max // d.multiple)
+        for d in case.dims
+    }
+
+
+def _multiples(case: ModelCase) -> dict[str, int]:
+    return {d.name: d.multiple for d in case.dims}
+
+
+def _entry(dim: gl.Dim, multiple: int) -> object:
+    return dim * multiple if multiple != 1 else dim
 
 
 def trial_sizes(
@@ -35,11 +47,11 @@ def trial_sizes(
 ) -> list[dict[str, int]]:
     """``count`` size assignments: every dim at its minimum (where sizes 0 and 1
     live), each dim alone at its minimum, then random sizes in range."""
-    example = case.sizes()
-    corners = [{name: dim.min for name, dim in dims.items()}]
-    corners += [{**example, name: dim.min} for name, dim in dims.items()]
+    example, multiple = case.sizes(), _multiples(case)
+    corners = [{name: dim.min * multiple[name] for name, dim in dims.items()}]
+    corners += [{**example, name: dim.min * multiple[name]} for name, dim in dims.items()]
     randoms = [
-        {name: rng.randint(dim.min, int(dim.upper)) for name, dim in dims.items()}
+        {name: rng.randint(dim.min, int(dim.upper)) * multiple[name] for name, dim in dims.items()}
         for _ in range(3 * count)
     ]
     unique = {tuple(sorted(s.items())): s for s in corners + randoms}
@@ -58,8 +70,9 @@ def check_soundness(
 ) -> SoundnessReport:
     model = case.make_model()
     dims = dims_for(case, min_size)
+    multiple = _multiples(case)
     spec = {
-        param: {axis: dims[dim.name] for axis, dim in axes.items()}
+        param: {axis: _entry(dims[dim.name], dim.multiple) for axis, dim in axes.items()}
         for param, axes in case.dynamic_dims.items()
     }
     args, kwargs = case.make_inputs(**case.sizes())
@@ -73,7 +86,10 @@ def check_soundness(
         checked.append(sizes)
     refused: list[dict[str, int]] = []
     for name, dim in dims.items():
-        for outside in (dim.min - 1, None if dim.max is None else dim.max + 1):
+        m = multiple[name]
+        outside_sizes = [(dim.min - 1) * m, None if dim.max is None else (dim.max + 1) * m]
+        outside_sizes += [case.sizes()[name] + 1] if m != 1 else []  # not a multiple
+        for outside in outside_sizes:
             if outside is None or outside < 0:
                 continue
             sizes = {**case.sizes(), name: outside}

@@ -40,8 +40,15 @@ class DimSpec:
     max: int
     example: int
     other: int
+    multiple: int = 1
+    """Every size is a multiple of this (Swin's images: whole 32-pixel blocks). The
+    exporter then declares ``multiple * Dim(name, min=min // multiple, max=max //
+    multiple)``, a derived dim whose root is on no input; sizes stay in elements."""
 
     def __post_init__(self) -> None:
+        for size in (self.min, self.max, self.example, self.other):
+            if size % self.multiple:
+                raise ValueError(f"{self.name}: size {size} is not a multiple of {self.multiple}")
         for size in (self.example, self.other):
             if not self.min <= size <= self.max:
                 raise ValueError(f"{self.name}: size {size} outside [{self.min}, {self.max}]")
@@ -86,10 +93,17 @@ class ModelCase:
 
     def dynamic_shapes(self, make_dim: Callable[..., Any]) -> dict[str, dict[int, Any]]:
         """The ``dynamic_shapes`` dict for an exporter, one ``make_dim(name, min=, max=)``
-        per distinct dimension, shared by every axis that carries it."""
-        made = {dim.name: make_dim(dim.name, min=dim.min, max=dim.max) for dim in self.dims}
+        per distinct dimension, shared by every axis that carries it (times its
+        ``multiple``, if any)."""
+        made = {
+            dim.name: make_dim(dim.name, min=dim.min // dim.multiple, max=dim.max // dim.multiple)
+            for dim in self.dims
+        }
         return {
-            param: {axis: made[dim.name] for axis, dim in axes.items()}
+            param: {
+                axis: made[dim.name] * dim.multiple if dim.multiple != 1 else made[dim.name]
+                for axis, dim in axes.items()
+            }
             for param, axes in self.dynamic_dims.items()
         }
 

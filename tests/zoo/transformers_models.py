@@ -35,6 +35,10 @@ SEQ = DimSpec("seq", min=2, max=MAX_POSITIONS, example=8, other=13)
 DECODER_SEQ = DimSpec("decoder_seq", min=2, max=MAX_POSITIONS, example=5, other=9)
 HEIGHT = DimSpec("height", min=16, max=128, example=32, other=48)
 WIDTH = DimSpec("width", min=16, max=128, example=32, other=40)
+# Square images of 2 to 4 whole 32-pixel blocks: the sizes Swin's window code works
+# for without branching (h % 4 == 0 at every stage, windows never larger than the map,
+# and height == width, as Swin's min(height, width) would otherwise compare them).
+SQUARE_SIDE = DimSpec("side", min=64, max=128, example=64, other=96, multiple=32)
 
 DECODER_ONLY = dict(
     vocab_size=VOCAB,
@@ -264,6 +268,10 @@ def images(
     return (), {"pixel_values": torch.randn(batch, 3, height, width, generator=gen)}
 
 
+def square_images(batch: int = BATCH.example, side: int = SQUARE_SIDE.example) -> Inputs:
+    return images(batch, side, side)
+
+
 def audio_and_tokens(batch: int = BATCH.example, decoder_seq: int = DECODER_SEQ.example) -> Inputs:
     gen = generator(batch, decoder_seq)
     return (), {
@@ -277,6 +285,7 @@ TOKENS_WITH_MASK = {"input_ids": {0: BATCH, 1: SEQ}, "attention_mask": {0: BATCH
 ENCODER_DECODER = {"input_ids": {0: BATCH, 1: SEQ}, "decoder_input_ids": {0: BATCH, 1: DECODER_SEQ}}
 IMAGES = {"pixel_values": {0: BATCH, 2: HEIGHT, 3: WIDTH}}
 FIXED_SIZE_IMAGES = {"pixel_values": {0: BATCH}}
+SQUARE_IMAGES = {"pixel_values": {0: BATCH, 2: SQUARE_SIDE, 3: SQUARE_SIDE}}
 AUDIO = {"input_features": {0: BATCH}, "decoder_input_ids": {0: BATCH, 1: DECODER_SEQ}}
 
 HF = "transformers"
@@ -306,3 +315,8 @@ TRANSFORMERS_CASES = (
     ModelCase("whisper", make_whisper, audio_and_tokens, AUDIO,
               frozenset({HF, "audio", "encoder-decoder", "conv"})),
 )  # fmt: skip
+
+# Swin with the dims it supports (SQUARE_SIDE); not in the registry, whose "swin" keeps
+# free height and width for the tests and benchmarks that exercise Swin's branching.
+SWIN_SQUARE = ModelCase("swin_square", make_swin, square_images, SQUARE_IMAGES,
+                        frozenset({HF, "vision", "windowed-attention"}))  # fmt: skip
