@@ -132,6 +132,13 @@ def _shadows(original: Any, base: torch.Tensor | None, shape_env: ShapeEnv | Non
     return None
 
 
+def shadow_like(value: torch.Tensor, shape_env: ShapeEnv | None) -> torch.Tensor:
+    """A meta tensor with ``value``'s sizes, strides and offset (in ``shape_env``)
+    and dtype; made outside any dispatch mode, so nothing is recorded."""
+    with _disable_current_modes():
+        return _shadows(value, None, shape_env)  # type: ignore[no-any-return]
+
+
 def in_env(size: Any, shape_env: ShapeEnv | None) -> Any:
     """``size`` as a SymInt of ``shape_env`` (the fork run_decompositions works in)."""
     if not isinstance(size, torch.SymInt) or shape_env is None:
