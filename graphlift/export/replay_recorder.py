@@ -43,6 +43,14 @@ class ReplayRecorder(Recorder):
                     node.meta[key] = self.source.meta[key]
         return node
 
+    def _convert(self, value: Any) -> tuple[Any, Any]:
+        """As the Recorder's, except that a real tensor a decomposition creates
+        inside a control-flow body is lifted into the body too (as a program
+        input first, then through ``local``), not used as an outer node."""
+        if isinstance(value, torch.Tensor) and not isinstance(value, TraceTensor):
+            value = self.constant(value)
+        return super()._convert(value)
+
     def record_as_before(
         self, op: torch._ops.OpOverload, args: Any, kwargs: Any, source: Node
     ) -> tuple[bool, Any]:
