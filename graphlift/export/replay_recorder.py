@@ -70,7 +70,6 @@ class ReplayRecorder(Recorder):
         device = original[0].device if isinstance(original, tuple) else original.device
         return True, self._wrap_result(node, shadows, device, False)
 
-
     def record_opaque(
         self, target: Callable[..., Any], args: Any, kwargs: Any, source: Node
     ) -> Any:

@@ -7,6 +7,7 @@ save/load; the core verifier looks into bodies."""
 from __future__ import annotations
 
 import io
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,6 +22,7 @@ import graphlift as gl
 from graphlift.errors import ConstraintViolationError, VerificationError
 from graphlift.export.verifier import ALLOWED_PYTHON_TARGETS, CORE_EXTRA_OPS, verify
 from graphlift.ir.graph_module import GraphModule
+from graphlift.trace import control_flow
 
 aten = torch.ops.aten
 
@@ -82,7 +84,9 @@ class ScanAndWhile(nn.Module):
         last, ys = scan(step, h, xs)
         count = torch.zeros((), dtype=torch.long)
         _, grown = while_loop(
-            lambda i, a: i < 3, lambda i, a: (i + 1, F.layer_norm(self.cell(a), (8,))), (count, last)
+            lambda i, a: i < 3,
+            lambda i, a: (i + 1, F.layer_norm(self.cell(a), (8,))),
+            (count, last),
         )
         return grown, ys
 
@@ -223,3 +227,120 @@ def test_a_constant_a_decomposition_creates_in_a_body_is_lifted_into_it() -> Non
     close(custom.module()(x), x * 0.5)
     for x in (torch.rand(5, 8) + 0.6, -torch.rand(2, 8)):  # the other two branches
         close(custom.module()(x), model(x))
+
+
+def _calls(body: torch.nn.Module) -> Counter[str]:
+    return Counter(
+        "cond"
+        if node.target in (torch.ops.higher_order.cond, control_flow.cond)
+        else str(node.target)
+        for node in body.graph.nodes
+        if node.op == "call_function"
+    )
+
+
+@pytest.mark.parametrize("name", ["nested_cond", "scan_while"])
+def test_decomposed_bodies_call_the_ops_torch_export_calls(name: str) -> None:
+    """torch.export as the oracle: each decomposed body makes the same calls."""
+    model, args, _, _ = CASES[name]
+    model.eval()
+    ours = gl.export(model, args).run_decompositions()
+    theirs = torch.export.export(model, args).run_decompositions()
+    found = dict(bodies(ours.graph_module))
+    assert len(found) >= 3
+    for body_name, body in found.items():
+        assert _calls(body) == _calls(theirs.graph_module.get_submodule(body_name)), body_name
+
+
+class ItemInBranch(nn.Module):
+    def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        def checked(a: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            value = k.item()
+            torch._check(value < 10)
+            return F.gelu(a, approximate="tanh").reshape(-1) * value
+
+        return torch.cond(x.sum() > 0, checked, lambda a, k: a.reshape(-1) - 1, (x, n))
+
+
+class NonzeroInBranch(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def yes(a: torch.Tensor) -> torch.Tensor:
+            return F.layer_norm(a, (a.shape[-1],)) * torch.nonzero(a > 1).shape[0]
+
+        return torch.cond(x.sum() > 0, yes, lambda a: a * 2, (x,))
+
+
+class SizePredicate(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, x: torch.Tensor, n: int) -> torch.Tensor:
+        def big(a: torch.Tensor) -> torch.Tensor:
+            return self.lin(a[:n]).sum(0) * n
+
+        return torch.cond(x.shape[0] > 4, big, lambda a: a[:n].mean(0), (x,))
+
+
+class CondInMap(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, xs: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        def body(row: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            return torch.cond(
+                row.sum() > 0,
+                lambda r, y: self.lin(r) + y.mean(0),
+                lambda r, y: F.silu(r),
+                (row, y),
+            )
+
+        return hop_map(body, xs, y)
+
+
+class DataDependentWhile(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(3, 3)
+
+    def forward(self, limit: torch.Tensor, x: torch.Tensor) -> Any:
+        start = torch.zeros((), dtype=torch.long)
+        return while_loop(
+            lambda i, a: i < limit,
+            lambda i, a: (i + 1, F.layer_norm(self.lin(a), (3,))),
+            (start, x),
+        )
+
+
+def test_data_dependent_and_symbolic_bodies_decompose() -> None:
+    """Unbacked values and runtime asserts inside a branch, a size predicate with a
+    dynamic int input, a cond inside a dynamic map, a data-dependent while_loop."""
+    ep = gl.export(ItemInBranch(), (torch.ones(3), torch.tensor(2)))
+    assert non_core(ep.graph_module)
+    core = ep.run_decompositions()
+    assert non_core(core.graph_module) == set()
+    close(
+        core.module()(torch.ones(3), torch.tensor(4)), F.gelu(torch.ones(3), approximate="tanh") * 4
+    )
+    close(core.module()(-torch.ones(3), torch.tensor(50)), torch.full((3,), -2.0))
+    with pytest.raises(gl.errors.RuntimeAssertError):
+        core.module()(torch.ones(3), torch.tensor(50))
+    b, m = gl.Dim("b", min=2), gl.Dim("m", min=2)
+    cases: list[tuple[nn.Module, tuple[Any, ...], Any, list[tuple[Any, ...]]]] = [
+        (NonzeroInBranch(), (torch.rand(4, 3) * 2,), ({0: b},),
+         [(torch.rand(6, 3) * 2,), (-torch.rand(5, 3),)]),
+        (SizePredicate(), (torch.randn(6, 3), 2), ({0: b}, gl.Dim("n", min=1, max=2)),
+         [(torch.randn(3, 3), 2), (torch.randn(8, 3), 1)]),
+        (CondInMap(), (torch.randn(6, 3), torch.randn(5, 3)), ({0: b}, {0: m}),
+         [(torch.randn(3, 3), torch.randn(7, 3))]),
+        (DataDependentWhile(), (torch.tensor(3), torch.randn(4, 3)), (None, {0: b}),
+         [(torch.tensor(0), torch.randn(5, 3)), (torch.tensor(5), torch.randn(2, 3))]),
+    ]  # fmt: skip
+    for model, args, dynamic_shapes, trials in cases:
+        ep = gl.export(model, args, dynamic_shapes=dynamic_shapes)
+        assert non_core(ep.graph_module), type(model).__name__
+        core = ep.run_decompositions()
+        assert non_core(core.graph_module) == set(), type(model).__name__
+        for trial in [args, *trials]:
+            close(core.module()(*trial), model(*trial))
