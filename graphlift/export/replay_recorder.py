@@ -43,6 +43,14 @@ class ReplayRecorder(Recorder):
                     node.meta[key] = self.source.meta[key]
         return node
 
+    def _convert(self, value: Any) -> tuple[Any, Any]:
+        """As the Recorder's, except that a real tensor a decomposition creates
+        inside a control-flow body is lifted into the body too (as a program
+        input first, then through ``local``), not used as an outer node."""
+        if isinstance(value, torch.Tensor) and not isinstance(value, TraceTensor):
+            value = self.constant(value)
+        return super()._convert(value)
+
     def record_as_before(
         self, op: torch._ops.OpOverload, args: Any, kwargs: Any, source: Node
     ) -> tuple[bool, Any]:
@@ -61,7 +69,6 @@ class ReplayRecorder(Recorder):
         node = self.record(op, node_args, node_kwargs)
         device = original[0].device if isinstance(original, tuple) else original.device
         return True, self._wrap_result(node, shadows, device, False)
-
 
     def record_opaque(
         self, target: Callable[..., Any], args: Any, kwargs: Any, source: Node
@@ -130,6 +137,13 @@ def _shadows(original: Any, base: torch.Tensor | None, shape_env: ShapeEnv | Non
     if isinstance(original, tuple) and all(isinstance(t, torch.Tensor) for t in original):
         return tuple(_shadows(t, None, shape_env) for t in original)
     return None
+
+
+def shadow_like(value: torch.Tensor, shape_env: ShapeEnv | None) -> torch.Tensor:
+    """A meta tensor with ``value``'s sizes, strides and offset (in ``shape_env``)
+    and dtype; made outside any dispatch mode, so nothing is recorded."""
+    with _disable_current_modes():
+        return _shadows(value, None, shape_env)  # type: ignore[no-any-return]
 
 
 def in_env(size: Any, shape_env: ShapeEnv | None) -> Any:

@@ -16,7 +16,10 @@ It runs at the end of ``export()`` (IR level ``"export"``) and of
 - placeholders in signature order, one output per output spec;
 - every free symbol in a ``meta["val"]`` is bound before its use (by an input's
   size, or by the data-dependent op that produced it) and has a range in
-  ``range_constraints``.
+  ``range_constraints``;
+- the same node and symbol checks inside every control-flow body (recursively),
+  whose placeholders bind its symbols; errors name the body (``true_graph_0``,
+  ``body_graph_0.true_graph_0`` when nested).
 
 To allow a new kind of node, extend ``ALLOWED_PYTHON_TARGETS`` (Python
 callables) or ``CORE_EXTRA_OPS`` (ATen ops); nothing else needs to change.
@@ -109,24 +112,49 @@ def verify(program: ExportedProgram, level: IRLevel = "export") -> None:
             f"the graph returns {len(outputs)} values but the signature describes "
             f"{len(program.graph_signature.output_specs)}"
         )
+    _verify_bodies(program, graph, level, prefix="")
 
 
-def _fail(node: Node, problem: str) -> VerificationError:
+def _verify_bodies(program: ExportedProgram, graph: Any, level: IRLevel, prefix: str) -> None:
+    """The same node checks inside every control-flow body, recursively: a core-ATen
+    program is core ATen in its branches and loop bodies too. A body binds its
+    symbols itself (its placeholders carry the sizes it uses) and returns a flat tuple."""
+    for attr in graph.nodes:
+        if attr.op != "get_attr" or not _is_subgraph(attr):
+            continue
+        body = getattr(graph.owning_module, str(attr.target))
+        name = f"{prefix}{attr.target}"
+        body.graph.lint()
+        symbols = _SymbolCheck(program, body=name)
+        for node in body.graph.nodes:
+            _verify_node(node, level, body=name)
+            symbols.check(node)
+        outputs = next(reversed(body.graph.nodes)).args[0]
+        if not isinstance(outputs, tuple) or not all(isinstance(o, Node) for o in outputs):
+            raise VerificationError(
+                f"the control-flow body {name} returns {outputs!r}; bodies return a flat tuple "
+                "of values"
+            )
+        _verify_bodies(program, body.graph, level, prefix=f"{name}.")
+
+
+def _fail(node: Node, problem: str, body: str | None = None) -> VerificationError:
     where = node.meta.get("stack_trace")
-    return VerificationError(f"node {node.format_node()} {problem}", where=where)
+    inside = "" if body is None else f" in the control-flow body {body}"
+    return VerificationError(f"node {node.format_node()}{inside} {problem}", where=where)
 
 
-def _verify_node(node: Node, level: IRLevel) -> None:
+def _verify_node(node: Node, level: IRLevel, body: str | None = None) -> None:
     if node.op == "get_attr" and _is_subgraph(node):
         return
     if node.op in ("call_method", "call_module", "get_attr"):
-        raise _fail(node, f"uses opcode {node.op}, which exported graphs do not contain")
+        raise _fail(node, f"uses opcode {node.op}, which exported graphs do not contain", body)
     if node.op == "call_function":
         problem = target_problem(node.target, level)
         if problem is not None:
-            raise _fail(node, problem)
+            raise _fail(node, problem, body)
     if node.op != "output" and "val" not in node.meta:
-        raise _fail(node, 'has no meta["val"]')
+        raise _fail(node, 'has no meta["val"]', body)
 
 
 def target_problem(target: Any, level: IRLevel) -> str | None:
@@ -160,7 +188,8 @@ class _SymbolCheck:
     size or value (``nonzero``, ``item``). Expressions are read through the
     ShapeEnv's replacements, as the range constraints are."""
 
-    def __init__(self, program: ExportedProgram) -> None:
+    def __init__(self, program: ExportedProgram, body: str | None = None) -> None:
+        self.body = body
         self.shape_env = program._shape_env
         self.ranged = set(program.range_constraints)
         self.bound: set[str] = set()
@@ -183,10 +212,10 @@ class _SymbolCheck:
             for symbol in sorted(free_symbols(expr)):
                 if symbol not in self.bound:
                     raise _fail(node, f"uses the symbol {symbol}, which no input size or "
-                                      "data-dependent op before it binds")  # fmt: skip
+                                      "data-dependent op before it binds", self.body)  # fmt: skip
                 if symbol not in self.ranged:
                     raise _fail(node, f"uses the symbol {symbol}, which has no range in "
-                                      "range_constraints")  # fmt: skip
+                                      "range_constraints", self.body)  # fmt: skip
 
 
 def _size_exprs(value: Any) -> Iterator[Any]:
