@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import logging
 import statistics
 import sys
@@ -184,9 +183,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{s['cases_both_ok']} cases; median seconds {s['median_seconds']}")  # fmt: skip
     report = {"environment": environment(), "options": vars(options) | {"json": str(options.json)},
               "cases": cases, "summary": summary}  # fmt: skip
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {options.json}")
+    tables.write_results(options.json, report)
     return 0
 
 

@@ -28,7 +28,6 @@ import datetime
 import functools
 import gc
 import io
-import json
 import logging
 import os
 import platform
@@ -387,9 +386,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases": cases,
         "summary": summary,
     }
-    options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {options.json}")
+    tables.write_results(options.json, report)
     return 0
 
 

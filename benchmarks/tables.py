@@ -1,8 +1,12 @@
-"""The one table printer the benchmark scripts share (rich is a graphlift dependency)."""
+"""What the benchmark scripts share: the table printer (rich is a graphlift
+dependency) and the JSON record writer."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -16,3 +20,11 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]
     for row in rows:
         table.add_row(*row)
     Console(width=200).print(table)
+
+
+def write_results(path: str | Path, record: Any) -> None:
+    """Write a benchmark's record as sorted, indented JSON (diffs stay readable)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {path}")

@@ -6,30 +6,9 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
 
 import graphlift as gl
-
-
-class CondLinear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cond(
-            x.sum() > 0, lambda x: self.lin(x).relu(), lambda x: self.lin(x) * 2, (x,)
-        )
-
-
-class TrainBatchNorm(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm1d(4)
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lin(self.bn(x))
+from tests.capability_models import CondLinear, TrainBatchNorm
 
 
 def test_decomposed_cond_program_takes_both_branches_like_eager() -> None:

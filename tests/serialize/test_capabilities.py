@@ -15,26 +15,7 @@ import torch
 from torch import nn
 
 import graphlift as gl
-
-
-class CondLinear(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lin = nn.Linear(4, 4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cond(
-            x.sum() > 0, lambda x: self.lin(x).relu(), lambda x: self.lin(x) * 2, (x,)
-        )
-
-
-class TrainBatchNorm(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.bn = nn.BatchNorm1d(4)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(x)
+from tests.capability_models import CondLinear, TrainBatchNorm
 
 
 class NonzeroAndItem(nn.Module):
