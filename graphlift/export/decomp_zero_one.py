@@ -26,6 +26,7 @@ from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.guards import Assumption
 from graphlift.symbolic.substitute import EvaluationError
 from graphlift.trace.tensor import TraceTensor
+from graphlift.trace.zero_one import guard_unless_agreed, number_at
 
 
 class _Unavailable(Exception):
@@ -44,20 +45,11 @@ def check_decomposition(
 ) -> None:
     """Guard each assumption the decomposition of ``op`` made that does not hold
     up numerically at sizes 0 and 1."""
-    for name in sorted({n for a in assumptions for n in a.symbols}):
-        ok = all(
-            _agrees(env, op, args, kwargs, result, recorded, constants, {name: value})
-            for value in (0, 1)
-            if env.range_of(name).contains(value)
-        )
-        if not ok:
-            for assumption in assumptions:
-                if name in assumption.symbols:
-                    env.guard_assumption(assumption)
-            return
-    for assumption in assumptions:
-        if assumption.needs_guard:
-            env.guard_assumption(assumption, exempt=assumption.symbols)
+    guard_unless_agreed(
+        env,
+        assumptions,
+        lambda at: _agrees(env, op, args, kwargs, result, recorded, constants, at),
+    )
 
 
 def _agrees(
@@ -92,7 +84,7 @@ def _inputs(
 ) -> Any:  # fmt: skip
     """Random concrete tensors for the op's traced arguments (bound to their nodes)."""
     if isinstance(value, TraceTensor):
-        shape = [_number(env, s, at) for s in value.shape]
+        shape = [number_at(env, s, at) for s in value.shape]
         if value.dtype.is_floating_point or value.dtype.is_complex:
             tensor = torch.randn(shape, generator=generator, dtype=value.dtype)
         elif value.dtype is torch.bool:
@@ -102,17 +94,11 @@ def _inputs(
         values[value.node] = tensor
         return tensor
     if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
-        return _number(env, value, at)
+        return number_at(env, value, at)
     if isinstance(value, tuple | list):
         return type(value)(_inputs(env, v, at, generator, values) for v in value)
     if isinstance(value, dict):
         return {k: _inputs(env, v, at, generator, values) for k, v in value.items()}
-    return value
-
-
-def _number(env: ShapeEnv, value: Any, at: dict[str, int]) -> Any:
-    if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
-        return env.value_at(value.node.symbolic_expr, at)
     return value
 
 
@@ -127,14 +113,14 @@ def _run(
             return constants[arg.name]
         known = arg.meta.get("val")
         if isinstance(known, torch.SymInt | torch.SymFloat | torch.SymBool):
-            return _number(env, known, at)  # a size computed before this decomposition
+            return number_at(env, known, at)  # a size computed before this decomposition
         raise _Unavailable(arg.name)
 
     if node.op != "call_function":
         raise _Unavailable(node.name)
     own = node.meta.get("val")
     if isinstance(own, torch.SymInt | torch.SymFloat | torch.SymBool):
-        return _number(env, own, at)  # a size (of an input the check has no data for)
+        return number_at(env, own, at)  # a size (of an input the check has no data for)
     call_args, call_kwargs = map_arg((node.args, node.kwargs), value_of)
     return node.target(*call_args, **call_kwargs)
 

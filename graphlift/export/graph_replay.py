@@ -177,9 +177,9 @@ class GraphReplay:
         with self.shape_env.assuming_not_0_or_1() as assumptions:
             result = node.target(*args, **kwargs)
         if assumptions:
-            recorded = []
-            current = anchor.next if anchor is not None else next(iter(graph.nodes))
-            while current.op != "root" and current is not None:
+            recorded = []  # the nodes the decomposition appended
+            current = anchor.next if anchor is not None else next(iter(graph.nodes), None)
+            while current is not None and current.op != "root":
                 recorded.append(current)
                 current = current.next
             constants = {c.name: c.value for c in self.recorder.constants}

@@ -59,17 +59,24 @@ def check_assumptions(
     assumptions: list[Assumption],
 ) -> None:
     """Guard each assumption whose answer changes ``kernel``'s result at size 0
-    or 1; an assumption that needs a guard for larger sizes anyway is guarded
-    with the sizes 0 and 1 that check out exempted."""
+    or 1 (compared on metadata)."""
+    guard_unless_agreed(env, assumptions, lambda at: _agrees(env, kernel, args, kwargs, result, at))
+
+
+def guard_unless_agreed(
+    env: ShapeEnv, assumptions: list[Assumption], agrees: Callable[[dict[str, Scalar]], bool]
+) -> None:
+    """The 0/1 bookkeeping both checks share (this module's per-op metadata check,
+    ``export/decomp_zero_one.py``'s numeric one): ``agrees({s: v})`` says whether
+    the result is right with symbol ``s`` at size ``v``. An assumption whose
+    symbols all agree at 0 and 1 needs nothing; any other is guarded; one that
+    needs a guard for larger sizes anyway is guarded with the sizes 0 and 1 that
+    check out exempted."""
     symbols = sorted({name for a in assumptions for name in a.symbols})
     fine = frozenset(
         name
         for name in symbols
-        if all(
-            _agrees(env, kernel, args, kwargs, result, {name: value})
-            for value in (0, 1)
-            if env.range_of(name).contains(value)
-        )
+        if all(agrees({name: value}) for value in (0, 1) if env.range_of(name).contains(value))
     )
     for assumption in assumptions:
         if assumption.needs_guard:
@@ -106,16 +113,16 @@ def _agrees(
 def _concrete(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
     """``value`` with every symbolic size evaluated at the example values and ``at``."""
     if isinstance(value, torch.Tensor):
-        sizes = [_number(env, s, at) for s in value.shape]
-        strides = [_number(env, s, at) for s in value.stride()]
+        sizes = [number_at(env, s, at) for s in value.shape]
+        strides = [number_at(env, s, at) for s in value.stride()]
         if any(s < 0 for s in sizes):
             raise ValueError("negative size")
-        offset = _number(env, value.storage_offset(), at)
+        offset = number_at(env, value.storage_offset(), at)
         extent = offset + sum((s - 1) * abs(st) for s, st in zip(sizes, strides)) + 1
         base = torch.empty(0 if 0 in sizes else extent, dtype=value.dtype, device=META)
         return base.as_strided(sizes, strides, offset if extent > 0 else 0)
     if isinstance(value, torch.SymInt | torch.SymBool | torch.SymFloat):
-        return _number(env, value, at)
+        return number_at(env, value, at)
     if isinstance(value, tuple | list):
         return type(value)(_concrete(env, v, at) for v in value)
     if isinstance(value, dict):
@@ -123,7 +130,9 @@ def _concrete(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
     return value
 
 
-def _number(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
+def number_at(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
+    """``value`` (a symbolic int, float or bool, or a plain number) at the example
+    values with ``at`` overriding some symbols."""
     if isinstance(value, torch.SymInt | torch.SymBool | torch.SymFloat):
         return env.value_at(value.node.symbolic_expr, at)
     return value
