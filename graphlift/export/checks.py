@@ -107,8 +107,7 @@ def _phantom_root_checks(
         tail = f" + {offset}" if offset > 0 else f" - {-offset}" if offset else ""
         checks = [f"{source} != {scale}*{root}{tail}"]
         checks = checks if scale != 1 else []  # scale 1: every size is root + offset
-        checks += [f"{root} < {int(bounds.lower)}"] if not math.isinf(bounds.lower) else []
-        checks += [f"{root} > {int(bounds.upper)}"] if not math.isinf(bounds.upper) else []
+        checks += _outside(root, bounds)
         expected = f"size {form}{tail} at dim {dim} for an integer k in {bounds}"
         lines.append(f"    if {' or '.join(checks)}: fail({name!r}, {expected!r}, {source})")
         exact |= size == E.add(E.scale(E.symbol(info.name), scale), E.integer(offset))
@@ -125,11 +124,16 @@ def _int_checks(name: str, value: torch.SymInt, shape_env: ShapeEnv) -> list[str
         lines.append(f"    if {name} != {other}: fail({name!r}, {other!r}, {name})")
         return lines
     bounds = shape_env.range_of(symbol)
-    checks = [f"{name} < {int(bounds.lower)}"] if not math.isinf(bounds.lower) else []
-    checks += [f"{name} > {int(bounds.upper)}"] if not math.isinf(bounds.upper) else []
+    checks = _outside(name, bounds)
     if checks:
         lines.append(f"    if {' or '.join(checks)}: fail({name!r}, 'a value in {bounds}', {name})")
     return lines
+
+
+def _outside(text: str, bounds: Any) -> list[str]:
+    """Conditions (Python over ``text``) that hold when the value is outside ``bounds``."""
+    checks = [f"{text} < {int(bounds.lower)}"] if not math.isinf(bounds.lower) else []
+    return checks + ([f"{text} > {int(bounds.upper)}"] if not math.isinf(bounds.upper) else [])
 
 
 def _static_size(size: Any, shape_env: ShapeEnv | None) -> Any:
