@@ -96,7 +96,7 @@ def _extract_calls(
     installed: dict[str, tuple[Any, ...]] = {}  # relative target -> shape of its graph
     for call in list(_calls_at(graph, depth)):
         members = set(call.nodes)
-        if not _extractable(graph, members):
+        if not _extractable(call.nodes, members):
             continue
         relative = call.path[len(prefix) + 1 :] if prefix else call.path
         target_module = _existing(root, call.path)
@@ -120,18 +120,15 @@ def _extract_calls(
             graph.erase_node(node)  # state now read inside a submodule
 
 
-def _extractable(graph: Graph, members: set[Node]) -> bool:
-    """No node outside the call sits between its nodes and uses one of them
-    (then a single call_module placed after the last member is in order)."""
-    last = max(members, key=_position(graph))
-    inside = False
-    for node in graph.nodes:
-        if node in members:
-            inside = True
-        elif inside and any(arg in members for arg in node.all_input_nodes):
+def _extractable(nodes: list[Node], members: set[Node]) -> bool:
+    """No node outside the call sits between its nodes (``nodes``, in graph
+    order) and uses one of them (then a single call_module placed after the last
+    member is in order). Walks only the call's span of the graph."""
+    node = nodes[0]
+    while node is not nodes[-1]:
+        node = node.next
+        if node not in members and any(arg in members for arg in node.all_input_nodes):
             return False
-        if node is last:
-            return True
     return True
 
 
@@ -226,7 +223,11 @@ def _restore_lists(module: torch.nn.Module) -> None:
     for name, child in list(module.named_children()):
         _restore_lists(child)
         names = set(child._modules)
-        if type(child) is torch.nn.Module and names and names == {str(i) for i in range(len(names))}:
+        if (
+            type(child) is torch.nn.Module
+            and names
+            and names == {str(i) for i in range(len(names))}
+        ):
             replacement = torch.nn.ModuleList(child._modules[str(i)] for i in range(len(names)))
             replacement._parameters, replacement._buffers = child._parameters, child._buffers
             setattr(module, name, replacement)
