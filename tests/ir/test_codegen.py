@@ -21,8 +21,9 @@ GOLDEN = Path(__file__).parent / "golden"
 def check_golden(name: str, text: str) -> None:
     """Compare with tests/ir/golden/<name>; GRAPHLIFT_UPDATE_GOLDEN=1 rewrites it."""
     path = GOLDEN / name
-    if os.environ.get("GRAPHLIFT_UPDATE_GOLDEN") or not path.exists():
+    if os.environ.get("GRAPHLIFT_UPDATE_GOLDEN"):
         path.write_text(text)
+    assert path.exists(), f"no golden {path}; write it with GRAPHLIFT_UPDATE_GOLDEN=1"
     assert text == path.read_text(), (
         f"{name} changed; rerun with GRAPHLIFT_UPDATE_GOLDEN=1 if intended"
     )
