@@ -16,7 +16,7 @@ from graphlift.errors import ExportError
 from graphlift.export.capture import Capture, capture
 from graphlift.export.constraints import Specialization, check_dynamic_dims, range_constraints
 from graphlift.export.dynamic_shapes import match_dynamic_shapes
-from graphlift.export.program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program import ExportedProgram
 from graphlift.export.signature import ExportGraphSignature, InputKind
 from graphlift.export.verifier import verify
 from graphlift.ir.graph_module import GraphModule
@@ -56,7 +56,14 @@ def export(
         raise ExportError(
             f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}"
         )
-    captured = capture(mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize")
+    captured = capture(
+        mod,
+        args,
+        kwargs,
+        dim_specs,
+        specialize_data=data_dependent == "specialize",
+        preserved=tuple(preserve_module_call_signature),
+    )
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
@@ -85,8 +92,19 @@ def _check_arguments(
         raise ExportError(
             "strict=True (bytecode-level capture) is not supported yet; use strict=False"
         )
-    if preserved:
-        raise ExportError("preserve_module_call_signature is not supported yet")
+    if isinstance(preserved, str):
+        raise ExportError(
+            f"preserve_module_call_signature takes a tuple of qualified names, got the string "
+            f"{preserved!r}: write ({preserved!r},)"
+        )
+    names = {name for name, _ in mod.named_modules(remove_duplicate=False)}
+    for fqn in preserved:
+        if fqn not in names or not fqn:
+            raise ExportError(
+                f"preserve_module_call_signature: {fqn!r} is not a submodule of "
+                f"{type(mod).__name__}; give qualified names as in named_modules() "
+                f"(for example {sorted(n for n in names if n)[:3]})"
+            )
 
 
 def _assemble(
@@ -106,7 +124,6 @@ def _assemble(
             state_dict[target] = state[target]
         elif spec.kind is InputKind.BUFFER:
             constants[target] = mod.get_buffer(target)
-    entry = ModuleCallEntry("", captured.in_spec, captured.out_spec, captured.input_names)
     shape_env = captured.shape_env
     return ExportedProgram(
         graph_module=GraphModule(dict(captured.subgraphs), captured.graph),
@@ -115,7 +132,7 @@ def _assemble(
         constants=constants,
         range_constraints=range_constraints(shape_env) if shape_env else {},
         example_inputs=(args, kwargs),
-        module_call_graph=(entry,),
+        module_call_graph=captured.module_call_graph,
         shape_env=shape_env,
         specializations=specializations,
     )

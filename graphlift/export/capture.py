@@ -17,6 +17,8 @@ import torch
 
 from graphlift.errors import ExportError, MutationError
 from graphlift.export.dynamic_shapes import VALUE, DimEntry
+from graphlift.export.module_calls import CallRecorder, module_call_graph
+from graphlift.export.program import ModuleCallEntry
 from graphlift.export.signature import (
     ConstantArgument,
     InputKind,
@@ -62,6 +64,7 @@ class Capture:
     shape_env: ShapeEnv | None  # None when every input is static
     dynamic_dims: tuple[DynamicDim, ...]
     subgraphs: dict[str, Any]  # control-flow bodies: get_attr target -> GraphModule
+    module_call_graph: tuple[ModuleCallEntry, ...]
 
 
 def capture(
@@ -70,6 +73,7 @@ def capture(
     kwargs: dict[str, Any],
     dim_specs: list[dict[int, DimEntry]],
     specialize_data: bool = False,
+    preserved: tuple[str, ...] = (),
 ) -> Capture:
     graph = Graph()
     recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
@@ -85,11 +89,12 @@ def capture(
     names = _input_names(module, args, kwargs)
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
+    calls = CallRecorder(recorder, preserved)
 
     with (
         preserved_attributes(module),
         swapped_state(module, lambda t: replacements[id(t)]),
-        module_stack(recorder, module),
+        module_stack(recorder, module, calls),
     ):
         with tracing(recorder, symbolic=symbols is not None):
             result = module(*traced_args, **traced_kwargs)
@@ -111,7 +116,8 @@ def capture(
     )
     input_specs = (*state_specs, *constant_specs, *user_specs)
     _order_placeholders(graph, [spec.arg.name for spec in input_specs])
-    eliminate_dead_code(graph)
+    eliminate_dead_code(graph, keep=calls.boundary_nodes())
+    root_entry = ModuleCallEntry("", in_spec, out_spec, tuple(names))
     return Capture(
         graph=graph,
         input_specs=input_specs,
@@ -123,6 +129,7 @@ def capture(
         shape_env=recorder.symbolic.shape_env if recorder.symbolic else None,
         dynamic_dims=tuple(symbols.dims) if symbols else (),
         subgraphs=dict(recorder.subgraphs),
+        module_call_graph=module_call_graph(module, root_entry, calls.calls, graph, preserved),
     )
 
 

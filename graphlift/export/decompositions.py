@@ -41,7 +41,9 @@ from graphlift.export.decomp_cache import CallCache
 from graphlift.export.decomp_table import Decomposition, DecompositionRule, default_decompositions
 from graphlift.export.graph_replay import DecomposingMode, GraphReplay, replaying
 from graphlift.export.replay_recorder import ReplayRecorder, in_env
+from graphlift.export.call_graph import renamed_call_graph
 from graphlift.export.signature import (
+    ConstantArgument,
     ExportGraphSignature,
     InputKind,
     InputSpec,
@@ -76,6 +78,7 @@ def run_decompositions(
     shape_env = fork_shape_env(program._shape_env) if program._shape_env is not None else None
     replay = Replay(program, DecompositionRule(table), shape_env, cache)
     _, input_specs, output_specs, constants = replay.run()
+    call_graph = renamed_call_graph(program.module_call_graph, replay.renamed_call_values)
     result = type(program)(
         graph_module=replay.graph_module(),
         graph_signature=ExportGraphSignature(input_specs, output_specs),
@@ -83,7 +86,7 @@ def run_decompositions(
         constants=constants,
         range_constraints=range_constraints(shape_env) if shape_env else {},
         example_inputs=program.example_inputs,
-        module_call_graph=program.module_call_graph,
+        module_call_graph=call_graph,
         shape_env=shape_env,
         specializations=program.specializations,
     )
@@ -115,6 +118,8 @@ class Replay:
         )
         self.nodes = GraphReplay(program.graph_module, self.recorder, rule, shape_env, self.mode)
         self.values = self.nodes.values
+        #: old name -> new name of every value the module call graph names
+        self.renamed_call_values: dict[str, str] = {}
 
     def run(
         self,
@@ -137,10 +142,28 @@ class Replay:
             for spec, arg in zip(self.program.graph_signature.output_specs, flat_outputs)
         )
         _order_placeholders(self.graph, [spec.arg.name for spec in input_specs])
-        eliminate_dead_code(self.graph)
+        eliminate_dead_code(self.graph, keep=self._call_values(nodes))
         constants = dict(self.program.constants)
         constants.update({c.target: c.value for c in self.recorder.constants})
         return self.graph, input_specs, output_specs, constants
+
+    def _call_values(self, nodes: list[Node]) -> list[Node]:
+        """The new nodes of the values module calls name (kept by dead-code
+        elimination: a preserved module's boundary must stay computable)."""
+        named = {
+            arg.name
+            for entry in self.program.module_call_graph
+            for arg in (*entry.inputs, *entry.outputs)
+            if not isinstance(arg, ConstantArgument) and arg.name
+        }
+        kept = []
+        for node in nodes:
+            if node.name in named and node in self.values:
+                new = self.nodes.output_arg(self.values[node])
+                if isinstance(new, Node):
+                    self.renamed_call_values[node.name] = new.name
+                    kept.append(new)
+        return kept
 
     def graph_module(self) -> GraphModule:
         """The new graph in a module holding the replayed (decomposed) bodies."""

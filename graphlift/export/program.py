@@ -10,28 +10,18 @@ original names), ``constants`` (lifted tensors and non-persistent buffers),
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from graphlift.export import decompositions
+from graphlift.export.call_graph import ModuleCallEntry, ModuleCallSignature
 from graphlift.export.signature import ExportGraphSignature
 from graphlift.export.unlift import unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
 from graphlift.symbolic import ShapeEnv
-
-
-@dataclass(frozen=True)
-class ModuleCallEntry:
-    """How a module is called: the pytree structure of its inputs and outputs."""
-
-    fqn: str
-    in_spec: TreeSpec
-    out_spec: TreeSpec
-    forward_arg_names: tuple[str, ...] = ()
 
 
 class ExportedProgram:
@@ -68,11 +58,11 @@ class ExportedProgram:
 
     @property
     def call_spec_in(self) -> TreeSpec:
-        return self.module_call_graph[0].in_spec
+        return self.module_call_graph[0].in_spec  # type: ignore[return-value]
 
     @property
     def call_spec_out(self) -> TreeSpec:
-        return self.module_call_graph[0].out_spec
+        return self.module_call_graph[0].out_spec  # type: ignore[return-value]
 
     def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name in self.graph_signature.parameters:

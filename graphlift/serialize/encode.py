@@ -138,9 +138,26 @@ def _example_inputs(inputs: Any, storages: StorageWriter) -> dict[str, Any]:
 
 
 def _call_entry(entry: Any) -> dict[str, Any]:
-    return {
-        "fqn": entry.fqn,
-        "in_spec": spec_to_data(entry.in_spec),
-        "out_spec": spec_to_data(entry.out_spec),
-        "forward_arg_names": list(entry.forward_arg_names),
-    }
+    """The root entry in version 1's form; submodule entries add only what
+    differs from the defaults, so an archive of a program without them is
+    unchanged. A submodule's structure that cannot be saved (a pytree type
+    registered without a serialized name) is dropped unless the module is
+    preserved, where a swapped module depends on it."""
+    data: dict[str, Any] = {"fqn": entry.fqn}
+    try:
+        data["in_spec"] = None if entry.in_spec is None else spec_to_data(entry.in_spec)
+        data["out_spec"] = None if entry.out_spec is None else spec_to_data(entry.out_spec)
+    except PytreeError:
+        if not entry.fqn or entry.preserved:
+            raise
+        data["in_spec"] = data["out_spec"] = None
+        return data
+    data["forward_arg_names"] = list(entry.forward_arg_names)
+    if entry.inputs or entry.outputs:
+        data["inputs"] = [_argument(arg) for arg in entry.inputs]
+        data["outputs"] = [_argument(arg) for arg in entry.outputs]
+    if entry.preserved:
+        data["preserved"] = True
+    if entry.alias_of is not None:
+        data["alias_of"] = entry.alias_of
+    return data
