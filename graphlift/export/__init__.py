@@ -4,7 +4,8 @@ from graphlift.export.api import export
 from graphlift.export.constraints import Specialization
 from graphlift.export.draft import DraftExportReport, draft_export
 from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint, dims
-from graphlift.export.program import ExportedProgram, ModuleCallEntry
+from graphlift.export.call_graph import ModuleCallEntry, ModuleCallSignature
+from graphlift.export.program import ExportedProgram
 from graphlift.export.shape_specs import AdditionalInputs, ShapesCollection, refine_dynamic_shapes
 from graphlift.export.signature import (
     ConstantArgument,
@@ -16,7 +17,7 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.unflatten import unflatten
+from graphlift.export.unflatten import FlatArgsAdapter, UnflattenedModule, unflatten
 
 __all__ = [
     "AdditionalInputs",
@@ -27,15 +28,18 @@ __all__ = [
     "DraftExportReport",
     "ExportGraphSignature",
     "ExportedProgram",
+    "FlatArgsAdapter",
     "InputKind",
     "InputSpec",
     "ModuleCallEntry",
+    "ModuleCallSignature",
     "OutputKind",
     "OutputSpec",
     "ShapesCollection",
     "Specialization",
     "SymIntArgument",
     "TensorArgument",
+    "UnflattenedModule",
     "dims",
     "draft_export",
     "export",
