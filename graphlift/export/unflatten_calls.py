@@ -130,8 +130,8 @@ class CallExtraction:
         return dispatchers
 
     def _by_use(self, graph: Graph, call: _Call, members: set[Node], relative: str) -> GraphModule:
-        inputs, outputs = _interface(call.nodes, members, call.path)
-        sub_graph = _subgraph(call.nodes, inputs, call.path, lambda node: None)
+        inputs, outputs = _interface(call.nodes, members, relative)
+        sub_graph = _subgraph(call.nodes, inputs, relative, lambda node: None)
         # One result is returned as itself, so a submodule with one tensor in and
         # one out can be swapped for the original module.
         results = [sub_graph.mapping[n] for n in outputs]
@@ -146,7 +146,7 @@ class CallExtraction:
         flat_out = [self._value(arg, entry, "output") for arg in entry.outputs]
         placeholders = [v if isinstance(v, Node) else None for v in flat_in]
         sub_graph = _subgraph(
-            call.nodes, [], call.path, lambda node: _outside_value(node, call.key), placeholders
+            call.nodes, [], relative, lambda node: _outside_value(node, call.key), placeholders
         )
         sub_graph.graph.output(tuple(sub_graph.mapping.get(v, v) if isinstance(v, Node) else v
                                      for v in flat_out))  # fmt: skip
@@ -269,6 +269,9 @@ def _subgraph(
             placeholder.meta = dict(value.meta)
             mapping.setdefault(value, placeholder)
     for node in nodes:
+        if flat_inputs is not None and _size_of_outside_tensor(node, mapping, path):
+            mapping[node] = _recomputed_size(sub, node, mapping, outside)
+            continue
         for arg in node.all_input_nodes:
             if arg in mapping:
                 continue
@@ -279,6 +282,16 @@ def _subgraph(
                 mapping[arg] = outside(arg) or _recomputed_size(sub, arg, mapping, outside)
         mapping[node] = sub.node_copy(node, mapping.__getitem__)
     return _SubGraph(sub, mapping)
+
+
+def _size_of_outside_tensor(node: Node, mapping: dict[Node, Node], path: str) -> bool:
+    """``sym_size(t, d)`` of a tensor ``t`` the call does not receive."""
+    return (
+        node.op == "call_function"
+        and node.target is torch.ops.aten.sym_size.int
+        and node.args[0] not in mapping
+        and not _local_state(node.args[0], path)
+    )
 
 
 def _outside_value(node: Node, key: str) -> None:
