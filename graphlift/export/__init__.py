@@ -1,10 +1,10 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
 from graphlift.export.api import export
+from graphlift.export.call_graph import ModuleCallEntry, ModuleCallSignature
 from graphlift.export.constraints import Specialization
 from graphlift.export.draft import DraftExportReport, draft_export
 from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint, dims
-from graphlift.export.call_graph import ModuleCallEntry, ModuleCallSignature
 from graphlift.export.program import ExportedProgram
 from graphlift.export.shape_specs import AdditionalInputs, ShapesCollection, refine_dynamic_shapes
 from graphlift.export.signature import (

@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from graphlift.errors import InternalError
+from graphlift.export.call_graph import renamed_call_graph
 from graphlift.export.constraints import range_constraints
 from graphlift.export.decomp_cache import CallCache
 from graphlift.export.decomp_table import Decomposition, DecompositionRule, default_decompositions
 from graphlift.export.graph_replay import DecomposingMode, GraphReplay, replaying
 from graphlift.export.replay_recorder import ReplayRecorder, in_env
-from graphlift.export.call_graph import renamed_call_graph
 from graphlift.export.signature import (
     ConstantArgument,
     ExportGraphSignature,

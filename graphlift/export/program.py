@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from graphlift.export import decompositions
-from graphlift.export.call_graph import ModuleCallEntry, ModuleCallSignature
+from graphlift.export.call_graph import ModuleCallEntry
 from graphlift.export.signature import ExportGraphSignature
 from graphlift.export.unlift import unlift
 from graphlift.ir.graph import Graph

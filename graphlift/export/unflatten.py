@@ -46,9 +46,7 @@ def unflatten(
     program: ExportedProgram, flat_args_adapter: FlatArgsAdapter | None = None
 ) -> UnflattenedModule:
     """``torch.export.unflatten``'s counterpart: a module tree mirroring the original."""
-    module = unlift(
-        program, write_back=apply_mutations_where_made, module_class=UnflattenedModule
-    )
+    module = unlift(program, write_back=apply_mutations_where_made, module_class=UnflattenedModule)
     graph = module.graph
     values = _values_by_name(program, graph)
     assign_calls(graph)
@@ -129,4 +127,3 @@ def _restore_lists(module: torch.nn.Module) -> None:
             replacement = torch.nn.ModuleList(child._modules[str(i)] for i in range(len(names)))
             replacement._parameters, replacement._buffers = child._parameters, child._buffers
             setattr(module, name, replacement)
-

@@ -37,7 +37,6 @@ from graphlift.ir.graph_module import GraphModule, copy_attribute
 from graphlift.ir.node import Node
 from graphlift.pytree import TreeSpec, tree_unflatten
 
-
 VALUE_NAME = "unflatten_value"  # meta key of the program's name for a node, while cutting
 
 
@@ -77,8 +76,10 @@ class CallExtraction:
         self.adapter = adapter
         self.installed: dict[str, _Installed] = {}
 
-    def run(self, graph: Graph, owner: torch.nn.Module, depth: int = 0, prefix: str = "") -> None:
-        """Replace each call at ``depth`` in ``graph`` by ``call_module``; recurse into it."""
+    def run(self, graph: Graph, owner: torch.nn.Module, depth: int = 0, prefix: str = "") -> bool:
+        """Replace each call at ``depth`` in ``graph`` by ``call_module``; recurse into
+        it. True when any call was cut out."""
+        cut = False
         values = self.values = {n.meta[VALUE_NAME]: n for n in graph.nodes if VALUE_NAME in n.meta}
         for call in list(_calls_at(graph, depth)):
             entry = self.entries.get(call.key)
@@ -99,9 +100,10 @@ class CallExtraction:
                 sub = self._preserved(graph, call, members, entry, relative)
             else:
                 sub = self._by_use(graph, call, members, relative)
-            self.run(sub.graph, sub, depth + 1, call.path)
+            if self.run(sub.graph, sub, depth + 1, call.path):
+                sub.graph = sub.graph  # recompile after the nested calls were cut
             self.values = values
-            sub.graph = sub.graph  # recompile after the nested calls were cut
+            cut = True
             place = self.installed.setdefault(call.path, _Installed())
             place.calls.append(sub)
             if (owner, relative) not in place.places:
@@ -109,6 +111,8 @@ class CallExtraction:
         for node in list(graph.nodes):
             if node.op == "get_attr" and not node.users:
                 graph.erase_node(node)  # state now read inside a submodule
+                cut = True
+        return cut
 
     def install(self) -> list[CallDispatcher]:
         """Put each module's calls in the tree: one GraphModule when every call
@@ -412,7 +416,9 @@ def _replace_with_structured_call(
             element = graph.call_function(getitem, (flat, index))
         element.meta = dict(value.meta)
         later = (lambda user: user not in members) if value in members else _later_than(element)
-        value.replace_all_uses_with(element, lambda user: user is not element and later(user))
+        value.replace_all_uses_with(
+            element, lambda user, element=element, later=later: user is not element and later(user)
+        )
         anchor = element
         new.append(element)
     for member in reversed(call.nodes):

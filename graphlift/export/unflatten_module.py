@@ -130,7 +130,9 @@ def _share(module: torch.nn.Module, name: str, value: torch.Tensor, state: torch
         owner.register_parameter(leaf, value)
     else:
         holder = state.get_submodule(".".join(parents)) if parents else state
-        owner.register_buffer(leaf, value, persistent=leaf not in holder._non_persistent_buffers_set)
+        owner.register_buffer(
+            leaf, value, persistent=leaf not in holder._non_persistent_buffers_set
+        )
 
 
 class UnflattenedModule(ExportedModule):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import operator
+
 import torch
 
 from graphlift.ir.graph import Graph
@@ -111,4 +112,3 @@ def _set_stack(node: Node, stack: Stack) -> None:
         node.meta["nn_module_stack"] = stack
     else:
         node.meta.pop("nn_module_stack", None)
-

@@ -92,27 +92,33 @@ def apply_mutations_where_made(
     the last read of the old value if one comes later. Later readers of a
     computed new value read the holder itself."""
     output = next(reversed(graph.nodes))
+    values = list(output.args[0])
+    order: dict[Node, float] = {node: float(position) for position, node in enumerate(graph.nodes)}
     for index, spec in enumerate(output_specs):
         if spec.kind is OutputKind.USER_OUTPUT:
             continue
         update = _UPDATES.get(spec.kind)
         if update is None:
             raise ExportError(f"module() cannot run a program with {spec.kind.name} outputs")
-        value = output.args[0][index]
+        value = values[index]
         holder = holders[spec.kind is OutputKind.USER_INPUT_MUTATION, str(spec.target)]
-        order = {node: position for position, node in enumerate(graph.nodes)}
         anchor = max([value, *_old_value_readers(holder)], key=order.__getitem__)
+        following = order[anchor.next]
         with graph.inserting_after(anchor):
             write = graph.call_function(update, (holder, value))
+        order[write] = (order[anchor] + following) / 2  # between its neighbours
         write.meta = {k: v for k, v in value.meta.items() if k != "val"}
         if value.op == "call_function":
             after = order[anchor]
             value.replace_all_uses_with(
                 holder,
-                lambda user: user is not write and (user.op == "output" or order[user] > after),
+                lambda user, write=write, after=after: (
+                    user.op != "output" and user is not write and order[user] > after
+                ),
             )
+            values = [holder if v is value else v for v in values]  # returned: the holder
     output.args = (
-        tuple(v for v, s in zip(output.args[0], output_specs) if s.kind is OutputKind.USER_OUTPUT),
+        tuple(v for v, s in zip(values, output_specs) if s.kind is OutputKind.USER_OUTPUT),
     )
 
 

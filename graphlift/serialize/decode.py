@@ -336,7 +336,9 @@ def _check_call_values(program: ExportedProgram, data: Data) -> None:
     for index, entry in enumerate(program.module_call_graph):
         for arg in (*entry.inputs, *entry.outputs):
             if not isinstance(arg, ConstantArgument) and arg.name and arg.name not in names:
-                raise data.items()[index].fail(f"{entry.fqn!r} names {arg.name!r}, which is no graph node")
+                raise data.items()[index].fail(
+                    f"{entry.fqn!r} names {arg.name!r}, which is no graph node"
+                )
 
 
 def _check_symbol_sources(program: ExportedProgram, data: Data) -> None:

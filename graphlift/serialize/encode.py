@@ -6,6 +6,7 @@ order), so saving a loaded program again gives the same bytes.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -16,7 +17,7 @@ from graphlift.export.signature import ConstantArgument, SymIntArgument, TensorA
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
-from graphlift.pytree import spec_to_data, tree_flatten
+from graphlift.pytree import TreeSpec, spec_to_data, tree_flatten
 from graphlift.serialize.schema import SCHEMA_VERSION
 from graphlift.serialize.shape_env_state import range_to_data, shape_env_to_data
 from graphlift.serialize.targets import target_name
@@ -140,18 +141,19 @@ def _example_inputs(inputs: Any, storages: StorageWriter) -> dict[str, Any]:
 def _call_entry(entry: Any) -> dict[str, Any]:
     """The root entry in version 1's form; submodule entries add only what
     differs from the defaults, so an archive of a program without them is
-    unchanged. A submodule's structure that cannot be saved (a pytree type
-    registered without a serialized name) is dropped unless the module is
-    preserved, where a swapped module depends on it."""
+    unchanged. A submodule call whose structure uses pytree types of the
+    model's own (transformers' output classes) is saved without its signature
+    unless the module is preserved: loading must not need the model's code."""
     data: dict[str, Any] = {"fqn": entry.fqn}
-    try:
-        data["in_spec"] = None if entry.in_spec is None else spec_to_data(entry.in_spec)
-        data["out_spec"] = None if entry.out_spec is None else spec_to_data(entry.out_spec)
-    except PytreeError:
-        if not entry.fqn or entry.preserved:
-            raise
+    if (
+        entry.fqn
+        and not entry.preserved
+        and not (_self_contained(entry.in_spec) and _self_contained(entry.out_spec))
+    ):
         data["in_spec"] = data["out_spec"] = None
         return data
+    data["in_spec"] = None if entry.in_spec is None else spec_to_data(entry.in_spec)
+    data["out_spec"] = None if entry.out_spec is None else spec_to_data(entry.out_spec)
     data["forward_arg_names"] = list(entry.forward_arg_names)
     if entry.inputs or entry.outputs:
         data["inputs"] = [_argument(arg) for arg in entry.inputs]
@@ -161,3 +163,13 @@ def _call_entry(entry: Any) -> dict[str, Any]:
     if entry.alias_of is not None:
         data["alias_of"] = entry.alias_of
     return data
+
+
+_CONTAINERS = (tuple, list, dict, OrderedDict)
+
+
+def _self_contained(spec: TreeSpec | None) -> bool:
+    """``spec`` (None: no call) uses only Python's own containers."""
+    if spec is None or spec.is_leaf():
+        return True
+    return spec.type in _CONTAINERS and all(_self_contained(c) for c in spec.children)

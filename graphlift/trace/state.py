@@ -64,11 +64,11 @@ def preserved_attributes(module: torch.nn.Module) -> Iterator[None]:
 class CallObserver(Protocol):
     """Told about every submodule call while tracing (export's module call graph)."""
 
-    def entered(self, key: str, path: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        ...
+    def entered(
+        self, key: str, path: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None: ...
 
-    def left(self, key: str, output: Any) -> None:
-        ...
+    def left(self, key: str, output: Any) -> None: ...
 
 
 @contextmanager

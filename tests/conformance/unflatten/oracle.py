@@ -90,7 +90,7 @@ def compare(
             else dynamic_shapes, preserve_module_call_signature=preserve,
         )  # fmt: skip
         outcome.torch_unflat = torch.export.unflatten(torch_ep)
-    except Exception as error:  # noqa: BLE001 - torch's failure is data for the report
+    except Exception as error:
         outcome.torch_error = f"{type(error).__name__}: {str(error)[:200]}"
     _check_tree(eager, ours, outcome)
     for inputs in (example, *runs):
@@ -100,7 +100,7 @@ def compare(
         if outcome.torch_unflat is not None:
             try:
                 assert_same(_run(outcome.torch_unflat, inputs), expected)
-            except Exception as error:  # noqa: BLE001
+            except Exception as error:
                 outcome.torch_error = f"run: {type(error).__name__}: {str(error)[:200]}"
                 outcome.torch_unflat = None
     return outcome

@@ -136,7 +136,7 @@ def test_symbolic_sizes_shared_across_submodules(preserve: tuple[str, ...]) -> N
 
 
 class Scaled(nn.Module):
-    def forward(self, x: torch.Tensor, activation) -> torch.Tensor:  # noqa: ANN001
+    def forward(self, x: torch.Tensor, activation) -> torch.Tensor:
         return activation(x) * 2
 
 

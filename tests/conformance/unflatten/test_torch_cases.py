@@ -17,7 +17,6 @@ import graphlift as gl
 from tests.conformance.unflatten import models
 from tests.conformance.unflatten.oracle import assert_same, compare, module_names
 
-
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch's own pytree
 
 
@@ -70,7 +69,7 @@ def test_preserved_signature_swap_and_flat_args_adapter() -> None:
         ours(*inputs, torch.rand(2, 3))
 
     class KeepTwo(gl.FlatArgsAdapter):
-        def adapt(self, target_spec, input_spec, input_args, metadata=None, obj=None):  # noqa: ANN001
+        def adapt(self, target_spec, input_spec, input_args, metadata=None, obj=None):
             return input_args[:2]
 
     ep = gl.export(models.PreserveSignature(), inputs,
