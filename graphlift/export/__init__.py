@@ -1,13 +1,11 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
 from graphlift.export.api import export
-from graphlift.export.call_graph import ModuleCallEntry, ModuleCallSignature
-from graphlift.export.constraints import Specialization
-from graphlift.export.draft import DraftExportReport, draft_export
-from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint, dims
-from graphlift.export.program import ExportedProgram
-from graphlift.export.shape_specs import AdditionalInputs, ShapesCollection, refine_dynamic_shapes
-from graphlift.export.signature import (
+from graphlift.export.program.call_graph import ModuleCallEntry, ModuleCallSignature
+from graphlift.export.program.constraints import Specialization
+from graphlift.export.program.draft import DraftExportReport, draft_export
+from graphlift.export.program.exported_program import ExportedProgram
+from graphlift.export.program.signature import (
     ConstantArgument,
     ExportGraphSignature,
     InputKind,
@@ -17,7 +15,13 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.unflatten import FlatArgsAdapter, UnflattenedModule, unflatten
+from graphlift.export.runtime.unflatten import FlatArgsAdapter, UnflattenedModule, unflatten
+from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, dims
+from graphlift.export.spec.shape_specs import (
+    AdditionalInputs,
+    ShapesCollection,
+    refine_dynamic_shapes,
+)
 
 __all__ = [
     "AdditionalInputs",

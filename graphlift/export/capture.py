@@ -16,10 +16,9 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError, MutationError
-from graphlift.export.dynamic_shapes import VALUE, DimEntry
 from graphlift.export.module_calls import CallRecorder, module_call_graph
-from graphlift.export.program import ModuleCallEntry
-from graphlift.export.signature import (
+from graphlift.export.program.call_graph import ModuleCallEntry
+from graphlift.export.program.signature import (
     ConstantArgument,
     InputKind,
     InputSpec,
@@ -28,7 +27,8 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.symbols import DynamicDim, SymbolMaker
+from graphlift.export.spec.dynamic_shapes import VALUE, DimEntry
+from graphlift.export.spec.symbols import DynamicDim, SymbolMaker
 from graphlift.ir.graph import Graph, Namespace
 from graphlift.ir.node import Node, describe_value
 from graphlift.ir.passes import eliminate_dead_code

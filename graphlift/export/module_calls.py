@@ -21,8 +21,13 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError
-from graphlift.export.call_graph import ModuleCallEntry
-from graphlift.export.signature import Argument, ConstantArgument, SymIntArgument, TensorArgument
+from graphlift.export.program.call_graph import ModuleCallEntry
+from graphlift.export.program.signature import (
+    Argument,
+    ConstantArgument,
+    SymIntArgument,
+    TensorArgument,
+)
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.pytree import TreeSpec, tree_flatten

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import graphlift as gl
-from graphlift.export.signature import ConstantArgument, TensorArgument
+from graphlift.export.program.signature import ConstantArgument, TensorArgument
 from tests.conformance.unflatten import models
 from tests.conformance.unflatten.oracle import assert_same
 from tests.zoo.models import CASES_BY_NAME

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import graphlift as gl
-from graphlift.export.unflatten_module import CallDispatcher
+from graphlift.export.runtime.unflatten_module import CallDispatcher
 from tests.conformance.unflatten.oracle import assert_same, compare
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # torch's own pytree

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from graphlift.export.signature import Argument, ConstantArgument
+from graphlift.export.program.signature import Argument, ConstantArgument
 from graphlift.pytree import TreeSpec
 
 

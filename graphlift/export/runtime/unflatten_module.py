@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from graphlift.errors import CallSignatureError
-from graphlift.export.unlift import ExportedModule, WrappedGraphModule
+from graphlift.export.runtime.unlift import ExportedModule, WrappedGraphModule
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec, tree_flatten, tree_unflatten
 
 if TYPE_CHECKING:
-    from graphlift.export.call_graph import ModuleCallEntry
+    from graphlift.export.program.call_graph import ModuleCallEntry
 
 
 class FlatArgsAdapter:

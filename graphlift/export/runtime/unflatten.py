@@ -27,17 +27,17 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from graphlift.export.signature import InputKind
-from graphlift.export.unflatten_calls import VALUE_NAME, CallExtraction, install
-from graphlift.export.unflatten_module import FlatArgsAdapter, UnflattenedModule
-from graphlift.export.unflatten_stacks import assign_calls
-from graphlift.export.unlift import unlift
-from graphlift.export.writeback import apply_mutations_where_made
+from graphlift.export.program.signature import InputKind
+from graphlift.export.runtime.unflatten_calls import VALUE_NAME, CallExtraction, install
+from graphlift.export.runtime.unflatten_module import FlatArgsAdapter, UnflattenedModule
+from graphlift.export.runtime.unflatten_stacks import assign_calls
+from graphlift.export.runtime.unlift import unlift
+from graphlift.export.runtime.writeback import apply_mutations_where_made
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 
 if TYPE_CHECKING:
-    from graphlift.export.program import ExportedProgram
+    from graphlift.export.program.exported_program import ExportedProgram
 
 __all__ = ["FlatArgsAdapter", "UnflattenedModule", "unflatten"]
 

@@ -28,10 +28,10 @@ from typing import Any
 import torch
 
 from graphlift.errors import UnflattenError
-from graphlift.export.call_graph import ModuleCallEntry
-from graphlift.export.signature import ConstantArgument
-from graphlift.export.unflatten_module import CallDispatcher, PreservedCall, flat_outputs
-from graphlift.export.unflatten_stacks import is_size_computation, stack_of
+from graphlift.export.program.call_graph import ModuleCallEntry
+from graphlift.export.program.signature import ConstantArgument
+from graphlift.export.runtime.unflatten_module import CallDispatcher, PreservedCall, flat_outputs
+from graphlift.export.runtime.unflatten_stacks import is_size_computation, stack_of
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule, copy_attribute
 from graphlift.ir.node import Node
