@@ -94,6 +94,9 @@ def _copy_per_call(graph: Graph, node: Node, position: dict[Node, float]) -> Non
         groups.setdefault(tuple(stack_of(user)), []).append(user)
     for index, users in enumerate(groups.values()):
         first = min(users, key=position.__getitem__)
+        before = first.prev
+        if before is node:
+            before = node.prev
         if index == 0:
             target = node
             first.prepend(node)  # next to its call: extraction walks only the call's span
@@ -103,7 +106,8 @@ def _copy_per_call(graph: Graph, node: Node, position: dict[Node, float]) -> Non
             target.meta = dict(node.meta)
             for user in users:
                 user.replace_input_with(node, target)
-        position[target] = position[first] - 1e-6
+        # between its new neighbours, so later decisions see the real order
+        position[target] = (position.get(before, -1.0) + position[first]) / 2
         _set_stack(target, stack_of(first))
 
 
