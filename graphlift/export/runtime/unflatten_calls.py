@@ -97,7 +97,7 @@ class CallExtraction:
             relative = call.path[len(prefix) + 1 :] if prefix else call.path
             if preserved:
                 assert entry is not None
-                sub = self._preserved(graph, call, members, entry, relative)
+                sub = self._preserved(graph, owner, call, entry, relative)
             else:
                 sub = self._by_use(graph, call, members, relative)
             if self.run(sub.graph, sub, depth + 1, call.path):
@@ -144,7 +144,12 @@ class CallExtraction:
         return self._module(call, sub_graph.graph)
 
     def _preserved(
-        self, graph: Graph, call: _Call, members: set[Node], entry: ModuleCallEntry, relative: str
+        self,
+        graph: Graph,
+        owner: torch.nn.Module,
+        call: _Call,
+        entry: ModuleCallEntry,
+        relative: str,
     ) -> GraphModule:
         flat_in = [self._value(arg, entry, "input") for arg in entry.inputs]
         flat_out = [self._value(arg, entry, "output") for arg in entry.outputs]
@@ -154,7 +159,9 @@ class CallExtraction:
         )
         sub_graph.graph.output(tuple(sub_graph.mapping.get(v, v) if isinstance(v, Node) else v
                                      for v in flat_out))  # fmt: skip
-        self._retag(_replace_with_structured_call(graph, call, entry, flat_in, flat_out, relative))
+        self._retag(
+            _replace_with_structured_call(graph, owner, call, entry, flat_in, flat_out, relative)
+        )
         module = self._module(call, sub_graph.graph, PreservedCall)
         module.expect(entry, self.adapter)
         return module
@@ -385,6 +392,7 @@ def _replace_with_call(
 
 def _replace_with_structured_call(
     graph: Graph,
+    owner: torch.nn.Module,
     call: _Call,
     entry: ModuleCallEntry,
     flat_in: list[Any],
@@ -392,21 +400,24 @@ def _replace_with_structured_call(
     target: str,
 ) -> list[Node]:
     """``self.<target>(*args, **kwargs)`` with the recorded argument structure,
-    then its result flattened against the recorded output structure."""
+    then its result flattened against the recorded output structure. The
+    structures are attributes of the parent (``_spec_<n>``), read by ``get_attr``
+    as torch.export.unflatten does, so the graph prints as plain Python."""
+    assert entry.in_spec is not None and entry.out_spec is not None
     members = set(call.nodes)
+    meta = {k: v for k, v in call.nodes[-1].meta.items() if k not in ("val", VALUE_NAME)}
     with graph.inserting_before(call.nodes[-1].next):  # in order, after the call's nodes
-        args, kwargs = _structured(graph, flat_in, entry.in_spec)
+        args_spec, kwargs_spec = entry.in_spec.children
+        leaves = iter(flat_in)
+        args = tuple(_argument(graph, owner, leaves, child, meta) for child in args_spec.children)
+        kwargs = {key: _argument(graph, owner, leaves, child, meta)
+                  for key, child in zip(kwargs_spec.context, kwargs_spec.children)}  # fmt: skip
         node = graph.call_module(target, args, kwargs)
-        flat = graph.call_function(flat_outputs, (node, entry.out_spec, entry.fqn))
-    node.meta = {k: v for k, v in call.nodes[-1].meta.items() if k not in ("val", VALUE_NAME)}
+        out_spec = _spec_node(graph, owner, entry.out_spec)
+        flat = graph.call_function(flat_outputs, (node, out_spec, entry.fqn))
     values = [v.meta.get("val") if isinstance(v, Node) else v for v in flat_out]
-    node.meta["val"] = tree_unflatten(values, entry.out_spec)
-    flat.meta = {**node.meta, "val": values}
-    for structure in (*args, *kwargs.values()):
-        if isinstance(structure, Node) and structure.target is tree_unflatten:
-            leaves, spec = structure.args
-            vals = [v.meta.get("val") if isinstance(v, Node) else v for v in leaves]
-            structure.meta = {**node.meta, "val": tree_unflatten(vals, spec)}
+    node.meta = {**meta, "val": tree_unflatten(values, entry.out_spec)}
+    flat.meta = {**meta, "val": values}
     anchor = flat
     new = []
     for index, value in enumerate(flat_out):
@@ -431,22 +442,27 @@ def _replace_with_structured_call(
     return new
 
 
-def _structured(graph: Graph, flat: list[Any], spec: TreeSpec | None) -> tuple[Any, Any]:
-    """Call arguments (args tuple, kwargs dict) from flat values; an argument
-    that is a container becomes a ``tree_unflatten`` node."""
-    assert spec is not None
-    args_spec, kwargs_spec = spec.children
-    leaves = iter(flat)
+def _argument(
+    graph: Graph, owner: torch.nn.Module, leaves: Iterator[Any], spec: TreeSpec, meta: Any
+) -> Any:
+    """One call argument from the next flat values: a leaf itself, a container
+    a ``tree_unflatten`` node."""
+    values = [next(leaves) for _ in range(spec.num_leaves)]
+    if spec.is_leaf():
+        return values[0]
+    node = graph.call_function(tree_unflatten, (values, _spec_node(graph, owner, spec)))
+    example = [v.meta.get("val") if isinstance(v, Node) else v for v in values]
+    node.meta = {**meta, "val": tree_unflatten(example, spec)}
+    return node
 
-    def argument(child: TreeSpec) -> Any:
-        values = [next(leaves) for _ in range(child.num_leaves)]
-        if child.is_leaf():
-            return values[0]
-        return graph.call_function(tree_unflatten, (values, child))
 
-    args = tuple(argument(child) for child in args_spec.children)
-    kwargs = {key: argument(child) for key, child in zip(kwargs_spec.context, kwargs_spec.children)}
-    return args, kwargs
+def _spec_node(graph: Graph, owner: torch.nn.Module, spec: TreeSpec) -> Node:
+    """A ``get_attr`` of ``spec``, kept on ``owner`` as ``_spec_<n>``."""
+    name = f"_spec_{sum(1 for key in vars(owner) if key.startswith('_spec_'))}"
+    setattr(owner, name, spec)
+    node = graph.get_attr(name)
+    node.meta["val"] = spec
+    return node
 
 
 def _later_than(anchor: Node) -> Any:
