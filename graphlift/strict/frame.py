@@ -68,6 +68,9 @@ class Frame:
         self.index = 0
         self.f_lasti = 0
         self.kw_names: tuple[str, ...] = ()
+        #: Stop (as if returning None) on reaching this offset: one path of an ``if``
+        #: run as a function (branches.py).
+        self.stop_offset: int | None = None
 
     @property
     def f_lineno(self) -> int:

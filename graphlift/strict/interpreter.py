@@ -169,6 +169,8 @@ class Interpreter:
         try:
             while True:
                 instruction = frame.listing.instructions[frame.index]
+                if instruction.offset == frame.stop_offset:
+                    return False, None
                 frame.f_lasti = instruction.offset
                 frame.index += 1
                 try:

@@ -15,6 +15,9 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import torch
+
+from graphlift.strict.branches import convert_if
 from graphlift.strict.frame import NULL, Frame
 
 if TYPE_CHECKING:
@@ -330,7 +333,10 @@ _CONDITIONS: dict[str, Callable[[Any], bool]] = {
 
 def _pop_jump(condition: Callable[[Any], bool]) -> Handler:
     def handler(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-        if condition(frame.pop()):
+        value = frame.pop()
+        if isinstance(value, torch.Tensor) and condition in (bool, _CONDITIONS["FALSE"]):
+            convert_if(interp, frame, ins, value)  # an if on a tensor's value: torch.cond
+        elif condition(value):
             frame.jump(ins.argval)
         return NEXT
 

@@ -326,3 +326,65 @@ def test_dynamic_shapes_under_strict() -> None:
     for batch in (1, 7, 64):
         x = torch.randn(batch, 4)
         torch.testing.assert_close(ep.module()(x), model(x))
+
+
+# --- an if on a tensor's value becomes torch.cond ---------------------------------------
+
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = x + 1
+        if x.sum() > 0:
+            y = self.lin(y) * 2
+            z = y + 1
+        else:
+            y = y - 1
+            z = y * 3
+        for i in range(2):
+            if y.mean() > 0:  # no else: the other path keeps y
+                y = y + i
+        return y, z
+
+
+def test_an_if_on_a_tensor_becomes_cond_and_follows_the_data() -> None:
+    model = Branchy()
+    x = torch.randn(3, 4)
+    with pytest.raises(gl.errors.DataDependentError):
+        gl.export(model, (x,))  # non-strict cannot see the if
+    ep = gl.export(model, (x,), strict=True)
+    conds = [n for n in ep.graph.nodes if getattr(n.target, "__name__", "") == "cond"]
+    assert len(conds) == 3
+    for data in (torch.randn(3, 4), -torch.ones(3, 4), torch.ones(3, 4), torch.zeros(3, 4)):
+        for got, want in zip(ep.module()(data), model(data)):
+            torch.testing.assert_close(got, want)
+
+
+def test_an_if_on_a_tensor_that_is_not_a_plain_statement_is_refused_with_the_reason() -> None:
+    class Returns(nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:
+                return x * 2
+            return x
+
+    class Unbound(nn.Module):
+        def forward(self, x):
+            if x.sum() > 0:
+                y = x * 2  # noqa: F841 - bound on one path only
+            return x
+
+    class NotATensor(nn.Module):
+        def forward(self, x):
+            n = 1
+            if x.sum() > 0:
+                n = 2
+            return x * n
+
+    for model, reason in [(Returns(), "leaves the function"), (Unbound(), "'y' is unbound"),
+                          (NotATensor(), "'n', which holds a int")]:  # fmt: skip
+        with pytest.raises(StrictCaptureError, match=reason) as info:
+            gl.export(model, (torch.randn(3),), strict=True)
+        assert "test_strict.py" in str(info.value)
