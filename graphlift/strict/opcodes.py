@@ -37,10 +37,19 @@ COMPARE_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
     ">": operator.gt, ">=": operator.ge,
 }  # fmt: skip
+UNARY_OPS: dict[str, Callable[[Any], Any]] = {
+    "UNARY_NEGATIVE": operator.neg, "UNARY_POSITIVE": operator.pos,
+    "UNARY_NOT": operator.not_, "UNARY_INVERT": operator.invert,
+}  # fmt: skip
 _IN_PLACE_MUTATES = (list, dict, set, bytearray)
 
 Handler = Callable[["Interpreter", Frame, dis.Instruction], Any]
 OPCODES: dict[str, Handler] = {}
+
+
+def _arg(ins: dis.Instruction) -> int:
+    """The instruction's argument (every instruction that reads one has one)."""
+    return ins.arg or 0
 
 
 def opcode(*names: str) -> Callable[[Handler], Handler]:
@@ -80,14 +89,14 @@ def _push_null(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 
 @opcode("COPY")
 def _copy(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(frame.stack[-ins.arg])
+    frame.push(frame.stack[-_arg(ins)])
     return NEXT
 
 
 @opcode("SWAP")
 def _swap(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     stack = frame.stack
-    stack[-1], stack[-ins.arg] = stack[-ins.arg], stack[-1]
+    stack[-1], stack[-_arg(ins)] = stack[-_arg(ins)], stack[-1]
     return NEXT
 
 
@@ -135,7 +144,7 @@ def _delete_fast(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 
 @opcode("LOAD_GLOBAL")
 def _load_global(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    if ins.arg & 1:
+    if _arg(ins) & 1:
         frame.push(NULL)
     name = ins.argval
     if name in frame.f_globals:
@@ -276,9 +285,9 @@ def _import_from(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 def _binary_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     right = frame.pop()
     left = frame.pop()
-    if ins.arg >= 13 and isinstance(left, _IN_PLACE_MUTATES):
+    if _arg(ins) >= 13 and isinstance(left, _IN_PLACE_MUTATES):
         interp.will_change_contents(left)
-    frame.push(BINARY_OPS[ins.arg](left, right))
+    frame.push(BINARY_OPS[_arg(ins)](left, right))
     return NEXT
 
 
@@ -294,7 +303,7 @@ def _compare_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 def _is_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     right = frame.pop()
     left = frame.pop()
-    frame.push((left is right) != bool(ins.arg))
+    frame.push((left is right) != bool(_arg(ins)))
     return NEXT
 
 
@@ -302,15 +311,13 @@ def _is_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 def _contains_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     container = frame.pop()
     item = frame.pop()
-    frame.push((item in container) != bool(ins.arg))
+    frame.push((item in container) != bool(_arg(ins)))
     return NEXT
 
 
 @opcode("UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_NOT", "UNARY_INVERT")
 def _unary(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    fn = {"UNARY_NEGATIVE": operator.neg, "UNARY_POSITIVE": operator.pos,
-          "UNARY_NOT": operator.not_, "UNARY_INVERT": operator.invert}[ins.opname]  # fmt: skip
-    frame.push(fn(frame.pop()))
+    frame.push(UNARY_OPS[ins.opname](frame.pop()))
     return NEXT
 
 
@@ -378,25 +385,25 @@ def _for_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 
 @opcode("BUILD_TUPLE")
 def _build_tuple(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(tuple(frame.popn(ins.arg)))
+    frame.push(tuple(frame.popn(_arg(ins))))
     return NEXT
 
 
 @opcode("BUILD_LIST")
 def _build_list(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(interp.provenance.created(frame.popn(ins.arg)))
+    frame.push(interp.provenance.created(frame.popn(_arg(ins))))
     return NEXT
 
 
 @opcode("BUILD_SET")
 def _build_set(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(interp.provenance.created(set(frame.popn(ins.arg))))
+    frame.push(interp.provenance.created(set(frame.popn(_arg(ins)))))
     return NEXT
 
 
 @opcode("BUILD_MAP")
 def _build_map(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    items = frame.popn(2 * ins.arg)
+    items = frame.popn(2 * _arg(ins))
     frame.push(interp.provenance.created(dict(zip(items[::2], items[1::2]))))
     return NEXT
 
@@ -404,27 +411,28 @@ def _build_map(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 @opcode("BUILD_CONST_KEY_MAP")
 def _build_const_key_map(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     keys = frame.pop()
-    frame.push(interp.provenance.created(dict(zip(keys, frame.popn(ins.arg)))))
+    frame.push(interp.provenance.created(dict(zip(keys, frame.popn(_arg(ins))))))
     return NEXT
 
 
 @opcode("BUILD_SLICE")
 def _build_slice(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(slice(*frame.popn(ins.arg)))
+    frame.push(slice(*frame.popn(_arg(ins))))
     return NEXT
 
 
 @opcode("BUILD_STRING")
 def _build_string(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push("".join(frame.popn(ins.arg)))
+    frame.push("".join(frame.popn(_arg(ins))))
     return NEXT
 
 
 @opcode("FORMAT_VALUE")
 def _format_value(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    spec = frame.pop() if ins.arg & 0x04 else ""
+    spec = frame.pop() if _arg(ins) & 0x04 else ""
     value = frame.pop()
-    convert = {1: str, 2: repr, 3: ascii}.get(ins.arg & 0x03)
+    conversions: dict[int, Callable[[Any], str]] = {1: str, 2: repr, 3: ascii}
+    convert = conversions.get(_arg(ins) & 0x03)
     frame.push(format(convert(value) if convert else value, spec))
     return NEXT
 
@@ -432,7 +440,7 @@ def _format_value(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> An
 @opcode("LIST_APPEND", "SET_ADD")
 def _list_append(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     value = frame.pop()
-    target = frame.stack[-ins.arg]
+    target = frame.stack[-_arg(ins)]
     target.append(value) if isinstance(target, list) else target.add(value)
     return NEXT
 
@@ -441,14 +449,14 @@ def _list_append(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 def _map_add(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     value = frame.pop()
     key = frame.pop()
-    frame.stack[-ins.arg][key] = value
+    frame.stack[-_arg(ins)][key] = value
     return NEXT
 
 
 @opcode("LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE")
 def _extend(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     values = frame.pop()
-    target = frame.stack[-ins.arg]
+    target = frame.stack[-_arg(ins)]
     if ins.opname == "DICT_MERGE":
         duplicate = next((key for key in values if key in target), None)
         if duplicate is not None:
@@ -466,15 +474,15 @@ def _list_to_tuple(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> A
 @opcode("UNPACK_SEQUENCE")
 def _unpack_sequence(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     items = list(frame.pop())
-    if len(items) != ins.arg:
-        raise ValueError(f"expected {ins.arg} values to unpack, got {len(items)}")
+    if len(items) != _arg(ins):
+        raise ValueError(f"expected {_arg(ins)} values to unpack, got {len(items)}")
     frame.stack.extend(reversed(items))
     return NEXT
 
 
 @opcode("UNPACK_EX")
 def _unpack_ex(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    before, after = ins.arg & 0xFF, ins.arg >> 8
+    before, after = _arg(ins) & 0xFF, _arg(ins) >> 8
     items = list(frame.pop())
     if len(items) < before + after:
         raise ValueError(f"expected at least {before + after} values to unpack")
@@ -489,10 +497,10 @@ def _unpack_ex(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 @opcode("MAKE_FUNCTION")
 def _make_function(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     code = frame.pop()
-    closure = frame.pop() if ins.arg & 0x08 else None
-    annotations = frame.pop() if ins.arg & 0x04 else None
-    kwdefaults = frame.pop() if ins.arg & 0x02 else None
-    defaults = frame.pop() if ins.arg & 0x01 else None
+    closure = frame.pop() if _arg(ins) & 0x08 else None
+    annotations = frame.pop() if _arg(ins) & 0x04 else None
+    kwdefaults = frame.pop() if _arg(ins) & 0x02 else None
+    defaults = frame.pop() if _arg(ins) & 0x01 else None
     fn = types.FunctionType(code, frame.f_globals, code.co_name, defaults, closure)
     fn.__kwdefaults__ = kwdefaults
     if annotations is not None:
@@ -504,13 +512,13 @@ def _make_function(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> A
 
 @opcode("KW_NAMES")
 def _kw_names(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.kw_names = frame.f_code.co_consts[ins.arg]
+    frame.kw_names = frame.f_code.co_consts[_arg(ins)]
     return NEXT
 
 
 @opcode("CALL")
 def _call(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    args = frame.popn(ins.arg)
+    args = frame.popn(_arg(ins))
     second = frame.pop()
     first = frame.pop()
     fn, args = (second, args) if first is NULL else (first, [second, *args])
@@ -525,7 +533,7 @@ def _call(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 
 @opcode("CALL_FUNCTION_EX")
 def _call_function_ex(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    kwargs = dict(frame.pop()) if ins.arg & 1 else {}
+    kwargs = dict(frame.pop()) if _arg(ins) & 1 else {}
     args = tuple(frame.pop())
     fn = frame.pop()
     if frame.stack and frame.stack[-1] is NULL:
@@ -555,13 +563,13 @@ def _load_assertion_error(interp: Interpreter, frame: Frame, ins: dis.Instructio
 
 @opcode("RAISE_VARARGS")
 def _raise(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    if ins.arg == 0:
+    if _arg(ins) == 0:
         raise RuntimeError("No active exception to reraise")
-    cause = frame.pop() if ins.arg == 2 else None
+    cause = frame.pop() if _arg(ins) == 2 else None
     error = frame.pop()
     if isinstance(error, type):
         error = error()
-    if ins.arg == 2:
+    if _arg(ins) == 2:
         raise error from cause
     raise error
 
@@ -598,6 +606,6 @@ def _pop_except(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 @opcode("RERAISE")
 def _reraise(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     error = frame.pop()
-    if ins.arg:
+    if _arg(ins):
         frame.pop()  # the offset the exception was raised at (lasti)
     raise error
