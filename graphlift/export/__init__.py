@@ -1,6 +1,6 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
-from graphlift.export.api import export
+from graphlift.export.api import capture, export
 from graphlift.export.program.call_graph import ModuleCallEntry, ModuleCallSignature
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.draft import DraftExportReport, draft_export
@@ -44,6 +44,7 @@ __all__ = [
     "SymIntArgument",
     "TensorArgument",
     "UnflattenedModule",
+    "capture",
     "dims",
     "draft_export",
     "export",
