@@ -212,3 +212,24 @@ def test_sizes_shared_by_a_preserved_call_are_recomputed_inside_it() -> None:
     ours.m1 = models.HalfSlice()
     x = torch.ones(12)
     assert_same(ours(x, x), models.DedupSymSize()(x, x))
+
+
+def test_preserved_signature_with_strict_capture() -> None:
+    # torch's test runs the preserved-signature case with strict=True and False
+    inputs = (torch.rand(2, 3), torch.rand(2, 3))
+    ep = gl.export(models.PreserveSignature(), inputs, strict=True,
+                   preserve_module_call_signature=("foo.nested",))  # fmt: skip
+    ours = gl.unflatten(ep)
+    ours.foo.nested = models.DictChild()
+    assert_same(ours(*inputs), models.PreserveSignature()(*inputs))
+
+
+def test_strict_capture_runs_keyword_hooks() -> None:
+    model = models.PreserveSignature()
+    model.foo.nested.register_forward_pre_hook(
+        lambda module, args, kwargs: (args, {"y": {"key": kwargs["y"]["key"] * 2}}),
+        with_kwargs=True,
+    )
+    inputs = (torch.rand(2, 3), torch.rand(2, 3))
+    ep = gl.export(model, inputs, strict=True)
+    assert_same(ep.module()(*inputs), model(*inputs))
