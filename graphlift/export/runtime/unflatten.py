@@ -23,7 +23,7 @@ structure and can be swapped for any module with the same signature
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -46,7 +46,10 @@ def unflatten(
     program: ExportedProgram, flat_args_adapter: FlatArgsAdapter | None = None
 ) -> UnflattenedModule:
     """``torch.export.unflatten``'s counterpart: a module tree mirroring the original."""
-    module = unlift(program, write_back=apply_mutations_where_made, module_class=UnflattenedModule)
+    module = cast(
+        UnflattenedModule,
+        unlift(program, write_back=apply_mutations_where_made, module_class=UnflattenedModule),
+    )
     graph = module.graph
     values = _values_by_name(program, graph)
     assign_calls(graph)
@@ -124,6 +127,7 @@ def _restore_lists(module: torch.nn.Module) -> None:
             and names
             and names == {str(i) for i in range(len(names))}
         ):
-            replacement = torch.nn.ModuleList(child._modules[str(i)] for i in range(len(names)))
+            children = [child._modules[str(i)] for i in range(len(names))]
+            replacement = torch.nn.ModuleList(c for c in children if c is not None)
             replacement._parameters, replacement._buffers = child._parameters, child._buffers
             setattr(module, name, replacement)

@@ -20,7 +20,7 @@ order (torch.export's ``InterpreterModuleDispatcher``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import getitem
 from typing import Any
@@ -426,10 +426,8 @@ def _replace_with_structured_call(
         with graph.inserting_after(anchor):
             element = graph.call_function(getitem, (flat, index))
         element.meta = dict(value.meta)
-        later = (lambda user: user not in members) if value in members else _later_than(element)
-        value.replace_all_uses_with(
-            element, lambda user, element=element, later=later: user is not element and later(user)
-        )
+        readers = _outside_of(members) if value in members else _later_than(element)
+        value.replace_all_uses_with(element, _except(element, readers))
         anchor = element
         new.append(element)
     for member in reversed(call.nodes):
@@ -465,7 +463,16 @@ def _spec_node(graph: Graph, owner: torch.nn.Module, spec: TreeSpec) -> Node:
     return node
 
 
-def _later_than(anchor: Node) -> Any:
+def _except(node: Node, test: Callable[[Node], bool]) -> Callable[[Node], bool]:
+    return lambda user: user is not node and test(user)
+
+
+def _outside_of(members: set[Node]) -> Callable[[Node], bool]:
+    """A test for "not one of the call's nodes" (readers of a value the call computes)."""
+    return lambda user: user not in members
+
+
+def _later_than(anchor: Node) -> Callable[[Node], bool]:
     """A test for "comes after ``anchor``" (a value the call returns unchanged
     keeps its earlier readers)."""
     later: set[Node] = set()

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from graphlift.errors import CallSignatureError
+from graphlift.errors import CallSignatureError, InternalError
 from graphlift.export.runtime.unlift import ExportedModule, WrappedGraphModule
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec, tree_flatten, tree_unflatten
@@ -86,13 +86,20 @@ def flat_outputs(result: Any, spec: TreeSpec, where: str) -> list[Any]:
 class PreservedCall(WrappedGraphModule):
     """A submodule whose call signature was preserved (module docstring)."""
 
+    _in_spec: TreeSpec
+    _out_spec: TreeSpec
+    _fqn: str
+    _adapter: Any
+
     def expect(self, entry: ModuleCallEntry, adapter: Any) -> None:
+        if entry.in_spec is None or entry.out_spec is None:
+            raise InternalError(f"preserved call {entry.fqn!r} has no signature")
         self._in_spec, self._out_spec = entry.in_spec, entry.out_spec
         self._fqn, self._adapter = entry.fqn.split("@")[0], adapter
 
     def _outer_forward(self, *args: Any, **kwargs: Any) -> Any:
         flat = flatten_call(self._in_spec, args, kwargs, self._adapter, repr(self._fqn))
-        return tree_unflatten(self._run_graph(*flat), self._out_spec)  # type: ignore[attr-defined]
+        return tree_unflatten(self._run_graph(*flat), self._out_spec)
 
 
 class CallDispatcher(torch.nn.Module):
@@ -140,6 +147,7 @@ class UnflattenedModule(ExportedModule):
 
     _adapter: Any = None
     _dispatchers: tuple[CallDispatcher, ...] = ()
+    _in_spec: TreeSpec
 
     def _flat_inputs(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         for dispatcher in self._dispatchers:

@@ -40,6 +40,8 @@ class WrappedGraphModule(GraphModule):
     """A GraphModule whose ``forward`` is ``_outer_forward``, a method of the
     subclass around the generated graph code (``_run_graph``)."""
 
+    _run_graph: Callable[..., Any]
+
     def recompile(self) -> Any:
         code = super().recompile()
         cls = type(self)
