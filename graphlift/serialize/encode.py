@@ -145,24 +145,26 @@ def _call_entry(entry: Any) -> dict[str, Any]:
     model's own (transformers' output classes) is saved without its signature
     unless the module is preserved: loading must not need the model's code."""
     data: dict[str, Any] = {"fqn": entry.fqn}
-    if (
-        entry.fqn
-        and not entry.preserved
-        and not (_self_contained(entry.in_spec) and _self_contained(entry.out_spec))
-    ):
-        data["in_spec"] = data["out_spec"] = None
-        return data
+    own_types = not (_self_contained(entry.in_spec) and _self_contained(entry.out_spec))
+    if entry.fqn and (entry.in_spec is None or (own_types and not entry.preserved)):
+        data["in_spec"] = data["out_spec"] = None  # loads as a module without a signature
+        return data | _flags(entry)
     data["in_spec"] = None if entry.in_spec is None else spec_to_data(entry.in_spec)
     data["out_spec"] = None if entry.out_spec is None else spec_to_data(entry.out_spec)
     data["forward_arg_names"] = list(entry.forward_arg_names)
     if entry.inputs or entry.outputs:
         data["inputs"] = [_argument(arg) for arg in entry.inputs]
         data["outputs"] = [_argument(arg) for arg in entry.outputs]
+    return data | _flags(entry)
+
+
+def _flags(entry: Any) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
     if entry.preserved:
-        data["preserved"] = True
+        flags["preserved"] = True
     if entry.alias_of is not None:
-        data["alias_of"] = entry.alias_of
-    return data
+        flags["alias_of"] = entry.alias_of
+    return flags
 
 
 _CONTAINERS = (tuple, list, dict, OrderedDict)
