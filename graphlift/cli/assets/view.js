@@ -176,5 +176,13 @@
   if (data.nodes.length > 80) {
     for (const path of modules) if (parentModule(path) !== null) collapsed.add(path);
   }
-  draw();
+  // page.html#q=linear opens with a search (links can point at nodes)
+  const hash = new URLSearchParams(window.location.hash.slice(1));
+  if (hash.get("q")) {
+    const box = document.getElementById("search");
+    box.value = hash.get("q");
+    box.dispatchEvent(new Event("input"));
+  } else {
+    draw();
+  }
 })();
