@@ -43,12 +43,16 @@ def snippets(page: Path) -> list[Snippet]:
 
 def _param(page: Path) -> object:
     slow = SLOW_MARK in page.read_text(encoding="utf-8") or page.name in SLOW_PAGES
-    return pytest.param(page, id=str(page.relative_to(ROOT)), marks=[pytest.mark.slow] if slow else [])
+    return pytest.param(
+        page, id=str(page.relative_to(ROOT)), marks=[pytest.mark.slow] if slow else []
+    )
 
 
 def test_the_collector_finds_blocks_and_their_lines(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("# t\n\n```python\nx = 1\n```\n\n```text\nnot run\n```\n```python\ny = x\n```\n")
+    page.write_text(
+        "# t\n\n```python\nx = 1\n```\n\n```text\nnot run\n```\n```python\ny = x\n```\n"
+    )
     found = snippets(page)
     assert [(s.line, s.code) for s in found] == [(4, "x = 1\n"), (11, "y = x\n")]
 
@@ -84,4 +88,6 @@ def test_the_api_reference_builds_from_docstrings(tmp_path: Path) -> None:
     warnings = [line for line in result.stderr.splitlines() if line.startswith("WARNING")]
     assert [w for w in warnings if not any(f"link '{name}'" in w for name in pending)] == []
     page = (tmp_path / "site" / "api" / "index.html").read_text(encoding="utf-8")
-    assert 'id="graphlift.export.export"' in page and "Trace <code>mod(*args, **kwargs)</code>" in page
+    assert (
+        'id="graphlift.export.export"' in page and "Trace <code>mod(*args, **kwargs)</code>" in page
+    )

@@ -92,7 +92,10 @@ def render_html(program: gl.ExportedProgram, title: str) -> str:
 def render_dot(program: gl.ExportedProgram) -> str:
     """The graph in graphviz's dot language, modules as clusters."""
     data = graph_data(program)
-    lines = ["digraph program {", "  rankdir=TB; node [shape=box, style=rounded, fontname=Helvetica];"]
+    lines = [
+        "digraph program {",
+        "  rankdir=TB; node [shape=box, style=rounded, fontname=Helvetica];",
+    ]
     clusters: dict[str, list[str]] = {}
     for node in data["nodes"]:
         label = f"{node['label']}\\n{node['value']}" if node["value"] else node["label"]
@@ -120,7 +123,11 @@ def write_svg(program: gl.ExportedProgram, path: str) -> None:
             "graphviz); --html needs nothing"
         )
     result = subprocess.run(
-        [dot, "-Tsvg", "-o", path], input=render_dot(program), text=True, capture_output=True, check=False
+        [dot, "-Tsvg", "-o", path],
+        input=render_dot(program),
+        text=True,
+        capture_output=True,
+        check=False,
     )
     if result.returncode != 0:
         raise GraphViewError(f"dot failed: {result.stderr.strip()[:500]}")

@@ -58,7 +58,7 @@ def run_show(args: argparse.Namespace, out: Output) -> int:
         out.result["program"] = str(program)
         out.plain(str(program))
         if args.checks:
-            checks = program.module().input_checks  # type: ignore[attr-defined]
+            checks = summary.input_checks(program)
             out.result["checks"] = checks
             out.plain(checks)
         if args.html:
@@ -79,7 +79,7 @@ def run_report(args: argparse.Namespace, out: Output) -> int:
         program = load(args.archive, out)
     except (GraphliftError, OSError) as error:
         return out.fail(error)
-    facts = {
+    facts: dict[str, Any] = {
         "archive_bytes": os.path.getsize(args.archive),
         "nodes": sum(n.op == "call_function" for n in program.graph.nodes),
         "ops": summary.op_histogram(program),
@@ -88,7 +88,9 @@ def run_report(args: argparse.Namespace, out: Output) -> int:
         "specializations": [str(s) for s in program.specializations],
     }
     out.result.update(facts)
-    out.say(f"[bold]{escape(args.archive)}[/bold]: {facts['archive_bytes']:,} bytes, {facts['nodes']} calls")
+    out.say(
+        f"[bold]{escape(args.archive)}[/bold]: {facts['archive_bytes']:,} bytes, {facts['nodes']} calls"
+    )
     state = Table("state", "count", "elements", "bytes")
     for kind, numbers in facts["state"].items():
         state.add_row(kind, *(f"{numbers[k]:,}" for k in ("count", "elements", "bytes")))

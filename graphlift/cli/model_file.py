@@ -119,9 +119,16 @@ def _dim(name: str, low: str, high: str, named: dict[str, Any], text: str) -> An
     bounds = (int(low) if low else None, int(high) if high else None)
     if name in named:
         if bounds != (None, None) and named[name][1] != bounds:
-            raise CommandLineError(f"--dynamic {text!r}: {name} is declared twice with other bounds")
+            raise CommandLineError(
+                f"--dynamic {text!r}: {name} is declared twice with other bounds"
+            )
         return named[name][0]
-    named[name] = (gl.Dim(name, min=bounds[0], max=bounds[1]), bounds)
+    dim = (
+        gl.Dim(name, max=bounds[1])
+        if bounds[0] is None
+        else gl.Dim(name, min=bounds[0], max=bounds[1])
+    )
+    named[name] = (dim, bounds)
     return named[name][0]
 
 

@@ -78,7 +78,7 @@ def _inputs(program: gl.ExportedProgram, args: argparse.Namespace) -> tuple[Any,
         shapes = parse_random(args.random)
         return _by_name(program, names, _random(program, names, shapes), "--random"), "random"
     example = program.example_inputs
-    if not example or not (example[0] or example[1]) and program.graph_signature.user_inputs:
+    if not example or (not (example[0] or example[1]) and program.graph_signature.user_inputs):
         raise CommandLineError(
             f"{args.archive} has no example inputs saved with it; pass --inputs or --random"
         )
@@ -132,17 +132,23 @@ def _eager_outputs(reference: str, program: gl.ExportedProgram, inputs: Any) -> 
             owner, _, attribute = name.rpartition(".")
             target = getattr(model.get_submodule(owner), attribute, None)
             if not isinstance(target, torch.Tensor) or target.shape != value.shape:
-                raise CommandLineError(f"{reference}: its model has no {name} of {tuple(value.shape)}")
+                raise CommandLineError(
+                    f"{reference}: its model has no {name} of {tuple(value.shape)}"
+                )
             target.copy_(value)
         return pytree.tree_leaves(model(*inputs[0], **inputs[1]))
 
 
 def _compare(out: Output, expected: list[Any], actual: list[Any]) -> int:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for index, (want, got) in enumerate(zip(expected, actual)):
         if isinstance(want, torch.Tensor):
             same_shape = want.shape == got.shape
-            error = (want.double() - got.double()).abs().max().item() if same_shape and want.numel() else 0.0
+            error = (
+                (want.double() - got.double()).abs().max().item()
+                if same_shape and want.numel()
+                else 0.0
+            )
             match = same_shape and torch.allclose(want, got, **TOLERANCE, equal_nan=True)
         else:
             error, match = 0.0, want == got
@@ -171,5 +177,10 @@ def _stats_table(rows: list[dict[str, Any]]) -> Table:
     table = Table("output", "shape", "dtype", "min", "max", "mean")
     for row in rows:
         numbers = [f"{row[key]:.4g}" if key in row else "" for key in ("min", "max", "mean")]
-        table.add_row(row["name"], str(tuple(row.get("shape", ()))), escape(row.get("dtype", row.get("value", ""))), *numbers)
+        table.add_row(
+            str(row["name"]),
+            str(tuple(row.get("shape", ()))),
+            escape(str(row.get("dtype", row.get("value", "")))),
+            *numbers,
+        )
     return table

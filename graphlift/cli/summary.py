@@ -24,7 +24,9 @@ def op_histogram(program: gl.ExportedProgram) -> dict[str, int]:
 
 def _graphs(program: gl.ExportedProgram) -> list[gl.Graph]:
     graphs = [program.graph]
-    graphs += [m.graph for name, m in program.graph_module.named_modules() if name and hasattr(m, "graph")]
+    graphs += [
+        m.graph for name, m in program.graph_module.named_modules() if name and hasattr(m, "graph")
+    ]
     return graphs
 
 
@@ -74,9 +76,14 @@ def signature_lines(program: gl.ExportedProgram) -> list[str]:
     return [line.strip() for line in str(program.graph_signature).splitlines() if line.strip()]
 
 
+def input_checks(program: gl.ExportedProgram) -> str:
+    """The generated source of ``module()``'s input checks."""
+    return str(program.module().input_checks)
+
+
 def guard_lines(program: gl.ExportedProgram) -> list[str]:
     """The statements of ``module()``'s input checks (what a program refuses)."""
-    checks = program.module().input_checks  # type: ignore[attr-defined]
+    checks = input_checks(program)
     return [line.strip() for line in checks.splitlines()[1:] if line.strip()]
 
 

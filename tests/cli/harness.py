@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 
+from graphlift.cli import main
 from graphlift.cli.schemas import schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +21,10 @@ BRANCHY = str(MODELS / "branchy.py")
 
 def run_graphlift(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
     """``python -m graphlift ARGUMENTS`` with this checkout's graphlift first on the path."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     return subprocess.run(
         [sys.executable, "-m", "graphlift", *arguments],
         cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False,
@@ -32,3 +36,10 @@ def validate(command: str, stdout: str) -> dict[str, Any]:
     result = json.loads(stdout)
     jsonschema.validate(result, schema(command))
     return result
+
+
+def run_in_process(capsys: Any, *arguments: str) -> tuple[int, dict[str, Any]]:
+    """``graphlift ARGUMENTS --json`` in this process: (exit code, validated JSON result)."""
+    capsys.readouterr()
+    code = main([*arguments, "--json"])
+    return code, validate(arguments[0], capsys.readouterr().out)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from rich.console import Console
 
 from graphlift.cli import demo
 from tests.cli.harness import run_graphlift, validate
 
 
+@pytest.mark.slow
 def test_demo_is_short_by_default_and_matches_eager() -> None:
     console = Console(record=True, width=120)
     assert demo.run_demo(console) == 0
@@ -22,6 +24,7 @@ def test_demo_is_short_by_default_and_matches_eager() -> None:
     assert len(text.splitlines()) < 110
 
 
+@pytest.mark.slow
 def test_demo_verbose_prints_the_full_graphs() -> None:
     console = Console(record=True, width=120)
     assert demo.run_demo(console, verbose=True) == 0
@@ -44,6 +47,7 @@ def test_demo_reports_a_mismatch() -> None:
     assert "MISMATCH" in console.export_text()
 
 
+@pytest.mark.slow
 def test_command_line_entry_point(tmp_path) -> None:  # type: ignore[no-untyped-def]
     result = run_graphlift(tmp_path, "demo", "--json")
     assert result.returncode == 0, result.stderr

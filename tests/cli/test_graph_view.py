@@ -97,7 +97,7 @@ def test_svg_through_graphviz_or_a_typed_error(
     tiny_gpt: gl.ExportedProgram, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dot = graph_view.render_dot(tiny_gpt)
-    assert 'subgraph cluster_' in dot and 'label="blocks.0.attn.qkv"' in dot
+    assert "subgraph cluster_" in dot and 'label="blocks.0.attn.qkv"' in dot
     assert '"layer_norm" -> "linear";' in dot
     if shutil.which("dot"):
         graph_view.write_svg(tiny_gpt, str(tmp_path / "g.svg"))
