@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import graphlift as gl
-from graphlift.cli import graph_view
+from graphlift.cli import graph_view, main
 from graphlift.examples.tiny_gpt import make_example
 
 ASSETS = Path(graph_view.__file__).parent / "assets"
@@ -105,3 +105,20 @@ def test_svg_through_graphviz_or_a_typed_error(
     monkeypatch.setattr(graph_view.shutil, "which", lambda name: None)
     with pytest.raises(graph_view.GraphViewError, match="apt-get install graphviz"):
         graph_view.write_svg(tiny_gpt, str(tmp_path / "h.svg"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
+def test_a_zoo_model_through_the_command_line_renders(tmp_path: Path) -> None:
+    """BERT (transformers, small config) exported and drawn by the CLI, shown in Chromium."""
+    model_file = str(Path(__file__).parent / "models" / "zoo_bert.py")
+    archive, page = tmp_path / "bert.gl", tmp_path / "bert.html"
+    assert main(["export", model_file, "-o", str(archive)]) == 0
+    assert main(["show", str(archive), "--html", str(page)]) == 0
+    dom = _render(page)
+    assert "data-errors" not in dom, re.findall(r'data-errors="([^"]*)"', dom)
+    assert 'data-module="encoder.layer.0"' in dom or 'data-id="module:encoder.layer.0' in dom
+    searched = _render(page, "#q=scaled_dot_product")
+    assert "data-errors" not in searched and re.search(
+        r'class="node call_function  match"', searched
+    )
