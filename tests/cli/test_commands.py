@@ -8,6 +8,7 @@ program itself or eager PyTorch.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ import safetensors.torch
 import torch
 
 import graphlift as gl
-from graphlift.cli import main
+from graphlift.cli import main, run_command
+from graphlift.cli.model_file import CommandLineError
 from tests.cli.harness import BRANCHY, run_graphlift, run_in_process, validate
 from tests.cli.models.branchy import make_example
 
@@ -129,6 +131,15 @@ def test_run_on_saved_and_file_inputs(
     assert facts["outputs"][0]["max"] == pytest.approx(expected.max().item())
     code, facts = run_in_process(capsys, "run", str(archive), "--random", "y=2x4x16")
     assert code == 1 and "no input named 'y'" in facts["error"]["message"]
+
+
+def test_run_says_when_an_archive_has_no_example_inputs(archive: Path) -> None:
+    """torch.export archives may come without example inputs: say so, ask for inputs."""
+    program = gl.load(archive)
+    program.example_inputs = ((), {})
+    arguments = argparse.Namespace(archive="x.gl", inputs=None, random=[])
+    with pytest.raises(CommandLineError, match=r"x\.gl has no example inputs saved with it"):
+        run_command._inputs(program, arguments)
 
 
 def test_run_refuses_inputs_outside_the_program_and_reports_a_mismatch(
