@@ -70,13 +70,13 @@ def run(args: argparse.Namespace, out: Output) -> int:
 
 
 def _inputs(program: gl.ExportedProgram, args: argparse.Namespace) -> tuple[Any, str]:
-    names = list(program.module_call_graph[0].forward_arg_names)
     if args.inputs:
         tensors = safetensors.torch.load_file(args.inputs)
-        return _by_name(program, names, tensors, args.inputs), args.inputs
+        return _replace_examples(program, tensors, args.inputs), args.inputs
     if args.random:
         shapes = parse_random(args.random)
-        return _by_name(program, names, _random(program, names, shapes), "--random"), "random"
+        tensors = _random(_examples_by_name(program), shapes)
+        return _replace_examples(program, tensors, "--random"), "random"
     example = program.example_inputs
     if not example or (not (example[0] or example[1]) and program.graph_signature.user_inputs):
         raise CommandLineError(
@@ -85,34 +85,39 @@ def _inputs(program: gl.ExportedProgram, args: argparse.Namespace) -> tuple[Any,
     return example, "example inputs saved with the program"
 
 
-def _by_name(
-    program: gl.ExportedProgram, names: list[str], tensors: dict[str, Any], origin: str
+def _examples_by_name(program: gl.ExportedProgram) -> dict[str, Any]:
+    """The saved example inputs by the forward's argument names (keywords by theirs)."""
+    example_args, example_kwargs = program.example_inputs or ((), {})
+    names = program.module_call_graph[0].forward_arg_names
+    return dict(zip(names, example_args)) | dict(example_kwargs)
+
+
+def _replace_examples(
+    program: gl.ExportedProgram, tensors: dict[str, Any], origin: str
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    unknown = sorted(set(tensors) - set(names))
-    if unknown:
-        raise CommandLineError(f"{origin}: no input named {unknown[0]!r}; inputs: {names}")
-    example_args = (program.example_inputs or ((), {}))[0]
-    values = []
-    for index, name in enumerate(names):
-        if name in tensors:
-            values.append(tensors[name])
-        elif index < len(example_args):
-            values.append(example_args[index])
+    """The example inputs with the named ones replaced, passed as the example passed them."""
+    example_args, example_kwargs = program.example_inputs or ((), {})
+    names = list(program.module_call_graph[0].forward_arg_names)
+    positional, keywords = list(example_args), dict(example_kwargs)
+    for name, value in tensors.items():
+        if name in keywords:
+            keywords[name] = value
+        elif name in names[: len(positional)]:
+            positional[names.index(name)] = value
         else:
-            raise CommandLineError(f"{origin}: no value for input {name!r}")
-    return tuple(values), {}
+            known = [*names[: len(positional)], *keywords]
+            raise CommandLineError(f"{origin}: no input named {name!r}; inputs: {known}")
+    return tuple(positional), keywords
 
 
 def _random(
-    program: gl.ExportedProgram, names: list[str], shapes: dict[str, tuple[int, ...]]
+    examples: dict[str, Any], shapes: dict[str, tuple[int, ...]]
 ) -> dict[str, torch.Tensor]:
-    """Random tensors of the program's dtypes; integers within the example's range."""
+    """Random tensors of the examples' dtypes; integers within the example's range."""
     generator = torch.Generator().manual_seed(0)
-    example_args = (program.example_inputs or ((), {}))[0]
     tensors = {}
     for name, shape in shapes.items():
-        index = names.index(name) if name in names else -1
-        example = example_args[index] if 0 <= index < len(example_args) else None
+        example = examples.get(name)
         dtype = example.dtype if isinstance(example, torch.Tensor) else torch.float32
         if dtype.is_floating_point:
             tensors[name] = torch.randn(shape, generator=generator, dtype=dtype)

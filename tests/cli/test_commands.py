@@ -79,6 +79,9 @@ def test_export_decompose_named_factory_and_bad_files(
     assert code == 0 and result["range_constraints"] == {}
     targets = {str(n.target) for n in gl.load(tmp_path / "core.gl").graph.nodes}
     assert "aten.addmm.default" in targets and "aten.linear.default" not in targets
+    # exported with x as a keyword: inputs given by name are passed the same way
+    code, result = run_in_process(capsys, "run", "core.gl", "--random", "x=3x6x16")
+    assert code == 0 and result["outputs"][0]["shape"] == [3, 6, 4]
     for arguments, message in [
         ((f"{BRANCHY}:make_nothing",), "return (model, args) or (model, args, kwargs)"),
         ((f"{BRANCHY}:missing",), "defines no function missing()"),
