@@ -69,7 +69,9 @@ def _print_program_text(console: Console, text: str, verbose: bool, head: int = 
     """All of ``text`` with --verbose, else its first lines and how many more there are."""
     lines = text.splitlines()
     shown = lines if verbose or len(lines) <= head + 2 else lines[:head]
-    console.print("\n".join(shown), markup=False, highlight=False)
+    # in the summary, a long line (the 32 parameters of graph(...)) ends in an ellipsis
+    crop = {} if verbose else {"no_wrap": True, "overflow": "ellipsis"}
+    console.print("\n".join(shown), markup=False, highlight=False, **crop)
     if len(shown) < len(lines):
         console.print(f"    ... {len(lines) - len(shown)} more lines (graphlift demo --verbose)")
 
