@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -34,10 +35,10 @@ def test_printouts_name_lines_without_absolute_paths() -> None:
     model, (tokens,) = make_example()
     ep = gl.export(model, (tokens,))
     text = str(ep)
-    assert (
-        "# File: graphlift/examples/tiny_gpt.py:40 in forward, "
-        "code: q, k, v = self.qkv(x).split(width, dim=2)"
-    ) in text
+    pattern = (
+        r"# File: graphlift/examples/tiny_gpt\.py:\d+ in forward, code: q, k, v = self\.qkv\(x\)"
+    )
+    assert re.search(pattern, text)
     checkout = str(Path(gl.__file__).resolve().parents[1])
     assert checkout not in text and os.sep + "site-packages" not in text
     assert all(not line.strip().startswith("# File: /") for line in text.splitlines())
