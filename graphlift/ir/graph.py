@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from graphlift.errors import GraphError
 from graphlift.ir.codegen import RESERVED_NAMES, PythonCode, generate_python
+from graphlift.ir.input_structure import process_inputs
 from graphlift.ir.lint import lint_graph
 from graphlift.ir.node import (
     OPCODES,
@@ -28,6 +29,7 @@ from graphlift.ir.node import (
     map_arg,
 )
 from graphlift.ir.passes.dce import eliminate_dead_code
+from graphlift.ir.tabular import tabulate_graph
 
 if TYPE_CHECKING:
     import torch
@@ -157,12 +159,9 @@ class Graph:
     ) -> Node:
         if op not in OPCODES:
             raise GraphError(f"unknown opcode {op!r}; a node's op is one of {', '.join(OPCODES)}")
+        # A node of another graph is accepted here, as torch.fx does, so that
+        # copying loops can fix arguments up afterwards; lint() reports any left.
         for used in _nodes_in(args, kwargs):
-            if used.graph is not self:
-                raise GraphError(
-                    f"node {used.name!r} belongs to another graph and cannot be an argument here; "
-                    "copy it with graph.node_copy(node, arg_transform) first"
-                )
             if used._erased:
                 raise GraphError(f"node {used.name!r} was erased and cannot be an argument")
         unique = self._namespace.create_name(name or candidate_name(op, target))
@@ -300,6 +299,15 @@ class Graph:
         the graph belongs to a module, that attribute targets exist.
         """
         lint_graph(self)
+
+    def print_tabular(self) -> None:
+        """Print the nodes as a table (opcode, name, target, args, kwargs), as torch.fx does."""
+        print(tabulate_graph(self.nodes))
+
+    def process_inputs(self, *args: Any) -> list[Any]:
+        """The function's arguments as one value per placeholder (structured
+        inputs flattened, see graphlift.ir.input_structure)."""
+        return process_inputs(self.find_nodes(op="placeholder"), args)
 
     def python_code(self, root_module: str = "self") -> PythonCode:
         """Generate the Python source of this graph as a ``forward`` method."""

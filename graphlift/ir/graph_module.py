@@ -52,7 +52,7 @@ class GraphModule(torch.nn.Module):
                     raise GraphError(
                         f"the graph refers to {target!r}, but the dict given as root has no such key"
                     )
-                _install_attribute(self, target, root[target], as_buffer=False)
+                _install_attribute(self, target, root[target], as_buffer=True)
         else:
             raise GraphError(
                 f"GraphModule root must be an nn.Module or a dict, got {type(root).__name__}"
