@@ -48,6 +48,19 @@ class GraphTargetError(GraphliftError, ValueError):
     """A node's target has the wrong type for its opcode (torch.fx's lint: ValueError)."""
 
 
+class RewriteError(GraphliftError, AssertionError):
+    """A subgraph-rewrite pattern and its replacement do not fit together (other
+    input or output counts; torch.fx's subgraph rewriter: AssertionError)."""
+
+
+class InputKeyError(GraphliftError, KeyError):
+    """A structured input lacks a key the graph was traced with (torch.fx's
+    flattening: KeyError)."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return Exception.__str__(self)
+
+
 # --- Python-level tracing ---------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ import torch.utils._pytree as torch_pytree
 from graphlift.errors import TraceError, UnknownAttributeError, UnsupportedTraceError
 from graphlift.fx.patching import Patcher
 from graphlift.fx.proxy import Proxy, TracerBase, _proxies_in
+from graphlift.fx.proxyable import PROXYABLE_CLASSES
 from graphlift.ir.codegen import is_generated_code
 from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
@@ -48,6 +49,7 @@ class PHBase:
 
 
 PH = PHBase()
+
 
 class Tracer(TracerBase):
     """Turns a module or function into a Graph by running it on Proxies.
@@ -72,6 +74,7 @@ class Tracer(TracerBase):
         self.graph = Graph()
         self.root: torch.nn.Module = torch.nn.Module()
         self.tensor_constants: dict[str, torch.Tensor] = {}
+        self.object_constants: dict[str, Any] = {}
         self.module_stack: dict[str, tuple[str, type]] = {}
         self._tensor_attributes: dict[int, str] = {}
         self._module_paths: dict[int, str] = {}
@@ -146,12 +149,29 @@ class Tracer(TracerBase):
         if isinstance(a, torch.nn.Parameter | torch.Tensor):
             return self._tensor_argument(a)
         if isinstance(a, torch.nn.Module):
-            raise TraceError(
-                f"a module ({type(a).__name__}) is passed as an argument to an operation; "
-                "only tensors and plain values can be recorded",
-                where=user_where(),
-            )
+            path = self._module_paths.get(id(a))
+            if path is None:
+                raise UnknownAttributeError(
+                    f"a module ({type(a).__name__}) that is not part of the traced module is "
+                    "passed to an operation; assign it to an attribute in __init__",
+                    where=user_where(),
+                )
+            return self.create_node("get_attr", path, (), {})
+        if type(a) in PROXYABLE_CLASSES:
+            return self.create_node("get_attr", self._constant_name(a), (), {})
         return super().create_arg(a)
+
+    def _constant_name(self, value: Any) -> str:
+        """Where a constant object the trace uses lives on the GraphModule."""
+        for name, known in self.object_constants.items():
+            if known is value:
+                return name
+        index = 0
+        while f"_{type(value).__name__}_constant_{index}" in self.object_constants:
+            index += 1
+        name = f"_{type(value).__name__}_constant_{index}"
+        self.object_constants[name] = value
+        return name
 
     # --- tracing -------------------------------------------------------------------------
 
@@ -169,6 +189,7 @@ class Tracer(TracerBase):
             fn = root
         self.graph = Graph()
         self.tensor_constants = {}
+        self.object_constants = {}
         self.module_stack = {}
         self._attribute_proxies = {}
         self._module_paths = {}
@@ -187,6 +208,10 @@ class Tracer(TracerBase):
                                  type_expr=fn.__annotations__.get("return"))  # fmt: skip
             finally:
                 self._patcher = None
+        # Constants made while tracing live on a shallow copy of the root, so
+        # that GraphModule(tracer.root, graph) finds them and the user's module
+        # is never modified.
+        self.root = _root_with_constants(self)
         return self.graph
 
     def _placeholders(
@@ -552,15 +577,16 @@ def symbolic_trace(
     tracer = Tracer()
     graph = tracer.trace(root, concrete_args)
     name = type(root).__name__ if isinstance(root, torch.nn.Module) else root.__name__
-    return GraphModule(_root_with_constants(tracer), graph, name)
+    return GraphModule(tracer.root, graph, name)
 
 
 def _root_with_constants(tracer: Tracer) -> torch.nn.Module:
     """A shallow copy of the traced root that also holds the tracing constants."""
-    if not tracer.tensor_constants:
+    if not tracer.tensor_constants and not tracer.object_constants:
         return tracer.root
     shell = copy.copy(tracer.root)
     shell._buffers = dict(shell._buffers)
     for name, tensor in tracer.tensor_constants.items():
         shell._buffers[name] = tensor
+    shell.__dict__.update(tracer.object_constants)
     return shell

@@ -20,6 +20,7 @@ import keyword
 import linecache
 import math
 import operator
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -130,7 +131,9 @@ class _CodeWriter:
         """``x_1, x_2, = flatten_input(x, spec, 'x')`` for a structured input."""
         spec = leaves[0].meta[INPUT_META_KEY].spec
         targets = ", ".join(leaf.name for leaf in leaves)
-        call = f"{self.reference(flatten_input)}({parameter}, {self.reference(spec)}, {parameter!r})"
+        call = (
+            f"{self.reference(flatten_input)}({parameter}, {self.reference(spec)}, {parameter!r})"
+        )
         return f"{targets}, = {call}"
 
     def _parameter_name(self, node: Node, taken: set[str]) -> str:
@@ -279,6 +282,7 @@ class _CodeWriter:
         key = id(obj)
         if key not in self._global_names:
             base = getattr(obj, "__name__", None) or type(obj).__name__.lower()
+            base = re.sub(r"\W", "_", str(base))  # <lambda> -> _lambda_
             name = _unique(f"_{base}" if not base.startswith("_") else base, self._used_names)
             self._global_names[key] = name
             self.globals[name] = obj

@@ -13,7 +13,9 @@ import copy
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from graphlift.errors import GraphError
 from graphlift.ir.codegen import RESERVED_NAMES, PythonCode, generate_python
@@ -30,9 +32,6 @@ from graphlift.ir.node import (
 )
 from graphlift.ir.passes.dce import eliminate_dead_code
 from graphlift.ir.tabular import tabulate_graph
-
-if TYPE_CHECKING:
-    import torch
 
 
 class Namespace:
@@ -63,15 +62,21 @@ class Namespace:
 
 def snake_case(name: str) -> str:
     """``TensorPair`` -> ``tensor_pair``; names already in snake case are unchanged."""
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return re.sub(r"(?<=[a-z])([A-Z])", r"_\1", name).lower()
 
 
 def candidate_name(op: str, target: Target) -> str:
+    """A node's default name, as torch.fx makes it: the function's or op's name,
+    or the string target in snake case (``activations.PascalCase`` ->
+    ``activations_pascal_case``, ``__add__`` -> ``add``)."""
     if op == "call_function":
         if callable(target) and hasattr(target, "_schema"):  # ATen overload: aten.add.Tensor
             return target._schema.name.split("::")[-1]
         return snake_case(describe_target(target).rsplit(".", 1)[-1])
-    return str(target).lstrip("*")
+    name = str(target).lstrip("*")
+    if name.startswith("__") and name.endswith("__") and len(name) > 4:
+        name = name[2:-2]
+    return snake_case(name)
 
 
 class NodeList:
@@ -253,8 +258,11 @@ class Graph:
 
     def graph_copy(self, graph: Graph, val_map: dict[Node, Node]) -> Argument:
         """Append every node of ``graph`` but its output; returns the output's
-        value in terms of the copies. ``val_map`` collects old -> new nodes."""
+        value in terms of the copies. ``val_map`` collects old -> new nodes;
+        nodes already in it are not copied (map placeholders to values to inline)."""
         for node in graph.nodes:
+            if node in val_map:  # already stands for a value here (inlining)
+                continue
             if node.op == "output":
                 return map_arg(node.args[0], val_map.__getitem__)
             val_map[node] = self.node_copy(node, val_map.__getitem__)
@@ -275,9 +283,10 @@ class Graph:
 
     def __getstate__(self) -> dict[str, Any]:
         records = [
-            (n.name, n.op, n.target, *map_arg((n.args, n.kwargs), _NodeRef.of), n.type, n.meta)
+            (n.name, n.op, _OpRef.wrap(n.target), *map_arg((n.args, n.kwargs), _NodeRef.of),
+             n.type, n.meta)
             for n in self.nodes
-        ]
+        ]  # fmt: skip
         return {"nodes": records}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -285,6 +294,7 @@ class Graph:
         by_name: dict[str, Node] = {}
         for name, op, target, args, kwargs, type_expr, meta in state["nodes"]:
             args, kwargs = _NodeRef.resolve((args, kwargs), by_name)
+            target = target.resolve() if isinstance(target, _OpRef) else target
             node = self.create_node(op, target, args, kwargs, name, type_expr)
             node.meta = meta
             by_name[name] = node
@@ -347,3 +357,28 @@ class _NodeRef:
     @staticmethod
     def resolve(arg: Argument, by_name: dict[str, Node]) -> Any:
         return map_aggregate(arg, lambda a: by_name[a.name] if isinstance(a, _NodeRef) else a)
+
+
+class _OpRef:
+    """A torch op target in a pickled graph, by name: some op packets hold
+    C++ function records that cannot be pickled."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_OpRef, (self.path,))
+
+    @staticmethod
+    def wrap(target: Any) -> Any:
+        if isinstance(target, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
+            return _OpRef(str(target))  # aten.add.Tensor or aten.add
+        return target
+
+    def resolve(self) -> Any:
+        value: Any = torch.ops
+        for atom in self.path.split("."):
+            value = getattr(value, atom)
+        return value

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.utils._pytree as torch_pytree
 
-from graphlift.errors import InputStructureError
+from graphlift.errors import InputKeyError, InputStructureError
 
 if TYPE_CHECKING:
     from graphlift.ir.node import Node
@@ -70,11 +70,14 @@ def flatten_input(value: Any, spec: Any, name: str = "input") -> list[Any]:
 
 
 def _check_keys(value: Any, keys: list[Any], name: str) -> None:
-    if isinstance(value, dict) and set(value) != set(keys):
-        raise InputStructureError(
-            f"{name} has keys {sorted(map(repr, value))}, but the graph was traced with "
-            f"keys {sorted(map(repr, keys))}"
-        )
+    if not isinstance(value, dict) or set(value) == set(keys):
+        return
+    missing = [key for key in keys if key not in value]
+    error = InputKeyError if missing else InputStructureError  # torch.fx: KeyError if missing
+    raise error(
+        f"{name} has keys {sorted(map(repr, value))}, but the graph was traced with "
+        f"keys {sorted(map(repr, keys))}"
+    )
 
 
 def _check_length(value: Any, length: int, name: str) -> None:

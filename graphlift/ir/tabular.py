@@ -1,7 +1,7 @@
 """A graph as a table, one row per node: what ``Graph.print_tabular`` prints.
 
 The layout is torch.fx's (its ``tabulate`` call with the "simple" format):
-left-aligned columns two spaces apart, each at least its header plus two
+left-aligned columns two spaces apart, no trailing spaces, each at least its header plus two
 wide, a dashed rule under the header. Targets print as ``str(target)`` like
 torch.fx, except that a text holding a memory address (``<built-in method relu
 of type object at 0x7f...>``) is replaced by the target's stable name, so the
@@ -37,7 +37,7 @@ def format_table(rows: Iterable[tuple[str, ...]], headers: tuple[str, ...] = HEA
     ]
 
     def line(cells: Iterable[str]) -> str:
-        return COLUMN_GAP.join(cell.ljust(width) for cell, width in zip(cells, widths))
+        return COLUMN_GAP.join(cell.ljust(width) for cell, width in zip(cells, widths)).rstrip()
 
     rule = COLUMN_GAP.join("-" * width for width in widths)
     return "\n".join([line(headers), rule, *(line(row) for row in rows)])
