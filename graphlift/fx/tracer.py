@@ -28,7 +28,6 @@ import torch
 import torch.utils._pytree as torch_pytree
 
 from graphlift.errors import TraceError, UnknownAttributeError, UnsupportedTraceError
-from graphlift.fx.patching import Patcher
 from graphlift.fx.proxy import Proxy, TracerBase, _proxies_in
 from graphlift.fx.proxyable import PROXYABLE_CLASSES
 from graphlift.ir.codegen import is_generated_code
@@ -38,6 +37,7 @@ from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.input_structure import META_KEY as INPUT_META_KEY
 from graphlift.ir.input_structure import FlattenedInput
 from graphlift.ir.node import Argument, Node
+from graphlift.patching import Patcher
 from graphlift.source import user_where
 
 
