@@ -12,8 +12,8 @@ A match is kept only if it is *contained*: no value computed inside it,
 except the ones the pattern returns, is used outside it. Overlapping matches
 keep the first one in graph order.
 
-Unlike torch.fx's matcher, a failed partial match never leaves mappings
-behind: each attempt works on its own copy of the mapping.
+Each attempt to match an anchor works on its own copy of the mapping, so a
+failed partial match leaves nothing behind.
 """
 
 from __future__ import annotations

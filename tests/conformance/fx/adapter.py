@@ -82,6 +82,7 @@ class Case:
     source: str  # the torch test it rewrites
     eager: Callable[[], Any] | None = None  # set for deliberate differences
     why: str = ""
+    raises: bool = False  # the case is about an error torch.fx raises
 
 
 CASES: list[Case] = []
@@ -93,11 +94,14 @@ def case(
     name: str | None = None,
     eager: Callable[[], Any] | None = None,
     why: str = "",
+    raises: bool = False,
 ) -> Callable:
-    """Register a case; ``source`` names the torch.fx test it comes from."""
+    """Register a case; ``source`` names the torch.fx test it comes from.
+    ``raises`` marks a case whose point is the error torch.fx raises; any other
+    case must run cleanly on torch.fx, so that agreeing on an accident passes nothing."""
 
     def register(fn: Callable[[SimpleNamespace], Any]) -> Callable[[SimpleNamespace], Any]:
-        CASES.append(Case(name or fn.__name__, fn, source, eager, why))
+        CASES.append(Case(name or fn.__name__, fn, source, eager, why, raises))
         return fn
 
     return register

@@ -164,14 +164,14 @@ def construct_root_dict(fx):
     return "self.foo.bar.baz" in gm.code, gm(x), linear(x) + add_param, sorted(gm.state_dict())
 
 
-@case("test_construct_root_dict (missing key)")
+@case("test_construct_root_dict (missing key)", raises=True)
 def construct_root_dict_missing_key(fx):
     graph = fx.Graph()
     graph.output(graph.create_node("get_attr", "zip.zap.zam"))
     return fx.GraphModule({"zip.zap": torch.rand(1)}, graph)
 
 
-@case("test_copy_no_remap")
+@case("test_copy_no_remap", raises=True)
 def copy_no_remap(fx):
     traced = fx.symbolic_trace(SimpleTest())
     copied = fx.Graph()
@@ -180,7 +180,7 @@ def copy_no_remap(fx):
     copied.lint()
 
 
-@case("test_wrong_topo")
+@case("test_wrong_topo", raises=True)
 def wrong_topo(fx):
     graph = fx.Graph()
     a = graph.create_node("placeholder", "x")
@@ -192,7 +192,7 @@ def wrong_topo(fx):
     graph.lint()
 
 
-@case("test_wrong_target_type")
+@case("test_wrong_target_type", raises=True)
 def wrong_target_type(fx):
     return fx.Node(
         graph=fx.Graph(), name="foo", op="call_function", target="foo", args=(), kwargs={}
@@ -268,7 +268,7 @@ def prepend_self(fx):
     return len(graph.nodes), names(graph)
 
 
-@case("test_erase_node_error")
+@case("test_erase_node_error", raises=True)
 def erase_node_error(fx):
     traced = fx.symbolic_trace(SimpleTest())
     for node in traced.graph.nodes:

@@ -265,7 +265,7 @@ def submodule_manipulation(fx):
     return sorted(name for name, _ in a.named_modules()), sorted(a.state_dict())
 
 
-@case("test_submodule_manipulation_API (get_submodule of a deleted module)")
+@case("test_submodule_manipulation_API (get_submodule of a deleted module)", raises=True)
 def get_deleted_submodule(fx):
     class Sub(torch.nn.Module):
         def __init__(self):
@@ -367,14 +367,14 @@ def init_buffer_param_copied_module(fx):
     return new.get_buffer("my_buff"), new.get_parameter("my_param"), new(x), type(new).__name__
 
 
-@case("test_graph_module (get_attr of a missing attribute)")
+@case("test_graph_module (get_attr of a missing attribute)", raises=True)
 def graph_module_missing_attribute(fx):
     graph = fx.Graph()
     graph.output(graph.get_attr("nowhere"))
     return fx.GraphModule(torch.nn.Module(), graph)
 
 
-@case("test_custom_traceback_raised_when_exception_source_is_graphmodule")
+@case("test_custom_traceback_raised_when_exception_source_is_graphmodule", raises=True)
 def error_from_generated_code(fx):
     class M(torch.nn.Module):
         def __init__(self):
@@ -693,7 +693,7 @@ def rewriter_multiple_outputs(fx):
     return traced(x), (torch.exp(x) * torch.abs(x), torch.exp(x) + torch.abs(x))
 
 
-@case("test_subgraph_rewriter (placeholder count mismatch)")
+@case("test_subgraph_rewriter (placeholder count mismatch)", raises=True)
 def rewriter_count_mismatch(fx):
     def pattern(x):
         return torch.relu(x)

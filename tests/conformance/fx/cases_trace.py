@@ -142,7 +142,7 @@ def args_kwargs(fx):
     return traced_run(fx, T(), torch.rand(1), torch.rand(1), foo=torch.rand(1))
 
 
-@case("test_args_kwargs_no_self")
+@case("test_args_kwargs_no_self", raises=True)
 def args_kwargs_no_self(fx):
     class T(torch.nn.Module):
         def forward(*args, **kwargs):
@@ -192,7 +192,7 @@ def matmul_tracing(fx):
     return fx.symbolic_trace(matmul_f)(inp), fx.symbolic_trace(rmatmul_f)(inp)
 
 
-@case("test_disallow_override")
+@case("test_disallow_override", raises=True)
 def disallow_override(fx):
     class NoMutableCallTracer(fx.Tracer):
         def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
@@ -209,7 +209,7 @@ def disallow_override(fx):
     return NoMutableCallTracer().trace(MyInplaceMod())
 
 
-@case("test_disallow_override (free function)")
+@case("test_disallow_override (free function)", raises=True)
 def disallow_override_free_function(fx):
     class NoMutableCallTracer(fx.Tracer):
         def create_node(self, kind, target, args, kwargs, name=None, type_expr=None):
@@ -457,7 +457,7 @@ def unpack(fx):
     return traced_run(fx, M(), (torch.rand(1), torch.rand(1)), torch.rand(1))
 
 
-@case("test_unpack_list_better_error")
+@case("test_unpack_list_better_error", raises=True)
 def unpack_list_better_error(fx):
     class SomeArgs(torch.nn.Module):
         def forward(self, a, b):
@@ -474,7 +474,7 @@ def unpack_list_better_error(fx):
     return fx.symbolic_trace(UnpacksList())
 
 
-@case("test_unpack_dict_better_error")
+@case("test_unpack_dict_better_error", raises=True)
 def unpack_dict_better_error(fx):
     class SomeKwargs(torch.nn.Module):
         def forward(self, x=3, y=4):
@@ -647,7 +647,7 @@ def return_tuple(fx):
     return traced_run(fx, M(), torch.ones(1))
 
 
-@case("test_symbolic_trace_assert")
+@case("test_symbolic_trace_assert", raises=True)
 def symbolic_trace_assert(fx):
     class AssertsTensorShape(torch.nn.Module):
         def forward(self, x):
@@ -790,7 +790,7 @@ def trace_dict_int_keys(fx):
     return gm(x), ops(gm)
 
 
-@case("test_trace_dict_proxy_keys")
+@case("test_trace_dict_proxy_keys", raises=True)
 def trace_dict_proxy_keys(fx):
     class ModWithDictArg(torch.nn.Module):
         def forward(self, d):
@@ -915,7 +915,7 @@ def partial_trace(fx):
     return mod_true(3, True), mod_false(3, False), has_assert
 
 
-@case("test_partial_trace (a specialized input gets another value)")
+@case("test_partial_trace (a specialized input gets another value)", raises=True)
 def partial_trace_mismatch(fx):
     class Foo(torch.nn.Module):
         def forward(self, x, y):
@@ -1048,7 +1048,7 @@ def pytree_concrete(fx):
     return nf(**val), fx.symbolic_trace(nf)(**val), f(**val)
 
 
-@case("test_pytree (a structure without a traced key is refused)")
+@case("test_pytree (a structure without a traced key is refused)", raises=True)
 def pytree_missing_key(fx):
     nf = fx.symbolic_trace(f_sum_dict, concrete_args={"x": {"a": fx.PH, "b": fx.PH}})
     return nf({"a": torch.ones(1), "c": torch.ones(1)})
@@ -1079,7 +1079,7 @@ def custom_tracer_constant(fx):
     return gm(x), root(x), ops(gm)
 
 
-@case("test_concrete_arg_none_assert")
+@case("test_concrete_arg_none_assert", raises=True)
 def concrete_arg_none_assert(fx):
     class Foo(torch.nn.Module):
         def forward(self, x, val=None):
@@ -1106,7 +1106,7 @@ def ph_subclass_metadata(fx):
     return keys, traced(torch.ones(2), torch.ones(2))
 
 
-@case("test_proxy_iteration (for loop over a traced value)")
+@case("test_proxy_iteration (for loop over a traced value)", raises=True)
 def proxy_iteration(fx):
     def f(x):
         return [t + 1 for t in x]
@@ -1114,7 +1114,7 @@ def proxy_iteration(fx):
     return fx.symbolic_trace(f)
 
 
-@case("test_proxy_control_flow")
+@case("test_proxy_control_flow", raises=True)
 def proxy_control_flow(fx):
     def f(x):
         if x.sum() > 0:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from . import cases_graph, cases_run, cases_trace  # noqa: F401  (they register cases)
-from .adapter import CASES, ORACLE, SUBJECT, assert_same, observe, same
+from . import cases_editing, cases_graph, cases_passes, cases_run, cases_trace  # noqa: F401
+from .adapter import CASES, ORACLE, SUBJECT, Raised, assert_same, observe, same
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
@@ -13,6 +13,7 @@ def test_case(case):
     expected = observe(case.run, ORACLE)
     actual = observe(case.run, SUBJECT)
     if case.eager is None:
+        assert isinstance(expected, Raised) == case.raises, f"torch.fx on this case: {expected!r}"
         assert_same(actual, expected)
         return
     # A deliberate difference: graphlift computes what eager PyTorch computes,
