@@ -62,6 +62,11 @@ class InputKeyError(GraphliftError, KeyError):
         return Exception.__str__(self)
 
 
+class InputIndexError(GraphliftError, IndexError):
+    """A structured input has fewer items than the graph was traced with
+    (torch.fx's flattening: IndexError)."""
+
+
 # --- Python-level tracing ---------------------------------------------------------
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.utils._pytree as torch_pytree
 
-from graphlift.errors import InputKeyError, InputStructureError
+from graphlift.errors import InputIndexError, InputKeyError, InputStructureError
 
 if TYPE_CHECKING:
     from graphlift.ir.node import Node
@@ -82,7 +82,8 @@ def _check_keys(value: Any, keys: list[Any], name: str) -> None:
 
 def _check_length(value: Any, length: int, name: str) -> None:
     if isinstance(value, list | tuple) and len(value) != length:
-        raise InputStructureError(
+        error = InputIndexError if len(value) < length else InputStructureError
+        raise error(
             f"{name} has {len(value)} items, but the graph was traced with {length}"
         )
 

@@ -1065,6 +1065,39 @@ def pytree_extra_key(fx):
     return nf({"a": torch.ones(1), "b": torch.ones(1), "c": torch.ones(1)})
 
 
+@case("test_pytree (a list with fewer items)", raises=True)
+def pytree_fewer_items(fx):
+    nf = fx.symbolic_trace(f_sum, concrete_args={"x": [fx.PH, fx.PH]})
+    return nf([torch.ones(1)])
+
+
+@case(
+    "test_pytree (a list with more items)",
+    eager=lambda: Raised(ValueError, "refused"),
+    why="torch.fx reads the traced number of items and ignores the rest: "
+    "sum([a, b, c]) traced with two items silently returns a + b",
+)
+def pytree_more_items(fx):
+    nf = fx.symbolic_trace(f_sum, concrete_args={"x": [fx.PH, fx.PH]})
+    return nf([torch.ones(1), torch.ones(1), torch.ones(1)])
+
+
+def scale_by_weight(x):
+    return x["a"] * x["w"]
+
+
+@case(
+    "test_pytree (a tensor leaf that is not PH)",
+    eager=lambda: Raised(ValueError, "refused"),
+    why="torch.fx bakes the traced tensor in with a warning: later calls with "
+    "another tensor silently compute with the old one",
+)
+def pytree_tensor_leaf(fx):
+    structure = {"a": fx.PH, "w": torch.ones(2)}
+    nf = fx.symbolic_trace(scale_by_weight, concrete_args={"x": structure})
+    return nf({"a": torch.ones(2), "w": torch.zeros(2)})
+
+
 @case("test_tensor_constant (custom tracer, GraphModule(tracer.root, graph))")
 def custom_tracer_constant(fx):
     class ConstTensor(torch.nn.Module):
