@@ -83,9 +83,7 @@ def _check_keys(value: Any, keys: list[Any], name: str) -> None:
 def _check_length(value: Any, length: int, name: str) -> None:
     if isinstance(value, list | tuple) and len(value) != length:
         error = InputIndexError if len(value) < length else InputStructureError
-        raise error(
-            f"{name} has {len(value)} items, but the graph was traced with {length}"
-        )
+        raise error(f"{name} has {len(value)} items, but the graph was traced with {length}")
 
 
 def structured_parameters(placeholders: Sequence[Node]) -> list[tuple[str, list[Node]]]:
