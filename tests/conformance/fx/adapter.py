@@ -133,6 +133,13 @@ def ops(graph: Any) -> list[tuple[str, Any]]:
     return [(node.op, target_key(node.target)) for node in graph.nodes]
 
 
+def traced_run(fx, module, *args, **kwargs):
+    """checkGraphModule: trace, lint, run; returns (result, ops)."""
+    gm = fx.symbolic_trace(module)
+    gm.graph.lint()
+    return gm(*args, **kwargs), ops(gm)
+
+
 def names(graph: Any) -> list[str]:
     graph = getattr(graph, "graph", graph)
     return [node.name for node in graph.nodes]
@@ -183,4 +190,4 @@ def same(actual: Any, expected: Any) -> bool:
 
 
 __all__ = ["CASES", "LIBRARIES", "ORACLE", "SUBJECT", "Raised", "assert_same", "builtins",
-           "case", "names", "observe", "operator", "ops", "same", "users"]  # fmt: skip
+           "case", "names", "observe", "operator", "ops", "same", "traced_run", "users"]  # fmt: skip

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from . import cases_editing, cases_graph, cases_passes, cases_run, cases_trace  # noqa: F401
+from . import (  # noqa: F401  (they register cases)
+    cases_editing,
+    cases_graph,
+    cases_passes,
+    cases_proxy,
+    cases_rewriter,
+    cases_run,
+    cases_signature,
+    cases_trace,
+)
 from .adapter import CASES, ORACLE, SUBJECT, Raised, assert_same, observe, same
 
 
