@@ -46,6 +46,7 @@ ORACLE = SimpleNamespace(
     TraceError=torch.fx.proxy.TraceError,
     ShapeProp=torch.fx.passes.shape_prop.ShapeProp,
     replace_pattern=torch.fx.subgraph_rewriter.replace_pattern,
+    replace_pattern_with_filters=torch.fx.subgraph_rewriter.replace_pattern_with_filters,
     split_module=torch.fx.passes.split_module.split_module,
 )  # fmt: skip
 
@@ -56,6 +57,7 @@ SUBJECT = SimpleNamespace(
         "Proxy", "Node", "wrap", "PH", "PHBase", "ProxyableClassMeta", "TraceError", "ShapeProp",
     )},
     replace_pattern=graphlift.fx.subgraph_rewriter.replace_pattern,
+    replace_pattern_with_filters=graphlift.fx.subgraph_rewriter.replace_pattern_with_filters,
     split_module=graphlift.fx.passes.split_module,
 )  # fmt: skip
 

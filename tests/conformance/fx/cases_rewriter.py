@@ -4,8 +4,26 @@ test/fx/test_subgraph_rewriter.py and test/test_fx_experimental.py."""
 import operator
 
 import torch
+import torch.fx
+
+import graphlift.fx
 
 from .adapter import case, ops
+
+
+def wrapped_gemm_bias_mul(a, b, bias):
+    lin_res = torch.nn.functional.linear(a, b, bias=bias)
+    return lin_res, a * lin_res
+
+
+def wrapped_gemm_bias_mul_with_c(a, b, bias, c):
+    lin_res = torch.nn.functional.linear(a, b, bias=bias)
+    return lin_res, c * lin_res
+
+
+for _library in (torch.fx, graphlift.fx):
+    _library.wrap("wrapped_gemm_bias_mul")
+    _library.wrap("wrapped_gemm_bias_mul_with_c")
 
 # --- subgraph rewriter (test/fx/test_subgraph_rewriter.py) ---------------------------
 
@@ -317,6 +335,250 @@ def rewriter_count_mismatch(fx):
 
     traced = fx.symbolic_trace(lambda x: torch.relu(x) * 2)
     return fx.replace_pattern(traced, pattern, replacement)
+
+
+@case("test_subgraph_rewriter_with_overlapping_matches")
+def rewriter_overlapping_matches(fx):
+    def f(x):
+        return torch.sigmoid(torch.sigmoid(torch.sigmoid(torch.sigmoid(x))))
+
+    def pattern(x):
+        return torch.sigmoid(torch.sigmoid(x))
+
+    def replacement(x):
+        return torch.neg(x)
+
+    traced = fx.symbolic_trace(f)
+    matches = fx.replace_pattern(traced, pattern, replacement)
+    traced.graph.lint()
+    x = torch.randn(3, 4)
+    return traced(x), torch.neg(torch.neg(x)), len(matches), ops(traced)
+
+
+@case("test_subgraph_rewriter_replace_with_duplicated_outputs")
+def rewriter_duplicated_outputs(fx):
+    def f(x1, x2):
+        x = x1 - x2
+        return torch.sigmoid(x) + torch.relu(x)
+
+    def pattern(a1, a2):
+        a = a1 - a2
+        return torch.sigmoid(a), torch.relu(a), a
+
+    def replacement(x1, x2):
+        y1 = torch.exp(x1)
+        y2 = torch.abs(x2)
+        return y2, y2, y1
+
+    traced = fx.symbolic_trace(f)
+    fx.replace_pattern(traced, pattern, replacement)
+    traced.graph.lint()
+    x1, x2 = torch.randn(3, 4), torch.randn(3, 4)
+    return traced(x1, x2), torch.abs(x2) + torch.abs(x2), ops(traced)
+
+
+@case("test_subgraph_rewriter_with_unused_args")
+def rewriter_unused_args(fx):
+    class M(torch.nn.Module):
+        def forward(self, x, y, z):
+            return x + y
+
+    def pattern(x, y):
+        return x + y
+
+    def replacement(x, y):
+        return x - y
+
+    traced = fx.symbolic_trace(M())
+    fx.replace_pattern(traced, pattern, replacement)
+    traced.graph.lint()
+    x1, x2, x3 = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    placeholders = sum(n.op == "placeholder" for n in traced.graph.nodes)
+    return traced(x1, x2, x3), x1 - x2, placeholders
+
+
+@case("test_subgraph_rewriter_call_method")
+def rewriter_call_method(fx):
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return x.dequantize().sigmoid().to(torch.float16)
+
+    def pattern(x):
+        return x.dequantize().sigmoid().to(torch.float16)
+
+    def replacement(x):
+        return x
+
+    traced = fx.symbolic_trace(M())
+    fx.replace_pattern(traced, pattern, replacement)
+    traced.graph.lint()
+    x = torch.randn(3, 4)
+    return traced(x), x, ops(traced)
+
+
+class LinearMul(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w0 = torch.nn.Parameter(torch.randn(8, 8))
+        self.b0 = torch.nn.Parameter(torch.randn(8))
+
+    def forward(self, in0):
+        lin_res = torch.nn.functional.linear(in0, self.w0, bias=self.b0)
+        return in0 * lin_res + in0
+
+
+def gemm_bias_mul_pattern(a, b, bias):
+    lin_res = torch.nn.functional.linear(a, b, bias=bias)
+    return lin_res, a * lin_res
+
+
+def gemm_bias_mul_replacement(a, b, bias):
+    lin_res, mul_res = wrapped_gemm_bias_mul(a, b, bias)
+    return lin_res, mul_res
+
+
+@case("test_subgraph_rewriter_nodes_with_kwargs")
+def rewriter_nodes_with_kwargs(fx):
+    model = LinearMul()
+    traced = fx.symbolic_trace(model)
+    matches = fx.replace_pattern(traced, gemm_bias_mul_pattern, gemm_bias_mul_replacement)
+    x = torch.randn(2, 8)
+    found = any(node.target is wrapped_gemm_bias_mul for node in traced.graph.nodes)
+    return len(matches), found, traced(x), model(x)
+
+
+class ThreeAnchors(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        for i in range(5):
+            setattr(self, f"w{i}", torch.nn.Parameter(torch.randn(8, 8) / 3))
+            setattr(self, f"b{i}", torch.nn.Parameter(torch.randn(8)))
+
+    def forward(self, in0, in1):
+        linear = torch.nn.functional.linear
+        lin_res_2 = linear(linear(in1, self.w0, bias=self.b0), self.w1, bias=self.b1)
+        sum_res_1 = in1 * lin_res_2 + in1  # a match
+        lin_res_3 = linear(sum_res_1, self.w2, bias=self.b2)
+        mul_res_2 = lin_res_3 * torch.sigmoid(lin_res_3)  # not a match
+        lin_res_5 = linear(linear(in0, self.w3, bias=self.b3), self.w4, bias=self.b4)
+        sum_res_2 = in0 * lin_res_5 + in0  # a match
+        return torch.cat([mul_res_2, sum_res_2], dim=1)
+
+
+def gemm_bias_mul_pattern_with_c(a, b, bias, c):
+    lin_res = torch.nn.functional.linear(a, b, bias=bias)
+    return lin_res, c * lin_res
+
+
+def gemm_bias_mul_replacement_with_c(a, b, bias, c):
+    lin_res, mul_res = wrapped_gemm_bias_mul_with_c(a, b, bias, c)
+    return lin_res, mul_res
+
+
+@case("test_subgraph_rewriter_local_revert")
+def rewriter_local_revert(fx):
+    model = ThreeAnchors()
+    traced = fx.symbolic_trace(model)
+    matches = fx.replace_pattern(
+        traced, gemm_bias_mul_pattern_with_c, gemm_bias_mul_replacement_with_c
+    )
+    x0, x1 = torch.randn(2, 8), torch.randn(2, 8)
+    replaced = sum(node.target is wrapped_gemm_bias_mul_with_c for node in traced.graph.nodes)
+    return len(matches), replaced, traced(x0, x1), model(x0, x1)
+
+
+class QuantizedAddRelu(torch.nn.Module):
+    def forward(self, x, scale, zero_point):
+        x = x.dequantize()
+        x = torch.add(x, 2)  # a match: the second input is a scalar
+        x = x.relu()
+        x = torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)
+        y = x + 1
+        x = x.dequantize()
+        x = torch.add(x, y)  # not a match with the filter
+        x = x.relu()
+        return torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)
+
+
+def binary_op_scalar_relu_pattern(x, num, scale, zero_point):
+    x = x.dequantize()
+    x = torch.add(x, num)
+    x = x.relu()
+    return torch.quantize_per_tensor(x, scale, zero_point, torch.quint8)
+
+
+def binary_op_scalar_relu_replacement(x, num, scale, zero_point):
+    return torch.mul(x, num)
+
+
+def second_input_is_scalar(match, original_graph, pattern_graph):
+    placeholders = [n for n in pattern_graph.nodes if n.op == "placeholder"]
+    return isinstance(match.nodes_map[placeholders[1]], int | float)
+
+
+@case("test_replace_pattern_with_filters")
+def rewriter_with_filters(fx):
+    counts = []
+    for filters in (None, [second_input_is_scalar]):
+        traced = fx.symbolic_trace(QuantizedAddRelu())
+        matches = fx.replace_pattern_with_filters(
+            traced, binary_op_scalar_relu_pattern, binary_op_scalar_relu_replacement, filters
+        )
+        in_graph = [n.name for n in traced.graph.nodes if n.target == torch.mul]
+        reported = [r.name for m in matches for r in m.replacements]
+        counts.append((len(matches), in_graph == reported, len(in_graph)))
+    return counts
+
+
+@case("test_matching_pattern_with_list_type_arg")
+def rewriter_list_type_arg(fx):
+    class M(torch.nn.Module):
+        def forward(self, x):
+            return torch.ops.aten._reshape_alias_copy.default(x, [1, 2], [3, 4])
+
+    def pattern(x, arg0, arg1):
+        return torch.ops.aten._reshape_alias_copy.default(x, arg0, arg1)
+
+    def replacement(x, arg0, arg1):
+        return torch.ops.aten._reshape_alias_copy.default(x, arg1, arg0)
+
+    traced = fx.symbolic_trace(M())
+    matches = fx.replace_pattern(traced, pattern, replacement)
+    call = next(n for n in traced.graph.nodes if n.op == "call_function")
+    return len(matches), call.args[1:]
+
+
+@case("test_replacement_with_attrs")
+def rewriter_replacement_with_attrs(fx):
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.tensor([1])
+            self.b = torch.tensor([2])
+
+        def forward(self, x):
+            return x + self.a - self.b
+
+    class Pattern(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.tensor([1])
+
+        def forward(self, x):
+            return x + self.a
+
+    class Replacement(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c = torch.tensor([3])
+
+        def forward(self, x):
+            return x - self.c
+
+    traced = fx.symbolic_trace(M())
+    matches = fx.replace_pattern(traced, Pattern(), Replacement())
+    x = torch.tensor([10])
+    return len(matches), traced(x)
 
 
 # --- split_module (test/test_fx_experimental.py) -----------------------------------
