@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from graphlift.errors import GraphError
 from graphlift.ir.input_structure import META_KEY as INPUT_META_KEY
 from graphlift.ir.input_structure import flatten_input, structured_parameters
 from graphlift.ir.node import Argument, Node, last_uses
@@ -68,7 +69,21 @@ class PythonCode:
 
 
 def generate_python(graph: Graph, root_module: str = "self") -> PythonCode:
+    _refuse_foreign_nodes(graph)
     return _CodeWriter(graph, root_module).write()
+
+
+def _refuse_foreign_nodes(graph: Graph) -> None:
+    """Code that reads a node of another graph would read whatever value has
+    that name here (torch.fx generates it anyway): refuse, as lint() does."""
+    for node in graph.nodes:
+        for used in node.all_input_nodes:
+            if used.graph is not graph:
+                raise GraphError(
+                    f"node {node.name!r} uses {used.name!r}, which belongs to another graph, so "
+                    "no code can be generated; map arguments when copying nodes "
+                    "(node_copy's arg_transform), graph.lint() lists every such use"
+                )
 
 
 class _CodeWriter:

@@ -259,6 +259,23 @@ def lint_foreign_argument(fx):
     graph.lint()
 
 
+@case(
+    "GraphModule over a graph that uses a node of another graph",
+    eager=lambda: Raised(RuntimeError, "refused"),
+    why="torch.fx generates code naming the foreign node; a node of this graph with "
+    "the same name is silently read instead",
+)
+def codegen_foreign_node(fx):
+    graph, x, _ = two_input_graph(fx)
+    other = fx.Graph()
+    other_x = other.placeholder("x")
+    out = graph.call_function(torch.neg, (x,))
+    graph.output(out)
+    out.args = (other_x,)  # reads the other graph's x, named like this graph's x
+    gm = fx.GraphModule(torch.nn.Module(), graph)
+    return gm(torch.ones(1), torch.zeros(1))
+
+
 @case("GraphModule(root dict, graph, class_name)")
 def graph_module_dict_class_name(fx):
     graph = fx.Graph()
