@@ -122,6 +122,17 @@ def transformer_noop(fx):
     return new_gm(x), gm(x), ops(new_gm)
 
 
+@case("test_transformer_noop (structured PH input)")
+def transformer_structured_input(fx):
+    def f(x):
+        return x["a"] - x["b"]
+
+    gm = fx.symbolic_trace(f, concrete_args={"x": {"a": fx.PH, "b": fx.PH}})
+    new_gm = fx.Transformer(gm).transform()
+    value = {"a": torch.randn(3), "b": torch.randn(3)}
+    return new_gm(value), f(value), ops(new_gm)
+
+
 @case("test_transformer_op_swap")
 def transformer_op_swap(fx):
     transformed = neg_sigmoid_swapper(fx.Transformer)(fx.symbolic_trace(sigmoid_neg)).transform()
