@@ -134,9 +134,8 @@ class Graph:
     def nodes(self) -> NodeList:
         return NodeList(self)
 
-    @property
     def output_node(self) -> Node:
-        """The graph's output node (the last node)."""
+        """The graph's output node (the last node); a method, as in torch.fx."""
         last = self._root._prev
         if last.op != "output":
             raise GraphError("the graph has no output node yet; add one with graph.output(...)")

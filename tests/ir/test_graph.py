@@ -113,7 +113,7 @@ def test_lint_reports_nodes_from_another_graph() -> None:
     _other, m = small_graph()
     # As in torch.fx, create_node accepts it (copying loops fix arguments up
     # afterwards); lint reports it.
-    with g.inserting_before(g.output_node):
+    with g.inserting_before(g.output_node()):
         foreign = g.call_function(torch.relu, (m["x"],))
     with pytest.raises(GraphError, match="uses 'x', which belongs to another graph"):
         g.lint()

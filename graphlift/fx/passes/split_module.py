@@ -75,7 +75,7 @@ def split_module(
                 env[produced] = Proxy(call)[i].node
         elif partition.outputs:
             env[next(iter(partition.outputs))] = call
-    base.output(map_arg(m.graph.output_node.args[0], env.__getitem__))
+    base.output(map_arg(m.graph.output_node().args[0], env.__getitem__))
     return GraphModule(attributes, base)
 
 

@@ -470,6 +470,16 @@ def node_copy_with_arg_transform(fx):
     return gm(x), names(dst)
 
 
+@case("Graph.output_node()")
+def output_node_method(fx):
+    graph, x, relu = relu_graph(fx)
+    output = graph.output_node()
+    with graph.inserting_before(output):
+        neg = graph.call_function(torch.neg, (relu,))
+    output.args = (neg,)
+    return output.op, names(graph)
+
+
 @case("test_find_nodes")
 def find_nodes(fx):
     gm = fx.symbolic_trace(SimpleTest())
