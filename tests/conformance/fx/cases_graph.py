@@ -472,7 +472,7 @@ def node_copy_with_arg_transform(fx):
 
 @case("Graph.output_node()")
 def output_node_method(fx):
-    graph, x, relu = relu_graph(fx)
+    graph, _, relu = relu_graph(fx)
     output = graph.output_node()
     with graph.inserting_before(output):
         neg = graph.call_function(torch.neg, (relu,))
