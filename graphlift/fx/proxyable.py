@@ -9,13 +9,15 @@ constant of the GraphModule (``_Pair_constant_0``), as in torch.fx.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from graphlift.fx.proxy import _proxies_in
 
 # Every class made with ProxyableClassMeta: an instance built outside the
 # trace and passed to a traced operation is recorded as a constant.
-PROXYABLE_CLASSES: set[type] = set()
+# (weak: a class defined in a function may go away).
+PROXYABLE_CLASSES: weakref.WeakSet[type] = weakref.WeakSet()
 
 
 class ProxyableClassMeta(type):

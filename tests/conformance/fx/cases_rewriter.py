@@ -530,6 +530,27 @@ def rewriter_with_filters(fx):
     return counts
 
 
+@case("test_replace_pattern_with_filters (ignore_literals)")
+def rewriter_ignore_literals(fx):
+    def f(x):
+        return torch.add(x, 2) * torch.add(x, 5)
+
+    def pattern(x):
+        return torch.add(x, 1)
+
+    def replacement(x):
+        return torch.sub(x, 1)
+
+    counts = []
+    for ignore in (False, True):
+        traced = fx.symbolic_trace(f)
+        matches = fx.replace_pattern_with_filters(
+            traced, pattern, replacement, None, ignore_literals=ignore
+        )
+        counts.append((len(matches), ops(traced)))
+    return counts
+
+
 @case("test_matching_pattern_with_list_type_arg")
 def rewriter_list_type_arg(fx):
     class M(torch.nn.Module):
