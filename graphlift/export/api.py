@@ -18,6 +18,7 @@ from graphlift.export.constraints import Specialization, check_dynamic_dims, ran
 from graphlift.export.dynamic_shapes import match_dynamic_shapes
 from graphlift.export.program import ExportedProgram, ModuleCallEntry
 from graphlift.export.signature import ExportGraphSignature, InputKind
+from graphlift.export.torch_specs import from_torch_builder, from_torch_spec
 from graphlift.export.verifier import verify
 from graphlift.ir.graph_module import GraphModule
 
@@ -48,9 +49,10 @@ def export(
     """
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
-    builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
+    builder = from_torch_builder(dynamic_shapes) if hasattr(dynamic_shapes, "dynamic_shapes") else None
     if builder is not None:  # a ShapesCollection or AdditionalInputs
         dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
+    dynamic_shapes = from_torch_spec(dynamic_shapes)
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
         raise ExportError(
