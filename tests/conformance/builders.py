@@ -147,3 +147,43 @@ def module_cases(
                 )
             )
     return cases
+
+
+def case(
+    name: str,
+    module: Callable[[], torch.nn.Module],
+    args: Callable[[], tuple[Any, ...]],
+    *,
+    source: str,
+    kwargs: Callable[[], dict[str, Any]] = dict,
+    spec: Callable[[], Any] | None = None,
+    runs: Callable[[], tuple[Run, ...]] = tuple,
+    observe: Callable[[Any], Any] | None = None,
+    mode: str = "export",
+    difference: Difference | None = None,
+) -> Case:
+    """A Case with keyword names short enough for a table of hundreds."""
+    return Case(
+        name,
+        module,
+        args,
+        kwargs=kwargs,
+        dynamic_shapes=spec,
+        runs=runs,
+        observe=observe,
+        mode=mode,
+        source=source,
+        difference=difference,
+    )
+
+
+def ranges(program: Any) -> list[tuple[int, Any]]:
+    """``range_constraints`` as sorted (lower, upper) pairs, unbounded as "inf"
+    (torch's symbols are sympy, graphlift's are names: only the ranges compare)."""
+    result = []
+    for value in program.range_constraints.values():
+        upper = value.upper
+        text = str(upper)
+        bound = "inf" if text in ("int_oo", "oo", "inf") else int(upper)
+        result.append((int(value.lower), bound))
+    return sorted(result, key=repr)

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from tests.conformance import cases_ops
+from tests.conformance import (
+    cases_data,
+    cases_dynamic,
+    cases_modules,
+    cases_ops,
+    cases_signature,
+)
 from tests.conformance.harness import Case
 
-CASE_MODULES = (cases_ops,)
+CASE_MODULES = (cases_ops, cases_signature, cases_dynamic, cases_modules, cases_data)
 
 
 def all_cases() -> dict[str, Case]:

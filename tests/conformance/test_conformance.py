@@ -22,6 +22,7 @@ from tests.conformance.cases import all_cases
 from tests.conformance.harness import (
     Case,
     Observation,
+    as_json,
     graphlift_exporter,
     matches_category,
     observe,
@@ -61,7 +62,7 @@ def compare(
     elif error is not None and not matches_category(expected["outcome"], error):
         problems.append(f"raised {got.outcome} ({error!r:.300}), torch raises {expected['outcome']}")
     for key in ("inputs", "outputs", "targets", "observed"):
-        if list(getattr(got, key) or []) != list(expected[key] or []):
+        if as_json(getattr(got, key)) != expected[key]:
             problems.append(f"{key}: {getattr(got, key)!r}, torch: {expected[key]!r}")
     runs, expected_runs = list(got.runs), list(expected["runs"])
     if len(runs) != len(expected_runs) or not all(
