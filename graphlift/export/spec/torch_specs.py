@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphlift.errors import DynamicShapesError
-from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint
-from graphlift.export.shape_specs import AdditionalInputs
+from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint
+from graphlift.export.spec.shape_specs import AdditionalInputs
 
 
 def from_torch_spec(spec: Any) -> Any:
