@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError
+from graphlift.errors import ExportArgumentError, ExportError
 from graphlift.export.capture import Capture, capture
 from graphlift.export.program.constraints import (
     Specialization,
@@ -24,7 +24,7 @@ from graphlift.export.program.exported_program import ExportedProgram, ModuleCal
 from graphlift.export.program.signature import ExportGraphSignature, InputKind
 from graphlift.export.program.verifier import verify
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
-from graphlift.export.spec.torch_specs import from_torch_builder, from_torch_spec
+from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
 
 
@@ -90,10 +90,7 @@ def trace_for_export(
     (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
-    builder = from_torch_builder(dynamic_shapes) if hasattr(dynamic_shapes, "dynamic_shapes") else None
-    if builder is not None:  # a ShapesCollection or AdditionalInputs (graphlift's or torch's)
-        dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
-    dynamic_shapes = from_torch_spec(dynamic_shapes)  # torch.export.Dim and its hints, as they are
+    dynamic_shapes, builder = resolve_spec(dynamic_shapes, mod, args, kwargs)
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
         raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
@@ -127,7 +124,7 @@ def _check_arguments(
             f"args must be a tuple of example inputs, got {type(args).__name__}: use (x,)"
         )
     if kwargs is not None and not isinstance(kwargs, dict):
-        raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+        raise ExportArgumentError(f"kwargs must be a dict, got {type(kwargs).__name__}")
     if strict:
         raise ExportError(
             "strict=True (bytecode-level capture) is not supported yet; use strict=False"

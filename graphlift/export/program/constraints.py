@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphlift.errors import ConstraintViolationError, Violation
-from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint
+from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, hint_kind
 from graphlift.export.spec.symbols import DynamicDim
 from graphlift.symbolic import ShapeEnv, ValueRange
 from graphlift.symbolic.expr import as_int, as_symbol, free_symbols
@@ -50,8 +50,9 @@ def check_dynamic_dims(
             continue
         change, where, fix = problem
         # AUTO may become anything; DYNAMIC may narrow or tie (as in torch) but not become static.
-        tolerated = dim.entry is DimHint.AUTO or (
-            dim.entry is DimHint.DYNAMIC and not change.startswith("static")
+        kind = hint_kind(dim.entry)
+        tolerated = kind is DimHint.AUTO or (
+            kind is DimHint.DYNAMIC and not change.startswith("static")
         )
         if tolerated:
             report.append(Specialization(dim.source, change, where))
@@ -76,7 +77,7 @@ def _hint_stand_ins(shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]) -> dict[s
     The older (hint) symbol survives the unification, but the named dim is still
     free; it is the hint dim that got tied (as torch.export sees it)."""
     hint_symbols = {
-        as_symbol(d.size.node.symbolic_expr) for d in dims if isinstance(d.entry, DimHint)
+        as_symbol(d.size.node.symbolic_expr) for d in dims if hint_kind(d.entry) is not None
     }
     tied: dict[str, list[str]] = {}
     for dim in dims:

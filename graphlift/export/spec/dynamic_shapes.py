@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from graphlift.errors import DynamicShapesError
+from graphlift.errors import DimIndexError, DynamicShapesError, DynamicShapesTypeError
 from graphlift.pytree import is_leaf_value, tree_flatten
 
 
@@ -34,6 +34,39 @@ class DimHint(Enum):
 
     def __repr__(self) -> str:
         return f"Dim.{self.name}"
+
+    def __call__(self, *, min: int | None = None, max: int | None = None) -> BoundedHint:
+        """``Dim.DYNAMIC(min=2, max=64)``: the hint, with the range its symbol starts in."""
+        return BoundedHint(self, min, max)
+
+
+@dataclass(frozen=True)
+class BoundedHint:
+    """``Dim.AUTO(max=64)``, ``Dim.DYNAMIC(min=2)``: a hint whose dim may only take
+    sizes in ``[min, max]`` (None: unbounded on that side), as torch.export allows."""
+
+    hint: DimHint
+    min: int | None = None
+    max: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hint is DimHint.STATIC:
+            raise DynamicShapesError("Dim.STATIC takes no range; use Dim.AUTO or Dim.DYNAMIC")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise DynamicShapesError(f"{self!r} has min > max")
+
+    def __repr__(self) -> str:
+        bounds = [f"{key}={value}" for key, value in (("min", self.min), ("max", self.max))]
+        return f"Dim.{self.hint.name}({', '.join(b for b in bounds if not b.endswith('None'))})"
+
+
+def hint_kind(entry: Any) -> DimHint | None:
+    """AUTO, STATIC or DYNAMIC for a hint (bounded or not), None for anything else."""
+    if isinstance(entry, DimHint):
+        return entry
+    if isinstance(entry, BoundedHint):
+        return entry.hint
+    return None
 
 
 @dataclass(frozen=True)
@@ -114,7 +147,7 @@ class DerivedDim:
         )
 
 
-DimEntry = Dim | DerivedDim | DimHint
+DimEntry = Dim | DerivedDim | DimHint | BoundedHint
 
 #: The key of a dynamic *int* input's entry: the value itself, not a dim of it.
 VALUE = -1
@@ -175,7 +208,7 @@ def _spec_per_argument(
             )
         lookup = dict(zip(given, spec))
     else:
-        raise DynamicShapesError(
+        raise DynamicShapesTypeError(
             f"dynamic_shapes must be a dict keyed by argument name or a tuple by position, "
             f"got {type(spec).__name__}"
         )
@@ -201,7 +234,7 @@ def _match(path: str, value: Any, spec: Any) -> list[dict[int, DimEntry]]:
     if is_leaf_value(value):
         if spec is None or spec is DimHint.STATIC:
             return [{}]
-        if type(value) is int and isinstance(spec, Dim | DimHint):
+        if type(value) is int and isinstance(spec, Dim | DimHint | BoundedHint):
             return [{VALUE: spec}]  # a dynamic int input
         raise DynamicShapesError(
             f"dynamic_shapes gives {spec!r} for {path}, which is a {type(value).__name__}, "
@@ -261,18 +294,29 @@ def _tensor_dims(path: str, tensor: torch.Tensor, spec: Any) -> dict[int, DimEnt
     result: dict[int, DimEntry] = {}
     for dim, entry in entries.items():
         if type(dim) is not int or not -tensor.dim() <= dim < tensor.dim():
-            raise DynamicShapesError(
+            raise DimIndexError(
                 f"dynamic_shapes for {path} names dim {dim!r}, but the tensor has {tensor.dim()} "
                 f"dims {list(tensor.shape)}"
             )
         if entry is None or entry is DimHint.STATIC:
             continue
-        if not isinstance(entry, Dim | DerivedDim | DimHint):
+        if type(entry) is int:  # torch.export: an int is a static dim of exactly that size
+            _check_static_size(path, dim, tensor, entry)
+            continue
+        if not isinstance(entry, Dim | DerivedDim | DimHint | BoundedHint):
             raise DynamicShapesError(
                 f"dynamic_shapes for {path} dim {dim}: expected a Dim, got {entry!r}"
             )
         result[dim % tensor.dim()] = entry
     return result
+
+
+def _check_static_size(path: str, dim: int, tensor: torch.Tensor, size: int) -> None:
+    if tensor.shape[dim] != size:
+        raise DynamicShapesError(
+            f"dynamic_shapes for {path} says dim {dim} is static with size {size}, but the "
+            f"example input has size {tensor.shape[dim]}"
+        )
 
 
 def _check_consistent_names(matched: list[dict[int, DimEntry]]) -> None:

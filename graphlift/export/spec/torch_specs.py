@@ -21,8 +21,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphlift.errors import DynamicShapesError
-from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint
+from graphlift.export.spec.dynamic_shapes import BoundedHint, DerivedDim, Dim, DimHint
 from graphlift.export.spec.shape_specs import AdditionalInputs
+
+
+def resolve_spec(
+    dynamic_shapes: Any, mod: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, Any]:
+    """(the spec in graphlift's objects, the builder it came from or None): a
+    ShapesCollection or AdditionalInputs (graphlift's or torch's) builds the spec
+    for these inputs; torch's Dim objects become graphlift's."""
+    builder = None
+    if hasattr(dynamic_shapes, "dynamic_shapes"):
+        builder = from_torch_builder(dynamic_shapes)
+        dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
+    return from_torch_spec(dynamic_shapes), builder
 
 
 def from_torch_spec(spec: Any) -> Any:
@@ -36,7 +49,7 @@ def from_torch_spec(spec: Any) -> Any:
 
 def from_torch_entry(entry: Any) -> Any:
     """One dim entry: graphlift's own objects and everything else pass through."""
-    if isinstance(entry, Dim | DerivedDim | DimHint) or entry is None:
+    if isinstance(entry, Dim | DerivedDim | DimHint | BoundedHint) or entry is None:
         return entry
     if _is_torch_hint(entry):
         return _hint(entry)
@@ -72,8 +85,11 @@ def _is_torch_dim(entry: Any) -> bool:
     )
 
 
-def _hint(entry: Any) -> DimHint:
-    return DimHint[entry.type.name]
+def _hint(entry: Any) -> DimHint | BoundedHint:
+    hint = DimHint[entry.type.name]
+    if entry.min is None and entry.max is None:
+        return hint
+    return BoundedHint(hint, None if entry.min is None else int(entry.min), _upper(entry.max))
 
 
 def _derived(entry: Any) -> DerivedDim:
