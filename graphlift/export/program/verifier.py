@@ -55,7 +55,7 @@ ALLOWED_PYTHON_TARGETS: set[Any] = {
     operator.truediv, operator.mod, operator.pow, operator.neg, operator.eq, operator.ne,
     operator.lt, operator.le, operator.gt, operator.ge, operator.and_, operator.or_,
     torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_float, torch.sym_int,
-    torch.sym_ite, math.ceil, math.floor, math.trunc,
+    torch.sym_ite, math.ceil, math.floor, math.trunc, round,
     *GRAPH_CALLABLES,  # functionalized custom ops (trace/functional_ops.py)
 }  # fmt: skip
 
@@ -87,6 +87,15 @@ def _is_subgraph(node: Node) -> bool:
 
 
 _BUILTIN_NAMESPACES = {"aten", "prim", "prims"}
+
+
+class Verifier:
+    """torch.export's verifier interface: ``Verifier().check(ep)`` verifies a program."""
+
+    dialect = "ATEN"
+
+    def check(self, program: ExportedProgram) -> None:
+        verify(program)
 
 
 def verify(program: ExportedProgram, level: IRLevel = "export") -> None:
