@@ -15,7 +15,12 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError, MutationError
+from graphlift.errors import (
+    ExportArgumentError,
+    ExportError,
+    MutationError,
+    UnsupportedInputError,
+)
 from graphlift.export.program.signature import (
     ConstantArgument,
     InputKind,
@@ -43,7 +48,12 @@ from graphlift.symbolic.expr import as_symbol
 from graphlift.trace.examples import ExampleValues
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
-from graphlift.trace.state import module_stack, preserved_attributes, swapped_state
+from graphlift.trace.state import (
+    module_stack,
+    preserved_attributes,
+    preserved_global_state,
+    swapped_state,
+)
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
@@ -87,6 +97,7 @@ def capture(
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
 
     with (
+        preserved_global_state(),
         preserved_attributes(module),
         swapped_state(module, lambda t: replacements[id(t)]),
         module_stack(recorder, module),
@@ -193,7 +204,7 @@ def _user_placeholders(
             traced_inputs.append(leaf)  # specialized: the model sees the Python value
             specs.append(InputSpec(InputKind.USER_INPUT, ConstantArgument(node.name, leaf), None))
         else:
-            raise ExportError(
+            raise UnsupportedInputError(
                 f"input {node.name!r} is a {type(leaf).__name__}; export takes tensors, Python "
                 "scalars, strings and None, nested in tuples, lists, dicts, dataclasses and "
                 "registered pytrees (graphlift.register_dataclass / "
@@ -337,7 +348,7 @@ def _input_names(
     try:
         bound = inspect.signature(module.forward).bind(*args, **kwargs)
     except TypeError as error:
-        raise ExportError(
+        raise ExportArgumentError(
             f"the example inputs do not fit {type(module).__name__}.forward: {error}"
         ) from None
     parameters = list(bound.signature.parameters.values())
@@ -383,7 +394,7 @@ def _flat(name: str) -> str:
 
 def _non_persistent_buffers(module: torch.nn.Module) -> set[str]:
     names = set()
-    for prefix, submodule in module.named_modules():
+    for prefix, submodule in module.named_modules(remove_duplicate=False):  # shared ones too
         for buffer in submodule._non_persistent_buffers_set:
             names.add(f"{prefix}.{buffer}" if prefix else buffer)
     return names
