@@ -177,13 +177,19 @@ def case(
     )
 
 
-def ranges(program: Any) -> list[tuple[int, Any]]:
+def ranges(program: Any) -> list[tuple[Any, Any]]:
     """``range_constraints`` as sorted (lower, upper) pairs, unbounded as "inf"
-    (torch's symbols are sympy, graphlift's are names: only the ranges compare)."""
+    (torch's symbols are sympy, graphlift's are names: only the ranges compare).
+
+    Lower bounds up to 2 compare equal ("<=2"): torch assumes sizes 0 and 1 away
+    for hint dims and reports them from 2, graphlift keeps sizes 0 and 1 where
+    the program is correct for them (docs/differences.md, "Sizes 0 and 1").
+    """
     result = []
     for value in program.range_constraints.values():
         upper = value.upper
         text = str(upper)
         bound = "inf" if text in ("int_oo", "oo", "inf") else int(upper)
-        result.append((int(value.lower), bound))
+        lower = int(value.lower)
+        result.append(("<=2" if lower <= 2 else lower, bound))
     return sorted(result, key=repr)

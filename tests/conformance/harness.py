@@ -143,6 +143,11 @@ def matches_category(expected: str, error: BaseException) -> bool:
 
 def observe(case: Case, exporter: Exporter) -> tuple[Observation, BaseException | None]:
     """Run ``case`` with ``exporter``; the export error (if any) is returned for matching."""
+    with torch.set_grad_enabled(torch.is_grad_enabled()):  # a case's eager run may switch it
+        return _observe(case, exporter)
+
+
+def _observe(case: Case, exporter: Exporter) -> tuple[Observation, BaseException | None]:
     torch.manual_seed(0)
     module = case.module()
     torch.manual_seed(0)
@@ -206,7 +211,11 @@ def _run_all(
 
 def _fresh(value: Any) -> Any:
     """Inputs are cloned per call, so a mutating program sees the same data as eager."""
-    return pytree.tree_map(lambda v: v.clone() if isinstance(v, torch.Tensor) else v, value)
+    return pytree.tree_map(
+        lambda v: v.clone() if isinstance(v, torch.Tensor) else v,
+        value,
+        is_leaf=lambda v: isinstance(v, torch.Size),  # pytree would rebuild it as a tuple
+    )
 
 
 def difference(got: Any, expected: Any) -> str | None:
