@@ -30,6 +30,7 @@ from graphlift.ir.effects import register_side_effect
 from graphlift.patching import Patcher
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.tensor import TraceTensor
@@ -115,13 +116,22 @@ def is_nonzero(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[
 
 
 def _size(env: ShapeEnv, what: str, *, min: int = 0, max: Any = None) -> torch.SymInt:
-    """A fresh size-like unbacked symbol in [min, max] (max None or symbolic: unbounded)."""
-    upper = max if isinstance(max, int) else None
+    """A fresh size-like unbacked symbol in [min, max] (max None: unbounded; symbolic:
+    its upper bound over the input ranges, so ``nonzero`` of a ``[100, 7, 5]``-bounded
+    input reports ``[0, 3500]`` as torch.export does)."""
+    upper = max if isinstance(max, int) else _upper_bound(env, max)
     size = env.create_unbacked_symint(size_like=True, min=min, max=upper)
     name = as_symbol(size.node.symbolic_expr)
     if name is not None:
         env.note_origin(name, f"the size of {what} at {_where()}")
     return size
+
+
+def _upper_bound(env: ShapeEnv, size: Any) -> int | None:
+    if not isinstance(size, torch.SymInt):
+        return None
+    upper = bound(env.simplify(size.node.symbolic_expr), env.ranges).upper
+    return None if math.isinf(upper) else int(upper)
 
 
 def _nonzero(env: ShapeEnv) -> Callable[..., Any]:

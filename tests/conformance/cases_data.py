@@ -162,9 +162,9 @@ def data_dependent_cases() -> list:
     r = ranges
     return [
         case("item-zeros", m1(item_zeros), ints(3), source=f"{T}::test_unbacked_item",
-             runs=lambda: (Run((torch.tensor(5),)), Run((torch.tensor(-1),)))),
+             runs=lambda: (Run((torch.tensor([5]),)), Run((torch.tensor([-1]),)))),
         case("item-checked", m1(item_checked), ints(3), source=f"{T}::test_torch_check_item",
-             runs=lambda: (Run((torch.tensor(5),)), Run((torch.tensor(11),))), observe=r),
+             runs=lambda: (Run((torch.tensor([5]),)), Run((torch.tensor([11]),))), observe=r),
         case("item-min-const", m1(item_min_const), ints(3), source=f"{T}::test_unbacked_min",
              runs=lambda: (Run((torch.tensor(9),)),)),
         case("item-scalar-output", m1(item_scalar_out), lambda: (torch.tensor([1, 2, 3]),),
@@ -344,7 +344,7 @@ def draft_cases() -> list:
              source=f"{DR}::test_data_dependent_branch", observe=report,
              runs=lambda: (Run((randn(3) + 5,)),)),
         case("draft-item-zeros", m1(item_zeros), ints(3), mode="draft", source=f"{DR}::test_item",
-             observe=report, runs=lambda: (Run((torch.tensor(4),)),)),
+             observe=report, runs=lambda: (Run((torch.tensor([4]),)),)),
         case("draft-specialized-dim", _Specializing, lambda: (randn(4, 3),), mode="draft",
              spec=lambda: {"x": {0: Dim("b")}}, source=f"{DR}::test_shape_failure", observe=report,
              runs=lambda: (Run((randn(4, 3),)),)),
@@ -375,7 +375,7 @@ def attributes(program):
         "example_inputs": [len(program.example_inputs[0]), sorted(program.example_inputs[1])],
         "verifiers": len(program.verifiers) >= 1,
         "state_dict": sorted(program.state_dict),
-        "module_call_graph": [e.fqn for e in program.module_call_graph],
+        "module_call_graph": program.module_call_graph[0].fqn,
     }
 
 
