@@ -152,7 +152,7 @@ def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
         graph_signature=signature,
         state_dict=state_dict,
         constants=constants,
-        range_constraints=range_constraints(shape_env) if shape_env else {},
+        range_constraints=range_constraints(shape_env, captured.graph) if shape_env else {},
         example_inputs=(traced.args, traced.kwargs),
         module_call_graph=(entry,),
         shape_env=shape_env,
