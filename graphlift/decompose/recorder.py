@@ -67,6 +67,7 @@ class ReplayRecorder(Recorder):
         node_args, _ = self._convert(args)
         node_kwargs, _ = self._convert(kwargs)
         node = self.record(op, node_args, node_kwargs)
+        assert original is not None  # _shadows found metadata to replay
         device = original[0].device if isinstance(original, tuple) else original.device
         return True, self._wrap_result(node, shadows, device, False)
 
