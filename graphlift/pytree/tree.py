@@ -305,7 +305,9 @@ def flatten_matching(tree: Any, spec: TreeSpec, *, root: str = "inputs") -> list
 def _in_key_order(tree: Any, spec: TreeSpec) -> Any:
     """``tree`` with every plain dict rebuilt in ``spec``'s key order (same keys only)."""
     if spec.type is dict and type(tree) is dict and set(tree) == set(spec.context):
-        return {key: _in_key_order(tree[key], child) for key, child in zip(spec.context, spec.children)}
+        return {
+            key: _in_key_order(tree[key], child) for key, child in zip(spec.context, spec.children)
+        }
     if spec.type in (tuple, list) and type(tree) is spec.type and len(tree) == len(spec.children):
         return spec.type(_in_key_order(item, child) for item, child in zip(tree, spec.children))
     return tree

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sympy  # type: ignore[import-untyped]
 import torch
 
-from graphlift.errors import GraphliftError, UnsupportedTraceError
+from graphlift.errors import UnsupportedTraceError
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic import layout
 from graphlift.symbolic.expr import Expr, Poly, Scalar

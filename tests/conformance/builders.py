@@ -59,7 +59,9 @@ def batch_spec(
 def with_batch(shapes: tuple[tuple[int, ...], ...], batch: int) -> tuple[torch.Tensor, ...]:
     """New inputs where every dim 0 equal to the first input's becomes ``batch``."""
     return tuple(
-        torch.randn(batch, *shape[1:]) if shape and shape[0] == shapes[0][0] else torch.randn(*shape)
+        torch.randn(batch, *shape[1:])
+        if shape and shape[0] == shapes[0][0]
+        else torch.randn(*shape)
         for shape in shapes
     )
 

@@ -187,14 +187,27 @@ def spec_spellings() -> list:
     negative = Difference(
         "torch refuses a negative dim index in a spec; graphlift reads it as Python indexing "
         "(-2 of a 2-d tensor is dim 0), which is unambiguous",
-        {"outcome": "ok", "inputs": ["USER_INPUT", "USER_INPUT"], "outputs": ["USER_OUTPUT"],
-         "targets": [], "observed": [["<=2", "inf"]], "runs": ["ok", "ok", "AssertionError",
-                                                             "AssertionError", "ok"], "eager": []},
+        {
+            "outcome": "ok",
+            "inputs": ["USER_INPUT", "USER_INPUT"],
+            "outputs": ["USER_OUTPUT"],
+            "targets": [],
+            "observed": [["<=2", "inf"]],
+            "runs": ["ok", "ok", "AssertionError", "AssertionError", "ok"],
+            "eager": [],
+        },
     )
     return [
-        case(f"spec-{name}", Add, add_inputs, spec=spec, runs=add_runs, observe=r,
-             source=f"{T}::test_dynamic_shapes_spec_variants",
-             difference=negative if name == "negative-index" else None)
+        case(
+            f"spec-{name}",
+            Add,
+            add_inputs,
+            spec=spec,
+            runs=add_runs,
+            observe=r,
+            source=f"{T}::test_dynamic_shapes_spec_variants",
+            difference=negative if name == "negative-index" else None,
+        )
         for name, spec in spellings.items()
     ]
 
@@ -248,32 +261,87 @@ def derived_cases() -> list:
         return {"x": {0: d + 2}, "y": {0: d}}
 
     return [
-        case("derived-plus-one", Slice1, lambda: (randn(5, 3), randn(4, 3)), spec=slice_spec, observe=r,
-             source=D, runs=lambda: (Run((randn(9, 3), randn(8, 3))), Run((randn(9, 3), randn(9, 3))),
-                                     Run((randn(40, 3), randn(39, 3))))),
-        case("derived-times-two-cat", Cat, lambda: (randn(3, 2), randn(3, 2), randn(6, 2)), spec=cat_spec,
-             observe=r, source=f"{T}::test_derived_dim_cat",
-             runs=lambda: (Run((randn(5, 2), randn(5, 2), randn(10, 2))),
-                           Run((randn(5, 2), randn(5, 2), randn(9, 2))))),
-        case("derived-times-two-reshape", Twice, lambda: (randn(8, 3), randn(4, 3)), spec=twice_spec,
-             observe=r, source=f"{T}::test_derived_dim_reshape",
-             runs=lambda: (Run((randn(12, 3), randn(6, 3))), Run((randn(12, 3), randn(5, 3))))),
-        case("derived-minus-one", Slice1, lambda: (randn(5, 3), randn(4, 3)), spec=minus_spec, observe=r,
-             source=f"{T}::test_derived_dim_sub",
-             runs=lambda: (Run((randn(9, 3), randn(8, 3))), Run((randn(9, 3), randn(7, 3))))),
-        case("derived-wrong-relation", Slice1, lambda: (randn(5, 3), randn(4, 3)), spec=unequal_derived,
-             observe=r, source=f"{T}::test_derived_dim_mismatch"),
-        case("derived-needed-but-unrelated", Slice1, lambda: (randn(5, 3), randn(4, 3)),
-             spec=lambda: {"x": {0: Dim("dx")}, "y": {0: Dim("dy")}}, observe=r,
-             source=f"{T}::test_derived_dim_suggested_fix"),
-        case("derived-needed-auto", Slice1, lambda: (randn(5, 3), randn(4, 3)),
-             spec=lambda: {"x": {0: Dim.AUTO}, "y": {0: Dim.AUTO}}, observe=r,
-             difference=Difference(ZERO_ONE + " (here y may be 1: x is the root, x >= 2)",
-                                   {"observed": [["<=2", "inf"], ["<=2", "inf"]]}),
-             source=f"{T}::test_dim_hint_relations",
-             runs=lambda: (Run((randn(9, 3), randn(8, 3))), Run((randn(9, 3), randn(9, 3))))),
-        case("equal-auto-dims", Add, add_inputs, spec=lambda: {"x": (Dim.AUTO, Dim.AUTO), "y": (Dim.AUTO, Dim.AUTO)},
-             observe=r, source=f"{T}::test_dim_hint_equalities", runs=add_runs),
+        case(
+            "derived-plus-one",
+            Slice1,
+            lambda: (randn(5, 3), randn(4, 3)),
+            spec=slice_spec,
+            observe=r,
+            source=D,
+            runs=lambda: (
+                Run((randn(9, 3), randn(8, 3))),
+                Run((randn(9, 3), randn(9, 3))),
+                Run((randn(40, 3), randn(39, 3))),
+            ),
+        ),
+        case(
+            "derived-times-two-cat",
+            Cat,
+            lambda: (randn(3, 2), randn(3, 2), randn(6, 2)),
+            spec=cat_spec,
+            observe=r,
+            source=f"{T}::test_derived_dim_cat",
+            runs=lambda: (
+                Run((randn(5, 2), randn(5, 2), randn(10, 2))),
+                Run((randn(5, 2), randn(5, 2), randn(9, 2))),
+            ),
+        ),
+        case(
+            "derived-times-two-reshape",
+            Twice,
+            lambda: (randn(8, 3), randn(4, 3)),
+            spec=twice_spec,
+            observe=r,
+            source=f"{T}::test_derived_dim_reshape",
+            runs=lambda: (Run((randn(12, 3), randn(6, 3))), Run((randn(12, 3), randn(5, 3)))),
+        ),
+        case(
+            "derived-minus-one",
+            Slice1,
+            lambda: (randn(5, 3), randn(4, 3)),
+            spec=minus_spec,
+            observe=r,
+            source=f"{T}::test_derived_dim_sub",
+            runs=lambda: (Run((randn(9, 3), randn(8, 3))), Run((randn(9, 3), randn(7, 3)))),
+        ),
+        case(
+            "derived-wrong-relation",
+            Slice1,
+            lambda: (randn(5, 3), randn(4, 3)),
+            spec=unequal_derived,
+            observe=r,
+            source=f"{T}::test_derived_dim_mismatch",
+        ),
+        case(
+            "derived-needed-but-unrelated",
+            Slice1,
+            lambda: (randn(5, 3), randn(4, 3)),
+            spec=lambda: {"x": {0: Dim("dx")}, "y": {0: Dim("dy")}},
+            observe=r,
+            source=f"{T}::test_derived_dim_suggested_fix",
+        ),
+        case(
+            "derived-needed-auto",
+            Slice1,
+            lambda: (randn(5, 3), randn(4, 3)),
+            spec=lambda: {"x": {0: Dim.AUTO}, "y": {0: Dim.AUTO}},
+            observe=r,
+            difference=Difference(
+                ZERO_ONE + " (here y may be 1: x is the root, x >= 2)",
+                {"observed": [["<=2", "inf"], ["<=2", "inf"]]},
+            ),
+            source=f"{T}::test_dim_hint_relations",
+            runs=lambda: (Run((randn(9, 3), randn(8, 3))), Run((randn(9, 3), randn(9, 3)))),
+        ),
+        case(
+            "equal-auto-dims",
+            Add,
+            add_inputs,
+            spec=lambda: {"x": (Dim.AUTO, Dim.AUTO), "y": (Dim.AUTO, Dim.AUTO)},
+            observe=r,
+            source=f"{T}::test_dim_hint_equalities",
+            runs=add_runs,
+        ),
     ]
 
 
@@ -282,22 +350,67 @@ def specialization_cases() -> list:
     dyn = lambda: {"x": {0: Dim("batch", min=2, max=64)}}  # noqa: E731
     auto = lambda: {"x": {0: Dim.AUTO}}  # noqa: E731
     runs = lambda: (Run((randn(4, 3),)), Run((randn(7, 3),)), Run((randn(3, 3),)))  # noqa: E731
-    models = {"branch": Branch, "int-of-size": IntOfSize, "assert-size": AssertSize, "view-const": ViewConst}
+    models = {
+        "branch": Branch,
+        "int-of-size": IntOfSize,
+        "assert-size": AssertSize,
+        "view-const": ViewConst,
+    }
     result = []
     for name, model in models.items():
-        result.append(case(f"specialize-{name}-named", model, lambda: (randn(4, 3),), spec=dyn, observe=r,
-                           source=S))
-        result.append(case(f"specialize-{name}-auto", model, lambda: (randn(4, 3),), spec=auto, observe=r,
-                           source=S, runs=runs))
-        result.append(case(f"specialize-{name}-dynamic-hint", model, lambda: (randn(4, 3),),
-                           spec=lambda: {"x": {0: Dim.DYNAMIC}}, observe=r, source=S))
-    result.append(case("branch-large-example-auto", Branch, lambda: (randn(8, 3),), spec=auto, observe=r,
-                       source=f"{T}::test_dim_hint_range_narrowing",
-                       runs=lambda: (Run((randn(6, 3),)), Run((randn(5, 3),)), Run((randn(30, 3),)))))
-    result.append(case("branch-large-example-named-narrowed", Branch, lambda: (randn(8, 3),),
-                       spec=lambda: {"x": {0: Dim("batch", min=6, max=64)}}, observe=r,
-                       source=f"{T}::test_dynamic_shapes_narrowed_range",
-                       runs=lambda: (Run((randn(6, 3),)), Run((randn(64, 3),)), Run((randn(65, 3),)))))
+        result.append(
+            case(
+                f"specialize-{name}-named",
+                model,
+                lambda: (randn(4, 3),),
+                spec=dyn,
+                observe=r,
+                source=S,
+            )
+        )
+        result.append(
+            case(
+                f"specialize-{name}-auto",
+                model,
+                lambda: (randn(4, 3),),
+                spec=auto,
+                observe=r,
+                source=S,
+                runs=runs,
+            )
+        )
+        result.append(
+            case(
+                f"specialize-{name}-dynamic-hint",
+                model,
+                lambda: (randn(4, 3),),
+                spec=lambda: {"x": {0: Dim.DYNAMIC}},
+                observe=r,
+                source=S,
+            )
+        )
+    result.append(
+        case(
+            "branch-large-example-auto",
+            Branch,
+            lambda: (randn(8, 3),),
+            spec=auto,
+            observe=r,
+            source=f"{T}::test_dim_hint_range_narrowing",
+            runs=lambda: (Run((randn(6, 3),)), Run((randn(5, 3),)), Run((randn(30, 3),))),
+        )
+    )
+    result.append(
+        case(
+            "branch-large-example-named-narrowed",
+            Branch,
+            lambda: (randn(8, 3),),
+            spec=lambda: {"x": {0: Dim("batch", min=6, max=64)}},
+            observe=r,
+            source=f"{T}::test_dynamic_shapes_narrowed_range",
+            runs=lambda: (Run((randn(6, 3),)), Run((randn(64, 3),)), Run((randn(65, 3),))),
+        )
+    )
     return result
 
 
@@ -305,61 +418,183 @@ def shape_program_cases() -> list:
     P = f"{T}::test_dynamic_shapes_ops"
     b, s = Dim("b", max=32), Dim("s", max=32)
     return [
-        case("matmul-inner-tied", Matmul, lambda: (randn(4, 5), randn(5, 3)),
-             spec=lambda: {"x": (Dim("m"), Dim("k")), "w": (Dim("k"), None)}, observe=r, source=P,
-             runs=lambda: (Run((randn(6, 7), randn(7, 3))), Run((randn(6, 7), randn(6, 3))))),
-        case("matmul-inner-untied", Matmul, lambda: (randn(4, 5), randn(5, 3)),
-             spec=lambda: {"x": (Dim("m"), Dim("k1")), "w": (Dim("k2"), None)}, observe=r, source=P),
-        case("matmul-inner-auto", Matmul, lambda: (randn(4, 5), randn(5, 3)),
-             spec=lambda: {"x": (Dim.AUTO, Dim.AUTO), "w": (Dim.AUTO, None)}, observe=r, source=P,
-             runs=lambda: (Run((randn(6, 7), randn(7, 3))), Run((randn(6, 7), randn(6, 3))))),
-        case("return-dynamic-size", ReturnSize, lambda: (randn(4, 3),), spec=lambda: {"x": {0: Dim("b")}},
-             observe=r, source=f"{T}::test_symint_output",
-             runs=lambda: (Run((randn(7, 3),)),)),
-        case("return-dynamic-size-roundtrip", ReturnSize, lambda: (randn(4, 3),), mode="roundtrip",
-             spec=lambda: {"x": {0: Dim("b")}}, observe=r, source="test/export/test_serialize.py::test_sym_int_output",
-             runs=lambda: (Run((randn(7, 3),)),)),
-        case("size-arithmetic", SizeArith, lambda: (randn(4, 3),), spec=lambda: {"x": {0: Dim("b", max=64)}},
-             observe=r, source=P, runs=lambda: (Run((randn(9, 3),)),)),
-        case("views-of-dynamic", Views, lambda: (randn(2, 3, 4),), spec=lambda: {"x": (b, s, None)},
-             difference=Difference(ZERO_ONE, {"outcome": "ok", "inputs": ["USER_INPUT"],
-                                               "outputs": ["USER_OUTPUT"], "targets": [],
-                                               "observed": [["<=2", 32], ["<=2", 32]], "runs": ["ok", "ok"],
-                                               "eager": []}),
-             observe=r, source=P, runs=lambda: (Run((randn(5, 7, 4),)),)),
-        case("split-by-size", SplitHalf, lambda: (randn(2, 6),), spec=lambda: {"x": (None, Dim("n", max=64))},
-             observe=r, source=P, runs=lambda: (Run((randn(2, 9),)),)),
-        case("round-of-size-auto", RoundSize, lambda: (randn(6, 3),), spec=lambda: {"x": {0: Dim.AUTO}},
-             observe=r, source=f"{T}::test_round_size",
-             runs=lambda: (Run((randn(6, 3),)), Run((randn(9, 3),)))),
-        case("interpolate-auto", Interpolate, lambda: (randn(1, 2, 4, 4),),
-             spec=lambda: {"x": (Dim.AUTO, None, Dim.AUTO, Dim.AUTO)}, observe=r,
-             difference=Difference(ZERO_ONE, {"observed": [["<=2", "inf"]] * 3, "runs": ["ok", "ok"]}),
-             source=f"{T}::test_interpolate_auto", runs=lambda: (Run((randn(2, 2, 5, 7),)),)),
-        case("pad-sequence-auto", PadSequence, lambda: (randn(3, 4), randn(5, 4)),
-             spec=lambda: {"a": (Dim.AUTO, None), "b": (Dim.AUTO, None)}, observe=r,
-             source=f"{T}::test_pad_sequence_auto", runs=lambda: (Run((randn(6, 4), randn(2, 4))),)),
-        case("nonzero-static-dynamic", NonzeroStatic, lambda: (randn(6),), spec=lambda: {"x": {0: Dim("n", max=64)}},
-             observe=r, source=f"{T}::test_mask_nonzero_static", runs=lambda: (Run((randn(9),)),)),
-        case("masked-linear-shared-batch", MaskedLinear, lambda: (randn(2, 5, 8), randn(2, 5)),
-             spec=lambda: {"x": (Dim("b"), Dim("s"), None), "mask": (Dim("b"), Dim("s"))}, observe=r, source=P,
-             runs=lambda: (Run((randn(3, 7, 8), randn(3, 7))), Run((randn(3, 7, 8), randn(3, 6))))),
-        case("attention-dynamic-seq", Attention, lambda: (randn(2, 5, 8), randn(2, 6, 8)),
-             spec=lambda: {"q": (Dim("b"), Dim("sq"), None), "k": (Dim("b"), Dim("sk"), None)}, observe=r,
-             source=P, runs=lambda: (Run((randn(3, 2, 8), randn(3, 9, 8))),)),
-        case("int-input-dynamic-hint", IntInputScale, lambda: (randn(8, 3), 4),
-             spec=lambda: {"x": None, "n": Dim.DYNAMIC}, observe=r, source=f"{T}::test_dynamic_int_input",
-             runs=lambda: (Run((randn(8, 3), 6)),)),
-        case("int-input-auto-hint", IntInputScale, lambda: (randn(8, 3), 4),
-             spec=lambda: {"x": None, "n": Dim.AUTO}, observe=r, source=f"{T}::test_dynamic_int_input",
-             runs=lambda: (Run((randn(8, 3), 2)),)),
-        case("batch-of-one-example", Add, lambda: (randn(1, 3), randn(1, 3)),
-             spec=lambda: {"x": {0: Dim("batch")}, "y": {0: Dim("batch")}}, observe=r,
-             source=f"{PM} (0/1 specialization)",
-             runs=lambda: (Run((randn(5, 3), randn(5, 3))),)),
-        case("batch-of-one-example-auto", Add, lambda: (randn(1, 3), randn(1, 3)),
-             spec=lambda: {"x": {0: Dim.AUTO}, "y": {0: Dim.AUTO}}, observe=r,
-             source=f"{PM} (0/1 specialization)", runs=lambda: (Run((randn(5, 3), randn(5, 3))),)),
+        case(
+            "matmul-inner-tied",
+            Matmul,
+            lambda: (randn(4, 5), randn(5, 3)),
+            spec=lambda: {"x": (Dim("m"), Dim("k")), "w": (Dim("k"), None)},
+            observe=r,
+            source=P,
+            runs=lambda: (Run((randn(6, 7), randn(7, 3))), Run((randn(6, 7), randn(6, 3)))),
+        ),
+        case(
+            "matmul-inner-untied",
+            Matmul,
+            lambda: (randn(4, 5), randn(5, 3)),
+            spec=lambda: {"x": (Dim("m"), Dim("k1")), "w": (Dim("k2"), None)},
+            observe=r,
+            source=P,
+        ),
+        case(
+            "matmul-inner-auto",
+            Matmul,
+            lambda: (randn(4, 5), randn(5, 3)),
+            spec=lambda: {"x": (Dim.AUTO, Dim.AUTO), "w": (Dim.AUTO, None)},
+            observe=r,
+            source=P,
+            runs=lambda: (Run((randn(6, 7), randn(7, 3))), Run((randn(6, 7), randn(6, 3)))),
+        ),
+        case(
+            "return-dynamic-size",
+            ReturnSize,
+            lambda: (randn(4, 3),),
+            spec=lambda: {"x": {0: Dim("b")}},
+            observe=r,
+            source=f"{T}::test_symint_output",
+            runs=lambda: (Run((randn(7, 3),)),),
+        ),
+        case(
+            "return-dynamic-size-roundtrip",
+            ReturnSize,
+            lambda: (randn(4, 3),),
+            mode="roundtrip",
+            spec=lambda: {"x": {0: Dim("b")}},
+            observe=r,
+            source="test/export/test_serialize.py::test_sym_int_output",
+            runs=lambda: (Run((randn(7, 3),)),),
+        ),
+        case(
+            "size-arithmetic",
+            SizeArith,
+            lambda: (randn(4, 3),),
+            spec=lambda: {"x": {0: Dim("b", max=64)}},
+            observe=r,
+            source=P,
+            runs=lambda: (Run((randn(9, 3),)),),
+        ),
+        case(
+            "views-of-dynamic",
+            Views,
+            lambda: (randn(2, 3, 4),),
+            spec=lambda: {"x": (b, s, None)},
+            difference=Difference(
+                ZERO_ONE,
+                {
+                    "outcome": "ok",
+                    "inputs": ["USER_INPUT"],
+                    "outputs": ["USER_OUTPUT"],
+                    "targets": [],
+                    "observed": [["<=2", 32], ["<=2", 32]],
+                    "runs": ["ok", "ok"],
+                    "eager": [],
+                },
+            ),
+            observe=r,
+            source=P,
+            runs=lambda: (Run((randn(5, 7, 4),)),),
+        ),
+        case(
+            "split-by-size",
+            SplitHalf,
+            lambda: (randn(2, 6),),
+            spec=lambda: {"x": (None, Dim("n", max=64))},
+            observe=r,
+            source=P,
+            runs=lambda: (Run((randn(2, 9),)),),
+        ),
+        case(
+            "round-of-size-auto",
+            RoundSize,
+            lambda: (randn(6, 3),),
+            spec=lambda: {"x": {0: Dim.AUTO}},
+            observe=r,
+            source=f"{T}::test_round_size",
+            runs=lambda: (Run((randn(6, 3),)), Run((randn(9, 3),))),
+        ),
+        case(
+            "interpolate-auto",
+            Interpolate,
+            lambda: (randn(1, 2, 4, 4),),
+            spec=lambda: {"x": (Dim.AUTO, None, Dim.AUTO, Dim.AUTO)},
+            observe=r,
+            difference=Difference(
+                ZERO_ONE, {"observed": [["<=2", "inf"]] * 3, "runs": ["ok", "ok"]}
+            ),
+            source=f"{T}::test_interpolate_auto",
+            runs=lambda: (Run((randn(2, 2, 5, 7),)),),
+        ),
+        case(
+            "pad-sequence-auto",
+            PadSequence,
+            lambda: (randn(3, 4), randn(5, 4)),
+            spec=lambda: {"a": (Dim.AUTO, None), "b": (Dim.AUTO, None)},
+            observe=r,
+            source=f"{T}::test_pad_sequence_auto",
+            runs=lambda: (Run((randn(6, 4), randn(2, 4))),),
+        ),
+        case(
+            "nonzero-static-dynamic",
+            NonzeroStatic,
+            lambda: (randn(6),),
+            spec=lambda: {"x": {0: Dim("n", max=64)}},
+            observe=r,
+            source=f"{T}::test_mask_nonzero_static",
+            runs=lambda: (Run((randn(9),)),),
+        ),
+        case(
+            "masked-linear-shared-batch",
+            MaskedLinear,
+            lambda: (randn(2, 5, 8), randn(2, 5)),
+            spec=lambda: {"x": (Dim("b"), Dim("s"), None), "mask": (Dim("b"), Dim("s"))},
+            observe=r,
+            source=P,
+            runs=lambda: (Run((randn(3, 7, 8), randn(3, 7))), Run((randn(3, 7, 8), randn(3, 6)))),
+        ),
+        case(
+            "attention-dynamic-seq",
+            Attention,
+            lambda: (randn(2, 5, 8), randn(2, 6, 8)),
+            spec=lambda: {"q": (Dim("b"), Dim("sq"), None), "k": (Dim("b"), Dim("sk"), None)},
+            observe=r,
+            source=P,
+            runs=lambda: (Run((randn(3, 2, 8), randn(3, 9, 8))),),
+        ),
+        case(
+            "int-input-dynamic-hint",
+            IntInputScale,
+            lambda: (randn(8, 3), 4),
+            spec=lambda: {"x": None, "n": Dim.DYNAMIC},
+            observe=r,
+            source=f"{T}::test_dynamic_int_input",
+            runs=lambda: (Run((randn(8, 3), 6)),),
+        ),
+        case(
+            "int-input-auto-hint",
+            IntInputScale,
+            lambda: (randn(8, 3), 4),
+            spec=lambda: {"x": None, "n": Dim.AUTO},
+            observe=r,
+            source=f"{T}::test_dynamic_int_input",
+            runs=lambda: (Run((randn(8, 3), 2)),),
+        ),
+        case(
+            "batch-of-one-example",
+            Add,
+            lambda: (randn(1, 3), randn(1, 3)),
+            spec=lambda: {"x": {0: Dim("batch")}, "y": {0: Dim("batch")}},
+            observe=r,
+            source=f"{PM} (0/1 specialization)",
+            runs=lambda: (Run((randn(5, 3), randn(5, 3))),),
+        ),
+        case(
+            "batch-of-one-example-auto",
+            Add,
+            lambda: (randn(1, 3), randn(1, 3)),
+            spec=lambda: {"x": {0: Dim.AUTO}, "y": {0: Dim.AUTO}},
+            observe=r,
+            source=f"{PM} (0/1 specialization)",
+            runs=lambda: (Run((randn(5, 3), randn(5, 3))),),
+        ),
     ]
 
 
@@ -408,21 +643,59 @@ def builder_cases() -> list:
         return extra
 
     return [
-        case("shapes-collection-torch", Add, lambda: made.args, spec=sc_spec, observe=r,
-             source=f"{T}::test_shapes_collection", runs=add_runs),
-        case("additional-inputs-torch", Add, add_inputs, spec=additional, observe=r,
-             source=f"{T}::test_additional_inputs", runs=add_runs),
-        case("additional-inputs-two-dims", Add, add_inputs, spec=additional_bad, observe=r,
-             source=f"{T}::test_additional_inputs", runs=add_runs),
-        case("additional-inputs-int", IntInputScale, lambda: (randn(8, 3), 4), spec=additional_int, observe=r,
-             source=f"{T}::test_additional_inputs_int", runs=lambda: (Run((randn(8, 3), 5)),)),
-        case("additional-inputs-violate-program", Branch, lambda: (randn(3, 3),), spec=additional_violating,
-             observe=r, source=f"{T}::test_additional_inputs_verify"),
+        case(
+            "shapes-collection-torch",
+            Add,
+            lambda: made.args,
+            spec=sc_spec,
+            observe=r,
+            source=f"{T}::test_shapes_collection",
+            runs=add_runs,
+        ),
+        case(
+            "additional-inputs-torch",
+            Add,
+            add_inputs,
+            spec=additional,
+            observe=r,
+            source=f"{T}::test_additional_inputs",
+            runs=add_runs,
+        ),
+        case(
+            "additional-inputs-two-dims",
+            Add,
+            add_inputs,
+            spec=additional_bad,
+            observe=r,
+            source=f"{T}::test_additional_inputs",
+            runs=add_runs,
+        ),
+        case(
+            "additional-inputs-int",
+            IntInputScale,
+            lambda: (randn(8, 3), 4),
+            spec=additional_int,
+            observe=r,
+            source=f"{T}::test_additional_inputs_int",
+            runs=lambda: (Run((randn(8, 3), 5)),),
+        ),
+        case(
+            "additional-inputs-violate-program",
+            Branch,
+            lambda: (randn(3, 3),),
+            spec=additional_violating,
+            observe=r,
+            source=f"{T}::test_additional_inputs_verify",
+        ),
     ]
 
 
 def cases() -> list:
     return (
-        spec_spellings() + spec_errors() + derived_cases() + specialization_cases()
-        + shape_program_cases() + builder_cases()
+        spec_spellings()
+        + spec_errors()
+        + derived_cases()
+        + specialization_cases()
+        + shape_program_cases()
+        + builder_cases()
     )

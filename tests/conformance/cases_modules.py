@@ -8,7 +8,6 @@ layers: linear, conv, norms, recurrent, attention, pooling),
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from tests.conformance.builders import module_cases
@@ -95,11 +94,19 @@ def cases() -> list:
             continue
         result += module_cases(f"nn-{name}", factory, shapes, source=f"{T} / {S}", modes=MODES)
     result += module_cases(
-        "nn-batchnorm2d-train", lambda: nn.BatchNorm2d(3), ((2, 3, 4, 4),), source=f"{T}::test_batchnorm_train",
-        modes=("export", "decompose"), train=True,
+        "nn-batchnorm2d-train",
+        lambda: nn.BatchNorm2d(3),
+        ((2, 3, 4, 4),),
+        source=f"{T}::test_batchnorm_train",
+        modes=("export", "decompose"),
+        train=True,
     )
     result += module_cases(
-        "nn-dropout-train", lambda: nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0)), ((2, 4),),
-        source=f"{T}::test_dropout_train", modes=("export",), train=True,
+        "nn-dropout-train",
+        lambda: nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.0)),
+        ((2, 4),),
+        source=f"{T}::test_dropout_train",
+        modes=("export",),
+        train=True,
     )
     return result

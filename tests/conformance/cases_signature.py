@@ -19,11 +19,14 @@ from tests.conformance.builders import case, randn
 from tests.conformance.harness import Difference, Run
 
 #: torch.export runs inputs its program was not traced for and computes something else
-UNCHECKED_INPUT = "torch's module() does not check this property of the input and runs the graph anyway"
+UNCHECKED_INPUT = (
+    "torch's module() does not check this property of the input and runs the graph anyway"
+)
 
 
 def refuses(reason: str, *runs: str) -> Difference:
     return Difference(reason, {"runs": list(runs)})
+
 
 T = "test/export/test_export.py"
 PM = "docs/source/export/programming_model.md"
@@ -537,36 +540,114 @@ class IndexPutBuffer(torch.nn.Module):
 def state_cases() -> list:
     s = sig_views
     return [
-        case("basic-list-input", Basic, lambda: ([randn(1, 3)], randn(1, 3)), source=f"{T}::test_basic",
-             runs=lambda: (Run(([randn(1, 3)], randn(1, 3))),), observe=s),
-        case("basic-param", WithParam, lambda: ([randn(1, 3)], randn(1, 3)),
-             source=f"{T}::test_basic_non_strict_real_tensor", observe=s),
-        case("not-registered-parameter", NotRegisteredParam, one(1, 3),
-             source=f"{T}::test_not_registered_parameter",
-             observe=lambda ep: (len(ep.graph_signature.lifted_tensor_constants), len(ep.graph_signature.parameters))),
-        case("tensor-constant-lifted", TensorConstant, one(2, 3), source=f"{T}::test_constant_tensor",
-             observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants)),
-        case("unused-constant-not-lifted", UnusedConstant, one(2, 3), source=f"{T}::test_lifted_constants",
-             observe=lambda ep: len(ep.constants)),
-        case("aliased-constant-lifted-once", AliasedConstant, one(2, 3), source=f"{T}::test_constant_aliasing",
-             observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants)),
+        case(
+            "basic-list-input",
+            Basic,
+            lambda: ([randn(1, 3)], randn(1, 3)),
+            source=f"{T}::test_basic",
+            runs=lambda: (Run(([randn(1, 3)], randn(1, 3))),),
+            observe=s,
+        ),
+        case(
+            "basic-param",
+            WithParam,
+            lambda: ([randn(1, 3)], randn(1, 3)),
+            source=f"{T}::test_basic_non_strict_real_tensor",
+            observe=s,
+        ),
+        case(
+            "not-registered-parameter",
+            NotRegisteredParam,
+            one(1, 3),
+            source=f"{T}::test_not_registered_parameter",
+            observe=lambda ep: (
+                len(ep.graph_signature.lifted_tensor_constants),
+                len(ep.graph_signature.parameters),
+            ),
+        ),
+        case(
+            "tensor-constant-lifted",
+            TensorConstant,
+            one(2, 3),
+            source=f"{T}::test_constant_tensor",
+            observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants),
+        ),
+        case(
+            "unused-constant-not-lifted",
+            UnusedConstant,
+            one(2, 3),
+            source=f"{T}::test_lifted_constants",
+            observe=lambda ep: len(ep.constants),
+        ),
+        case(
+            "aliased-constant-lifted-once",
+            AliasedConstant,
+            one(2, 3),
+            source=f"{T}::test_constant_aliasing",
+            observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants),
+        ),
         case("placeholder-order", ConstantBeforeParam, one(2, 3), source=f"{PM} (lifting order)"),
-        case("buffer-param-nonpersistent", BufferAndParam, one(2, 3), source=f"{T}::test_non_persistent_buffer",
-             observe=s),
-        case("shared-parameter", SharedParam, one(2, 3), source=f"{T}::test_tied_weights", observe=s),
-        case("shared-submodule", SharedSubmodule, one(2, 3), source=f"{T}::test_shared_submodule", observe=s),
-        case("shared-nonpersistent-buffer", SharedNonPersistent, one(2, 3),
-             source=f"{T}::test_nonpersistent_buffer_shared_submodule", observe=s),
-        case("unused-parameter", UnusedParam, one(2, 3), source=f"{T}::test_unused_parameter", observe=s),
+        case(
+            "buffer-param-nonpersistent",
+            BufferAndParam,
+            one(2, 3),
+            source=f"{T}::test_non_persistent_buffer",
+            observe=s,
+        ),
+        case(
+            "shared-parameter", SharedParam, one(2, 3), source=f"{T}::test_tied_weights", observe=s
+        ),
+        case(
+            "shared-submodule",
+            SharedSubmodule,
+            one(2, 3),
+            source=f"{T}::test_shared_submodule",
+            observe=s,
+        ),
+        case(
+            "shared-nonpersistent-buffer",
+            SharedNonPersistent,
+            one(2, 3),
+            source=f"{T}::test_nonpersistent_buffer_shared_submodule",
+            observe=s,
+        ),
+        case(
+            "unused-parameter",
+            UnusedParam,
+            one(2, 3),
+            source=f"{T}::test_unused_parameter",
+            observe=s,
+        ),
         case("parameter-list", ParamList, one(2, 3), source=f"{T}::test_param_list", observe=s),
         case("module-dict", ModuleDict, one(2, 3), source=f"{T}::test_module_dict", observe=s),
         case("nested-submodules", Nested, one(2, 3), source=f"{T}::test_nested_module", observe=s),
-        case("scalar-tensor-constant", ScalarTensorConstant, one(2, 3), source=f"{T}::test_setgrad_lifted_tensor",
-             observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants)),
-        case("tensor-from-list-constant", TensorFromList, one(2, 3), source=f"{T}::test_tensor_constant_list"),
-        case("constant-in-submodule", ConstantInSubmodule, one(2, 3), source=f"{T}::test_constant_in_submodule",
-             observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants)),
-        case("frozen-parameter", FrozenParam, one(2, 3), source=f"{T}::test_requires_grad_false_param", observe=s),
+        case(
+            "scalar-tensor-constant",
+            ScalarTensorConstant,
+            one(2, 3),
+            source=f"{T}::test_setgrad_lifted_tensor",
+            observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants),
+        ),
+        case(
+            "tensor-from-list-constant",
+            TensorFromList,
+            one(2, 3),
+            source=f"{T}::test_tensor_constant_list",
+        ),
+        case(
+            "constant-in-submodule",
+            ConstantInSubmodule,
+            one(2, 3),
+            source=f"{T}::test_constant_in_submodule",
+            observe=lambda ep: len(ep.graph_signature.lifted_tensor_constants),
+        ),
+        case(
+            "frozen-parameter",
+            FrozenParam,
+            one(2, 3),
+            source=f"{T}::test_requires_grad_false_param",
+            observe=s,
+        ),
         case("int-buffer-index", IntBuffer, one(2, 3), source=f"{T}::test_buffer_index", observe=s),
     ]
 
@@ -574,71 +655,228 @@ def state_cases() -> list:
 def input_cases() -> list:
     s = sig_views
     return [
-        case("kwargs-only", Kwargs, one(2, 3), kwargs=lambda: {"scale": randn(2, 3)}, source=f"{T}::test_kwargs",
-             runs=lambda: (Run((randn(2, 3),), {"scale": randn(2, 3)}),), observe=s),
-        case("kwargs-with-bias", Kwargs, one(2, 3), kwargs=lambda: {"scale": randn(2, 3), "bias": randn(3)},
-             source=f"{T}::test_kwargs", observe=s),
-        case("kwargs-reordered-run", Kwargs, one(2, 3),
-             kwargs=lambda: {"scale": randn(2, 3), "bias": randn(3)}, source=f"{T}::test_kwargs_reorder",
-             runs=lambda: (Run((randn(2, 3),), {"bias": randn(3), "scale": randn(2, 3)}),)),
-        case("default-args-omitted", DefaultArg, one(2, 3), source=f"{T}::test_default_args",
-             runs=lambda: (Run((randn(2, 3),)),)),
-        case("default-args-given", DefaultArg, lambda: (randn(2, 3), randn(2, 3), False), source=f"{T}::test_default_args",
-             runs=lambda: (Run((randn(2, 3), randn(2, 3), True)),)),
-        case("dict-input", DictInput, lambda: ({"a": randn(2, 3), "b": randn(2, 3)},),
-             source=f"{T}::test_dict_input", observe=s,
-             runs=lambda: (Run(({"a": randn(2, 3), "b": randn(2, 3)},)), Run(({"a": randn(2, 3)},)))),
-        case("dict-input-key-order", DictInput, lambda: ({"a": randn(2, 3), "b": randn(2, 3)},),
-             source=f"{T}::test_dict_key_order", runs=lambda: (Run(({"b": randn(2, 3), "a": randn(2, 3)},)),)),
-        case("nested-input", NestedInput, lambda: (randn(3), ((randn(3), randn(3)), {"c": randn(3)})),
-             source=f"{T}::test_nested_input", observe=s),
-        case("list-input", ListInput, lambda: ([randn(3), randn(3), randn(3)],), source=f"{T}::test_list_input",
-             runs=lambda: (Run(([randn(3), randn(3)],)),)),
-        case("namedtuple-input", NamedTupleInput, lambda: (Point(randn(3), randn(3)),),
-             source=f"{T}::test_namedtuple_input", runs=lambda: (Run((Point(randn(3), randn(3)),)),)),
-        case("int-input-specialized", IntInput, lambda: (randn(3), 3), source=f"{PM} (ints are specialized)",
-             runs=lambda: (Run((randn(3), 3)), Run((randn(3), 4)))),
-        case("float-input-specialized", FloatInput, lambda: (randn(3), 0.5), source=f"{PM} (floats are specialized)",
-             runs=lambda: (Run((randn(3), 0.5)), Run((randn(3), 0.25)))),
-        case("bool-input-specialized", BoolInput, lambda: (randn(3), True), source=f"{PM} (bools are specialized)",
-             runs=lambda: (Run((randn(3), True)), Run((randn(3), False)))),
-        case("str-input-specialized", StrInput, lambda: (randn(3), "relu"), source=f"{PM} (strings are specialized)",
-             runs=lambda: (Run((randn(3), "relu")), Run((randn(3), "tanh")))),
-        case("none-input", NoneInput, lambda: (randn(3), None), source=f"{T}::test_none_input",
-             difference=refuses(f"{UNCHECKED_INPUT}: a tensor where None was traced gives a wrong "
-                                "result (the branch on `y is None` was taken at export)", "ok", "ok", "ValueError"),
-             runs=lambda: (Run((randn(3), None)), Run((randn(3), randn(3))))),
-        case("size-input", SizeInput, lambda: (randn(2, 3), torch.Size([3, 2])), source=f"{T}::test_torch_size_input",
-             runs=lambda: (Run((randn(2, 3), torch.Size([3, 2]))),)),
+        case(
+            "kwargs-only",
+            Kwargs,
+            one(2, 3),
+            kwargs=lambda: {"scale": randn(2, 3)},
+            source=f"{T}::test_kwargs",
+            runs=lambda: (Run((randn(2, 3),), {"scale": randn(2, 3)}),),
+            observe=s,
+        ),
+        case(
+            "kwargs-with-bias",
+            Kwargs,
+            one(2, 3),
+            kwargs=lambda: {"scale": randn(2, 3), "bias": randn(3)},
+            source=f"{T}::test_kwargs",
+            observe=s,
+        ),
+        case(
+            "kwargs-reordered-run",
+            Kwargs,
+            one(2, 3),
+            kwargs=lambda: {"scale": randn(2, 3), "bias": randn(3)},
+            source=f"{T}::test_kwargs_reorder",
+            runs=lambda: (Run((randn(2, 3),), {"bias": randn(3), "scale": randn(2, 3)}),),
+        ),
+        case(
+            "default-args-omitted",
+            DefaultArg,
+            one(2, 3),
+            source=f"{T}::test_default_args",
+            runs=lambda: (Run((randn(2, 3),)),),
+        ),
+        case(
+            "default-args-given",
+            DefaultArg,
+            lambda: (randn(2, 3), randn(2, 3), False),
+            source=f"{T}::test_default_args",
+            runs=lambda: (Run((randn(2, 3), randn(2, 3), True)),),
+        ),
+        case(
+            "dict-input",
+            DictInput,
+            lambda: ({"a": randn(2, 3), "b": randn(2, 3)},),
+            source=f"{T}::test_dict_input",
+            observe=s,
+            runs=lambda: (Run(({"a": randn(2, 3), "b": randn(2, 3)},)), Run(({"a": randn(2, 3)},))),
+        ),
+        case(
+            "dict-input-key-order",
+            DictInput,
+            lambda: ({"a": randn(2, 3), "b": randn(2, 3)},),
+            source=f"{T}::test_dict_key_order",
+            runs=lambda: (Run(({"b": randn(2, 3), "a": randn(2, 3)},)),),
+        ),
+        case(
+            "nested-input",
+            NestedInput,
+            lambda: (randn(3), ((randn(3), randn(3)), {"c": randn(3)})),
+            source=f"{T}::test_nested_input",
+            observe=s,
+        ),
+        case(
+            "list-input",
+            ListInput,
+            lambda: ([randn(3), randn(3), randn(3)],),
+            source=f"{T}::test_list_input",
+            runs=lambda: (Run(([randn(3), randn(3)],)),),
+        ),
+        case(
+            "namedtuple-input",
+            NamedTupleInput,
+            lambda: (Point(randn(3), randn(3)),),
+            source=f"{T}::test_namedtuple_input",
+            runs=lambda: (Run((Point(randn(3), randn(3)),)),),
+        ),
+        case(
+            "int-input-specialized",
+            IntInput,
+            lambda: (randn(3), 3),
+            source=f"{PM} (ints are specialized)",
+            runs=lambda: (Run((randn(3), 3)), Run((randn(3), 4))),
+        ),
+        case(
+            "float-input-specialized",
+            FloatInput,
+            lambda: (randn(3), 0.5),
+            source=f"{PM} (floats are specialized)",
+            runs=lambda: (Run((randn(3), 0.5)), Run((randn(3), 0.25))),
+        ),
+        case(
+            "bool-input-specialized",
+            BoolInput,
+            lambda: (randn(3), True),
+            source=f"{PM} (bools are specialized)",
+            runs=lambda: (Run((randn(3), True)), Run((randn(3), False))),
+        ),
+        case(
+            "str-input-specialized",
+            StrInput,
+            lambda: (randn(3), "relu"),
+            source=f"{PM} (strings are specialized)",
+            runs=lambda: (Run((randn(3), "relu")), Run((randn(3), "tanh"))),
+        ),
+        case(
+            "none-input",
+            NoneInput,
+            lambda: (randn(3), None),
+            source=f"{T}::test_none_input",
+            difference=refuses(
+                f"{UNCHECKED_INPUT}: a tensor where None was traced gives a wrong "
+                "result (the branch on `y is None` was taken at export)",
+                "ok",
+                "ok",
+                "ValueError",
+            ),
+            runs=lambda: (Run((randn(3), None)), Run((randn(3), randn(3)))),
+        ),
+        case(
+            "size-input",
+            SizeInput,
+            lambda: (randn(2, 3), torch.Size([3, 2])),
+            source=f"{T}::test_torch_size_input",
+            runs=lambda: (Run((randn(2, 3), torch.Size([3, 2]))),),
+        ),
         case("varargs-input", VarArgs, two(2, 3), source=f"{T}::test_varargs", observe=s),
-        case("varkwargs-input", VarKwargs, one(2, 3), kwargs=lambda: {"y": randn(2, 3), "z": randn(2, 3)},
-             source=f"{T}::test_var_kwargs", observe=s),
-        case("unused-input", UnusedInput, two(2, 3), source=f"{T}::test_no_tensor_computation_2", observe=s),
-        case("callable-input", CallableInput, lambda: (randn(2, 3), torch.nn.ReLU()),
-             source=f"{T}::test_callable_input"),
-        case("dataclass-input-torch-registered", DataclassInput,
-             lambda: (Batch(randn(2, 3), randn(2, 3)),), source=f"{T}::test_register_dataclass",
-             runs=lambda: (Run((Batch(randn(2, 3), randn(2, 3)),)),), observe=s),
-        case("int-inputs-only", ReturnConstantInt, lambda: (2, 1), source=f"{T}::test_no_tensor_computation_3",
-             observe=s, runs=lambda: (Run((2, 1)),)),
-        case("list-and-int", Basic, lambda: ([randn(1, 3)], randn(1, 3)), source=f"{T}::test_no_tensor_computation_4",
-             runs=lambda: (Run(([randn(1, 3), randn(1, 3)], randn(1, 3))),)),
-        case("wrong-arity-run", UnusedInput, two(2, 3), source=f"{T}::test_input_arity",
-             runs=lambda: (Run((randn(2, 3),)),)),
-        case("wrong-dtype-run", UnusedInput, two(2, 3), source=f"{T}::test_input_dtype",
-             difference=refuses(f"{UNCHECKED_INPUT}: dtype; ops traced for float32 (promotion, "
-                                "dtype-dependent branches) run on float64", "ok", "AssertionError"),
-             runs=lambda: (Run((randn(2, 3, dtype=torch.float64), randn(2, 3))),)),
-        case("wrong-rank-run", UnusedInput, two(2, 3), source=f"{T}::test_input_rank",
-             difference=refuses(f"{UNCHECKED_INPUT}: rank; a 3-d input runs a graph traced for 2-d "
-                                "(torch raises IndexError or broadcasts silently)", "ok", "AssertionError"),
-             runs=lambda: (Run((randn(2, 3, 1), randn(2, 3))),)),
-        case("wrong-size-run", UnusedInput, two(2, 3), source=f"{T}::test_input_size",
-             runs=lambda: (Run((randn(2, 4), randn(2, 3))),)),
-        case("tensor-for-int-run", IntInput, lambda: (randn(3), 3), source=f"{T}::test_input_type",
-             difference=refuses(f"{UNCHECKED_INPUT}: a tensor where the int 3 was specialized; "
-                                "another value would silently compute with 3", "ok", "AssertionError"),
-             runs=lambda: (Run((randn(3), torch.tensor(3))),)),
+        case(
+            "varkwargs-input",
+            VarKwargs,
+            one(2, 3),
+            kwargs=lambda: {"y": randn(2, 3), "z": randn(2, 3)},
+            source=f"{T}::test_var_kwargs",
+            observe=s,
+        ),
+        case(
+            "unused-input",
+            UnusedInput,
+            two(2, 3),
+            source=f"{T}::test_no_tensor_computation_2",
+            observe=s,
+        ),
+        case(
+            "callable-input",
+            CallableInput,
+            lambda: (randn(2, 3), torch.nn.ReLU()),
+            source=f"{T}::test_callable_input",
+        ),
+        case(
+            "dataclass-input-torch-registered",
+            DataclassInput,
+            lambda: (Batch(randn(2, 3), randn(2, 3)),),
+            source=f"{T}::test_register_dataclass",
+            runs=lambda: (Run((Batch(randn(2, 3), randn(2, 3)),)),),
+            observe=s,
+        ),
+        case(
+            "int-inputs-only",
+            ReturnConstantInt,
+            lambda: (2, 1),
+            source=f"{T}::test_no_tensor_computation_3",
+            observe=s,
+            runs=lambda: (Run((2, 1)),),
+        ),
+        case(
+            "list-and-int",
+            Basic,
+            lambda: ([randn(1, 3)], randn(1, 3)),
+            source=f"{T}::test_no_tensor_computation_4",
+            runs=lambda: (Run(([randn(1, 3), randn(1, 3)], randn(1, 3))),),
+        ),
+        case(
+            "wrong-arity-run",
+            UnusedInput,
+            two(2, 3),
+            source=f"{T}::test_input_arity",
+            runs=lambda: (Run((randn(2, 3),)),),
+        ),
+        case(
+            "wrong-dtype-run",
+            UnusedInput,
+            two(2, 3),
+            source=f"{T}::test_input_dtype",
+            difference=refuses(
+                f"{UNCHECKED_INPUT}: dtype; ops traced for float32 (promotion, "
+                "dtype-dependent branches) run on float64",
+                "ok",
+                "AssertionError",
+            ),
+            runs=lambda: (Run((randn(2, 3, dtype=torch.float64), randn(2, 3))),),
+        ),
+        case(
+            "wrong-rank-run",
+            UnusedInput,
+            two(2, 3),
+            source=f"{T}::test_input_rank",
+            difference=refuses(
+                f"{UNCHECKED_INPUT}: rank; a 3-d input runs a graph traced for 2-d "
+                "(torch raises IndexError or broadcasts silently)",
+                "ok",
+                "AssertionError",
+            ),
+            runs=lambda: (Run((randn(2, 3, 1), randn(2, 3))),),
+        ),
+        case(
+            "wrong-size-run",
+            UnusedInput,
+            two(2, 3),
+            source=f"{T}::test_input_size",
+            runs=lambda: (Run((randn(2, 4), randn(2, 3))),),
+        ),
+        case(
+            "tensor-for-int-run",
+            IntInput,
+            lambda: (randn(3), 3),
+            source=f"{T}::test_input_type",
+            difference=refuses(
+                f"{UNCHECKED_INPUT}: a tensor where the int 3 was specialized; "
+                "another value would silently compute with 3",
+                "ok",
+                "AssertionError",
+            ),
+            runs=lambda: (Run((randn(3), torch.tensor(3))),),
+        ),
     ]
 
 
@@ -646,14 +884,31 @@ def output_cases() -> list:
     s = sig_views
     return [
         case("return-input", ReturnInput, one(2, 3), source=f"{T}::test_return_input", observe=s),
-        case("return-same-twice", ReturnTwice, one(2, 3), source=f"{T}::test_return_duplicate", observe=s),
+        case(
+            "return-same-twice",
+            ReturnTwice,
+            one(2, 3),
+            source=f"{T}::test_return_duplicate",
+            observe=s,
+        ),
         case("return-views", ReturnView, one(2, 3), source=f"{T}::test_return_view"),
-        case("return-parameter", ReturnParam, one(2, 3), source=f"{T}::test_return_param", observe=s),
-        case("return-buffer", ReturnBuffer, one(2, 3), source=f"{T}::test_return_buffer", observe=s),
-        case("return-constant-int", ReturnConstantInt, two(2, 3), source=f"{T}::test_no_tensor_computation_3"),
+        case(
+            "return-parameter", ReturnParam, one(2, 3), source=f"{T}::test_return_param", observe=s
+        ),
+        case(
+            "return-buffer", ReturnBuffer, one(2, 3), source=f"{T}::test_return_buffer", observe=s
+        ),
+        case(
+            "return-constant-int",
+            ReturnConstantInt,
+            two(2, 3),
+            source=f"{T}::test_no_tensor_computation_3",
+        ),
         case("return-none", ReturnNone, one(2, 3), source=f"{T}::test_return_none"),
         case("return-nested", ReturnNested, one(2, 3), source=f"{T}::test_nested_output"),
-        case("return-namedtuple", ReturnNamedTuple, one(2, 3), source=f"{T}::test_namedtuple_output"),
+        case(
+            "return-namedtuple", ReturnNamedTuple, one(2, 3), source=f"{T}::test_namedtuple_output"
+        ),
         case("return-shape-static", ReturnShape, one(2, 3), source=f"{T}::test_symint_output"),
         case("return-shape-tuple", ReturnShapeTuple, one(2, 3), source=f"{T}::test_symint_output"),
         case("return-float", ReturnFloat, one(2, 3), source=f"{T}::test_float_output"),
@@ -665,28 +920,92 @@ def mutation_cases() -> list:
     s = sig_views
     M = "docs/source/export/programming_model.md (mutations)"
     return [
-        case("buffer-add-inplace", BufferAdd, one(2, 3), source=f"{T}::test_buffer_mutation", observe=s,
-             runs=lambda: (Run((randn(2, 3),)),)),
-        case("buffer-reassign", BufferAssign, one(2, 3), source=f"{T}::test_buffer_reassign", observe=s,
-             runs=lambda: (Run((randn(2, 3),)),)),
-        case("nonpersistent-buffer-mutation", NonPersistentMutation, one(2, 3),
-             source=f"{T}::test_non_persistent_buffer_mutation", observe=s, runs=lambda: (Run((randn(2, 3),)),)),
-        case("input-add-inplace", InputAdd, one(2, 3), source=f"{T}::test_input_mutation", observe=s),
-        case("input-view-mutation", InputViewMutation, one(2, 3), source=f"{T}::test_input_view_mutation", observe=s),
-        case("input-setitem", InputSetitem, lambda: (randn(4, 3), 1), source=f"{T}::test_setitem", observe=s),
-        case("param-mutation-no-grad", ParamMutationNoGrad, one(2, 3), source=f"{M}", observe=s,
-             difference=refuses("torch's module() raises RuntimeError (in-place update of a leaf "
-                                "parameter that requires grad) on the program it exported; graphlift "
-                                "writes the update back under no_grad, as eager does", "ok", "ok"),
-             runs=lambda: (Run((randn(2, 3),)),)),
-        case("two-buffer-mutations-order", TwoBufferMutations, one(2, 3), source=f"{T}::test_mutation_order",
-             observe=s),
-        case("copy-into-input", MutateThenReturnInput, two(2, 3), source=f"{T}::test_copy_input", observe=s),
-        case("batchnorm-train-stats", lambda: BatchNormTrain().train(), one(4, 3),
-             source=f"{T}::test_batchnorm_training", observe=s, runs=lambda: (Run((randn(4, 3),)),)),
-        case("index-copy-cache", IndexPutBuffer, lambda: (randn(2, 3), torch.tensor([1, 5])),
-             source=f"{T}::test_kv_cache_index_copy", observe=s,
-             runs=lambda: (Run((randn(2, 3), torch.tensor([0, 7]))),)),
+        case(
+            "buffer-add-inplace",
+            BufferAdd,
+            one(2, 3),
+            source=f"{T}::test_buffer_mutation",
+            observe=s,
+            runs=lambda: (Run((randn(2, 3),)),),
+        ),
+        case(
+            "buffer-reassign",
+            BufferAssign,
+            one(2, 3),
+            source=f"{T}::test_buffer_reassign",
+            observe=s,
+            runs=lambda: (Run((randn(2, 3),)),),
+        ),
+        case(
+            "nonpersistent-buffer-mutation",
+            NonPersistentMutation,
+            one(2, 3),
+            source=f"{T}::test_non_persistent_buffer_mutation",
+            observe=s,
+            runs=lambda: (Run((randn(2, 3),)),),
+        ),
+        case(
+            "input-add-inplace", InputAdd, one(2, 3), source=f"{T}::test_input_mutation", observe=s
+        ),
+        case(
+            "input-view-mutation",
+            InputViewMutation,
+            one(2, 3),
+            source=f"{T}::test_input_view_mutation",
+            observe=s,
+        ),
+        case(
+            "input-setitem",
+            InputSetitem,
+            lambda: (randn(4, 3), 1),
+            source=f"{T}::test_setitem",
+            observe=s,
+        ),
+        case(
+            "param-mutation-no-grad",
+            ParamMutationNoGrad,
+            one(2, 3),
+            source=f"{M}",
+            observe=s,
+            difference=refuses(
+                "torch's module() raises RuntimeError (in-place update of a leaf "
+                "parameter that requires grad) on the program it exported; graphlift "
+                "writes the update back under no_grad, as eager does",
+                "ok",
+                "ok",
+            ),
+            runs=lambda: (Run((randn(2, 3),)),),
+        ),
+        case(
+            "two-buffer-mutations-order",
+            TwoBufferMutations,
+            one(2, 3),
+            source=f"{T}::test_mutation_order",
+            observe=s,
+        ),
+        case(
+            "copy-into-input",
+            MutateThenReturnInput,
+            two(2, 3),
+            source=f"{T}::test_copy_input",
+            observe=s,
+        ),
+        case(
+            "batchnorm-train-stats",
+            lambda: BatchNormTrain().train(),
+            one(4, 3),
+            source=f"{T}::test_batchnorm_training",
+            observe=s,
+            runs=lambda: (Run((randn(4, 3),)),),
+        ),
+        case(
+            "index-copy-cache",
+            IndexPutBuffer,
+            lambda: (randn(2, 3), torch.tensor([1, 5])),
+            source=f"{T}::test_kv_cache_index_copy",
+            observe=s,
+            runs=lambda: (Run((randn(2, 3), torch.tensor([0, 7]))),),
+        ),
     ]
 
 

@@ -29,9 +29,7 @@ from tests.conformance.harness import (
     torch_exporter,
 )
 
-ORACLE: dict[str, dict[str, Any]] = json.loads(
-    (Path(__file__).parent / "oracle.json").read_text()
-)
+ORACLE: dict[str, dict[str, Any]] = json.loads((Path(__file__).parent / "oracle.json").read_text())
 CASES = all_cases()
 
 
@@ -50,9 +48,7 @@ def _run_category_ok(expected: str, got: str) -> bool:
     return isinstance(want, type) and isinstance(have, type) and issubclass(have, want)
 
 
-def compare(
-    expected: dict[str, Any], got: Observation, error: BaseException | None
-) -> list[str]:
+def compare(expected: dict[str, Any], got: Observation, error: BaseException | None) -> list[str]:
     """Every way ``got`` differs from ``expected`` (empty when it conforms)."""
     problems = []
     if expected["outcome"] == "ok" or got.outcome == "ok":
@@ -60,7 +56,9 @@ def compare(
             problems.append(f"outcome {got.outcome} ({error!r:.300}), torch: {expected['outcome']}")
             return problems
     elif error is not None and not matches_category(expected["outcome"], error):
-        problems.append(f"raised {got.outcome} ({error!r:.300}), torch raises {expected['outcome']}")
+        problems.append(
+            f"raised {got.outcome} ({error!r:.300}), torch raises {expected['outcome']}"
+        )
     for key in ("inputs", "outputs", "targets", "observed"):
         if as_json(getattr(got, key)) != expected[key]:
             problems.append(f"{key}: {getattr(got, key)!r}, torch: {expected[key]!r}")

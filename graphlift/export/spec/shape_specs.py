@@ -314,7 +314,8 @@ def _entries(tensor: torch.Tensor, shape: Any) -> list[tuple[int, DimEntry]]:
     return [
         (dim % tensor.dim(), entry)
         for dim, entry in items
-        if isinstance(entry, Dim | DerivedDim | DimHint | BoundedHint) and entry is not DimHint.STATIC
+        if isinstance(entry, Dim | DerivedDim | DimHint | BoundedHint)
+        and entry is not DimHint.STATIC
     ]
 
 
@@ -346,7 +347,9 @@ def _rewrite_spec(
 def _rewrite(value: Any, spec: Any, names: Iterator[str], edit: TensorEdit) -> Any:
     """``edit`` sees each tensor, and each int given a Dim (a dynamic int input)."""
     if isinstance(value, torch.Tensor) or (
-        type(value) is int and isinstance(spec, Dim | DimHint | BoundedHint) and spec is not DimHint.STATIC
+        type(value) is int
+        and isinstance(spec, Dim | DimHint | BoundedHint)
+        and spec is not DimHint.STATIC
     ):
         return edit(next(names), value, spec)
     if is_leaf_value(value) or spec is None:

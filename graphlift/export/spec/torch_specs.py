@@ -112,6 +112,6 @@ def _bound(value: Any, default: int) -> int:
 
 def _upper(value: Any) -> int | None:
     """torch spells 'unbounded' as sympy's ``int_oo`` (or a huge int); graphlift as None."""
-    if value is None or type(value) is not int and type(value).__name__ == "IntInfinity":
+    if value is None or (type(value) is not int and type(value).__name__ == "IntInfinity"):
         return None
     return int(value)
