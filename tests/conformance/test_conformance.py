@@ -71,7 +71,30 @@ def compare(expected: dict[str, Any], got: Observation, error: BaseException | N
     return problems
 
 
-@pytest.mark.parametrize("name", sorted(CASES))
+#: Cases where graphlift still differs from torch.export and should not (issue #15's
+#: open gaps). Strict xfails: a fix makes the test pass and asks to remove the entry.
+KNOWN_GAPS: dict[str, str] = {
+    "bcast-nll-loss-dynamic": "nll_loss with a dynamic batch specializes the batch",
+    "callable-input": "a module passed as an input is refused (torch treats it as a constant)",
+    "constant-tensor-item": ".item() of a constant tensor is not folded (the tensor is lifted)",
+    "copy-into-input": "copy_ into an input names the mutation output after its source node",
+    "custom-op-dynamic": "a custom op's fake kernel asks 0/1 questions as plain guards",
+    "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
+    "item-min-const": "Python min() of an .item() and a constant is a data-dependent error",
+    "masked-select-bounds": "masked_select's 0/1 check refuses size 1 of a Dim(min=0)",
+    "out-variant": "out= ops are refused (torch functionalizes them)",
+    "resize-refused": "resize_ of a fresh tensor is refused (torch functionalizes it)",
+    "tensor-from-items": "torch.tensor([...]) over .item() values is a data-dependent error",
+}
+
+
+def _graphlift_param(name: str) -> Any:
+    gap = KNOWN_GAPS.get(name)
+    marks = [pytest.mark.xfail(reason=f"open gap: {gap}", strict=True)] if gap else []
+    return pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", [_graphlift_param(name) for name in sorted(CASES)])
 def test_graphlift_column(name: str) -> None:
     case = CASES[name]
     with warnings.catch_warnings():
