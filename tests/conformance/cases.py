@@ -7,11 +7,19 @@ from tests.conformance import (
     cases_dynamic,
     cases_modules,
     cases_ops,
+    cases_outputs,
     cases_signature,
 )
 from tests.conformance.harness import Case
 
-CASE_MODULES = (cases_ops, cases_signature, cases_dynamic, cases_modules, cases_data)
+CASE_MODULES = (
+    cases_ops,
+    cases_signature,
+    cases_outputs,
+    cases_dynamic,
+    cases_modules,
+    cases_data,
+)
 
 
 def all_cases() -> dict[str, Case]:
