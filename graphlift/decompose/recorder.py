@@ -151,5 +151,4 @@ def in_env(size: Any, shape_env: ShapeEnv | None) -> Any:
     """``size`` as a SymInt of ``shape_env`` (the fork run_decompositions works in)."""
     if not isinstance(size, torch.SymInt) or shape_env is None:
         return size
-    node = size.node
-    return shape_env._wrap_int(shape_env.simplify(node.symbolic_expr), node._hint)
+    return shape_env.adopt(size)

@@ -207,6 +207,12 @@ class ShapeEnv:
         assert isinstance(result, torch.SymInt)
         return result
 
+    def adopt(self, size: torch.SymInt) -> torch.SymInt:
+        """``size`` (a SymInt of another env over the same symbols, such as the
+        env this one was forked from) as a SymInt of this env."""
+        node = size.node
+        return self._wrap_int(self.simplify(node.symbolic_expr), node._hint)
+
     # --- reading the state --------------------------------------------------------------------
 
     @property
@@ -496,11 +502,11 @@ class ShapeEnv:
         self._record(fact, runtime=False)
 
     def _holds_at(self, fact: Expr, name: str, value: int) -> bool:
-        """Whether ``fact`` is true with ``name`` = ``value``; False when it cannot be
-        evaluated there (``s0 % (s0*s1)`` at ``s0 = 0``), which keeps the exemption."""
+        """``fact`` is true with ``name`` = ``value``; False where it is undefined there
+        (``s0 % (s0*s1)`` at s0 = 0), so the exemption is kept."""
         try:
             return bool(self.value_at(fact, {name: value}))
-        except (EvaluationError, ZeroDivisionError):
+        except EvaluationError:
             return False
 
     def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
