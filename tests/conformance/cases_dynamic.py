@@ -598,6 +598,33 @@ def shape_program_cases() -> list:
     ]
 
 
+class AddVarargs(torch.nn.Module):
+    def forward(self, *args):
+        return args[0] + args[1]
+
+
+def varargs_cases() -> list:
+    """torch's spelling of a spec for ``forward(self, *args)``: one entry for all of them."""
+    V = f"{T}::test_dynamic_shapes_varargs"
+    packed = {
+        "packed-tuple": lambda: (({0: Dim("b")}, {0: Dim("b")}),),
+        "packed-by-name": lambda: {"args": ({0: Dim("b")}, {0: Dim("b")})},
+        "packed-per-dim": lambda: (((Dim("b"), None), (Dim("b"), None)),),
+    }
+    return [
+        case(
+            f"spec-varargs-{name}",
+            AddVarargs,
+            add_inputs,
+            spec=spec,
+            runs=add_runs,
+            observe=r,
+            source=V,
+        )
+        for name, spec in packed.items()
+    ]
+
+
 def builder_cases() -> list:
     def shapes_collection():
         x, y = randn(4, 3), randn(4, 3)
@@ -697,5 +724,6 @@ def cases() -> list:
         + derived_cases()
         + specialization_cases()
         + shape_program_cases()
+        + varargs_cases()
         + builder_cases()
     )

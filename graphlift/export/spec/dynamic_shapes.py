@@ -174,7 +174,9 @@ def match_dynamic_shapes(
     leaves = tree_flatten((args, kwargs))[0]
     if spec is None:
         return [{} for _ in leaves]
-    per_argument = _spec_per_argument(forward, args, kwargs, spec)
+    per_argument = _spec_per_argument(
+        forward, args, kwargs, _unpack_varargs(forward, args, kwargs, spec)
+    )
     matched: list[dict[int, DimEntry]] = []
     for path, value, argument_spec in per_argument:
         matched += _match(path, value, argument_spec)
@@ -213,6 +215,32 @@ def _spec_per_argument(
             f"got {type(spec).__name__}"
         )
     return [(name, value, lookup.get(name)) for name, value in given.items()]
+
+
+def _unpack_varargs(forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any], spec: Any) -> Any:
+    """torch.export's spelling for ``forward(self, *args)``: one entry for all of
+    ``*args`` (``{"args": (s0, s1)}``, or a tuple at its position), made into
+    graphlift's one entry per argument (``args_0``, ``args_1``)."""
+    parameters = list(inspect.signature(forward).parameters.values())
+    var = next((p for p in parameters if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    if var is None:
+        return spec
+    fixed = sum(p.kind in _POSITIONAL for p in parameters if p is not var)
+    extra = len(args) - fixed
+    if isinstance(spec, Mapping) and var.name in spec:
+        packed = spec[var.name]
+        if isinstance(packed, tuple | list) and len(packed) == extra:
+            named = {f"{var.name}_{i}": entry for i, entry in enumerate(packed)}
+            return {**{k: v for k, v in spec.items() if k != var.name}, **named}
+    packed_length = fixed + 1 + len(kwargs)  # differs from one entry per input unless extra == 1
+    if isinstance(spec, tuple | list) and len(spec) == packed_length and extra != 1:
+        packed = spec[fixed]
+        if isinstance(packed, tuple | list) and len(packed) == extra:
+            return type(spec)([*spec[:fixed], *packed, *spec[fixed + 1 :]])
+    return spec
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _positional_names(forward: Any, count: int) -> list[str]:
