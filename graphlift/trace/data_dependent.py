@@ -34,6 +34,7 @@ from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.tensor import TraceTensor
+from graphlift.trace.zero_one import check_assumptions
 
 aten = torch.ops.aten
 
@@ -260,8 +261,10 @@ class _FakeContext:
 
     def __init__(self, env: ShapeEnv, op: Any) -> None:
         self.env, self.op = env, op
+        self.sizes_made = 0
 
     def new_dynamic_size(self, *, min: int = 0, max: int | None = None) -> torch.SymInt:
+        self.sizes_made += 1
         return _size(self.env, f"{self.op}", min=min, max=max)
 
     create_unbacked_symint = new_dynamic_size  # the older name
@@ -278,9 +281,21 @@ def custom_op(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[s
         return recorder.call(op, args, kwargs)
 
     def rule(*shadow_args: Any, **shadow_kwargs: Any) -> Any:
-        context = _FakeContext(recorder.ensure_symbolic().shape_env, op)
-        with fake_impl.set_ctx_getter(lambda: context):
-            return kernel(*shadow_args, **shadow_kwargs)
+        env = recorder.ensure_symbolic().shape_env
+        context = _FakeContext(env, op)
+
+        def fake(*fake_args: Any, **fake_kwargs: Any) -> Any:
+            with fake_impl.set_ctx_getter(lambda: context):
+                return kernel(*fake_args, **fake_kwargs)
+
+        with env.assuming_not_0_or_1() as assumptions:
+            result = fake(*shadow_args, **shadow_kwargs)
+        if assumptions and context.sizes_made:  # a re-run would make new sizes: guard instead
+            for assumption in assumptions:
+                env.guard_assumption(assumption)
+        elif assumptions:  # as for ATen ops: checked on this kernel at sizes 0 and 1
+            check_assumptions(env, fake, shadow_args, shadow_kwargs, result, assumptions)
+        return result
 
     return recorder.call(op, args, kwargs, rule=rule)
 

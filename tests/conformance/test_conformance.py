@@ -78,7 +78,6 @@ KNOWN_GAPS: dict[str, str] = {
     "callable-input": "a module passed as an input is refused (torch treats it as a constant)",
     "constant-tensor-item": ".item() of a constant tensor is not folded (the tensor is lifted)",
     "copy-into-input": "copy_ into an input names the mutation output after its source node",
-    "custom-op-dynamic": "a custom op's fake kernel asks 0/1 questions as plain guards",
     "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
     "item-min-const": "Python min() of an .item() and a constant is a data-dependent error",
     "masked-select-bounds": "masked_select's 0/1 check refuses size 1 of a Dim(min=0)",
