@@ -143,9 +143,16 @@ def _nonzero(env: ShapeEnv) -> Callable[..., Any]:
     return rule
 
 
+def _size_expr(size: Any) -> Any:
+    return size.node.symbolic_expr if isinstance(size, torch.SymInt) else size
+
+
 def _masked_select(env: ShapeEnv) -> Callable[..., Any]:
     def rule(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        shape = torch.broadcast_shapes(x.shape, mask.shape)
+        # Equal shapes need no broadcasting, whose size-1 questions would guard here
+        # (a data-dependent rule gets no 0/1 check): ``masked_select(x, x > 0)``.
+        same = [_size_expr(a) for a in x.shape] == [_size_expr(b) for b in mask.shape]
+        shape = x.shape if same else torch.broadcast_shapes(x.shape, mask.shape)
         return x.new_empty((_size(env, "masked_select()", max=math.prod(shape)),))
 
     return rule

@@ -80,7 +80,6 @@ KNOWN_GAPS: dict[str, str] = {
     "copy-into-input": "copy_ into an input names the mutation output after its source node",
     "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
     "item-min-const": "Python min() of an .item() and a constant is a data-dependent error",
-    "masked-select-bounds": "masked_select's 0/1 check refuses size 1 of a Dim(min=0)",
     "out-variant": "out= ops are refused (torch functionalizes them)",
     "resize-refused": "resize_ of a fresh tensor is refused (torch functionalizes it)",
     "tensor-from-items": "torch.tensor([...]) over .item() values is a data-dependent error",
