@@ -160,18 +160,18 @@ def capture(
     output_args, output_specs = _outputs(recorder, flat_outputs)
     graph.output((*mutation_args, *output_args))
     output_specs = [*mutation_specs, *output_specs]
+    eliminate_dead_code(graph)
+    constants = _used_constants(graph, recorder.constants)
     constant_specs = tuple(
-        InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target)
-        for c in recorder.constants
+        InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target) for c in constants
     )
     input_specs = (*state_specs, *constant_specs, *user_specs)
     _order_placeholders(graph, [spec.arg.name for spec in input_specs])
-    eliminate_dead_code(graph)
     return Capture(
         graph=graph,
         input_specs=input_specs,
         output_specs=tuple(output_specs),
-        constants={c.target: c.value for c in recorder.constants},
+        constants={c.target: c.value for c in constants},
         in_spec=in_spec,
         out_spec=out_spec,
         input_names=tuple(names),
@@ -180,6 +180,17 @@ def capture(
         subgraphs=dict(recorder.subgraphs),
         python_guards=python_guards,
     )
+
+
+def _used_constants(graph: Graph, constants: list[Any]) -> list[Any]:
+    """The lifted constants the graph still reads; the placeholders of the others are
+    erased (a constant read only for ``.item()``, which is folded, is not lifted)."""
+    unused = {
+        node.name for node in graph.nodes if node.op == "placeholder" and not node.users
+    } & {c.name for c in constants}
+    for node in [n for n in graph.nodes if n.name in unused]:
+        graph.erase_node(node)
+    return [c for c in constants if c.name not in unused]
 
 
 def _lift_state(

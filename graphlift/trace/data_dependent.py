@@ -65,6 +65,9 @@ def local_scalar_dense(
     (tensor,) = args
     if not isinstance(tensor, TraceTensor):
         return op(tensor)  # a real constant: its value is known
+    constant = recorder.constant_value(tensor)
+    if constant is not None:  # a lifted constant (never mutated): fold, as torch.export does
+        return op(constant)
     if tensor.shadow.numel() != 1:
         raise TraceError(
             f"a Tensor with {tensor.shadow.numel()} elements cannot be converted to Scalar",

@@ -76,7 +76,6 @@ def compare(expected: dict[str, Any], got: Observation, error: BaseException | N
 KNOWN_GAPS: dict[str, str] = {
     "bcast-nll-loss-dynamic": "nll_loss with a dynamic batch specializes the batch",
     "callable-input": "a module passed as an input is refused (torch treats it as a constant)",
-    "constant-tensor-item": ".item() of a constant tensor is not folded (the tensor is lifted)",
     "copy-into-input": "copy_ into an input names the mutation output after its source node",
     "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
     "item-min-const": "Python min() of an .item() and a constant is a data-dependent error",
