@@ -185,9 +185,9 @@ def capture(
 def _used_constants(graph: Graph, constants: list[Any]) -> list[Any]:
     """The lifted constants the graph still reads; the placeholders of the others are
     erased (a constant read only for ``.item()``, which is folded, is not lifted)."""
-    unused = {
-        node.name for node in graph.nodes if node.op == "placeholder" and not node.users
-    } & {c.name for c in constants}
+    unused = {node.name for node in graph.nodes if node.op == "placeholder" and not node.users} & {
+        c.name for c in constants
+    }
     for node in [n for n in graph.nodes if n.name in unused]:
         graph.erase_node(node)
     return [c for c in constants if c.name not in unused]
