@@ -78,6 +78,7 @@ class ShapeEnv:
         self.example_values: Any = None
         #: The runtime asserts made by deciding from example data (draft_export reports them).
         self.data_specializations: list[RuntimeAssert] = []
+        self._generation = 0
         self._reset_caches()
 
     # --- creating symbols ---------------------------------------------------------------
@@ -199,6 +200,13 @@ class ShapeEnv:
         unbacked = self._symbols[name].hint is None
         return unbacked and (name in self._size_like or self._ranges[name].lower >= 0)
 
+    def knowledge_stamp(self) -> tuple[int, int]:
+        """Equal stamps mean nothing was learned in between (no symbol, guard, runtime
+        assert, range or replacement) and guards are suppressed alike: a pure
+        computation asking questions then gets the same answers and the same
+        expressions (the per-op metadata cache keys on it)."""
+        return (self._generation, self._suppressed)
+
     def format(self, expr: Expr) -> str:
         """``expr`` as Python text over the symbols' input sources."""
         names = {n: info.source for n, info in self._symbols.items() if info.source}
@@ -207,6 +215,9 @@ class ShapeEnv:
     # --- simplifying and deciding (no side effects on what is recorded) ---------------------------
 
     def _reset_caches(self) -> None:
+        # Every change of what the env knows passes here (new symbols, facts,
+        # ranges, replacements): the generation names the state of knowledge.
+        self._generation += 1
         mapping = {name: r.value for name, r in self._replacements.items()}
         self._substitution = Substitution(mapping, self._simplify_op)
         self._decided: dict[tuple[Expr, bool], bool | None] = {}

@@ -35,6 +35,7 @@ from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
+from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
@@ -76,6 +77,7 @@ class Recorder:
         self.subgraphs: dict[str, Any] = {}
         self.trace_mode: Any = None  # the TraceMode recording into this Recorder
         self.examples: Any = None  # ExampleValues with data_dependent="specialize"
+        self.metadata_cache: MetadataCache | None = None  # made with the ShapeEnv
 
     def ensure_symbolic(self) -> SymbolicValues:
         """The export's symbolic values, created on first need: a static export
@@ -229,18 +231,26 @@ class Recorder:
         try:
             if self.symbolic is None or rule is not None:
                 return kernel(*args, **kwargs)
-            env = self.symbolic.shape_env
-            with env.assuming_not_0_or_1() as assumptions:
-                result = kernel(*args, **kwargs)
-            if assumptions:
-                check_assumptions(env, kernel, args, kwargs, result, assumptions)
-            return result
+            if self.metadata_cache is None:
+                self.metadata_cache = MetadataCache(self.symbolic.shape_env)
+            return self.metadata_cache.compute(
+                op, args, kwargs, lambda: self._checked_metadata(kernel, args, kwargs)
+            )
         except GraphliftError:  # DataDependentError names the user's line already
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
             ) from error
+
+    def _checked_metadata(self, kernel: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        """``kernel``'s result on symbolic shadows, each 0/1 assumption checked."""
+        env = self.symbolic.shape_env  # type: ignore[union-attr]
+        with env.assuming_not_0_or_1() as assumptions:
+            result = kernel(*args, **kwargs)
+        if assumptions:
+            check_assumptions(env, kernel, args, kwargs, result, assumptions)
+        return result
 
     def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
         node = self.graph.call_function(target, tuple(args), dict(kwargs))
