@@ -45,7 +45,7 @@ SAFE_SOURCE = re.compile(
 HANDLED_FIELDS = frozenset({
     "backed_size_oblivious", "_symbols", "_ranges", "_size_like", "_hints", "_replacements",
     "_pinned", "_facts", "_facts_by_mono", "_guards", "_asserts", "_counts", "_suppressed",
-    "_substitution", "_decided", "_decider", "_oblivious", "_generation",
+    "_substitution", "_decided", "_decider", "_oblivious", "_generation", "_derived",
     # Export-time only, not saved: the 0/1 assumption log of the op being traced,
     # the example-data hook of data_dependent="specialize" and the decisions it
     # made (draft_export's report), and where unbacked symbols came from (for

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -223,6 +223,19 @@ class ShapeEnv:
         self._decided: dict[tuple[Expr, bool], bool | None] = {}
         self._decider = Decider(self._ranges)
         self._oblivious: Decider | None = None
+        self._derived: dict[tuple[Any, ...], Expr] = {}
+
+    def derive(self, key: tuple[Any, ...], build: Callable[[], Expr]) -> Expr:
+        """``simplify(build())``, memoized under ``key`` until the env learns something.
+
+        ``key`` names the build exactly: the builder function and its argument
+        expressions (interned, so equal expressions are the same object). Meta
+        kernels build the same few sizes and comparisons over and over (every
+        tensor's numel and contiguity, every broadcast)."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = self.simplify(build())
+        return found
 
     def simplify(self, expr: Expr) -> Expr:
         """``expr`` with replacements applied and ops simplified with the known ranges."""

@@ -181,7 +181,9 @@ class SymNode:
     ) -> SymNode:
         hint = _apply(fn, self._hint, other._hint)
         if self.pytype is not float and other.pytype is not float and int_build is not None:
-            return self._new(int_build(self._int_expr(), other._int_expr()), int, hint)
+            a, b = self._int_expr(), other._int_expr()
+            expr = self.shape_env.derive((int_build, a, b), lambda: int_build(a, b))
+            return SymNode(expr, self.shape_env, int, hint)
         if float_name is None:
             raise GraphliftError(f"symbolic float operation {fn.__name__} is not supported")
         a, b = self.symbolic_expr, other.symbolic_expr
@@ -334,7 +336,9 @@ class SymNode:
                 _float_compare(name, self.symbolic_expr, other.symbolic_expr), bool, hint
             )
         build = _INT_COMPARE[name]
-        return self._new(build(self._int_expr(), other._int_expr()), bool, hint)
+        a, b = self._int_expr(), other._int_expr()
+        expr = self.shape_env.derive((build, a, b), lambda: build(a, b))
+        return SymNode(expr, self.shape_env, bool, hint)
 
     def eq(self, other: SymNode) -> SymNode:
         return self._compare(other, "eq", operator.eq)
