@@ -150,14 +150,15 @@ class SymNode:
     def with_shape_env(self, shape_env: ShapeEnv) -> SymNode:
         return SymNode(self.symbolic_expr, shape_env, self.pytype, self._hint)
 
+    # A constant is already simplified (no symbol to replace, no op to rewrite).
     def wrap_int(self, num: int) -> SymNode:
-        return self._new(E.integer(num), int, num)
+        return SymNode(E.integer(num), self.shape_env, int, num)
 
     def wrap_float(self, num: float) -> SymNode:
-        return self._new(E.constant(float(num)), float, num)
+        return SymNode(E.constant(float(num)), self.shape_env, float, num)
 
     def wrap_bool(self, num: bool) -> SymNode:
-        return self._new(E.constant(bool(num)), bool, num)
+        return SymNode(E.constant(bool(num)), self.shape_env, bool, num)
 
     # --- arithmetic ---------------------------------------------------------------------------
 
