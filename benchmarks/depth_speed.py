@@ -53,7 +53,9 @@ def make_model(layers: int, hidden: int) -> torch.nn.Module:
 
 def exporters() -> dict[str, Callable[..., Any]]:
     def spec(make_dim: Callable[..., Any]) -> dict[str, Any]:
-        return {"input_ids": {0: make_dim("batch", min=2, max=64), 1: make_dim("seq", min=2, max=4096)}}
+        return {
+            "input_ids": {0: make_dim("batch", min=2, max=64), 1: make_dim("seq", min=2, max=4096)}
+        }
 
     def ours(model: Any, args: tuple, **options: Any) -> Any:
         return graphlift.export(model, args, dynamic_shapes=spec(graphlift.Dim), **options)
@@ -83,12 +85,15 @@ def timed(action: Callable[[], Any]) -> tuple[dict[str, float] | None, Any, str 
     return {k: round(v, 3) for k, v in seconds.items()}, result, None
 
 
-def measure(layers: int, hidden: int, order: list[str]) -> dict[str, Any]:
+def measure(
+    layers: int, hidden: int, exporters: dict[str, Callable[..., Any]], order: list[str]
+) -> dict[str, Any]:
     model = make_model(layers, hidden)
     args = (torch.zeros(4, 32, dtype=torch.long, device="meta"),)
     record: dict[str, Any] = {}
     for name in order:
-        export_seconds, program, error = timed(lambda: EXPORTERS[name](model, args))
+        export = exporters[name]
+        export_seconds, program, error = timed(lambda export=export: export(model, args))
         decompose_seconds = None
         if program is not None:
             decompose_seconds, _, error = timed(program.run_decompositions)
@@ -134,9 +139,6 @@ def growth(results: dict[int, dict[str, Any]], name: str) -> float | None:
     return round(totals[1] / totals[0], 2)  # type: ignore[operator]
 
 
-EXPORTERS: dict[str, Callable[..., Any]] = {}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--layers", default="4,16,64,128")
@@ -145,15 +147,19 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch._logging.set_logs(dynamic=logging.ERROR, export=logging.ERROR)
-    EXPORTERS.update(exporters())
-    names = list(EXPORTERS)
-    measure(1, options.hidden, names)  # warm-up: first-use costs of both libraries
+    made = exporters()
+    names = list(made)
+    measure(1, options.hidden, made, names)  # warm-up: first-use costs of both libraries
     results: dict[int, dict[str, Any]] = {}
     for index, layers in enumerate(int(n) for n in options.layers.split(",")):
         print(f"measuring {layers} layers ...", file=sys.stderr, flush=True)
         order = names if index % 2 == 0 else list(reversed(names))
-        results[layers] = measure(layers, options.hidden, order)
-    header = ["layers"] + [f"{n} {what}" for n in names for what in ("export cpu s", "decomp cpu s", "total cpu (wall) s")]
+        results[layers] = measure(layers, options.hidden, made, order)
+    header = ["layers"] + [
+        f"{n} {what}"
+        for n in names
+        for what in ("export cpu s", "decomp cpu s", "total cpu (wall) s")
+    ]
     tables.print_table(f"export + run_decompositions vs depth (Llama, hidden {options.hidden}, meta)",
                        header, rows(results, names))  # fmt: skip
     summary = {name: growth(results, name) for name in names}

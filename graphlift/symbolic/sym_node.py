@@ -187,8 +187,8 @@ class SymNode:
             return SymNode(expr, self.shape_env, int, hint)
         if float_name is None:
             raise GraphliftError(f"symbolic float operation {fn.__name__} is not supported")
-        a, b = self.symbolic_expr, other.symbolic_expr
-        return self._new(E.float_op(float_name, a, b), float, hint)
+        left, right = self.symbolic_expr, other.symbolic_expr
+        return self._new(E.float_op(float_name, left, right), float, hint)
 
     def add(self, other: SymNode) -> SymNode:
         return self._arith(other, E.add, "fadd", operator.add)

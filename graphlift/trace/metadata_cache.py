@@ -183,7 +183,9 @@ def _template(result: Any, tensors: list[torch.Tensor]) -> Any:
                             result.storage_offset(), result.dtype)  # fmt: skip
     if isinstance(result, tuple | list):
         items = [_template(item, tensors) for item in result]
-        fresh = [r for r, i in zip(result, items) if isinstance(i, ResultTensor) and i.source is None]
+        fresh = [
+            r for r, i in zip(result, items) if isinstance(i, ResultTensor) and i.source is None
+        ]
         storages = {t.untyped_storage()._cdata for t in fresh}
         if len(storages) != len(fresh):
             raise _Undescribable  # results aliasing each other but no argument

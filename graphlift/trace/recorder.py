@@ -35,8 +35,8 @@ from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
-from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
+from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.symbolic_values import SymbolicValues

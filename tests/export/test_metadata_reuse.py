@@ -40,7 +40,9 @@ def node_metadata(ep: gl.ExportedProgram) -> list[str]:
 
     def describe(value: object) -> str:
         if isinstance(value, torch.Tensor):
-            return f"{value.dtype}{list(value.shape)}{list(value.stride())}+{value.storage_offset()}"
+            return (
+                f"{value.dtype}{list(value.shape)}{list(value.stride())}+{value.storage_offset()}"
+            )
         if isinstance(value, tuple | list):
             return "(" + ", ".join(describe(item) for item in value) + ")"
         return repr(value)
