@@ -34,7 +34,7 @@ argument ``i`` is that argument again.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -95,9 +95,10 @@ class ResultTensor:
 
 
 class MetadataCache:
-    """Result metadata by call key, for one export (one ShapeEnv)."""
+    """Result metadata by call key, for one export's ShapeEnv (None: static
+    sizes, where the key's concrete metadata is all a kernel reads)."""
 
-    def __init__(self, shape_env: ShapeEnv) -> None:
+    def __init__(self, shape_env: ShapeEnv | None) -> None:
         self.shape_env = shape_env
         self.entries: dict[Hashable, Any] = {}
         self.hits = 0
@@ -112,22 +113,29 @@ class MetadataCache:
         tensors: list[torch.Tensor] = []
         try:
             key = (op, _describe(args, tensors), _describe(kwargs, tensors), _global_state(),
-                   self.shape_env.knowledge_stamp())  # fmt: skip
+                   self._stamp())  # fmt: skip
         except _Undescribable:
             return run()
         entry = self.entries.get(key)
         if entry is not None:
             self.hits += 1
-            with self.shape_env.suppress_guards():  # storage sizes only; geometry is given
+            with self._rebuilding():
                 return _rebuild(entry, tensors)
-        stamp = key[-1]
         result = run()
-        if self.shape_env.knowledge_stamp() == stamp:
+        if self._stamp() == key[-1]:
             try:
                 self.entries[key] = _template(result, tensors)
             except _Undescribable:
                 pass
         return result
+
+    def _stamp(self) -> tuple[int, int] | None:
+        return None if self.shape_env is None else self.shape_env.knowledge_stamp()
+
+    def _rebuilding(self) -> AbstractContextManager[None]:
+        """Making result tensors asks only about storage sizes (the geometry is
+        given): no guards."""
+        return nullcontext() if self.shape_env is None else self.shape_env.suppress_guards()
 
 
 def _global_state() -> tuple[Any, ...]:

@@ -77,7 +77,7 @@ class Recorder:
         self.subgraphs: dict[str, Any] = {}
         self.trace_mode: Any = None  # the TraceMode recording into this Recorder
         self.examples: Any = None  # ExampleValues with data_dependent="specialize"
-        self.metadata_cache: MetadataCache | None = None  # made with the ShapeEnv
+        self.metadata_cache: MetadataCache | None = None  # one per ShapeEnv (or none)
 
     def ensure_symbolic(self) -> SymbolicValues:
         """The export's symbolic values, created on first need: a static export
@@ -229,10 +229,15 @@ class Recorder:
         not under a data-dependent ``rule``, which makes new symbols when run."""
         kernel = rule or SHAPE_RULES.get(op) or op
         try:
-            if self.symbolic is None or rule is not None:
+            if rule is not None:
                 return kernel(*args, **kwargs)
-            if self.metadata_cache is None:
-                self.metadata_cache = MetadataCache(self.symbolic.shape_env)
+            env = None if self.symbolic is None else self.symbolic.shape_env
+            if self.metadata_cache is None or self.metadata_cache.shape_env is not env:
+                self.metadata_cache = MetadataCache(env)  # a static trace that turned symbolic
+            if env is None:
+                return self.metadata_cache.compute(
+                    op, args, kwargs, lambda: kernel(*args, **kwargs)
+                )
             return self.metadata_cache.compute(
                 op, args, kwargs, lambda: self._checked_metadata(kernel, args, kwargs)
             )

@@ -72,27 +72,29 @@ def test_decomposed_golden_printouts_equal_with_and_without_reuse(name: str) -> 
     assert node_metadata(reused) == node_metadata(flat)
 
 
-def test_the_dynamic_golden_reuses_metadata(counted_hits: list) -> None:
-    printout(CASES["tiny_gpt_dynamic"]())
+@pytest.mark.parametrize("name", ["tiny_gpt_dynamic", "tiny_gpt_static"])
+def test_the_tiny_gpt_goldens_reuse_metadata(name: str, counted_hits: list) -> None:
+    printout(CASES[name]())
     assert sum(cache.hits for cache in counted_hits) > 10
 
 
-def zoo_printout(case: object) -> str:
+def zoo_printout(case: object, dynamic: bool = True) -> str:
     model = case.make_model()  # type: ignore[attr-defined]
     args, kwargs = case.make_inputs()  # type: ignore[attr-defined]
-    dynamic = case.dynamic_shapes(gl.Dim)  # type: ignore[attr-defined]
-    ep = gl.export(model, args, kwargs, dynamic_shapes=dynamic)
+    spec = case.dynamic_shapes(gl.Dim) if dynamic else None  # type: ignore[attr-defined]
+    ep = gl.export(model, args, kwargs, dynamic_shapes=spec)
     return "\n".join([printout(ep), *node_metadata(ep)])
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
 @pytest.mark.parametrize("case", ZOO_CASES, ids=lambda case: case.name)
-def test_zoo_programs_equal_with_and_without_reuse(case: object) -> None:
+def test_zoo_programs_equal_with_and_without_reuse(case: object, dynamic: bool) -> None:
     try:
-        flat, reused = both_ways(lambda: zoo_printout(case))
+        flat, reused = both_ways(lambda: zoo_printout(case, dynamic))
     except gl.GraphliftError as error:  # a case export refuses is refused both ways
         with metadata_reuse(True), pytest.raises(type(error)):
-            zoo_printout(case)
+            zoo_printout(case, dynamic)
         return
     assert reused == flat
 
