@@ -38,6 +38,7 @@ def export(
     strict: bool = False,
     preserve_module_call_signature: tuple[str, ...] = (),
     data_dependent: str = "error",
+    reuse_blocks: bool = True,
 ) -> ExportedProgram:
     """Trace ``mod(*args, **kwargs)`` into an ExportedProgram (torch.export.export's contract).
 
@@ -52,7 +53,16 @@ def export(
     ``"specialize"`` takes it from the example inputs' data and records a
     runtime assert, so other data that would decide differently is refused
     when the program runs (docs/data_dependent.md).
+
+    ``reuse_blocks`` (issue 18): True (the default) will let a repeated block
+    be traced once and called as a shared body; False traces every call flat.
+    Block bodies are not built yet, so both give the same flat program today
+    (``ep.inline_subgraphs()`` is then an equal copy). What every export does
+    reuse is per-op metadata: an op called again on the same symbolic
+    metadata skips its meta kernel (graphlift/trace/metadata_cache.py).
     """
+    if not isinstance(reuse_blocks, bool):
+        raise ExportError(f"reuse_blocks must be True or False, got {reuse_blocks!r}")
     traced = trace_for_export(
         mod,
         args,
