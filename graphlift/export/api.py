@@ -8,11 +8,13 @@ symbolic shapes), check the traced program against the spec, assemble
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from graphlift.errors import ExportError
+from graphlift.export.callables import as_module
 from graphlift.export.capture import Capture, capture
 from graphlift.export.constraints import Specialization, check_dynamic_dims, range_constraints
 from graphlift.export.dynamic_shapes import match_dynamic_shapes
@@ -23,7 +25,7 @@ from graphlift.ir.graph_module import GraphModule
 
 
 def export(
-    mod: torch.nn.Module,
+    mod: torch.nn.Module | Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any] | None = None,
     *,
@@ -38,7 +40,9 @@ def export(
     buffers; every ATen operation it performs is recorded. Dimensions named in
     ``dynamic_shapes`` stay symbolic; every assumption the trace makes about
     them is checked by ``ep.module()`` before it computes. The module itself is
-    left exactly as it was, also when export fails.
+    left exactly as it was, also when export fails. ``mod`` may also be an
+    operator overload (``torch.ops.aten.add.Tensor``) or a plain callable: it is
+    wrapped in a stateless module with the callable's signature.
 
     ``data_dependent`` (graphlift's own option): ``"error"`` raises
     DataDependentError on a Python decision over a data-dependent value;
@@ -46,6 +50,7 @@ def export(
     runtime assert, so other data that would decide differently is refused
     when the program runs (docs/data_dependent.md).
     """
+    mod = as_module(mod)
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
     builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
@@ -70,11 +75,6 @@ def export(
 def _check_arguments(
     mod: Any, args: Any, kwargs: Any, strict: bool, preserved: tuple[str, ...]
 ) -> None:
-    if not isinstance(mod, torch.nn.Module):
-        raise ExportError(
-            f"export takes a torch.nn.Module, got {type(mod).__name__}; wrap a function in a "
-            "module whose forward calls it"
-        )
     if not isinstance(args, tuple):
         raise ExportError(
             f"args must be a tuple of example inputs, got {type(args).__name__}: use (x,)"

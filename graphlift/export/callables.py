@@ -1,0 +1,76 @@
+"""Exporting what is not a module: an ATen operator or a plain Python callable.
+
+``export(torch.ops.aten.add.Tensor, (x, y))`` and ``export(fn, (x,))`` wrap
+the callable in a `CallableModule` (no parameters, no buffers) whose
+``forward`` has the callable's own signature, so placeholders are named after
+the callable's parameters (``self``/``other`` for ``aten.add.Tensor``, ``x``
+for ``def fn(x)``) and keyword arguments bind as they would in a call.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from graphlift.errors import ExportError
+
+
+class CallableModule(torch.nn.Module):
+    """A stateless module whose ``forward`` is ``fn`` (with ``fn``'s signature)."""
+
+    def __init__(self, fn: Callable[..., Any], signature: inspect.Signature) -> None:
+        super().__init__()
+        self.fn = fn
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        forward.__signature__ = signature  # type: ignore[attr-defined]
+        forward.__name__ = getattr(fn, "__name__", "forward")
+        self.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
+
+    def extra_repr(self) -> str:
+        return f"fn={self.fn}"
+
+
+def as_module(target: Any) -> torch.nn.Module:
+    """``target`` itself when it is a module, else a `CallableModule` around it."""
+    if isinstance(target, torch.nn.Module):
+        return target
+    if isinstance(target, torch._ops.OpOverloadPacket):
+        raise ExportError(
+            f"{target} is an operator packet with several overloads; export one overload, "
+            f"e.g. {target}.default or {target}.Tensor"
+        )
+    if isinstance(target, torch._ops.OpOverload):
+        return CallableModule(target, operator_signature(target))
+    if callable(target):
+        try:
+            signature = inspect.signature(target)
+        except (TypeError, ValueError):  # builtins without a signature
+            signature = inspect.Signature(
+                [inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)]
+            )
+        return CallableModule(target, signature)
+    raise ExportError(
+        f"export takes a torch.nn.Module, an operator overload or a callable, got "
+        f"{type(target).__name__}"
+    )
+
+
+def operator_signature(op: torch._ops.OpOverload) -> inspect.Signature:
+    """A Python signature from the operator's schema: positional arguments first,
+    keyword-only ones after ``*``, defaults where the schema has them."""
+    parameters = []
+    for argument in op._schema.arguments:
+        kind = (
+            inspect.Parameter.KEYWORD_ONLY
+            if argument.kwarg_only
+            else inspect.Parameter.POSITIONAL_OR_KEYWORD
+        )
+        default = argument.default_value if argument.has_default_value() else inspect.Parameter.empty
+        parameters.append(inspect.Parameter(argument.name, kind, default=default))
+    return inspect.Signature(parameters)
