@@ -73,7 +73,9 @@ class DecomposingMode(TraceMode):
 
     def _meta(self) -> dict[str, Any]:
         source = self.recorder.source  # type: ignore[attr-defined]
-        return {k: source.meta[k] for k in CARRIED_META if source is not None and k in source.meta}
+        """The carried meta of the node being replayed; a key it lacks is None, so a
+        cached template made from another node does not pass its own value on."""
+        return {k: None if source is None else source.meta.get(k) for k in CARRIED_META}
 
 
 class GraphReplay:
