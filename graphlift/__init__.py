@@ -82,3 +82,9 @@ from graphlift.errors import ArchiveError
 from graphlift.serialize import load, save
 
 __all__ += ["ArchiveError", "load", "save"]
+
+# Capture APIs beyond one forward (issue #20).
+from graphlift import experimental
+from graphlift.experimental import leaf_function
+
+__all__ += ["experimental", "leaf_function"]

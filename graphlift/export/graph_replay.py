@@ -28,6 +28,7 @@ from graphlift.export.verifier import CONTROL_FLOW_TARGETS
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node, map_arg
 from graphlift.symbolic import ShapeEnv
+from graphlift.trace.leaf import LeafFunction
 from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
 from graphlift.trace.tensor import TraceTensor
 
@@ -141,6 +142,8 @@ class GraphReplay:
         kwargs = map_arg(node.kwargs, self.values.__getitem__)
         if node.target in CONTROL_FLOW_TARGETS:
             return self._control_flow(node, args, kwargs)
+        if isinstance(node.target, LeafFunction):  # opaque: recorded as it was
+            return self._leaf_call(node, args, kwargs)
         size_query = SIZE_QUERIES.get(node.target)
         if size_query is not None:  # a size, recomputed; emitted again where an op needs it
             return size_query(*args, **kwargs)
@@ -162,7 +165,11 @@ class GraphReplay:
         values the bodies newly lifted are appended to its operands."""
         from graphlift.export.body_replay import finish_call
 
-        args = finish_call(self, args)
+        return self._leaf_call(node, finish_call(self, args), kwargs)
+
+    def _leaf_call(self, node: Node, args: Any, kwargs: Any) -> Any:
+        """A call recorded whole, with the result metadata it had: a control-flow
+        operator, or a leaf function (its fake implementation is not run again)."""
         self.recorder.source = node
         try:
             return self.recorder.record_opaque(node.target, args, kwargs, node)

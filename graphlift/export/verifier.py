@@ -40,6 +40,7 @@ from graphlift.ir.node import Node
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.trace import control_flow
 from graphlift.trace.functional_ops import GRAPH_CALLABLES
+from graphlift.trace.leaf import LeafFunction
 
 if TYPE_CHECKING:
     from graphlift.export.program import ExportedProgram
@@ -176,6 +177,8 @@ def target_problem(target: Any, level: IRLevel) -> str | None:
             return f"calls {target}, which is not in the core ATen opset"
         return None
     if isinstance(target, torch._ops.HigherOrderOperator) or target in ALLOWED_PYTHON_TARGETS:
+        return None
+    if isinstance(target, LeafFunction):  # an opaque call the user asked for (trace/leaf.py)
         return None
     return "calls a Python function; exported graphs call ATen ops only"
 
