@@ -1,5 +1,8 @@
 """Capture APIs beyond one forward (issue 20); re-exports only."""
 
+from graphlift.experimental.sticky import StickyExportError, sticky_export
 from graphlift.trace.leaf import leaf_function
 
-__all__ = ["leaf_function"]
+_sticky_export = sticky_export  # torch.export.experimental's name
+
+__all__ = ["StickyExportError", "_sticky_export", "leaf_function", "sticky_export"]
