@@ -85,6 +85,6 @@ __all__ += ["ArchiveError", "load", "save"]
 
 # Capture APIs beyond one forward (issue #20).
 from graphlift import experimental
-from graphlift.experimental import leaf_function, sticky_export
+from graphlift.experimental import leaf_function
 
-__all__ += ["experimental", "leaf_function", "sticky_export"]
+__all__ += ["experimental", "leaf_function"]
