@@ -85,6 +85,7 @@ __all__ += ["ArchiveError", "load", "save"]
 
 # Capture APIs beyond one forward (issue #20).
 from graphlift import experimental
-from graphlift.experimental import leaf_function
+from graphlift.experimental import export_methods, leaf_function
+from graphlift.export.package import ExportPackage
 
-__all__ += ["experimental", "leaf_function"]
+__all__ += ["ExportPackage", "experimental", "export_methods", "leaf_function"]

@@ -37,11 +37,11 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError, InputMismatchError, InputStructureError
-from graphlift.export import ExportedProgram, export
+from graphlift.experimental.methods import export_method
+from graphlift.export import ExportedProgram
 
 POLICIES = ("once", "error", "reexport")
 _REFUSALS = (InputMismatchError, InputStructureError)
-_ABSENT = object()
 
 
 class StickyExportError(InputMismatchError):
@@ -128,16 +128,8 @@ class StickyExport:
         return self._run(program, args, kwargs)
 
     def _export(self, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic_shapes: Any) -> Any:
-        state = self.model.__dict__
-        installed = state.get("forward", _ABSENT)
-        state["forward"] = self.original  # export runs the wrapped forward, not this wrapper
-        try:
-            program = export(self.model, tuple(args), dict(kwargs), dynamic_shapes=dynamic_shapes)
-        finally:
-            if installed is _ABSENT:
-                del state["forward"]
-            else:
-                state["forward"] = installed
+        # export runs the wrapped forward, not this wrapper
+        program = export_method(self.model, self.original, args, kwargs, dynamic_shapes)
         self._modules[id(program)] = program.module()
         return program
 
