@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from graphlift.errors import ExportError
-from graphlift.export.program import ExportedProgram
+from graphlift.export.program.exported_program import ExportedProgram
 
 
 class ExportPackage(Mapping[str, ExportedProgram]):
