@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.export.experimental import _ExportPackage
 from torch.export.experimental import _sticky_export as torch_sticky_export
 
 import graphlift as gl
@@ -151,3 +152,34 @@ def test_a_failed_export_leaves_the_model_as_it_was() -> None:
     with pytest.raises(ExportError):
         model(torch.randn(2, 3))
     assert model.__dict__["forward"] is installed
+
+
+def test_overloads_choose_like_torchs_export_package() -> None:
+    """torch.export.experimental._ExportPackage's exporter as the oracle: the same
+    predicates pick the same overloads, and the programs compute the same."""
+
+    class Scale(torch.nn.Module):
+        def forward(self, x):
+            return x * x.shape[0]
+
+    def short(x):
+        assert x.shape[0] < 4
+        return None
+
+    def long(x):
+        assert x.shape[0] >= 4
+        return None
+
+    package = _ExportPackage()
+    model = Scale()
+    theirs = package._exporter("scale", lambda x: model(x), fallback="once")
+    theirs._define_overload("short", short)._define_overload("long", long)
+    ours_model = Scale()
+    ours_model.forward = sticky_export(ours_model.forward)
+    ours_model.forward.define_overload("short", short).define_overload("long", long)
+    for rows in (2, 5):
+        x = torch.randn(rows, 2)
+        torch.testing.assert_close(ours_model(x), theirs(x))
+    assert sorted(ours_model.forward.method.overloads) == sorted(
+        package.methods["scale"].overloads
+    )
