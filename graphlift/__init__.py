@@ -4,14 +4,16 @@ The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
-from graphlift import interop
+from graphlift import experimental, interop
 from graphlift.decompose.table import default_decompositions
 from graphlift.errors import GraphliftError, MutationError, TraceError
+from graphlift.experimental import export_methods, leaf_function
 from graphlift.export import (
     AdditionalInputs,
     Dim,
     ExportedProgram,
     ExportGraphSignature,
+    ExportPackage,
     InputKind,
     InputSpec,
     OutputKind,
@@ -46,6 +48,7 @@ __all__ = [
     "AdditionalInputs",
     "Dim",
     "ExportGraphSignature",
+    "ExportPackage",
     "ExportedProgram",
     "Graph",
     "GraphModule",
@@ -68,8 +71,11 @@ __all__ = [
     "default_decompositions",
     "dims",
     "draft_export",
+    "experimental",
     "export",
+    "export_methods",
     "interop",
+    "leaf_function",
     "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",
@@ -82,10 +88,3 @@ from graphlift.errors import ArchiveError
 from graphlift.serialize import load, save
 
 __all__ += ["ArchiveError", "load", "save"]
-
-# Capture APIs beyond one forward (issue #20).
-from graphlift import experimental
-from graphlift.experimental import export_methods, leaf_function
-from graphlift.export.package import ExportPackage
-
-__all__ += ["ExportPackage", "experimental", "export_methods", "leaf_function"]

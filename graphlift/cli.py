@@ -191,8 +191,10 @@ def run_show(console: Console, path: str, show_checks: bool = False) -> int:
         console.print(f"[red]{type(error).__name__}[/red]: {escape(str(error))}")
         return 1
     console.print(str(program), markup=False, soft_wrap=True)
-    if show_checks:
-        console.print(program.module().input_checks, markup=False, soft_wrap=True)  # type: ignore[attr-defined]
+    if show_checks:  # a package (graphlift.export_methods) has one program per method
+        programs = program.values() if isinstance(program, graphlift.ExportPackage) else [program]
+        for each in programs:
+            console.print(each.module().input_checks, markup=False, soft_wrap=True)  # type: ignore[attr-defined]
     return 0
 
 

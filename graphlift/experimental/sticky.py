@@ -163,4 +163,3 @@ def sticky_export(
     Usage: ``model.forward = sticky_export(model.forward, dynamic_shapes_callback=cb)``.
     """
     return StickyExport(forward_func, dynamic_shapes_callback, policy)
-

@@ -1,6 +1,7 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
 from graphlift.export.api import export
+from graphlift.export.package import ExportPackage
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.draft import DraftExportReport, draft_export
 from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
@@ -32,6 +33,7 @@ __all__ = [
     "DimHint",
     "DraftExportReport",
     "ExportGraphSignature",
+    "ExportPackage",
     "ExportedProgram",
     "InputKind",
     "InputSpec",

@@ -64,9 +64,7 @@ class LeafFunction:
         return f"<leaf function {self.name or self.__qualname__}>"  # type: ignore[attr-defined]
 
 
-def leaf_function(
-    fn: Callable[..., Any] | None = None, *, name: str | None = None
-) -> Any:
+def leaf_function(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
     """Decorator: ``@leaf_function`` or ``@leaf_function(name="mylib.stats")``.
 
     A ``name`` (dotted identifiers, unique in the process) lets programs that

@@ -64,7 +64,7 @@ def test_lambda_and_builtin_callables() -> None:
 def test_callable_closing_over_a_tensor_lifts_it_as_a_constant() -> None:
     table = torch.arange(6.0).reshape(2, 3)
     ep = gl.export(lambda x: x @ table.T, (torch.randn(4, 3),))
-    assert [s.kind for s in ep.graph_signature.input_specs][0] is gl.InputKind.CONSTANT_TENSOR
+    assert ep.graph_signature.input_specs[0].kind is gl.InputKind.CONSTANT_TENSOR
     x = torch.randn(4, 3)
     torch.testing.assert_close(ep.module()(x), x @ table.T)
 

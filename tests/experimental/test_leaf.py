@@ -92,7 +92,7 @@ def test_save_and_load_by_name() -> None:
     del LEAF_FUNCTIONS["tests.experimental.row_stats"]  # a process that never declared it
     try:
         buffer.seek(0)
-        with pytest.raises(ArchiveError, match="leaf function 'tests.experimental.row_stats'"):
+        with pytest.raises(ArchiveError, match=r"leaf function 'tests\.experimental\.row_stats'"):
             gl.load(buffer)
     finally:
         LEAF_FUNCTIONS["tests.experimental.row_stats"] = row_stats

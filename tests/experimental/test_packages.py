@@ -7,8 +7,10 @@ import io
 
 import pytest
 import torch
+from rich.console import Console
 
 import graphlift as gl
+from graphlift import cli
 from graphlift.errors import ArchiveError, ExportError, SerializationError
 from graphlift.serialize.archive import read_archive, write_archive
 from graphlift.serialize.schema import LIMITS
@@ -122,3 +124,13 @@ def test_nn_module_methods_are_never_taken_for_the_name() -> None:
     model = TwoHeads()
     package = gl.export_methods(model, {"eval": ((torch.randn(3, 4),), {})})
     assert "head.weight" in package["eval"].graph_signature.parameters  # forward, not Module.eval
+
+
+def test_the_cli_shows_a_package(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "two_heads.gl"
+    gl.save(package_of(TwoHeads()), path)
+    console = Console(record=True, width=400)
+    assert cli.run_show(console, str(path), show_checks=True) == 0
+    text = console.export_text()
+    assert "=== method encode ===" in text and "=== method predict ===" in text
+    assert text.count("def check_inputs(x") == 2

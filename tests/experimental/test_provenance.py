@@ -37,7 +37,9 @@ def test_provenance_of_each_output_matches_eager_identities() -> None:
     model = Mixed()
     x, pair = torch.randn(2, 3), (torch.randn(3), torch.randn(3))
     ep = gl.export(model, (x, pair, 4))
-    provenance = dict(zip(model(x, (pair[0], pair[1].clone()), 4), ep.graph_signature.output_provenance))
+    provenance = dict(
+        zip(model(x, (pair[0], pair[1].clone()), 4), ep.graph_signature.output_provenance)
+    )
     assert provenance == {
         "sum": OutputProvenance(OutputSource.COMPUTED),
         "x": OutputProvenance(OutputSource.USER_INPUT, "x"),

@@ -180,6 +180,4 @@ def test_overloads_choose_like_torchs_export_package() -> None:
     for rows in (2, 5):
         x = torch.randn(rows, 2)
         torch.testing.assert_close(ours_model(x), theirs(x))
-    assert sorted(ours_model.forward.method.overloads) == sorted(
-        package.methods["scale"].overloads
-    )
+    assert sorted(ours_model.forward.method.overloads) == sorted(package.methods["scale"].overloads)
