@@ -134,3 +134,18 @@ def test_outside_tracing_it_is_the_function() -> None:
     mean, _ = row_stats(torch.ones(2, 3))
     torch.testing.assert_close(mean, torch.full((2,), 1.5))
     assert CALLS == [(2, 3)]
+
+
+def test_a_leaf_call_inside_a_cond_branch() -> None:
+    """(Eager torch.cond runs its branches under dynamo, which cannot run any
+    leaf function, so the expected values are computed by hand.)"""
+
+    def branchy(x):
+        return torch.cond(x.sum() > 0, lambda x: unnamed_double(x) + 1, lambda x: x - 1, (x,))
+
+    ep = gl.export(branchy, (torch.randn(3),))
+    body_targets = [n.target for n in ep.graph_module.true_graph_0.graph.nodes]
+    assert unnamed_double in body_targets
+    for module in (ep.module(), ep.run_decompositions().module()):
+        torch.testing.assert_close(module(torch.ones(3)), torch.full((3,), 3.0))
+        torch.testing.assert_close(module(-torch.ones(3)), torch.full((3,), -2.0))
