@@ -53,26 +53,63 @@ def export_method(
 
 def export_methods(
     model: torch.nn.Module,
-    methods: Mapping[str, tuple[tuple[Any, ...], dict[str, Any]]],
+    methods: Mapping[str, Any],
     *,
     dynamic_shapes: Mapping[str, Any] | None = None,
+    overloads: Mapping[str, Mapping[str, Callable[..., Any]]] | None = None,
 ) -> ExportPackage:
     """One program per ``{name: (args, kwargs)}`` entry, sharing ``model``'s state.
 
     ``dynamic_shapes`` maps method names to the spec for that method's inputs
     (as ``export``'s ``dynamic_shapes``); methods it does not name are static.
+
+    ``overloads`` (torch's ``_define_overload``) maps a method to named spec
+    predicates; that method's entry is then a list of examples, and each is
+    exported as ``"<method>.<overload>"`` under the first predicate that
+    accepts it: ``spec(*args, **kwargs)`` returns the dynamic-shapes spec, or
+    raises AssertionError for inputs it does not cover.
     """
     if not isinstance(model, torch.nn.Module):
         raise ExportError(f"export_methods takes a torch.nn.Module, got {type(model).__name__}")
-    specs = dict(dynamic_shapes or {})
-    unknown = sorted(set(specs) - set(methods))
-    if unknown:
-        raise ExportError(f"dynamic_shapes names methods {unknown} that are not exported")
+    specs, predicates = dict(dynamic_shapes or {}), dict(overloads or {})
+    for option, named in (("dynamic_shapes", specs), ("overloads", predicates)):
+        unknown = sorted(set(named) - set(methods))
+        if unknown:
+            raise ExportError(f"{option} names methods {unknown} that are not exported")
     programs = {}
     for name, example in methods.items():
-        args, kwargs = _example(name, example)
-        programs[name] = export_method(model, _method(model, name), args, kwargs, specs.get(name))
+        method = _method(model, name)
+        if name not in predicates:
+            args, kwargs = _example(name, example)
+            programs[name] = export_method(model, method, args, kwargs, specs.get(name))
+            continue
+        for key, (args, kwargs), spec in _overloaded(name, example, predicates[name]):
+            if key in programs:
+                raise ExportError(f"two examples of {name!r} fall under overload {key!r}")
+            programs[key] = export_method(model, method, args, kwargs, spec)
     return ExportPackage(programs)
+
+
+def _overloaded(
+    name: str, examples: Any, predicates: Mapping[str, Callable[..., Any]]
+) -> Iterator[tuple[str, tuple[tuple[Any, ...], dict[str, Any]], Any]]:
+    """(entry name, example, dynamic shapes) for each example of an overloaded method."""
+    if not isinstance(examples, list):
+        raise ExportError(f"method {name!r} has overloads: give a list of (args, kwargs) examples")
+    for example in examples:
+        args, kwargs = _example(name, example)
+        for overload, predicate in predicates.items():
+            try:
+                spec = predicate(*args, **kwargs)
+            except AssertionError:
+                continue
+            yield f"{name}.{overload}", (args, kwargs), spec
+            break
+        else:
+            raise ExportError(
+                f"no overload of {name!r} ({', '.join(predicates)}) accepts an example; each "
+                "spec predicate raised AssertionError"
+            )
 
 
 def _example(name: str, example: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ArchiveError, GraphError, PytreeError, VerificationError
+from graphlift.export.package import is_entry_name
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
 from graphlift.export.program.signature import (
@@ -81,7 +82,7 @@ def decode_package(
     for item in data["methods"].items():
         name, body = item.items(2)
         key = name.str()
-        if not key.isidentifier() or key in methods:
+        if not is_entry_name(key) or key in methods:
             raise name.fail(f"method name {key[:40]!r} is not a new identifier")
         methods[key] = decode_body(body.fields(_BODY_KEYS), storages, limits)
     storages.check_all_used()

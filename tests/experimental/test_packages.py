@@ -11,7 +11,7 @@ from rich.console import Console
 
 import graphlift as gl
 from graphlift import cli
-from graphlift.errors import ArchiveError, ExportError, SerializationError
+from graphlift.errors import ArchiveError, ExportError, InputMismatchError, SerializationError
 from graphlift.serialize.archive import read_archive, write_archive
 from graphlift.serialize.schema import LIMITS
 
@@ -134,3 +134,48 @@ def test_the_cli_shows_a_package(tmp_path) -> None:  # type: ignore[no-untyped-d
     text = console.export_text()
     assert "=== method encode ===" in text and "=== method predict ===" in text
     assert text.count("def check_inputs(x") == 2
+
+
+def short(x, *, scale=1.0):
+    assert x.shape[0] == 1
+    return None
+
+
+def long(x, *, scale=1.0):
+    assert x.shape[0] > 1
+    return {"x": {0: gl.Dim("rows", min=2)}}
+
+
+def test_overloads_are_chosen_by_predicates_when_exporting_and_by_checks_when_running() -> None:
+    model, eager = TwoHeads(), TwoHeads()
+    eager.load_state_dict(model.state_dict())
+    package = gl.export_methods(
+        model,
+        {"predict": [((torch.randn(3, 4),), {}), ((torch.randn(1, 4),), {})]},
+        overloads={"predict": {"short": short, "long": long}},
+    )
+    assert list(package) == ["predict.long", "predict.short"]
+    assert list(package.overloads("predict")) == ["long", "short"]
+    buffer = io.BytesIO()
+    gl.save(package, buffer)
+    buffer.seek(0)
+    for each in (package, gl.load(buffer)):
+        predict = each.module("predict")
+        for rows in (1, 2, 6):
+            x = torch.randn(rows, 4)
+            torch.testing.assert_close(predict(x), eager(x))
+        with pytest.raises(InputMismatchError, match=r"predict\.long: .*\n.*predict\.short"):
+            predict(torch.randn(0, 4))  # no overload covers 0 rows
+
+
+def test_overload_arguments_are_checked() -> None:
+    model, x = TwoHeads(), torch.randn(3, 4)
+    overloads = {"predict": {"long": long}}
+    with pytest.raises(ExportError, match="list of"):
+        gl.export_methods(model, {"predict": ((x,), {})}, overloads=overloads)
+    with pytest.raises(ExportError, match="no overload of 'predict'"):
+        gl.export_methods(model, {"predict": [((x[:1],), {})]}, overloads=overloads)
+    with pytest.raises(ExportError, match="fall under overload"):
+        gl.export_methods(model, {"predict": [((x,), {}), ((x,), {})]}, overloads=overloads)
+    with pytest.raises(ExportError, match="not exported"):
+        gl.export_methods(model, {"encode": ((x,), {})}, overloads=overloads)
