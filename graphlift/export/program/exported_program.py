@@ -47,6 +47,7 @@ class ExportedProgram:
         module_call_graph: tuple[ModuleCallEntry, ...],
         shape_env: ShapeEnv | None = None,
         specializations: tuple[Any, ...] = (),
+        draft_report: Any = None,
     ) -> None:
         self.graph_module = graph_module
         self.graph_signature = graph_signature
@@ -58,8 +59,8 @@ class ExportedProgram:
         #: Dim.AUTO dimensions that became static or narrower, with the line that did it.
         self.specializations = specializations
         #: What draft_export had to refine or specialize (None for export()).
-        self.draft_report: Any = None
-        self._report: Any = None  # torch.export's name for the same report
+        self.draft_report: Any = draft_report
+        self._report: Any = draft_report  # torch.export's name for the same report
         self._shape_env = shape_env
 
     @property
