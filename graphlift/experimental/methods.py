@@ -5,50 +5,19 @@ exports one program per entry into an `ExportPackage`; the programs share the
 model's parameters and buffers (the same tensors). An entry named after a
 method of the model (``model.encode``) exports that method (nn.Module's own methods never count); any other name
 exports ``forward`` with those inputs (prefill and decode of an LLM are both
-``forward``). ``export_method`` is the one place that points a model's
-``forward`` at another callable for the duration of an export.
+``forward``); ``export`` takes the bound method and exports the model through it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 
 from graphlift.errors import ExportError
-from graphlift.export import ExportedProgram, export
+from graphlift.export import export
 from graphlift.export.package import ExportPackage
-
-_ABSENT = object()
-
-
-@contextmanager
-def forward_replaced(model: torch.nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
-    """``model.forward`` is ``forward`` inside (an instance attribute), as before after."""
-    state = model.__dict__
-    installed = state.get("forward", _ABSENT)
-    state["forward"] = forward
-    try:
-        yield
-    finally:
-        if installed is _ABSENT:
-            del state["forward"]
-        else:
-            state["forward"] = installed
-
-
-def export_method(
-    model: torch.nn.Module,
-    method: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    dynamic_shapes: Any = None,
-) -> ExportedProgram:
-    """Export ``model`` called through ``method`` (a bound method of ``model``)."""
-    with forward_replaced(model, method):
-        return export(model, tuple(args), dict(kwargs), dynamic_shapes=dynamic_shapes)
 
 
 def export_methods(
@@ -81,12 +50,12 @@ def export_methods(
         method = _method(model, name)
         if name not in predicates:
             args, kwargs = _example(name, example)
-            programs[name] = export_method(model, method, args, kwargs, specs.get(name))
+            programs[name] = export(method, args, kwargs, dynamic_shapes=specs.get(name))
             continue
         for key, (args, kwargs), spec in _overloaded(name, example, predicates[name]):
             if key in programs:
                 raise ExportError(f"two examples of {name!r} fall under overload {key!r}")
-            programs[key] = export_method(model, method, args, kwargs, spec)
+            programs[key] = export(method, args, kwargs, dynamic_shapes=spec)
     return ExportPackage(programs)
 
 

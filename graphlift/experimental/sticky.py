@@ -37,8 +37,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError, InputMismatchError, InputStructureError
-from graphlift.experimental.methods import export_method
-from graphlift.export import ExportedProgram
+from graphlift.export import ExportedProgram, export
 
 POLICIES = ("once", "error", "reexport")
 _REFUSALS = (InputMismatchError, InputStructureError)
@@ -128,8 +127,8 @@ class StickyExport:
         return self._run(program, args, kwargs)
 
     def _export(self, args: tuple[Any, ...], kwargs: dict[str, Any], dynamic_shapes: Any) -> Any:
-        # export runs the wrapped forward, not this wrapper
-        program = export_method(self.model, self.original, args, kwargs, dynamic_shapes)
+        # the wrapped forward (a bound method), not this wrapper
+        program = export(self.original, tuple(args), dict(kwargs), dynamic_shapes=dynamic_shapes)
         self._modules[id(program)] = program.module()
         return program
 

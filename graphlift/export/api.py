@@ -45,9 +45,10 @@ def export(
     buffers; every ATen operation it performs is recorded. Dimensions named in
     ``dynamic_shapes`` stay symbolic; every assumption the trace makes about
     them is checked by ``ep.module()`` before it computes. The module itself is
-    left exactly as it was, also when export fails. ``mod`` may also be an
-    operator overload (``torch.ops.aten.add.Tensor``) or a plain callable: it is
-    wrapped in a stateless module with the callable's signature.
+    left exactly as it was, also when export fails. ``mod`` may also be a
+    module's bound method (``model.encode``: the module, called through it), an
+    operator overload (``torch.ops.aten.add.Tensor``) or a plain callable (wrapped
+    in a stateless module with the callable's signature).
 
     ``data_dependent`` (graphlift's own option): ``"error"`` raises
     DataDependentError on a Python decision over a data-dependent value;
@@ -91,16 +92,18 @@ def trace_for_export(
 ) -> Traced:
     """Match the spec, capture, and check the capture against the spec
     (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
-    mod = as_module(mod)
+    mod, calling = as_module(mod)
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
-    builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
-    if builder is not None:  # a ShapesCollection or AdditionalInputs
-        dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
-    dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
         raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
-    captured = capture(mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize")
+    builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
+    with calling:  # a module's method: its forward points at the method meanwhile
+        if builder is not None:  # a ShapesCollection or AdditionalInputs
+            dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
+        dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
+        specialize = data_dependent == "specialize"
+        captured = capture(mod, args, kwargs, dim_specs, specialize_data=specialize)
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)

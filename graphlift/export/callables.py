@@ -1,21 +1,30 @@
-"""Exporting what is not a module: an ATen operator or a plain Python callable.
+"""Exporting what is not a module: an operator, a plain callable, a module's method.
 
 ``export(torch.ops.aten.add.Tensor, (x, y))`` and ``export(fn, (x,))`` wrap
 the callable in a `CallableModule` (no parameters, no buffers) whose
 ``forward`` has the callable's own signature, so placeholders are named after
 the callable's parameters (``self``/``other`` for ``aten.add.Tensor``, ``x``
 for ``def fn(x)``) and keyword arguments bind as they would in a call.
+
+A bound method of a module (``export(model.encode, (x,))``) exports the module
+itself, with its parameters and buffers, called through that method:
+``forward_replaced`` points the module's ``forward`` at the method while it
+is traced (the one place that does), and restores it afterwards.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import torch
 
 from graphlift.errors import ExportError
+
+_ABSENT = object()
 
 
 class CallableModule(torch.nn.Module):
@@ -36,10 +45,19 @@ class CallableModule(torch.nn.Module):
         return f"fn={self.fn}"
 
 
-def as_module(target: Any) -> torch.nn.Module:
-    """``target`` itself when it is a module, else a `CallableModule` around it."""
+def as_module(target: Any) -> tuple[torch.nn.Module, AbstractContextManager[None]]:
+    """The module to trace for ``target``, and the context to trace it in:
+    ``target`` itself, the module a bound method belongs to (traced with
+    ``forward_replaced``), or a `CallableModule` around any other callable."""
     if isinstance(target, torch.nn.Module):
-        return target
+        return target, nullcontext()
+    owner = getattr(target, "__self__", None)
+    if isinstance(target, types.MethodType) and isinstance(owner, torch.nn.Module):
+        return owner, forward_replaced(owner, target)
+    return _wrapped(target), nullcontext()
+
+
+def _wrapped(target: Any) -> CallableModule:
     if isinstance(target, torch._ops.OpOverloadPacket):
         raise ExportError(
             f"{target} is an operator packet with several overloads; export one overload, "
@@ -76,3 +94,18 @@ def operator_signature(op: torch._ops.OpOverload) -> inspect.Signature:
         )
         parameters.append(inspect.Parameter(argument.name, kind, default=default))
     return inspect.Signature(parameters)
+
+
+@contextmanager
+def forward_replaced(model: torch.nn.Module, forward: Callable[..., Any]) -> Iterator[None]:
+    """``model.forward`` is ``forward`` inside (an instance attribute), as before after."""
+    state = model.__dict__
+    installed = state.get("forward", _ABSENT)
+    state["forward"] = forward
+    try:
+        yield
+    finally:
+        if installed is _ABSENT:
+            del state["forward"]
+        else:
+            state["forward"] = installed

@@ -126,3 +126,27 @@ def test_autograd_function_forward_is_traced() -> None:
             torch.testing.assert_close(got, expected)
     core = ep.run_decompositions()
     torch.testing.assert_close(core.module()(x)[0], model(x)[0])
+
+
+class Encoder(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = torch.nn.Linear(4, 8)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def encode(self, x):
+        self.calls += 1
+        return self.embed(x).tanh()
+
+    def forward(self, x):
+        return self.embed(x)
+
+
+def test_a_modules_method_exports_the_module_through_it() -> None:
+    model = Encoder()
+    ep = gl.export(model.encode, (torch.randn(3, 4),), dynamic_shapes={"x": {0: gl.Dim("rows")}})
+    assert ep.graph_signature.parameters == ("embed.weight", "embed.bias")
+    assert list(ep.graph_signature.buffers_to_mutate.values()) == ["calls"]
+    assert "forward" not in vars(model)  # restored
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(ep.module()(x), model.embed(x).tanh())
