@@ -164,6 +164,11 @@ class InputMismatchError(GraphliftError, AssertionError):
     dtype, or specialized value (torch.export: AssertionError "Guard failed")."""
 
 
+class StickyExportError(InputMismatchError):
+    """A call no program of a sticky export accepts, and its policy forbids
+    exporting again (graphlift.experimental.sticky_export)."""
+
+
 class VerificationError(GraphliftError, RuntimeError):
     """An exported graph breaks an invariant of its IR level."""
 

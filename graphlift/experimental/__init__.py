@@ -1,7 +1,8 @@
 """Capture APIs beyond one forward (issue 20); re-exports only."""
 
+from graphlift.errors import StickyExportError
 from graphlift.experimental.methods import export_methods
-from graphlift.experimental.sticky import StickyExportError, sticky_export
+from graphlift.experimental.sticky import sticky_export
 from graphlift.trace.leaf import leaf_function
 
 _sticky_export = sticky_export  # torch.export.experimental's name

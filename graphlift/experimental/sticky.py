@@ -36,15 +36,16 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError, InputMismatchError, InputStructureError
+from graphlift.errors import (
+    ExportError,
+    InputMismatchError,
+    InputStructureError,
+    StickyExportError,
+)
 from graphlift.export import ExportedProgram, export
 
 POLICIES = ("once", "error", "reexport")
 _REFUSALS = (InputMismatchError, InputStructureError)
-
-
-class StickyExportError(InputMismatchError):
-    """A call no exported program accepts, and the policy forbids exporting again."""
 
 
 @dataclass
