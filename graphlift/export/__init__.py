@@ -1,6 +1,6 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
-from graphlift.export.api import export
+from graphlift.export.api import capture, export
 from graphlift.export.package import ExportPackage
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.draft import DraftExportReport, draft_export
@@ -46,6 +46,7 @@ __all__ = [
     "Specialization",
     "SymIntArgument",
     "TensorArgument",
+    "capture",
     "dims",
     "draft_export",
     "export",

@@ -16,7 +16,8 @@ import torch
 
 from graphlift.errors import ExportError
 from graphlift.export.callables import as_module
-from graphlift.export.capture import Capture, capture
+from graphlift.export.capture import Capture, function_module
+from graphlift.export.capture import capture as capture_model
 from graphlift.export.program.constraints import (
     Specialization,
     check_dynamic_dims,
@@ -68,6 +69,18 @@ def export(
     return finish_export(traced)
 
 
+def capture(fn: Any) -> Any:
+    """Strict capture at the frame level (torch's ``dynamo_graph_capture_for_export``):
+    ``gl.capture(fn)(*args, **kwargs)`` interprets ``fn`` — a module or a plain
+    function — on those inputs and returns its ExportedProgram (``strict=True``)."""
+
+    def run(*args: Any, **kwargs: Any) -> ExportedProgram:
+        module = fn if isinstance(fn, torch.nn.Module) else function_module(fn)
+        return export(module, args, kwargs, strict=True)
+
+    return run
+
+
 @dataclass(frozen=True)
 class Traced:
     """The stages before assembly: the model captured and checked against its spec."""
@@ -103,7 +116,9 @@ def trace_for_export(
             dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
         dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
         specialize = data_dependent == "specialize"
-        captured = capture(mod, args, kwargs, dim_specs, specialize_data=specialize)
+        captured = capture_model(
+            mod, args, kwargs, dim_specs, specialize_data=specialize, strict=strict
+        )
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
@@ -129,10 +144,6 @@ def _check_arguments(
         )
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
-    if strict:
-        raise ExportError(
-            "strict=True (bytecode-level capture) is not supported yet; use strict=False"
-        )
     if preserved:
         raise ExportError("preserve_module_call_signature is not supported yet")
 
@@ -162,4 +173,5 @@ def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
         shape_env=shape_env,
         specializations=traced.specializations,
         draft_report=draft_report,
+        python_guards=captured.python_guards,
     )

@@ -1,7 +1,7 @@
 """Exporting what is not a module: an operator, a plain callable, a module's method.
 
 ``export(torch.ops.aten.add.Tensor, (x, y))`` and ``export(fn, (x,))`` wrap
-the callable in a `CallableModule` (no parameters, no buffers) whose
+the callable in a stateless module (capture.py: ``function_module``) whose
 ``forward`` has the callable's own signature, so placeholders are named after
 the callable's parameters (``self``/``other`` for ``aten.add.Tensor``, ``x``
 for ``def fn(x)``) and keyword arguments bind as they would in a call.
@@ -23,32 +23,15 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError
+from graphlift.export.capture import function_module
 
 _ABSENT = object()
-
-
-class CallableModule(torch.nn.Module):
-    """A stateless module whose ``forward`` is ``fn`` (with ``fn``'s signature)."""
-
-    def __init__(self, fn: Callable[..., Any], signature: inspect.Signature) -> None:
-        super().__init__()
-        self.fn = fn
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            return fn(*args, **kwargs)
-
-        forward.__signature__ = signature  # type: ignore[attr-defined]
-        forward.__name__ = getattr(fn, "__name__", "forward")
-        self.forward = forward  # an instance attribute: nn.Module.__call__ finds it first
-
-    def extra_repr(self) -> str:
-        return f"fn={self.fn}"
 
 
 def as_module(target: Any) -> tuple[torch.nn.Module, AbstractContextManager[None]]:
     """The module to trace for ``target``, and the context to trace it in:
     ``target`` itself, the module a bound method belongs to (traced with
-    ``forward_replaced``), or a `CallableModule` around any other callable."""
+    ``forward_replaced``), or a stateless module around any other callable."""
     if isinstance(target, torch.nn.Module):
         return target, nullcontext()
     owner = getattr(target, "__self__", None)
@@ -57,14 +40,14 @@ def as_module(target: Any) -> tuple[torch.nn.Module, AbstractContextManager[None
     return _wrapped(target), nullcontext()
 
 
-def _wrapped(target: Any) -> CallableModule:
+def _wrapped(target: Any) -> torch.nn.Module:
     if isinstance(target, torch._ops.OpOverloadPacket):
         raise ExportError(
             f"{target} is an operator packet with several overloads; export one overload, "
             f"e.g. {target}.default or {target}.Tensor"
         )
     if isinstance(target, torch._ops.OpOverload):
-        return CallableModule(target, operator_signature(target))
+        return function_module(target, operator_signature(target))
     if callable(target):
         try:
             signature = inspect.signature(target)
@@ -72,7 +55,7 @@ def _wrapped(target: Any) -> CallableModule:
             signature = inspect.Signature(
                 [inspect.Parameter("args", inspect.Parameter.VAR_POSITIONAL)]
             )
-        return CallableModule(target, signature)
+        return function_module(target, signature)
     raise ExportError(
         f"export takes a torch.nn.Module, an operator overload or a callable, got "
         f"{type(target).__name__}"
