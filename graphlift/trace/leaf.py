@@ -8,7 +8,10 @@ is the `LeafFunction` itself, so ``module()`` runs the real function eagerly.
 
 Contract, as torch's ``leaf_function``: arguments and results are tensors,
 Python scalars and (nested) tuples/lists/dicts of them; the result is a tensor
-or a tuple/list of tensors; the function does not mutate its arguments. A leaf
+or a tuple/list of tensors; the function does not mutate its arguments. Each
+real call checks its result's shapes and dtypes against the fake's for the
+same arguments (RuntimeAssertError on a mismatch), so a wrong fake cannot
+make a program silently compute something else. A leaf
 call is never erased or merged by graph passes (it may have side effects).
 
 Serialization names a leaf function only when it was given a ``name``: an
@@ -27,9 +30,9 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes, _get_current_dispatch_mode_stack
 
-from graphlift.errors import TraceError
+from graphlift.errors import RuntimeAssertError, TraceError
 from graphlift.ir.effects import register_side_effect
-from graphlift.pytree import tree_map
+from graphlift.pytree import tree_leaves, tree_map
 from graphlift.source import user_where
 from graphlift.trace.mode import TraceMode
 from graphlift.trace.recorder import META, Recorder
@@ -56,9 +59,12 @@ class LeafFunction:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         recorder = _active_recorder()
-        if recorder is None:
-            return self.fn(*args, **kwargs)
-        return _record_leaf_call(recorder, self, args, kwargs)
+        if recorder is not None:
+            return _record_leaf_call(recorder, self, args, kwargs)
+        result = self.fn(*args, **kwargs)
+        if self.fake is not None:
+            _check_against_fake(self, result, args, kwargs)
+        return result
 
     def __repr__(self) -> str:
         return f"<leaf function {self.name or self.__qualname__}>"  # type: ignore[attr-defined]
@@ -113,6 +119,36 @@ def _record_leaf_call(
     if recorder.symbolic is not None:
         recorder.symbolic.bind_sizes(traced)
     return traced
+
+
+def _check_against_fake(
+    leaf: LeafFunction, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    """The real result has the shapes and dtypes the fake gives for these
+    arguments: programs were traced with the fake's, so a wrong fake would
+    make them compute something else than eager without this check."""
+    meta_args, meta_kwargs = tree_map(_meta_like, (args, kwargs))
+    expected = [_describe(t) for t in tree_leaves(leaf.fake(*meta_args, **meta_kwargs))]  # type: ignore[misc]
+    actual = [_describe(t) for t in tree_leaves(result)]
+    if actual != expected:
+        label = leaf.name or leaf.__qualname__  # type: ignore[attr-defined]
+        raise RuntimeAssertError(
+            f"leaf function {label} returned {', '.join(actual)} where its fake "
+            f"implementation says {', '.join(expected)}; programs that call it were traced "
+            "with the fake's shapes and dtypes, so fix the fake to match the function"
+        )
+
+
+def _meta_like(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device=META)
+    return value
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
+    return type(value).__name__
 
 
 def _shadow(recorder: Recorder, value: Any) -> Any:

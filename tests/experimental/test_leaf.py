@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import graphlift as gl
-from graphlift.errors import ArchiveError, SerializationError, TraceError
+from graphlift.errors import ArchiveError, RuntimeAssertError, SerializationError, TraceError
 from graphlift.trace.leaf import LEAF_FUNCTIONS, LeafFunction
 
 CALLS: list[tuple[int, ...]] = []
@@ -149,3 +149,16 @@ def test_a_leaf_call_inside_a_cond_branch() -> None:
     for module in (ep.module(), ep.run_decompositions().module()):
         torch.testing.assert_close(module(torch.ones(3)), torch.full((3,), 3.0))
         torch.testing.assert_close(module(-torch.ones(3)), torch.full((3,), -2.0))
+
+
+def test_a_wrong_fake_is_caught_when_the_program_runs() -> None:
+    @gl.leaf_function
+    def first_rows(x):
+        return x[:2]
+
+    first_rows.register_fake(lambda x: x.new_empty(x.shape))  # wrong: claims all rows
+    ep = gl.export(lambda x: first_rows(x) + 1, (torch.randn(4, 3),))
+    with pytest.raises(RuntimeAssertError, match=r"returned float32\[2, 3\] where its fake"):
+        ep.module()(torch.randn(4, 3))
+    with pytest.raises(RuntimeAssertError):
+        first_rows(torch.randn(4, 3))  # eager calls are checked the same way
