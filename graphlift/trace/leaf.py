@@ -112,8 +112,15 @@ def _record_leaf_call(
             where=user_where(),
         )
     shadow_args, shadow_kwargs = tree_map(lambda v: _shadow(recorder, v), (args, kwargs))
-    with _disable_current_modes():  # the fake impl runs on plain meta tensors, unrecorded
-        result = leaf.fake(*shadow_args, **shadow_kwargs)
+    try:
+        with _disable_current_modes():  # the fake impl runs on plain meta tensors, unrecorded
+            result = leaf.fake(*shadow_args, **shadow_kwargs)
+    except (RuntimeError, ValueError, TypeError, IndexError, NotImplementedError) as error:
+        raise TraceError(
+            f"the fake implementation of leaf function {label} failed on the traced shapes: "
+            f"{error}",
+            where=user_where(),
+        ) from error
     shadow_result = _checked_result(label, result)
     traced = recorder.record_call(leaf, args, kwargs, shadow_result)
     if recorder.symbolic is not None:

@@ -120,6 +120,10 @@ def test_missing_or_wrong_fake_is_a_trace_error_at_the_users_line() -> None:
     bad_fake.register_fake(lambda x: 3)
     with pytest.raises(TraceError, match="returned int"):
         gl.export(lambda x: bad_fake(x), (torch.randn(2),))
+    bad_fake.register_fake(lambda x: x.view(3, -1))
+    with pytest.raises(TraceError, match="failed on the traced shapes") as info:
+        gl.export(lambda x: bad_fake(x), (torch.randn(2),))
+    assert "test_leaf.py" in str(info.value)
 
 
 def test_names_are_checked() -> None:
