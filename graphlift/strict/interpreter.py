@@ -36,10 +36,11 @@ import torch
 
 from graphlift.errors import SideEffectError, StrictCaptureError
 from graphlift.source import INTERPRETED_FRAME, is_user_file
+from graphlift.strict import opcodes, opcodes_values  # noqa: F401 - they fill OPCODES
 from graphlift.strict.effects import Provenance, SideEffectLog, mutated_container
 from graphlift.strict.frame import Frame
 from graphlift.strict.guards import PythonGuard, needs_guard
-from graphlift.strict.opcodes import NEXT, OPCODES, YIELD
+from graphlift.strict.instructions import NEXT, OPCODES, YIELD
 
 _CO_GENERATOR = inspect.CO_GENERATOR
 
