@@ -7,10 +7,9 @@ import io
 
 import pytest
 import torch
-from rich.console import Console
 
 import graphlift as gl
-from graphlift import cli
+from graphlift.cli import main as cli_main
 from graphlift.errors import ArchiveError, ExportError, InputMismatchError, SerializationError
 from graphlift.serialize.archive import read_archive, write_archive
 from graphlift.serialize.schema import LIMITS
@@ -126,14 +125,15 @@ def test_nn_module_methods_are_never_taken_for_the_name() -> None:
     assert "head.weight" in package["eval"].graph_signature.parameters  # forward, not Module.eval
 
 
-def test_the_cli_shows_a_package(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_the_cli_shows_a_package(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "two_heads.gl"
     gl.save(package_of(TwoHeads()), path)
-    console = Console(record=True, width=400)
-    assert cli.run_show(console, str(path), show_checks=True) == 0
-    text = console.export_text()
+    assert cli_main(["show", str(path), "--checks"]) == 0
+    text = capsys.readouterr().out
     assert "=== method encode ===" in text and "=== method predict ===" in text
     assert text.count("def check_inputs(x") == 2
+    assert cli_main(["report", str(path)]) == 1  # one program per report
+    assert "package of methods ['encode', 'predict']" in " ".join(capsys.readouterr().out.split())
 
 
 def short(x, *, scale=1.0):
