@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError
+from graphlift.errors import ExportArgumentError, ExportError
 from graphlift.export.callables import as_module
 from graphlift.export.capture import Capture, function_module
 from graphlift.export.capture import capture as capture_model
@@ -27,6 +27,7 @@ from graphlift.export.program.exported_program import ExportedProgram, ModuleCal
 from graphlift.export.program.signature import ExportGraphSignature, InputKind
 from graphlift.export.program.verifier import verify
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
+from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
 
 
@@ -110,10 +111,8 @@ def trace_for_export(
     kwargs = dict(kwargs or {})
     if data_dependent not in ("error", "specialize"):
         raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
-    builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
     with calling:  # a module's method: its forward points at the method meanwhile
-        if builder is not None:  # a ShapesCollection or AdditionalInputs
-            dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
+        dynamic_shapes, builder = resolve_spec(dynamic_shapes, mod, args, kwargs)
         dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
         specialize = data_dependent == "specialize"
         captured = capture_model(
@@ -143,7 +142,7 @@ def _check_arguments(
             f"args must be a tuple of example inputs, got {type(args).__name__}: use (x,)"
         )
     if kwargs is not None and not isinstance(kwargs, dict):
-        raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+        raise ExportArgumentError(f"kwargs must be a dict, got {type(kwargs).__name__}")
     if preserved:
         raise ExportError("preserve_module_call_signature is not supported yet")
 
@@ -167,7 +166,7 @@ def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
         graph_signature=signature,
         state_dict=state_dict,
         constants=constants,
-        range_constraints=range_constraints(shape_env) if shape_env else {},
+        range_constraints=range_constraints(shape_env, captured.graph) if shape_env else {},
         example_inputs=(traced.args, traced.kwargs),
         module_call_graph=(entry,),
         shape_env=shape_env,

@@ -59,7 +59,8 @@ PYTHON_TARGETS: dict[str, Any] = {
     "math.trunc": math.trunc,
     "math.floor": math.floor,
     "math.ceil": math.ceil,
-    "builtins.int": int,  # an unbacked bool read as 0/1
+    "builtins.int": int,
+    "builtins.round": round,  # round() of a size ratio  # an unbacked bool read as 0/1
     # graphlift's own graph callables: control flow over subgraphs, functionalized custom ops
     "graphlift.cond": control_flow.cond,
     "graphlift.map_impl": control_flow.map_impl,

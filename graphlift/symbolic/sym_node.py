@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sympy  # type: ignore[import-untyped]
 import torch
 
-from graphlift.errors import GraphliftError
+from graphlift.errors import UnsupportedTraceError
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic import layout
 from graphlift.symbolic.expr import Expr, Poly, Scalar
@@ -183,7 +183,7 @@ class SymNode:
         if self.pytype is not float and other.pytype is not float and int_build is not None:
             return self._new(int_build(self._int_expr(), other._int_expr()), int, hint)
         if float_name is None:
-            raise GraphliftError(f"symbolic float operation {fn.__name__} is not supported")
+            raise UnsupportedTraceError(f"symbolic float operation {fn.__name__} is not supported")
         a, b = self.symbolic_expr, other.symbolic_expr
         return self._new(E.float_op(float_name, a, b), float, hint)
 
@@ -293,7 +293,11 @@ class SymNode:
         return self._rounding("ceil")
 
     def round(self, ndigits: int | None = None) -> SymNode:
-        raise GraphliftError("round() of a symbolic float is not supported; use math.floor")
+        if ndigits is not None:
+            raise UnsupportedTraceError(
+                "round(x, ndigits) of a symbolic float is not supported; use round(x) or math.floor"
+            )
+        return self._rounding("round")
 
     def is_integer(self) -> SymNode:
         expr = E.float_compare(

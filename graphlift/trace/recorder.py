@@ -44,6 +44,9 @@ from graphlift.trace.zero_one import check_assumptions
 
 META = torch.device("meta")
 
+#: what ``torch.tensor(...)`` records around a constant: the value is the constant's
+_FRESH_COPIES = (torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default)
+
 
 @dataclass(frozen=True)
 class LiftedConstant:
@@ -163,6 +166,16 @@ class Recorder:
         self._constants_by_id[id(value)] = traced
         self._constants_by_node[id(traced)] = target
         return traced
+
+    def constant_value(self, traced: TraceTensor) -> torch.Tensor | None:
+        """The real tensor behind a lifted constant (also through the ``lift_fresh``
+        that ``torch.tensor(3)`` records) that nothing has written to since."""
+        node = traced.node
+        if node.op == "call_function" and node.target in _FRESH_COPIES:
+            node = node.args[0]
+        if not isinstance(node, Node) or node.op != "placeholder":
+            return None
+        return next((c.value for c in self.constants if c.name == node.name), None)
 
     def wrap(
         self, shadow: torch.Tensor, node: Node, device: torch.device, requires_grad: bool

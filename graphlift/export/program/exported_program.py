@@ -17,6 +17,7 @@ import torch
 
 from graphlift.export.program import decompositions
 from graphlift.export.program.signature import ExportGraphSignature
+from graphlift.export.program.verifier import Verifier, verify
 from graphlift.export.runtime.unlift import unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
@@ -34,7 +35,20 @@ class ModuleCallEntry:
     forward_arg_names: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class CallSpec:
+    """The pytree structure of the program's inputs and outputs (torch's ``ep.call_spec``)."""
+
+    in_spec: TreeSpec | None
+    out_spec: TreeSpec | None
+
+
 class ExportedProgram:
+    #: torch.export's dialect name for programs at the ATen level (also after decomposition)
+    dialect = "ATEN"
+    #: the verifiers this program passes (torch's ``ep.verifiers``); ``validate()`` runs them
+    verifiers = (Verifier,)
+
     def __init__(
         self,
         *,
@@ -70,6 +84,26 @@ class ExportedProgram:
     @property
     def graph(self) -> Graph:
         return self.graph_module.graph
+
+    @property
+    def call_spec(self) -> CallSpec:
+        if not self.module_call_graph:
+            return CallSpec(None, None)
+        entry = self.module_call_graph[0]
+        return CallSpec(entry.in_spec, entry.out_spec)
+
+    @property
+    def verifier(self) -> type[Verifier]:
+        return self.verifiers[0]
+
+    @property
+    def tensor_constants(self) -> dict[str, torch.Tensor]:
+        """torch.export's older name for ``constants``."""
+        return self.constants
+
+    def validate(self) -> None:
+        """Run the verifier again (after editing the graph by hand); raises VerificationError."""
+        verify(self)
 
     @property
     def call_spec_in(self) -> TreeSpec:

@@ -56,7 +56,7 @@ ALLOWED_PYTHON_TARGETS: set[Any] = {
     operator.truediv, operator.mod, operator.pow, operator.neg, operator.eq, operator.ne,
     operator.lt, operator.le, operator.gt, operator.ge, operator.and_, operator.or_,
     torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_float, torch.sym_int,
-    torch.sym_ite, math.ceil, math.floor, math.trunc,
+    torch.sym_ite, math.ceil, math.floor, math.trunc, round,
     *GRAPH_CALLABLES,  # functionalized custom ops (trace/functional_ops.py)
 }  # fmt: skip
 
@@ -67,6 +67,9 @@ CORE_EXTRA_OPS: set[Any] = {
     aten.sym_storage_offset.default, aten._assert_scalar.default, aten._assert_async.msg,
     aten.sym_constrain_range.default, aten.sym_constrain_range_for_size.default,
     aten._local_scalar_dense.default,
+    # not tagged core, yet torch.export's default table keeps them (it has no
+    # decomposition for them): nn.Bilinear and norms decompose to these in both
+    aten._trilinear.default, aten.linalg_vector_norm.default, aten.clamp_min.Tensor,
 }  # fmt: skip
 
 # --- data-dependent values and control flow (issue #8) ---
@@ -88,6 +91,15 @@ def _is_subgraph(node: Node) -> bool:
 
 
 _BUILTIN_NAMESPACES = {"aten", "prim", "prims"}
+
+
+class Verifier:
+    """torch.export's verifier interface: ``Verifier().check(ep)`` verifies a program."""
+
+    dialect = "ATEN"
+
+    def check(self, program: ExportedProgram) -> None:
+        verify(program)
 
 
 def verify(program: ExportedProgram, level: IRLevel = "export") -> None:
