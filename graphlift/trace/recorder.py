@@ -277,6 +277,9 @@ class Recorder:
             node.meta["stack_trace"] = location.stack_trace
         if self.module_stack:
             node.meta["nn_module_stack"] = self.module_stack
+        annotations = user_annotations()
+        if annotations:
+            node.meta["custom"] = annotations
         return node
 
     # --- mutation --------------------------------------------------------------------------
@@ -410,6 +413,20 @@ class Recorder:
             if node.op != "placeholder":
                 return node
         return None
+
+
+def user_annotations() -> dict[str, Any] | None:
+    """A copy of what ``torch.fx.traceback.annotate({...})`` blocks around the
+    current line have set (nested blocks merged, inner keys winning), or None.
+
+    ``annotate`` keeps its state in the module global ``current_meta["custom"]``
+    and updates that dict in place when blocks nest, hence the copy. It is read
+    from ``sys.modules`` so the tracer does not import torch.fx itself.
+    """
+    module = sys.modules.get("torch.fx.traceback")
+    current = getattr(module, "current_meta", None)
+    custom = current.get("custom") if isinstance(current, dict) else None
+    return dict(custom) if isinstance(custom, dict) and custom else None
 
 
 def strides_like(value: torch.Tensor, sizes: list[Any]) -> list[Any]:
