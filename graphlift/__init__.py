@@ -4,14 +4,16 @@ The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
-from graphlift import interop
+from graphlift import experimental, interop
 from graphlift.decompose.table import default_decompositions
 from graphlift.errors import GraphliftError, MutationError, TraceError
+from graphlift.experimental import export_methods, leaf_function
 from graphlift.export import (
     AdditionalInputs,
     Dim,
     ExportedProgram,
     ExportGraphSignature,
+    ExportPackage,
     FlatArgsAdapter,
     InputKind,
     InputSpec,
@@ -48,6 +50,7 @@ __all__ = [
     "AdditionalInputs",
     "Dim",
     "ExportGraphSignature",
+    "ExportPackage",
     "ExportedProgram",
     "FlatArgsAdapter",
     "Graph",
@@ -72,8 +75,11 @@ __all__ = [
     "default_decompositions",
     "dims",
     "draft_export",
+    "experimental",
     "export",
+    "export_methods",
     "interop",
+    "leaf_function",
     "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",

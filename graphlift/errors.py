@@ -213,6 +213,11 @@ class InputMismatchError(GraphliftError, AssertionError):
     dtype, or specialized value (torch.export: AssertionError "Guard failed")."""
 
 
+class StickyExportError(InputMismatchError):
+    """A call no program of a sticky export accepts, and its policy forbids
+    exporting again (graphlift.experimental.sticky_export)."""
+
+
 class AdditionalInputMismatchError(InputMismatchError, RuntimeError):
     """An ``AdditionalInputs`` example is refused by the program exported with it
     (torch.export's ``AdditionalInputs.verify`` raises RuntimeError)."""

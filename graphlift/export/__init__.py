@@ -1,6 +1,7 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
 from graphlift.export.api import capture, export
+from graphlift.export.package import ExportPackage
 from graphlift.export.program.call_graph import ModuleCallEntry, ModuleCallSignature
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.draft import DraftExportReport, draft_export
@@ -11,6 +12,8 @@ from graphlift.export.program.signature import (
     InputKind,
     InputSpec,
     OutputKind,
+    OutputProvenance,
+    OutputSource,
     OutputSpec,
     SymIntArgument,
     TensorArgument,
@@ -31,6 +34,7 @@ __all__ = [
     "DimHint",
     "DraftExportReport",
     "ExportGraphSignature",
+    "ExportPackage",
     "ExportedProgram",
     "FlatArgsAdapter",
     "InputKind",
@@ -38,6 +42,8 @@ __all__ = [
     "ModuleCallEntry",
     "ModuleCallSignature",
     "OutputKind",
+    "OutputProvenance",
+    "OutputSource",
     "OutputSpec",
     "ShapesCollection",
     "Specialization",

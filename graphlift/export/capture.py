@@ -91,14 +91,17 @@ class FunctionModule(torch.nn.Module):
         return self.function(*args, **kwargs)
 
 
-def function_module(function: Any) -> FunctionModule:
-    signature = inspect.signature(function)
-    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+def function_module(function: Any, signature: inspect.Signature | None = None) -> FunctionModule:
+    """``function`` as a module; ``signature`` stands in for one Python cannot read
+    (an operator's, from its schema). The module's own parameter has a name no
+    function parameter collides with (operators call their first one ``self``)."""
+    signature = signature or inspect.signature(function)
+    self_parameter = inspect.Parameter("__module", inspect.Parameter.POSITIONAL_ONLY)
     forward = _copy_forward()
     forward.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[self_parameter, *signature.parameters.values()]
     )
-    name = getattr(function, "__name__", "function")
+    name = re.sub(r"\W", "_", getattr(function, "__name__", "function"))
     cls = type(f"Captured_{name}", (FunctionModule,), {"forward": forward})
     return cls(function)
 

@@ -9,6 +9,7 @@ original names), ``constants`` (lifted tensors and non-persistent buffers),
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -145,6 +146,22 @@ class ExportedProgram:
 
     def __repr__(self) -> str:
         return f"<ExportedProgram with {len(self.graph.nodes)} nodes>"
+
+    def inline_subgraphs(self) -> ExportedProgram:
+        """The flat program, equal to exporting with ``reuse_blocks=False``; this
+        one is left unchanged. Export does not build shared block bodies yet
+        (issue 18), so this is an equal copy with its own graph."""
+        return ExportedProgram(
+            graph_module=copy.deepcopy(self.graph_module),
+            graph_signature=self.graph_signature,
+            state_dict=dict(self.state_dict),
+            constants=dict(self.constants),
+            range_constraints=dict(self.range_constraints),
+            example_inputs=self.example_inputs,
+            module_call_graph=self.module_call_graph,
+            shape_env=self._shape_env,
+            specializations=self.specializations,
+        )
 
     def run_decompositions(
         self, decomp_table: dict[Any, Callable[..., Any]] | None = None

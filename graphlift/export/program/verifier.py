@@ -41,6 +41,7 @@ from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.trace import control_flow
 from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS
 from graphlift.trace.functional_ops import GRAPH_CALLABLES
+from graphlift.trace.leaf import LeafFunction
 
 if TYPE_CHECKING:
     from graphlift.export.program.exported_program import ExportedProgram
@@ -185,6 +186,8 @@ def target_problem(target: Any, level: IRLevel) -> str | None:
             return f"calls {target}, which is not in the core ATen opset"
         return None
     if isinstance(target, torch._ops.HigherOrderOperator) or target in ALLOWED_PYTHON_TARGETS:
+        return None
+    if isinstance(target, LeafFunction):  # an opaque call the user asked for (trace/leaf.py)
         return None
     return "calls a Python function; exported graphs call ATen ops only"
 
