@@ -271,8 +271,16 @@ class Interpreter:
 
 
 def _is_user_function(fn: Any) -> bool:
+    """User code, or a library decorator's wrapper around user code
+    (``@torch.no_grad()``, ``functools.wraps``): the wrapper is interpreted too,
+    so the user function it calls is, and does not escape into CPython."""
     code = getattr(fn, "__code__", None)
-    return isinstance(code, types.CodeType) and is_user_file(code.co_filename)
+    if not isinstance(code, types.CodeType):
+        return False
+    if is_user_file(code.co_filename):
+        return True
+    wrapped = getattr(fn, "__wrapped__", None)
+    return wrapped is not None and wrapped is not fn and _is_user_function(wrapped)
 
 
 def _is_user_class(cls: type) -> bool:
