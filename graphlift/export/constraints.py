@@ -138,7 +138,7 @@ def _excluded_small_sizes(shape_env: ShapeEnv, symbol: str, actual: ValueRange) 
     for value in (0, 1):
         if not actual.contains(value):
             continue
-        if any(not shape_env.value_at(g.expr, {symbol: value}) for g in own):
+        if any(not shape_env.holds_at(g.expr, {symbol: value}) for g in own):
             excluded.append(value)
     return excluded
 

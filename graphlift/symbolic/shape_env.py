@@ -427,11 +427,12 @@ class ShapeEnv:
         1 (sizes at which the op that asked was checked to give the same result)."""
         fact = assumption.fact
         # A symbol needs the exemption only if the fact fails at 0 or 1 (else "or n <= 1" is noise).
+        # Where the fact is undefined (``s0 % (s0*s1)`` at ``s0 == 0``) it does not hold.
         needed = [
             name
             for name in sorted(exempt)
             if not all(
-                self.value_at(fact, {name: v}) for v in (0, 1) if self._ranges[name].contains(v)
+                self.holds_at(fact, {name: v}) for v in (0, 1) if self._ranges[name].contains(v)
             )
         ]
         if needed:
@@ -439,8 +440,20 @@ class ShapeEnv:
         self._record(fact, runtime=False)
 
     def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
-        """The value of ``expr`` at the example values, with ``overrides`` for some symbols."""
+        """The value of ``expr`` at the example values, with ``overrides`` for some symbols.
+
+        Raises :class:`EvaluationError` where ``expr`` is undefined (a division
+        by zero); :meth:`holds_at` is the total form for facts.
+        """
         return evaluate(self.simplify(expr), {**self._hints, **overrides})
+
+    def holds_at(self, fact: Expr, overrides: Mapping[str, Scalar]) -> bool | None:
+        """Whether the boolean ``fact`` holds at the example values with
+        ``overrides``; None where it is undefined there (``s0 % s1`` at ``s1 == 0``)."""
+        try:
+            return bool(self.value_at(fact, overrides))
+        except (EvaluationError, ZeroDivisionError):
+            return None
 
     @contextmanager
     def suppress_guards(self) -> Iterator[None]:
@@ -576,13 +589,17 @@ class ShapeEnv:
         self._learn(fact, where)
 
     def _learn(self, fact: Expr, where: SourceLocation | None) -> None:
-        for part in F.conjuncts(fact):
+        # A fact may predate replacements learned since it was asked (an op's 0/1
+        # assumptions are recorded after its kernel ran): solve its current form,
+        # or ``s1 == max(1, s3)`` after ``s3 := s1`` would make ``s3 := max(1, s3)``.
+        current = self.simplify(fact)
+        for part in (*F.conjuncts(fact), *F.conjuncts(current)):
             if part in self._facts:
                 continue
             self._facts.add(part)
             for mono in _comparison_monomials(part):
                 self._facts_by_mono.setdefault(mono, []).append(part)
-        for consequence in F.consequences(fact, self._rank):
+        for consequence in F.consequences(current, self._rank):
             if isinstance(consequence, F.Tighten):
                 self._tighten(consequence.symbol, consequence.allowed, where)
             elif isinstance(consequence, F.Exclude):
@@ -615,6 +632,8 @@ class ShapeEnv:
             self._replace(name, E.integer(int(new.lower)), where)
 
     def _replace(self, name: str, value: Poly, where: SourceLocation | None) -> None:
+        if name in self._replacements or name in E.free_symbols(value):
+            return  # eliminated already, or not a solution (``s == max(1, s)``)
         value_range = self._decider.bound(value)
         other = E.as_symbol(value)
         if other is not None:  # unification: the survivor inherits both ranges

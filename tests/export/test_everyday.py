@@ -1,0 +1,217 @@
+"""Everyday cases a new user hits first (issue 14), each against eager and torch.export.
+
+Every test here failed on the main branch before issue 14: several dynamic dims
+at once, ``Dim.AUTO`` on every dim, a spec the program silently narrowed, an
+internal exception reaching the user. torch.export runs in the same test as the
+oracle for what a PyTorch user can expect; where it also exports, its program
+must agree with ours on the sizes both accept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+import torch
+import torch.export as te
+from torch import nn
+
+import graphlift as gl
+from graphlift.errors import GraphliftError, InputMismatchError
+
+AUTO = gl.Dim.AUTO
+
+
+def outputs_equal(got: Any, expected: Any) -> None:
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def check_shapes(
+    model: nn.Module,
+    ep: gl.ExportedProgram,
+    make_inputs: Callable[..., tuple[Any, ...]],
+    sizes: Iterable[tuple[int, ...]],
+    torch_ep: Any = None,
+) -> None:
+    """``ep.module()`` equals eager at each size inside its range, refuses the rest
+    with InputMismatchError, and equals torch.export's program where both accept."""
+    module = ep.module()
+    torch_module = torch_ep.module() if torch_ep is not None else None
+    for size in sizes:
+        inputs = make_inputs(*size)
+        expected = model(*inputs)
+        try:
+            got = module(*inputs)
+        except InputMismatchError:
+            assert not in_range(ep, size) or ep.specializations, f"{size} refused unannounced"
+            continue
+        outputs_equal(got, expected)
+        if torch_module is not None and torch_accepts(torch_module, inputs):
+            outputs_equal(torch_module(*inputs), got)
+
+
+def in_range(ep: gl.ExportedProgram, size: tuple[int, ...]) -> bool:
+    """Whether ``size``'s values lie inside every declared range (a refusal
+    there must have been announced in ``ep.specializations``)."""
+    return all(r.lower <= s <= r.upper for s in size for r in ep.range_constraints.values())
+
+
+def torch_accepts(module: nn.Module, inputs: tuple[Any, ...]) -> bool:
+    try:
+        module(*inputs)
+    except (AssertionError, RuntimeError):
+        return False
+    return True
+
+
+def torch_export(model: nn.Module, args: tuple[Any, ...], spec: Any) -> Any:
+    """torch.export's program for the same spec (torch's Dims), or None if it refuses."""
+    try:
+        return te.export(model, args, dynamic_shapes=to_torch_spec(spec))
+    except Exception:  # noqa: BLE001 - the oracle may refuse; we only compare where it exports
+        return None
+
+
+def to_torch_spec(spec: Any) -> Any:
+    if isinstance(spec, dict):
+        return {k: to_torch_spec(v) for k, v in spec.items()}
+    if isinstance(spec, tuple | list):
+        return type(spec)(to_torch_spec(v) for v in spec)
+    if spec is AUTO:
+        return te.Dim.AUTO
+    if isinstance(spec, gl.Dim):
+        return te.Dim(spec.__name__, min=spec.min, max=spec.max)
+    return spec
+
+
+# --- defect 1: several dynamic dims, Dim.AUTO everywhere ----------------------------------------
+
+
+def sequence(batch: int, seq: int) -> tuple[torch.Tensor]:
+    return (torch.randn(batch, seq, 3),)
+
+
+SEQUENCE_SIZES = [(4, 9), (1, 1), (0, 5), (2, 0), (1, 7), (5, 1), (3, 3)]
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [({0: gl.Dim("batch"), 1: gl.Dim("seq")},), ({0: AUTO, 1: AUTO, 2: AUTO},)],
+    ids=["named", "auto"],
+)
+def test_linear_with_two_dynamic_dims(spec: Any) -> None:
+    model = nn.Linear(3, 4)
+    args = sequence(4, 9)
+    ep = gl.export(model, args, dynamic_shapes=spec)
+    assert all(r.lower == 0 for r in ep.range_constraints.values())
+    check_shapes(model, ep, sequence, SEQUENCE_SIZES, torch_export(model, args, spec))
+
+
+def test_lstm_with_auto_everywhere() -> None:
+    model = nn.LSTM(3, 5, batch_first=True).eval()
+    args = sequence(4, 9)
+    spec = ({0: AUTO, 1: AUTO, 2: AUTO},)
+    ep = gl.export(model, args, dynamic_shapes=spec)
+    sizes = [(4, 9), (1, 1), (2, 5), (3, 12)]
+    check_shapes(model, ep, sequence, sizes, torch_export(model, args, spec))
+
+
+class DictInput(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(3, 3)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.proj(inputs["a"]) + inputs["b"].sum(-1, keepdim=True)
+
+
+def dict_inputs(batch: int, seq: int) -> tuple[dict[str, torch.Tensor]]:
+    return ({"a": torch.randn(batch, seq, 3), "b": torch.randn(batch, seq, 6)},)
+
+
+def test_dict_input_with_auto_everywhere() -> None:
+    model = DictInput()
+    args = dict_inputs(4, 9)
+    spec = ({"a": {0: AUTO, 1: AUTO, 2: AUTO}, "b": {0: AUTO, 1: AUTO, 2: AUTO}},)
+    ep = gl.export(model, args, dynamic_shapes=spec)
+    check_shapes(model, ep, dict_inputs, [(4, 9), (2, 5), (3, 3), (7, 2)], torch_export(model, args, spec))
+
+
+class TokensToHidden(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def tokens(batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(batch * 100 + seq)
+    ids = torch.randint(0, 100, (batch, seq), generator=generator)
+    return ids, torch.ones(batch, seq, dtype=torch.long)
+
+
+@pytest.mark.slow
+def test_distilbert_with_auto_everywhere() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.DistilBertConfig(
+        vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=64
+    )
+    model = TokensToHidden(transformers.DistilBertModel(config).eval())
+    args = tokens(3, 7)
+    spec = ({0: AUTO, 1: AUTO}, {0: AUTO, 1: AUTO})
+    ep = gl.export(model, args, dynamic_shapes=spec)
+    assert len(ep.range_constraints) >= 2  # batch and seq stay dynamic
+    check_shapes(model, ep, tokens, [(3, 7), (2, 5), (4, 9), (2, 64), (1, 5)], torch_export(model, args, spec))
+
+
+OPS_WITH_AUTO: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
+    ("flatten", lambda x: x.flatten(0, 1) * 2),
+    ("view_merge", lambda x: x.view(-1, x.shape[-1]).sum(0)),
+    ("unflatten", lambda x: x.reshape(x.shape[0] * x.shape[1], x.shape[2]).unflatten(0, (x.shape[0], -1))),
+    ("matmul", lambda x: x @ x.transpose(-1, -2)),
+    ("softmax", lambda x: torch.softmax(x, -1)),
+    ("mean_keepdim", lambda x: x - x.mean((1, 2), keepdim=True)),
+]
+
+
+@pytest.mark.parametrize("name,op", OPS_WITH_AUTO, ids=[n for n, _ in OPS_WITH_AUTO])
+def test_single_ops_with_auto_everywhere(name: str, op: Callable[..., torch.Tensor]) -> None:
+    class Op(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return op(x)
+
+    model = Op()
+    args = (torch.randn(4, 6, 5),)
+    ep = gl.export(model, args, dynamic_shapes=({0: AUTO, 1: AUTO, 2: AUTO},))
+    module = ep.module()
+    for shape in [(4, 6, 5), (2, 3, 7), (1, 1, 1), (0, 2, 3), (3, 0, 2)]:
+        x = torch.randn(shape)
+        try:
+            got = module(x)
+        except InputMismatchError:
+            assert ep.specializations, f"{shape} refused but no specialization was announced"
+            continue
+        outputs_equal(got, model(x))
+
+
+def test_a_guard_undefined_at_size_zero_refuses_instead_of_dividing_by_zero() -> None:
+    """``s0 % (s0*s1) != 0`` guarded with sizes 0 and 1 exempt: at run time a size
+    0 takes the exemption, and no check ever raises ZeroDivisionError."""
+    model = nn.Linear(3, 4)
+    ep = gl.export(model, sequence(4, 9), dynamic_shapes=({0: AUTO, 1: AUTO, 2: AUTO},))
+    checks = ep.module().input_checks
+    assert "ZeroDivisionError" in checks or "%" not in checks
+    for batch, seq in [(0, 0), (0, 1), (1, 0)]:
+        (x,) = sequence(batch, seq)
+        outputs_equal(ep.module()(x), model(x))
+
+
+def test_no_internal_error_type_escapes_two_dim_export() -> None:
+    try:
+        gl.export(nn.Linear(3, 4), sequence(4, 9), dynamic_shapes=({0: AUTO, 1: AUTO, 2: AUTO},))
+    except Exception as error:  # noqa: BLE001
+        assert isinstance(error, GraphliftError), type(error)
