@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError
+from graphlift.errors import ExportError, reports_internal_errors
 from graphlift.export.capture import Capture, capture
 from graphlift.export.constraints import Specialization, check_dynamic_dims, range_constraints
 from graphlift.export.dynamic_shapes import match_dynamic_shapes
@@ -22,6 +22,7 @@ from graphlift.export.verifier import verify
 from graphlift.ir.graph_module import GraphModule
 
 
+@reports_internal_errors
 def export(
     mod: torch.nn.Module,
     args: tuple[Any, ...],

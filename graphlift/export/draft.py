@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ConstraintViolationError
+from graphlift.errors import ConstraintViolationError, reports_internal_errors
 from graphlift.export.api import export
 from graphlift.export.program import ExportedProgram
 from graphlift.export.shape_specs import refine_dynamic_shapes
@@ -59,6 +59,7 @@ class DraftExportReport:
         return "\n".join(lines)
 
 
+@reports_internal_errors
 def draft_export(
     mod: torch.nn.Module,
     args: tuple[Any, ...],

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from graphlift.errors import reports_internal_errors
 from graphlift.export import decompositions
 from graphlift.export.signature import ExportGraphSignature
 from graphlift.export.unlift import unlift
@@ -90,6 +91,7 @@ class ExportedProgram:
         for _, value in self.named_buffers():
             yield value
 
+    @reports_internal_errors
     def module(self) -> torch.nn.Module:
         """A runnable module: checks its inputs, then runs the graph with the program's state."""
         return unlift(self)
@@ -116,6 +118,7 @@ class ExportedProgram:
     def __repr__(self) -> str:
         return f"<ExportedProgram with {len(self.graph.nodes)} nodes>"
 
+    @reports_internal_errors
     def run_decompositions(
         self, decomp_table: dict[Any, Callable[..., Any]] | None = None
     ) -> ExportedProgram:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from graphlift.errors import reports_internal_errors
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule, copy_attribute
 from graphlift.ir.node import Node
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from graphlift.export.unlift import ExportedModule
 
 
+@reports_internal_errors
 def unflatten(program: ExportedProgram) -> ExportedModule:
     """``torch.export.unflatten``'s counterpart: a module tree mirroring the original."""
     module = program.module()

@@ -43,7 +43,7 @@ import torch.fx
 import torch.utils._pytree as torch_pytree
 from torch.fx.graph import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 
-from graphlift.errors import InputStructureError, InteropError, PytreeError
+from graphlift.errors import InputStructureError, InteropError, PytreeError, reports_internal_errors
 from graphlift.export.checks import compile_checks
 from graphlift.export.program import ExportedProgram
 from graphlift.export.unlift import ExportedModule
@@ -133,6 +133,7 @@ class StructureCheck:
             raise InputStructureError(str(error)) from None
 
 
+@reports_internal_errors
 def to_fx(obj: ExportedProgram | GraphModule, *, checks: bool = True) -> torch.fx.GraphModule:
     """A ``torch.fx.GraphModule`` that runs like ``obj``.
 
