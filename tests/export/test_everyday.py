@@ -18,7 +18,15 @@ import torch.export as te
 from torch import nn
 
 import graphlift as gl
-from graphlift.errors import GraphliftError, InputMismatchError
+from graphlift.errors import (
+    ConstraintViolationError,
+    GraphliftError,
+    InputMismatchError,
+    InternalError,
+)
+from graphlift.symbolic.expr import symbol
+from graphlift.symbolic.substitute import evaluate
+from graphlift.trace.recorder import Recorder
 
 AUTO = gl.Dim.AUTO
 
@@ -69,7 +77,7 @@ def torch_export(model: nn.Module, args: tuple[Any, ...], spec: Any) -> Any:
     """torch.export's program for the same spec (torch's Dims), or None if it refuses."""
     try:
         return te.export(model, args, dynamic_shapes=to_torch_spec(spec))
-    except Exception:  # noqa: BLE001 - the oracle may refuse; we only compare where it exports
+    except Exception:
         return None
 
 
@@ -81,7 +89,7 @@ def to_torch_spec(spec: Any) -> Any:
     if spec is AUTO:
         return te.Dim.AUTO
     if isinstance(spec, gl.Dim):
-        return te.Dim(spec.__name__, min=spec.min, max=spec.max)
+        return te.Dim(spec.name, min=spec.min, max=spec.max)
     return spec
 
 
@@ -135,7 +143,9 @@ def test_dict_input_with_auto_everywhere() -> None:
     args = dict_inputs(4, 9)
     spec = ({"a": {0: AUTO, 1: AUTO, 2: AUTO}, "b": {0: AUTO, 1: AUTO, 2: AUTO}},)
     ep = gl.export(model, args, dynamic_shapes=spec)
-    check_shapes(model, ep, dict_inputs, [(4, 9), (2, 5), (3, 3), (7, 2)], torch_export(model, args, spec))
+    check_shapes(
+        model, ep, dict_inputs, [(4, 9), (2, 5), (3, 3), (7, 2)], torch_export(model, args, spec)
+    )
 
 
 class TokensToHidden(nn.Module):
@@ -165,13 +175,22 @@ def test_distilbert_with_auto_everywhere() -> None:
     spec = ({0: AUTO, 1: AUTO}, {0: AUTO, 1: AUTO})
     ep = gl.export(model, args, dynamic_shapes=spec)
     assert len(ep.range_constraints) >= 2  # batch and seq stay dynamic
-    check_shapes(model, ep, tokens, [(3, 7), (2, 5), (4, 9), (2, 64), (1, 5)], torch_export(model, args, spec))
+    check_shapes(
+        model,
+        ep,
+        tokens,
+        [(3, 7), (2, 5), (4, 9), (2, 64), (1, 5)],
+        torch_export(model, args, spec),
+    )
 
 
 OPS_WITH_AUTO: list[tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = [
     ("flatten", lambda x: x.flatten(0, 1) * 2),
     ("view_merge", lambda x: x.view(-1, x.shape[-1]).sum(0)),
-    ("unflatten", lambda x: x.reshape(x.shape[0] * x.shape[1], x.shape[2]).unflatten(0, (x.shape[0], -1))),
+    (
+        "unflatten",
+        lambda x: x.reshape(x.shape[0] * x.shape[1], x.shape[2]).unflatten(0, (x.shape[0], -1)),
+    ),
     ("matmul", lambda x: x @ x.transpose(-1, -2)),
     ("softmax", lambda x: torch.softmax(x, -1)),
     ("mean_keepdim", lambda x: x - x.mean((1, 2), keepdim=True)),
@@ -213,5 +232,167 @@ def test_a_guard_undefined_at_size_zero_refuses_instead_of_dividing_by_zero() ->
 def test_no_internal_error_type_escapes_two_dim_export() -> None:
     try:
         gl.export(nn.Linear(3, 4), sequence(4, 9), dynamic_shapes=({0: AUTO, 1: AUTO, 2: AUTO},))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         assert isinstance(error, GraphliftError), type(error)
+
+
+# --- defect 8: no internal exception type reaches the user --------------------------------------
+
+
+class AddOne(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x) + 1
+
+
+def failing_inside_graphlift() -> Callable[..., Any]:
+    """A stand-in for a broken graphlift internal: it raises graphlift's own
+    EvaluationError from graphlift code (compiled under a non-user file name, so
+    the model's line stays the innermost user frame)."""
+    namespace: dict[str, Any] = {"evaluate": evaluate, "symbol": symbol}
+    exec(
+        compile("def broken(*args): return evaluate(symbol('s99'), {})", "<injected>", "exec"),
+        namespace,
+    )
+    return namespace["broken"]  # type: ignore[no-any-return]
+
+
+def test_an_internal_failure_is_reported_as_a_graphlift_bug(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Recorder, "_metadata", failing_inside_graphlift())
+    with pytest.raises(InternalError) as caught:
+        gl.export(AddOne(), (torch.randn(4, 3),))
+    message = str(caught.value)
+    assert "bug in graphlift" in message
+    assert "aten.linear.default" in message and "float32[4, 3]" in message  # the op and shapes
+    assert caught.value.where is not None and __file__ in caught.value.where  # the model's line
+    assert isinstance(caught.value.__cause__, ArithmeticError)  # the original, chained
+
+
+def test_the_users_own_exception_passes_through_unchanged() -> None:
+    class Refuses(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise KeyError("the model's own error")
+
+    with pytest.raises(KeyError, match="the model's own error") as caught:
+        gl.export(Refuses(), (torch.randn(2),))
+    assert not isinstance(caught.value, GraphliftError)
+
+
+def test_every_public_transformation_reports_internal_failures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ep = gl.export(AddOne(), (torch.randn(4, 3),))
+    monkeypatch.setattr(Recorder, "_metadata", failing_inside_graphlift())
+    monkeypatch.setattr(Recorder, "call", failing_inside_graphlift())
+    with pytest.raises(InternalError):
+        ep.run_decompositions()
+
+
+# --- defect 3: a narrowing inside the declared range is never silent ----------------------------
+
+
+class HalveRows(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0] // 2, -1) * 2  # only even batch sizes work as traced
+
+
+def test_a_divisibility_guard_on_a_named_dim_is_a_constraint_violation() -> None:
+    model, x = HalveRows(), torch.randn(8, 3)
+    spec = ({0: gl.Dim("b", min=2, max=32)},)
+    with pytest.raises(ConstraintViolationError) as caught:
+        gl.export(model, (x,), dynamic_shapes=spec)
+    message = str(caught.value)
+    assert "sizes 2, 3, 5, 7" in message and f"{__file__}" in message  # what, and the line
+    with pytest.raises(Exception, match="Constraints violated"):  # torch.export refuses too
+        te.export(model, (x,), dynamic_shapes=to_torch_spec(spec))
+    refined = gl.refine_dynamic_shapes(spec, caught.value, model, (x,))
+    assert repr(refined[0][0]) == "2*b_2"  # the suggested fix: even sizes, as a derived dim
+    ep = gl.export(model, (x,), dynamic_shapes=refined)
+    for size in (4, 6, 10, 32):
+        y = torch.randn(size, 3)
+        outputs_equal(ep.module()(y), model(y))
+
+
+def test_a_divisibility_guard_on_an_auto_dim_is_a_specialization() -> None:
+    model = HalveRows()
+    ep = gl.export(model, (torch.randn(8, 3),), dynamic_shapes=({0: AUTO},))
+    (special,) = ep.specializations
+    assert "5, 7" in special.change and special.where and __file__ in special.where
+    for size in range(0, 20):
+        y = torch.randn(size, 3)
+        try:
+            got = ep.module()(y)
+        except InputMismatchError:
+            assert size < 4 or size % 2, f"size {size} refused but eager and the guards agree"
+            continue
+        outputs_equal(got, model(y))
+
+
+def test_every_refused_size_in_a_small_declared_range_is_announced() -> None:
+    """Sizes 0..12 of Dim('n', max=12): each either runs like eager or is named in
+    the error; no size is refused at run time that export did not announce."""
+
+    class EveryThird(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.view(3, -1, x.shape[1]).sum(0)
+
+    model = EveryThird()
+    with pytest.raises(ConstraintViolationError) as caught:
+        gl.export(model, (torch.randn(6, 2),), dynamic_shapes=({0: gl.Dim("n", max=12)},))
+    (fix,) = caught.value.fixes.values()
+    assert repr(fix) == "3*n_3"
+
+
+# --- defect 6: .item()-sized slicing needs no torch._check --------------------------------------
+
+
+class ItemSlices(nn.Module):
+    def forward(self, x: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        k = n.item()
+        return x[:k] * 2, x[:, :k].sum(1)
+
+
+class ItemSliceWrite(nn.Module):
+    def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[: n.item()] = 0
+        return x
+
+
+@pytest.mark.parametrize("model_class", [ItemSlices, ItemSliceWrite])
+def test_item_sized_slices_export_like_torch(model_class: type[nn.Module]) -> None:
+    model = model_class()
+    args = (torch.randn(6, 5), torch.tensor(4))
+    ep = gl.export(model, args)
+    torch_ep = te.export(model, args)  # torch infers the same without torch._check
+    for k in (-2, 0, 3, 4, 6, 9):  # negative counts from the end, large ones clamp
+        inputs = (torch.randn(6, 5), torch.tensor(k))
+        outputs_equal(ep.module()(*inputs), model(*inputs))
+        outputs_equal(ep.module()(*inputs), torch_ep.module()(*inputs))
+    core = ep.run_decompositions()
+    outputs_equal(
+        core.module()(torch.ones(6, 5), torch.tensor(-1)), model(torch.ones(6, 5), torch.tensor(-1))
+    )
+
+
+def test_a_bounded_item_slice_keeps_its_exact_length() -> None:
+    """With ``torch._check(0 <= k <= size)`` the slice is the ordinary op: its
+    length is ``k`` itself, not a fresh symbol."""
+
+    class Checked(nn.Module):
+        def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+            k = n.item()
+            torch._check(k >= 0)
+            torch._check(k <= x.shape[0])
+            return x[:k] + torch.ones(k, 1)
+
+    ep = gl.export(Checked(), (torch.randn(6, 5), torch.tensor(4)))
+    assert len(ep.range_constraints) == 1  # u0 only
+    for k in (0, 4, 6):
+        inputs = (torch.randn(6, 5), torch.tensor(k))
+        outputs_equal(ep.module()(*inputs), Checked()(*inputs))
