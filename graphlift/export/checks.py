@@ -51,7 +51,9 @@ def input_check_source(
             )
     if shape_env is not None:
         for guard in shape_env.guards:
-            lines += _guard_check(guard.code, str(guard.where).split("\n")[0] if guard.where else None)
+            lines += _guard_check(
+                guard.code, str(guard.where).split("\n")[0] if guard.where else None
+            )
     if len(lines) == 1:
         lines.append("    pass")
     return "\n".join(lines) + "\n"
