@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from graphlift.source import raised_in_graphlift, traceback_frames, user_location_of
@@ -157,9 +158,33 @@ class ConstraintViolationError(GraphliftError, RuntimeError):
     (a RuntimeError). ``fixes`` holds structured suggestions.
     """
 
-    def __init__(self, message: str, *, where: str | None = None, fixes: Any = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        fixes: Any = (),
+        violations: tuple[Violation, ...] = (),
+    ) -> None:
         self.fixes = fixes
+        self.violations = violations
         super().__init__(message, where=where)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One dimension whose declared range the program does not keep: its source
+    (``x.size()[1]``), the declared entry (``Dim('seq', min=2, max=32)``), what
+    the program needs (``range [4, 32]``, ``static: 1``) and the user's line."""
+
+    source: str
+    declared: str
+    change: str
+    where: str | None = None
+
+    def __str__(self) -> str:
+        because = f"\n      because of {self.where}" if self.where else ""
+        return f"  - {self.source} ({self.declared}): {self.change}{because}"
 
 
 # --- pytrees (nested inputs and outputs) --------------------------------------------

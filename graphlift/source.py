@@ -44,8 +44,13 @@ class SourceLocation:
     def code(self) -> str:
         return linecache.getline(self.filename, self.lineno).strip()
 
+    @property
+    def position(self) -> str:
+        """``file:line in function``, without the code line."""
+        return f"{self.filename}:{self.lineno} in {self.function}"
+
     def __str__(self) -> str:
-        text = f"{self.filename}:{self.lineno} in {self.function}"
+        text = self.position
         code = self.code
         return f"{text}\n    {code}" if code else text
 

@@ -8,17 +8,22 @@ symbolic shapes), check the traced program against the spec, assemble
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from graphlift.errors import ExportError, reports_internal_errors
 from graphlift.export.capture import Capture, capture
-from graphlift.export.constraints import Specialization, check_dynamic_dims, range_constraints
-from graphlift.export.dynamic_shapes import match_dynamic_shapes
-from graphlift.export.program import ExportedProgram, ModuleCallEntry
-from graphlift.export.signature import ExportGraphSignature, InputKind
-from graphlift.export.verifier import verify
+from graphlift.export.program.constraints import (
+    Specialization,
+    check_dynamic_dims,
+    range_constraints,
+)
+from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program.signature import ExportGraphSignature, InputKind
+from graphlift.export.program.verifier import verify
+from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
 from graphlift.ir.graph_module import GraphModule
 
 
@@ -47,6 +52,42 @@ def export(
     runtime assert, so other data that would decide differently is refused
     when the program runs (docs/data_dependent.md).
     """
+    traced = trace_for_export(
+        mod,
+        args,
+        kwargs,
+        dynamic_shapes=dynamic_shapes,
+        strict=strict,
+        preserve_module_call_signature=preserve_module_call_signature,
+        data_dependent=data_dependent,
+    )
+    return finish_export(traced)
+
+
+@dataclass(frozen=True)
+class Traced:
+    """The stages before assembly: the model captured and checked against its spec."""
+
+    mod: torch.nn.Module
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    captured: Capture
+    specializations: tuple[Specialization, ...]
+    builder: Any  # the ShapesCollection or AdditionalInputs the spec came from, if any
+
+
+def trace_for_export(
+    mod: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    dynamic_shapes: Any = None,
+    strict: bool = False,
+    preserve_module_call_signature: tuple[str, ...] = (),
+    data_dependent: str = "error",
+) -> Traced:
+    """Match the spec, capture, and check the capture against the spec
+    (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
     builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
@@ -54,15 +95,19 @@ def export(
         dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
-        raise ExportError(
-            f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}"
-        )
+        raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
     captured = capture(mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize")
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
-    program = _assemble(mod, captured, args, kwargs, specializations)
+    return Traced(mod, args, kwargs, captured, specializations, builder)
+
+
+def finish_export(traced: Traced, *, draft_report: Any = None) -> ExportedProgram:
+    """Assemble the program (with draft_export's report, when there is one) and verify it."""
+    program = _assemble(traced, draft_report)
     verify(program)
+    builder = traced.builder
     if builder is not None and hasattr(builder, "verify"):
         builder.verify(program)  # AdditionalInputs: every example passes the input checks
     return program
@@ -90,13 +135,8 @@ def _check_arguments(
         raise ExportError("preserve_module_call_signature is not supported yet")
 
 
-def _assemble(
-    mod: torch.nn.Module,
-    captured: Capture,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    specializations: tuple[Specialization, ...],
-) -> ExportedProgram:
+def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
+    mod, captured = traced.mod, traced.captured
     signature = ExportGraphSignature(captured.input_specs, captured.output_specs)
     state = dict(mod.state_dict(keep_vars=True))
     state_dict: dict[str, torch.Tensor] = {}
@@ -115,8 +155,9 @@ def _assemble(
         state_dict=state_dict,
         constants=constants,
         range_constraints=range_constraints(shape_env) if shape_env else {},
-        example_inputs=(args, kwargs),
+        example_inputs=(traced.args, traced.kwargs),
         module_call_graph=(entry,),
         shape_env=shape_env,
-        specializations=specializations,
+        specializations=traced.specializations,
+        draft_report=draft_report,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import io
 import json
 import pickle
@@ -18,8 +19,8 @@ import graphlift as gl
 from graphlift.errors import ArchiveError, GraphliftError, SerializationError
 from graphlift.serialize import CHANGELOG, SCHEMA_VERSION
 from graphlift.serialize.schema import Limits
-from graphlift.serialize.shape_env_state import HANDLED_FIELDS
-from graphlift.symbolic import ShapeEnv
+from graphlift.serialize.shape_env_state import SAVED_FIELDS, UNSAVED_FIELDS
+from graphlift.symbolic.env_state import ShapeEnvState
 from tests.serialize.mutate import DELETE, entries, program, replace_at, rezip, with_program
 from tests.serialize.programs import export_tiny
 
@@ -106,6 +107,21 @@ def test_bad_json(archive: bytes) -> None:
         load_error(rezip({**contents, "program.json": text}), match)
 
 
+def test_json_depth_limit(archive: bytes) -> None:
+    """The depth limit is enforced: a real program nests a few levels deep."""
+    with pytest.raises(ArchiveError, match=r"nests \d+ levels deep \(at most 3\)"):
+        gl.load(io.BytesIO(archive), limits=Limits(max_json_depth=3))
+    deep = b'{"a": ' + b"[" * 300 + b"]" * 300 + b"}"
+    load_error(rezip({**entries(archive), "program.json": deep}), "levels deep")
+
+
+def test_extra_file_size_limit(archive: bytes) -> None:
+    big = rezip({**entries(archive), "extra/notes.txt": b"x" * 1000})
+    with pytest.raises(ArchiveError, match=r"extra file 'notes.txt' is 1000 bytes \(at most 999\)"):
+        gl.load(io.BytesIO(big), limits=Limits(max_extra_file_bytes=999))
+    gl.load(io.BytesIO(big), limits=Limits(max_extra_file_bytes=1000))
+
+
 def test_json_size_limit(archive: bytes) -> None:
     with pytest.raises(ArchiveError, match="at most 100"):
         gl.load(io.BytesIO(archive), limits=Limits(max_json_bytes=100))
@@ -188,8 +204,11 @@ def test_saving_refuses_what_it_cannot_encode() -> None:
 
 
 def test_every_shape_env_field_is_saved() -> None:
-    """A field added to ShapeEnv must be saved (graphlift/serialize/shape_env_state.py)."""
-    assert set(vars(ShapeEnv())) == HANDLED_FIELDS
+    """A field added to ShapeEnvState must be saved or deliberately left out
+    (graphlift/serialize/shape_env_state.py)."""
+    names = {f.name for f in dataclasses.fields(ShapeEnvState)}
+    assert names == SAVED_FIELDS | UNSAVED_FIELDS
+    assert not SAVED_FIELDS & UNSAVED_FIELDS
 
 
 def test_the_rebuilt_shape_env_knows_what_the_original_knew() -> None:

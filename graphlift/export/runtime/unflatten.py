@@ -32,8 +32,8 @@ from graphlift.ir.graph_module import GraphModule, copy_attribute
 from graphlift.ir.node import Node
 
 if TYPE_CHECKING:
-    from graphlift.export.program import ExportedProgram
-    from graphlift.export.unlift import ExportedModule
+    from graphlift.export.program.exported_program import ExportedProgram
+    from graphlift.export.runtime.unlift import ExportedModule
 
 
 @reports_internal_errors

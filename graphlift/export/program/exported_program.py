@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from graphlift.errors import reports_internal_errors
-from graphlift.export import decompositions
-from graphlift.export.signature import ExportGraphSignature
-from graphlift.export.unlift import unlift
+from graphlift.export.program import decompositions
+from graphlift.export.program.signature import ExportGraphSignature
+from graphlift.export.runtime.unlift import unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
@@ -48,6 +48,7 @@ class ExportedProgram:
         module_call_graph: tuple[ModuleCallEntry, ...],
         shape_env: ShapeEnv | None = None,
         specializations: tuple[Any, ...] = (),
+        draft_report: Any = None,
     ) -> None:
         self.graph_module = graph_module
         self.graph_signature = graph_signature
@@ -59,8 +60,8 @@ class ExportedProgram:
         #: Dim.AUTO dimensions that became static or narrower, with the line that did it.
         self.specializations = specializations
         #: What draft_export had to refine or specialize (None for export()).
-        self.draft_report: Any = None
-        self._report: Any = None  # torch.export's name for the same report
+        self.draft_report: Any = draft_report
+        self._report: Any = draft_report  # torch.export's name for the same report
         self._shape_env = shape_env
 
     @property
