@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ConstraintViolationError, DataDependentError
+from graphlift.errors import ConstraintViolationError, DataDependentError, InternalError
 from graphlift.source import SourceLocation, at_assert, user_frame, user_location
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic import facts as F
@@ -73,6 +73,7 @@ class ShapeEnv:
         self._suppressed = 0
         self._assumptions: list[Assumption] | None = None
         self._origins: dict[str, str] = {}
+        self._sealed = 0  # > 0 while a transformation reads a program it must not change
         #: With ``data_dependent="specialize"``: the example value of an unbacked
         #: symbol (None when unknown); undecidable questions are then answered
         #: from it and recorded as runtime asserts instead of raising.
@@ -130,6 +131,17 @@ class ShapeEnv:
     def fork(self) -> ShapeEnv:
         """An env with the same knowledge whose later changes never reach this one."""
         return ShapeEnv.from_state(self.snapshot())
+
+    @contextmanager
+    def sealed(self) -> Iterator[None]:
+        """While a transformation replays a program over a fork of its env, this
+        (the source's) env must learn nothing: a guard or range recorded here
+        would change the source program. Recording raises InternalError instead."""
+        self._sealed += 1
+        try:
+            yield
+        finally:
+            self._sealed -= 1
 
     # --- creating symbols ---------------------------------------------------------------
 
@@ -635,6 +647,11 @@ class ShapeEnv:
 
     def _record(self, fact: Expr, *, runtime: bool) -> None:
         """Record ``fact`` as a guard (or runtime assert) with the user's line, then learn from it."""
+        if self._sealed:
+            raise InternalError(
+                f"a transformation asked the source program's shapes to assume {self.format(fact)}; "
+                "it must only use its own copy"
+            )
         if not runtime and fact in self._facts:
             return  # already guarded (a question asked again by the next op)
         where = user_location()
