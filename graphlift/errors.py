@@ -274,6 +274,10 @@ class SerializationError(GraphliftError, RuntimeError):
 # --- interop with torch.fx ----------------------------------------------------------
 
 
+class DecompositionTableError(GraphliftError, TypeError):
+    """``run_decompositions`` was given something that is not a table of ops to callables."""
+
+
 class InteropError(GraphliftError, TypeError):
     """``to_fx``/``from_fx`` was given something it cannot convert: an object of
     the wrong type, or a graph whose calling convention has no equivalent on the

@@ -9,6 +9,8 @@ must agree with ours on the sizes both accept.
 
 from __future__ import annotations
 
+import copy
+import io
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,6 +26,7 @@ from graphlift.errors import (
     InputMismatchError,
     InternalError,
 )
+from graphlift.symbolic import algebra
 from graphlift.symbolic.expr import symbol
 from graphlift.symbolic.substitute import evaluate
 from graphlift.trace.recorder import Recorder
@@ -396,3 +399,136 @@ def test_a_bounded_item_slice_keeps_its_exact_length() -> None:
     for k in (0, 4, 6):
         inputs = (torch.randn(6, 5), torch.tensor(k))
         outputs_equal(ep.module()(*inputs), Checked()(*inputs))
+
+
+# --- defect 2: run_decompositions leaves its source program alone -------------------------------
+
+
+class CachedAttention(nn.Module):
+    """A block with a KV cache written by index_copy_ (transformers' static cache)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.q = nn.Linear(8, 8)
+        self.kv = nn.Linear(8, 16)
+        self.register_buffer("k_cache", torch.zeros(1, 2, 64, 4))
+        self.register_buffer("v_cache", torch.zeros(1, 2, 64, 4))
+
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        b, t, _ = x.shape
+        q = self.q(x).view(b, t, 2, 4).transpose(1, 2)
+        k, v = self.kv(x).view(b, t, 2, 8).transpose(1, 2).chunk(2, -1)
+        self.k_cache.index_copy_(2, pos, k)
+        self.v_cache.index_copy_(2, pos, v)
+        out = nn.functional.scaled_dot_product_attention(q, self.k_cache, self.v_cache)
+        return out.transpose(1, 2).reshape(b, t, 8)
+
+
+def archive_bytes(ep: gl.ExportedProgram) -> bytes:
+    buffer = io.BytesIO()
+    gl.save(ep, buffer)
+    return buffer.getvalue()
+
+
+def test_run_decompositions_leaves_the_source_program_unchanged() -> None:
+    model = CachedAttention()
+    t = gl.Dim("T", min=1, max=64)
+    args = (torch.randn(1, 5, 8), torch.arange(5))
+    ep = gl.export(model, args, dynamic_shapes=({1: t}, {0: t}))
+    printed, saved, checks = str(ep), archive_bytes(ep), ep.module().input_checks
+    core = ep.run_decompositions()
+    assert (str(ep), archive_bytes(ep), ep.module().input_checks) == (printed, saved, checks)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    for length in (1, 3, 64):  # T == 1 is in the declared range: both programs run it like eager
+        inputs = (torch.randn(1, length, 8), torch.arange(length))
+        for program in (ep, core):
+            with torch.no_grad():
+                model.load_state_dict(state)  # module() writes the cache back into shared state
+                expected = copy.deepcopy(model)(*inputs)
+                outputs_equal(program.module()(*inputs), expected)
+
+
+def test_a_transformation_cannot_record_on_its_source_shapes() -> None:
+    """The backstop: while decomposing, the source's ShapeEnv is sealed, so a
+    leak is an InternalError, never a silent change of the source."""
+    ep = gl.export(
+        nn.Linear(3, 4), sequence(4, 9), dynamic_shapes=({0: gl.Dim("b"), 1: gl.Dim("t")},)
+    )
+    env = ep._shape_env
+    with env.sealed(), pytest.raises(InternalError, match="source program"):
+        env.evaluate(algebra.ge(symbol("s0"), algebra.integer(3)))
+
+
+# --- defect 7: torch's own decomposition tables, and lift_fresh -----------------------------------
+
+
+class LinearNorm(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(self.linear(x)).relu()
+
+
+def called_ops(program: Any) -> set[str]:
+    return {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+
+
+@pytest.mark.parametrize(
+    "make_table",
+    [
+        torch.export.default_decompositions,
+        torch._decomp.core_aten_decompositions,
+        gl.default_decompositions,
+    ],
+    ids=["torch.export", "torch._decomp", "graphlift"],
+)
+def test_torchs_decomposition_tables_are_accepted(make_table: Callable[[], Any]) -> None:
+    model, x = LinearNorm(), torch.randn(3, 4)
+    ep = gl.export(model, (x,))
+    core = ep.run_decompositions(make_table())
+    torch_core = te.export(model, (x,)).run_decompositions(make_table())
+    ours = called_ops(core)
+    assert "aten.linear.default" not in ours and "aten.layer_norm.default" not in ours
+    assert {"aten.addmm.default", "aten.native_layer_norm.default"} <= ours
+    assert {o for o in ours if o.startswith("aten.")} == {
+        str(n.target)
+        for n in torch_core.graph.nodes
+        if n.op == "call_function" and str(n.target).startswith("aten.")
+    }
+    outputs_equal(core.module()(x), model(x))
+
+
+def test_a_packet_keyed_table_decomposes_every_overload() -> None:
+    model, x = LinearNorm(), torch.randn(3, 4)
+    table = {torch.ops.aten.relu: lambda t: torch.ops.aten.clamp_min.default(t, 0)}
+    core = gl.export(model, (x,)).run_decompositions(table)
+    assert "aten.relu.default" not in called_ops(core)
+    assert "aten.clamp_min.default" in called_ops(core)
+    outputs_equal(core.module()(x), model(x))
+
+
+def test_a_table_that_is_not_a_mapping_is_a_typed_error() -> None:
+    ep = gl.export(LinearNorm(), (torch.randn(3, 4),))
+    with pytest.raises(gl.errors.DecompositionTableError):
+        ep.run_decompositions([torch.ops.aten.linear.default])  # type: ignore[arg-type]
+
+
+class TensorConstants(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.clone()
+        x[:2] = 0
+        return x * torch.tensor(3.0)
+
+
+def test_lift_fresh_decomposes_like_torchs_functionalization() -> None:
+    model, x = TensorConstants(), torch.randn(4, 3)
+    core = gl.export(model, (x,)).run_decompositions()
+    torch_core = te.export(model, (x,)).run_decompositions()
+    assert "aten.lift_fresh.default" not in called_ops(core)
+    assert called_ops(core) == {
+        str(n.target) for n in torch_core.graph.nodes if n.op == "call_function"
+    }
+    outputs_equal(core.module()(x), model(x))
