@@ -257,6 +257,8 @@ def slice_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
     if not isinstance(x, TraceTensor) or not isinstance(end, torch.SymInt):
         return recorder.call(op, args, kwargs)
     env = recorder.ensure_symbolic().shape_env
+    if not any(env.is_unbacked(s) for s in free_symbols(end.node.symbolic_expr)):
+        return recorder.call(op, args, kwargs)  # input sizes: guarded as usual
     dim = dim % x.dim()
     if _within(env, end, x.shape[dim]) or not _within(env, start, x.shape[dim]):
         return recorder.call(op, args, kwargs)

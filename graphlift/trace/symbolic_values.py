@@ -63,7 +63,7 @@ def _bool_symbol(expr: Op) -> str | None:
     rest = [(mono, coeff) for mono, coeff in poly.terms if mono]
     if constant != -1 or len(rest) != 1 or rest[0][1] != 1:
         return None
-    (mono, _), = rest
+    ((mono, _),) = rest
     return as_symbol(poly_from({mono: 1}))
 
 
@@ -92,7 +92,9 @@ class SymbolicValues:
         saved = (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools)
         self.graph, self._nodes, self._lift = graph, {}, lift
         self.bindings, self._values, self._bools = (
-            dict(self.bindings), dict(self._values), dict(self._bools)
+            dict(self.bindings),
+            dict(self._values),
+            dict(self._bools),
         )
         try:
             yield

@@ -146,7 +146,7 @@ def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None) -> Any:
         return NO_FIX
     if max(refused) < accepted[0]:  # only the low end
         return Dim(name, min=accepted[0], max=upper)
-    if min(refused) > accepted[-1] and upper is not None:  # only the high end
+    if min(refused) > accepted[-1]:  # only the high end
         return Dim(name, min=int(actual.lower), max=accepted[-1])
     first = accepted[0]
     for step in range(2, 17):  # every supported size is step*k + first
@@ -156,6 +156,9 @@ def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None) -> Any:
             offset = first % step
             top = None if upper is None else (upper - offset) // step
             return step * Dim(f"{name}_{step}", min=first // step, max=top) + offset
+    above = max(refused) + 1  # e.g. "all but size 1" (min 0): from 2 on, as no range skips 1
+    if upper is None or above <= upper:
+        return Dim(name, min=above, max=upper)
     return NO_FIX
 
 

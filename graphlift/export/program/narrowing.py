@@ -27,6 +27,7 @@ from graphlift.symbolic.expr import free_symbols
 from graphlift.symbolic.expr import symbol as symbol_expr
 from graphlift.symbolic.guards import Guard
 from graphlift.symbolic.printer import to_python
+from graphlift.symbolic.substitute import substitute
 
 SMALL_RANGE = 256  # ranges up to this many sizes are checked size by size
 LOW_END = 40  # otherwise: this many sizes from the lower bound, ...
@@ -55,8 +56,12 @@ class GuardTable:
     def __init__(self, shape_env: ShapeEnv) -> None:
         self.shape_env = shape_env
         self.by_symbol: dict[str, list[_CompiledGuard]] = {}
+        # Only the ties are applied (a replaced symbol reads its survivor), not
+        # simplify(): that uses what the guards themselves taught the env, and
+        # would rewrite ``s0 // 4 == 0`` to True.
+        ties = {name: r.value for name, r in shape_env.replacements.items()}
         for guard in shape_env.guards:
-            expr = shape_env.simplify(guard.expr)
+            expr = substitute(guard.expr, ties)
             symbols = tuple(sorted(free_symbols(expr)))
             if not symbols:
                 continue
@@ -66,12 +71,12 @@ class GuardTable:
 
     def refusal(self, symbol: str, within: ValueRange) -> Refusal | None:
         """The sample sizes of ``within`` that a guard on ``symbol`` refuses, or None."""
-        guards = self.by_symbol.get(symbol, [])
+        # Guards on this symbol alone: a relation between dims (``n >= b`` for
+        # ``z[:b]``) stays a run-time check, as in torch.export, not a violation.
+        guards = [c for c in self.by_symbol.get(symbol, []) if c.symbols == (symbol,)]
         if not guards:
             return None
-        hints = {n: self.shape_env.hint_of(symbol_expr(n)) for c in guards for n in c.symbols}
-        # a guard on an unbacked size as well has no example to hold it at
-        guards = [c for c in guards if all(isinstance(hints[n], int) for n in c.symbols)]
+        hints = {symbol: self.shape_env.hint_of(symbol_expr(symbol))}
         refused: list[int] = []
         accepted: list[int] = []
         culprits: dict[int, Guard] = {}
