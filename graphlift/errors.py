@@ -210,6 +210,28 @@ class ExportError(GraphliftError, RuntimeError):
     """The model cannot be exported as asked (torch.export raises RuntimeError-family errors)."""
 
 
+class StrictCaptureError(ExportError):
+    """Strict capture met Python it does not model (a "graph break" in torch's
+    words; torch raises ``torch._dynamo.exc.Unsupported``, a RuntimeError).
+    ``reason`` says what; ``where`` is the user's line. Non-strict export
+    (``strict=False``) runs the same code for real."""
+
+    def __init__(self, reason: str, *, where: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(f"strict capture cannot continue: {reason}", where=where)
+
+
+class SideEffectError(StrictCaptureError):
+    """The captured code writes to a Python object that existed before the call
+    (a global, a module-level list, another object's attribute). Nothing was
+    changed: strict capture refuses the write instead of performing it once."""
+
+
+class StaleGlobalError(GraphliftError, AssertionError):
+    """A Python value a strict-captured program read (a global, a closure cell)
+    has changed since export; the program would compute with the old one."""
+
+
 class InputStructureError(GraphliftError, ValueError):
     """The inputs given to an exported program do not have the structure it was
     exported with (torch.export: ValueError)."""

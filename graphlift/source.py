@@ -15,8 +15,10 @@ import os
 import sys
 import sysconfig
 import types
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import torch
 
@@ -54,6 +56,29 @@ class SourceLocation:
         code = self.code
         return f"{text}\n    {code}" if code else text
 
+    @property
+    def stack_trace(self) -> str:
+        """What a node records as ``meta["stack_trace"]``: like ``str(self)``, but the
+        file named relative to the ``sys.path`` entry it was imported from, so that
+        printouts and archives are the same on every machine and in every clone."""
+        text = f"{import_relative_path(self.filename)}:{self.lineno} in {self.function}"
+        code = self.code
+        return f"{text}\n    {code}" if code else text
+
+
+def import_relative_path(filename: str) -> str:
+    """``filename`` relative to the ``sys.path`` entry it was imported from
+    (``transformers/models/llama/modeling_llama.py``, ``model.py``), with ``/``
+    separators; its base name if no entry holds it."""
+    path = os.path.abspath(filename)
+    roots = [os.path.abspath(entry or os.getcwd()) for entry in sys.path]
+    # the innermost entry holding the file is the one a module name resolves against
+    holding = [root for root in roots if path.startswith(root.rstrip(os.sep) + os.sep)]
+    if not holding:
+        return os.path.basename(path)
+    relative = os.path.relpath(path, max(holding, key=len))
+    return relative.replace(os.sep, "/")
+
 
 def is_user_file(filename: str) -> bool:
     """True unless ``filename`` belongs to torch, graphlift or the standard library.
@@ -81,7 +106,10 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
     notice that we have walked out of the model when a graphlift frame follows
     torch frames.
     """
-    frame = start if start is not None else sys._getframe(1)
+    interpreted: Any = INTERPRETED_FRAME.get()
+    if interpreted is not None:  # strict capture: the user's code runs in an interpreter
+        return interpreted  # type: ignore[no-any-return]
+    frame: FrameType | None = start if start is not None else sys._getframe(1)
     library: FrameType | None = None
     in_torch = False
     while frame is not None:
@@ -97,6 +125,11 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
             return library  # back in graphlift: the code that called the model
         frame = frame.f_back
     return library
+
+
+#: The innermost frame of user code that strict capture is interpreting (it has
+#: ``f_code``, ``f_lineno``, ``f_lasti`` and ``f_back`` like a real frame), or None.
+INTERPRETED_FRAME: ContextVar[Any] = ContextVar("interpreted_frame", default=None)
 
 
 def user_location(start: FrameType | None = None) -> SourceLocation | None:

@@ -14,7 +14,8 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError, reports_internal_errors
-from graphlift.export.capture import Capture, capture
+from graphlift.export.capture import Capture, function_module
+from graphlift.export.capture import capture as capture_model
 from graphlift.export.program.constraints import (
     Specialization,
     check_dynamic_dims,
@@ -64,6 +65,18 @@ def export(
     return finish_export(traced)
 
 
+def capture(fn: Any) -> Any:
+    """Strict capture at the frame level (torch's ``dynamo_graph_capture_for_export``):
+    ``gl.capture(fn)(*args, **kwargs)`` interprets ``fn`` — a module or a plain
+    function — on those inputs and returns its ExportedProgram (``strict=True``)."""
+
+    def run(*args: Any, **kwargs: Any) -> ExportedProgram:
+        module = fn if isinstance(fn, torch.nn.Module) else function_module(fn)
+        return export(module, args, kwargs, strict=True)
+
+    return run
+
+
 @dataclass(frozen=True)
 class Traced:
     """The stages before assembly: the model captured and checked against its spec."""
@@ -96,7 +109,9 @@ def trace_for_export(
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
         raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
-    captured = capture(mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize")
+    captured = capture_model(
+        mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize", strict=strict
+    )
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
@@ -127,10 +142,6 @@ def _check_arguments(
         )
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
-    if strict:
-        raise ExportError(
-            "strict=True (bytecode-level capture) is not supported yet; use strict=False"
-        )
     if preserved:
         raise ExportError("preserve_module_call_signature is not supported yet")
 
@@ -160,4 +171,5 @@ def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
         shape_env=shape_env,
         specializations=traced.specializations,
         draft_report=draft_report,
+        python_guards=captured.python_guards,
     )

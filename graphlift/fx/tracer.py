@@ -192,7 +192,7 @@ class Tracer:
         if self.record_stack_traces and kind not in ("placeholder", "output"):
             location = user_location(sys._getframe(1))
             if location is not None:
-                node.meta["stack_trace"] = str(location)
+                node.meta["stack_trace"] = location.stack_trace
         if self.module_stack:
             node.meta["nn_module_stack"] = dict(self.module_stack)
         return node

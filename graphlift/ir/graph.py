@@ -306,13 +306,31 @@ class Graph:
         return generate_python(self, root_module)
 
     def __str__(self) -> str:
+        """The compact printout; like torch.export's, each run of nodes from one user
+        line is preceded by ``# File: model.py:12 in forward, code: <the line>``."""
         params = ", ".join(n.name for n in self.nodes if n.op == "placeholder")
         lines = [f"graph({params}):"]
-        lines += [f"    {node.format_node()}" for node in self.nodes if node.op != "placeholder"]
+        previous = None
+        for node in self.nodes:
+            if node.op == "placeholder":
+                continue
+            source = node.meta.get("stack_trace") if node.op != "output" else None
+            if source and source != previous:
+                lines.append(f"    {format_source_comment(source)}")
+            previous = source
+            lines.append(f"    {node.format_node()}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"<Graph with {len(self.nodes)} nodes>"
+
+
+def format_source_comment(stack_trace: str) -> str:
+    """``# File: model.py:12 in forward, code: y = self.fc(x)`` for a node's
+    ``meta["stack_trace"]`` (``"model.py:12 in forward\\n    y = self.fc(x)"``)."""
+    location, _, code = stack_trace.partition("\n")
+    code = code.strip()
+    return f"# File: {location}, code: {code}" if code else f"# File: {location}"
 
 
 def _nodes_in(args: Any, kwargs: Any) -> list[Node]:

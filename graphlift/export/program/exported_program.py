@@ -49,6 +49,7 @@ class ExportedProgram:
         shape_env: ShapeEnv | None = None,
         specializations: tuple[Any, ...] = (),
         draft_report: Any = None,
+        python_guards: tuple[Any, ...] = (),
     ) -> None:
         self.graph_module = graph_module
         self.graph_signature = graph_signature
@@ -63,6 +64,9 @@ class ExportedProgram:
         self.draft_report: Any = draft_report
         self._report: Any = draft_report  # torch.export's name for the same report
         self._shape_env = shape_env
+        #: strict=True: the Python values (globals, closure cells) the capture read;
+        #: module() refuses to run when one has changed (StaleGlobalError).
+        self.python_guards = python_guards
 
     @property
     def graph(self) -> Graph:
