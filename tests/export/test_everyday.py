@@ -532,3 +532,30 @@ def test_lift_fresh_decomposes_like_torchs_functionalization() -> None:
         str(n.target) for n in torch_core.graph.nodes if n.op == "call_function"
     }
     outputs_equal(core.module()(x), model(x))
+
+
+# --- defect 5: a decomposition guard that only refuses sizes where the op itself fails -----------
+
+
+def test_auto_bert_decomposes_and_refuses_only_where_eager_fails() -> None:
+    """reshape(b, -1, t, d) of an empty tensor is ambiguous, so its decomposition asks
+    b >= 1; at b = 0 the original program raises anyway, so the guard is accepted."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.DistilBertConfig(
+        vocab_size=100, dim=32, n_layers=1, n_heads=4, hidden_dim=64, max_position_embeddings=64
+    )
+    model = TokensToHidden(transformers.DistilBertModel(config).eval())
+    args = tokens(3, 7)
+    ep = gl.export(model, args, dynamic_shapes=({0: AUTO, 1: AUTO}, {0: AUTO, 1: AUTO}))
+    core = ep.run_decompositions()
+    torch_core = te.export(model, args, dynamic_shapes=to_torch_spec(({0: AUTO, 1: AUTO},) * 2))
+    torch_core = torch_core.run_decompositions()
+    for size in [(3, 7), (2, 5), (4, 9)]:
+        inputs = tokens(*size)
+        outputs_equal(core.module()(*inputs), model(*inputs))
+        outputs_equal(core.module()(*inputs), torch_core.module()(*inputs))
+    with pytest.raises(RuntimeError):  # eager: -1 is ambiguous for 0 elements
+        model(*tokens(0, 5))
+    with pytest.raises(InputMismatchError):
+        core.module()(*tokens(0, 5))

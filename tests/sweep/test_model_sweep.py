@@ -24,16 +24,8 @@ pytestmark = pytest.mark.slow
 # (case, mode) -> why graphlift is behind torch.export there. Each names the issue-14 item.
 KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("gpt2", "named"): "defect 4: transformers branches on batch != position_ids.shape[0]",
-    (
-        "mixtral_batched",
-        "named",
-    ): "defect 4: transformers branches on batch != position_ids.shape[0]",
-    ("bert", "auto"): "defect 5: decomposing reshape after sdpa would add a guard",
-    ("llama", "auto"): "defect 5: decomposing reshape after sdpa would add a guard",
-    ("t5", "auto"): "defect 5: decomposing reshape after sdpa would add a guard",
-    ("mixtral_batched", "auto"): "defect 5: decomposing aten.index.Tensor would add a guard",
-    ("distilbert", "auto"): "defect 5: decomposing reshape after sdpa would add a guard",
-    ("albert", "auto"): "defect 5: decomposing reshape after sdpa would add a guard",
+    ("mixtral_batched", "named"): "defect 4: transformers branches on batch != position_ids.shape[0]",
+    ("t5", "auto"): "defect 5: decomposing scaled_dot_product_attention would add a guard",
     ("hubert", "auto"): "defect 5: aten.linalg_vector_norm (weight norm) is not decomposed",
 }
 
