@@ -166,14 +166,24 @@ def tokens(batch: int, seq: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ids, torch.ones(batch, seq, dtype=torch.long)
 
 
-@pytest.mark.slow
-def test_distilbert_with_auto_everywhere() -> None:
+def distilbert(layers: int) -> nn.Module:
+    """DistilBERT from a small config, random weights (seeded), called with ids and mask."""
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
     config = transformers.DistilBertConfig(
-        vocab_size=100, dim=32, n_layers=2, n_heads=4, hidden_dim=64, max_position_embeddings=64
+        vocab_size=100,
+        dim=32,
+        n_layers=layers,
+        n_heads=4,
+        hidden_dim=64,
+        max_position_embeddings=64,
     )
-    model = TokensToHidden(transformers.DistilBertModel(config).eval())
+    return TokensToHidden(transformers.DistilBertModel(config).eval())
+
+
+@pytest.mark.slow
+def test_distilbert_with_auto_everywhere() -> None:
+    model = distilbert(layers=2)
     args = tokens(3, 7)
     spec = ({0: AUTO, 1: AUTO}, {0: AUTO, 1: AUTO})
     ep = gl.export(model, args, dynamic_shapes=spec)
@@ -537,15 +547,11 @@ def test_lift_fresh_decomposes_like_torchs_functionalization() -> None:
 # --- defect 5: a decomposition guard that only refuses sizes where the op itself fails -----------
 
 
+@pytest.mark.slow
 def test_auto_bert_decomposes_and_refuses_only_where_eager_fails() -> None:
     """reshape(b, -1, t, d) of an empty tensor is ambiguous, so its decomposition asks
     b >= 1; at b = 0 the original program raises anyway, so the guard is accepted."""
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    config = transformers.DistilBertConfig(
-        vocab_size=100, dim=32, n_layers=1, n_heads=4, hidden_dim=64, max_position_embeddings=64
-    )
-    model = TokensToHidden(transformers.DistilBertModel(config).eval())
+    model = distilbert(layers=1)
     args = tokens(3, 7)
     ep = gl.export(model, args, dynamic_shapes=({0: AUTO, 1: AUTO}, {0: AUTO, 1: AUTO}))
     core = ep.run_decompositions()
