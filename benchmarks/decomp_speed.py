@@ -25,6 +25,7 @@ import logging
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import tables  # noqa: E402
 from benchmarks.export_speed import (  # noqa: E402
+    CLOCKS,
     EXPORTERS,
     dynamic_exporters,
     environment,
@@ -59,7 +61,9 @@ def warm_up() -> None:
         quietly(lambda exporter=exporter: exporter(model, args, {}).run_decompositions())
 
 
-def measure(case: Any, dynamic: bool, repeat: int) -> dict[str, Any]:
+def measure(
+    case: Any, dynamic: bool, repeat: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, Any]:
     """Per library: ok, median seconds, runs, node count, difference from eager."""
     model = case.make_model()
     args, kwargs = case.make_inputs()
@@ -78,13 +82,13 @@ def measure(case: Any, dynamic: bool, repeat: int) -> dict[str, Any]:
             if name in record:
                 continue
             gc.collect()
-            start = time.perf_counter()
+            start = clock()
             try:
                 decomposed[name] = quietly(programs[name].run_decompositions)
             except Exception as error:
                 record[name] = {"ok": False, "error": short_reason(error)}
                 continue
-            runs[name].append(time.perf_counter() - start)
+            runs[name].append(clock() - start)
     for name, program in decomposed.items():
         if name in record:
             continue
@@ -157,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--static-only", action="store_true")
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="timer")
     options = parser.parse_args(argv)
     names = options.cases.split(",") if options.cases else [case.name for case in CASES]
     torch.set_num_threads(1)
@@ -169,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         cases[name] = {}
         for mode in modes:
             print(f"measuring {name} ({mode}) ...", file=sys.stderr, flush=True)
-            cases[name][mode] = measure(case, mode == "dynamic", options.repeat)
+            cases[name][mode] = measure(case, mode == "dynamic", options.repeat, CLOCKS[options.clock])
     summary = summarize(cases)
     tables.print_table("run_decompositions: graphlift vs torch.export", HEADER, table_rows(cases))
     for name, record in cases.items():

@@ -4,14 +4,16 @@ The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
-from graphlift import interop
+from graphlift import experimental, interop
 from graphlift.decompose.table import default_decompositions
 from graphlift.errors import GraphliftError, MutationError, TraceError
+from graphlift.experimental import export_methods, leaf_function
 from graphlift.export import (
     AdditionalInputs,
     Dim,
     ExportedProgram,
     ExportGraphSignature,
+    ExportPackage,
     InputKind,
     InputSpec,
     OutputKind,
@@ -47,6 +49,7 @@ __all__ = [
     "AdditionalInputs",
     "Dim",
     "ExportGraphSignature",
+    "ExportPackage",
     "ExportedProgram",
     "Graph",
     "GraphModule",
@@ -70,8 +73,11 @@ __all__ = [
     "default_decompositions",
     "dims",
     "draft_export",
+    "experimental",
     "export",
+    "export_methods",
     "interop",
+    "leaf_function",
     "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",

@@ -105,6 +105,24 @@ class GraphTargetError(GraphliftError, ValueError):
     """A node's target has the wrong type for its opcode (torch.fx's lint: ValueError)."""
 
 
+class RewriteError(GraphliftError, AssertionError):
+    """A subgraph-rewrite pattern and its replacement do not fit together (other
+    input or output counts; torch.fx's subgraph rewriter: AssertionError)."""
+
+
+class InputKeyError(GraphliftError, KeyError):
+    """A structured input lacks a key the graph was traced with (torch.fx's
+    flattening: KeyError)."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return Exception.__str__(self)
+
+
+class InputIndexError(GraphliftError, IndexError):
+    """A structured input has fewer items than the graph was traced with
+    (torch.fx's flattening: IndexError)."""
+
+
 # --- Python-level tracing ---------------------------------------------------------
 
 
@@ -210,6 +228,15 @@ class ExportError(GraphliftError, RuntimeError):
     """The model cannot be exported as asked (torch.export raises RuntimeError-family errors)."""
 
 
+class ExportArgumentError(ExportError, TypeError):
+    """``export`` was called with arguments of the wrong type, or example inputs
+    that do not fit ``forward``'s signature (torch.export: TypeError)."""
+
+
+class UnsupportedInputError(ExportError, ValueError):
+    """An example input has a type export cannot take (torch.export: ValueError)."""
+
+
 class StrictCaptureError(ExportError):
     """Strict capture met Python it does not model (a "graph break" in torch's
     words; torch raises ``torch._dynamo.exc.Unsupported``, a RuntimeError).
@@ -242,6 +269,16 @@ class InputMismatchError(GraphliftError, AssertionError):
     dtype, or specialized value (torch.export: AssertionError "Guard failed")."""
 
 
+class StickyExportError(InputMismatchError):
+    """A call no program of a sticky export accepts, and its policy forbids
+    exporting again (graphlift.experimental.sticky_export)."""
+
+
+class AdditionalInputMismatchError(InputMismatchError, RuntimeError):
+    """An ``AdditionalInputs`` example is refused by the program exported with it
+    (torch.export's ``AdditionalInputs.verify`` raises RuntimeError)."""
+
+
 class VerificationError(GraphliftError, RuntimeError):
     """An exported graph breaks an invariant of its IR level."""
 
@@ -249,6 +286,14 @@ class VerificationError(GraphliftError, RuntimeError):
 class DynamicShapesError(ExportError):
     """A ``dynamic_shapes`` spec is malformed or does not fit the inputs
     (torch.export raises a RuntimeError-derived UserError)."""
+
+
+class DimIndexError(DynamicShapesError, IndexError):
+    """A ``dynamic_shapes`` entry names a dim the tensor does not have (torch: IndexError)."""
+
+
+class DynamicShapesTypeError(DynamicShapesError, TypeError):
+    """``dynamic_shapes`` is not a dict, tuple or list of per-input specs (torch: TypeError)."""
 
 
 class ShapeSpecError(DynamicShapesError, ValueError):

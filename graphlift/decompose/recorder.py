@@ -28,7 +28,9 @@ from graphlift.symbolic import ShapeEnv
 from graphlift.trace.recorder import META, Recorder
 from graphlift.trace.tensor import TraceTensor
 
-CARRIED_META = ("stack_trace", "nn_module_stack")
+#: What a decomposed node inherits from the node it replaces: the user's line,
+#: the module stack and the user's ``torch.fx.traceback.annotate`` dict.
+CARRIED_META = ("stack_trace", "nn_module_stack", "custom")
 
 
 class ReplayRecorder(Recorder):
