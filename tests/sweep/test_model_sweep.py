@@ -22,11 +22,15 @@ from tests.sweep.runner import GRAPHLIFT, MODES, STAGES, TORCH, run_cell
 pytestmark = pytest.mark.slow
 
 # (case, mode) -> why graphlift is behind torch.export there. Each names the issue-14 item.
+BATCH_BRANCH = "defect 4: transformers branches on batch != position_ids.shape[0]"
+WEIGHT_NORM = "defect 5: aten.linalg_vector_norm (weight-norm parametrization) is not decomposed"
 KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("gpt2", "named"): "defect 4: transformers branches on batch != position_ids.shape[0]",
-    ("mixtral_batched", "named"): "defect 4: transformers branches on batch != position_ids.shape[0]",
+    **{
+        (name, "named"): BATCH_BRANCH
+        for name in ("gpt2", "mixtral_batched", "mistral", "qwen2", "phi", "gemma")
+    },
     ("t5", "auto"): "defect 5: decomposing scaled_dot_product_attention would add a guard",
-    ("hubert", "auto"): "defect 5: aten.linalg_vector_norm (weight norm) is not decomposed",
+    **{(name, mode): WEIGHT_NORM for name in ("wav2vec2", "hubert") for mode in MODES},
 }
 
 
