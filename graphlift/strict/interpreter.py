@@ -107,8 +107,14 @@ class Interpreter:
     def _call_module(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: Any) -> Any:
         """``nn.Module._call_impl``: pre hooks, forward, hooks; user hooks interpreted."""
         hooks = torch.nn.modules.module
-        for hook in (*hooks._global_forward_pre_hooks.values(),
-                     *module._forward_pre_hooks.values()):  # fmt: skip
+        with_kwargs = module._forward_pre_hooks_with_kwargs
+        for hook_id, hook in (*hooks._global_forward_pre_hooks.items(),
+                              *module._forward_pre_hooks.items()):  # fmt: skip
+            if hook_id in with_kwargs:  # registered with with_kwargs=True: (args, kwargs)
+                result = self.call(hook, (module, args, kwargs), {})
+                if result is not None:
+                    args, kwargs = result
+                continue
             result = self.call(hook, (module, args), {})
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
