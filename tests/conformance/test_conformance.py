@@ -77,6 +77,8 @@ KNOWN_GAPS: dict[str, str] = {
     "bcast-nll-loss-dynamic": "nll_loss with a dynamic batch specializes the batch",
     "callable-input": "a module passed as an input is refused (torch treats it as a constant)",
     "copy-into-input": "copy_ into an input names the mutation output after its source node",
+    "derived-needed-auto": "x[1:] + y with AUTO dims narrows x to [3, inf] (a 0/1 relation "
+    "guard x=2, y=1 is kept where torch keeps [0, inf]): sound but narrower",
     "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
     "item-min-const": "Python min() of an .item() and a constant is a data-dependent error",
     "out-variant": "out= ops are refused (torch functionalizes them)",
