@@ -30,6 +30,7 @@ LAYERS = {
     "functionalize": 3,
     "export": 4,
     "serialize": 5,
+    "experimental": 5,
     "interop": 6,
     "cli": 6,
     "__init__": 7,

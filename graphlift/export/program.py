@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from graphlift.export import decompositions
-from graphlift.export.signature import ExportGraphSignature
+from graphlift.export.signature import BackwardSignature, ExportGraphSignature
 from graphlift.export.unlift import unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
@@ -65,6 +65,11 @@ class ExportedProgram:
     @property
     def graph(self) -> Graph:
         return self.graph_module.graph
+
+    @property
+    def backward_signature(self) -> BackwardSignature | None:
+        """Loss and gradient outputs of a joint program; None for a forward-only one."""
+        return self.graph_signature.backward_signature
 
     @property
     def call_spec_in(self) -> TreeSpec:

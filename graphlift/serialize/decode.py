@@ -17,6 +17,7 @@ from graphlift.errors import ArchiveError, GraphError, PytreeError, Verification
 from graphlift.export.constraints import Specialization
 from graphlift.export.program import ExportedProgram, ModuleCallEntry
 from graphlift.export.signature import (
+    RETURNED_KINDS,
     ConstantArgument,
     ExportGraphSignature,
     InputKind,
@@ -306,7 +307,7 @@ def _check_call_specs(program: ExportedProgram, data: Data) -> None:
     ):
         raise data.fail("the root in_spec is not (args tuple, kwargs dict)")
     inputs = program.graph_signature.user_inputs
-    outputs = program.graph_signature.user_outputs
+    outputs = [s for s in program.graph_signature.output_specs if s.kind in RETURNED_KINDS]
     if root.in_spec.num_leaves != len(inputs) or root.out_spec.num_leaves != len(outputs):
         raise data.fail(
             f"the root specs have {root.in_spec.num_leaves} inputs and {root.out_spec.num_leaves} "

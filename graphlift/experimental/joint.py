@@ -1,0 +1,428 @@
+"""Joint forward-backward export: one program returning the loss and every gradient.
+
+``export_forward_backward(ep, joint_loss_index)`` replays ``ep``'s graph with
+autograd *on*: parameters (and user inputs that require grad) become traced
+leaves that require grad, each node is called at the autograd level, and then
+``torch.autograd.grad(loss, leaves, ones_like(loss))`` runs under the same
+dispatch mode. The derivative formulas are torch's own; every ATen op they
+call reaches graphlift's Recorder, so the backward lands in the same graph as
+the forward. No torch tracing stack (AOTAutograd, make_fx, FakeTensor) is used.
+
+Outputs, in order: the program's mutations, its user outputs (the loss marked
+``LOSS_OUTPUT``), then one gradient per trainable parameter
+(``GRADIENT_TO_PARAMETER``, named ``grad_<parameter>``) and per user input that
+requires grad (``GRADIENT_TO_USER_INPUT``). Choices, each documented in
+``docs/joint.md``:
+
+- tied parameters get one gradient, under the first (canonical) name;
+- a parameter the loss does not depend on gets a zero gradient;
+- nodes the backward records carry the ``stack_trace`` and
+  ``nn_module_stack`` of the forward node they differentiate (found through
+  ``torch._C._current_autograd_node()``), plus ``meta["autograd_backward"]``;
+- ``detach``/``alias`` are no-ops in a functional graph and are collapsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch._dispatch.python import enable_python_dispatcher
+
+from graphlift.errors import ExportError, InternalError
+from graphlift.export.constraints import range_constraints
+from graphlift.export.decompositions import fork_shape_env
+from graphlift.export.graph_replay import SIZE_QUERIES
+from graphlift.export.replay_recorder import CARRIED_META, ReplayRecorder, in_env
+from graphlift.export.signature import (
+    ExportGraphSignature,
+    InputKind,
+    InputSpec,
+    OutputKind,
+    OutputSpec,
+    TensorArgument,
+)
+from graphlift.export.verifier import verify
+from graphlift.ir.graph import Graph
+from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.node import Node, map_arg
+from graphlift.ir.passes import eliminate_dead_code
+from graphlift.pytree import tree_flatten, tree_unflatten
+from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.expr import as_symbol
+from graphlift.trace.mode import TraceMode, exporting_flags
+from graphlift.trace.symbolic_values import SymbolicValues
+from graphlift.trace.tensor import TraceTensor
+
+if TYPE_CHECKING:
+    from graphlift.export.program import ExportedProgram, ModuleCallEntry
+
+aten = torch.ops.aten
+GRADIENT_KINDS = (OutputKind.GRADIENT_TO_PARAMETER, OutputKind.GRADIENT_TO_USER_INPUT)
+
+#: Ops that only alias their input. A functional graph has nothing to express
+#: with them; they are recorded (autograd needs a distinct result tensor) and
+#: collapsed afterwards.
+ALIASES = {aten.detach.default, aten.alias.default}
+
+
+class JointError(ExportError):
+    """The program cannot be differentiated as asked (which output is the loss, its
+    shape or dtype, an unsupported construct). A ``ValueError``, as torch raises."""
+
+
+class JointRecorder(ReplayRecorder):
+    """A ReplayRecorder for graphs differentiated by autograd.
+
+    Results never claim ``requires_grad`` themselves (autograd sets it when it
+    records their history), and a node recorded while the backward runs takes
+    the source meta of the forward node whose derivative is being computed."""
+
+    def __init__(self, graph: Graph, default_device: torch.device) -> None:
+        super().__init__(graph, default_device)
+        self.forward_of: dict[int, Node] = {}  # autograd node sequence_nr -> forward node
+
+    @staticmethod
+    def _requires_grad(args: Any) -> bool:
+        return False
+
+    def record(self, target: Any, args: Any, kwargs: Any) -> Node:
+        if self.source is not None:
+            return super().record(target, args, kwargs)
+        node = self.graph.call_function(target, tuple(args), dict(kwargs))
+        current = torch._C._current_autograd_node()
+        forward = self.forward_of.get(current._sequence_nr()) if current is not None else None
+        if forward is not None:
+            node.meta.update({k: forward.meta[k] for k in CARRIED_META if k in forward.meta})
+        node.meta["autograd_backward"] = True
+        return node
+
+    def claim_autograd_nodes(self, value: Any, source: Node) -> None:
+        """Map the autograd nodes created for ``value`` (not yet claimed) to ``source``."""
+        pending = [t.grad_fn for t in _tensors(value) if t.grad_fn is not None]
+        while pending:
+            function = pending.pop()
+            if function is None or function._sequence_nr() in self.forward_of:
+                continue
+            self.forward_of[function._sequence_nr()] = source
+            pending += [next_function for next_function, _ in function.next_functions]
+
+
+class JointMode(TraceMode):
+    """TraceMode at the autograd level: aliasing ops are recorded as views, so
+    autograd gets a fresh tensor for each (they are collapsed at the end)."""
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if func in ALIASES:
+            return self.recorder.call(func, args, kwargs or {})
+        return super().__torch_dispatch__(func, types, args, kwargs)
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """A value autograd differentiates the loss with respect to."""
+
+    value: TraceTensor
+    kind: OutputKind  # GRADIENT_TO_PARAMETER or GRADIENT_TO_USER_INPUT
+    target: str  # the parameter's state_dict name, or the user input's placeholder name
+
+
+def export_forward_backward(program: ExportedProgram, joint_loss_index: int = 0) -> ExportedProgram:
+    """A new program computing ``program``'s outputs and the gradient of its user
+    output number ``joint_loss_index`` (a scalar) with respect to every trainable
+    parameter and every user input that requires grad. ``program`` is unchanged."""
+    _check_supported(program)
+    shape_env = fork_shape_env(program._shape_env) if program._shape_env is not None else None
+    joint = JointReplay(program, shape_env)
+    graph, output_specs = joint.run(joint_loss_index)
+    result = type(program)(
+        graph_module=GraphModule(program.graph_module, graph),
+        graph_signature=ExportGraphSignature(program.graph_signature.input_specs, output_specs),
+        state_dict=dict(program.state_dict),
+        constants=dict(program.constants),
+        range_constraints=range_constraints(shape_env) if shape_env else {},
+        example_inputs=program.example_inputs,
+        module_call_graph=_with_gradients(program.module_call_graph, output_specs),
+        shape_env=shape_env,
+        specializations=program.specializations,
+    )
+    verify(result, level="export")
+    return result
+
+
+_export_forward_backward = export_forward_backward
+
+
+def _with_gradients(
+    call_graph: tuple[ModuleCallEntry, ...], specs: tuple[OutputSpec, ...]
+) -> tuple[ModuleCallEntry, ...]:
+    """The root call returns ``(outputs, gradients)``: the program's outputs in
+    their structure, then a dict from each gradient's target to the gradient."""
+    root, *rest = call_graph
+    targets = [str(s.target) for s in specs if s.kind in GRADIENT_KINDS]
+    outputs = tree_unflatten([0] * root.out_spec.num_leaves, root.out_spec)
+    _, out_spec = tree_flatten((outputs, dict.fromkeys(targets, 0)))
+    return (replace(root, out_spec=out_spec), *rest)
+
+
+def _check_supported(program: ExportedProgram) -> None:
+    if any(True for _ in program.graph_module.named_children()):
+        raise JointError(
+            "export_forward_backward does not differentiate control flow (torch.cond, map, "
+            "while_loop, scan) yet; export the training program without it"
+        )
+
+
+class JointReplay:
+    """One replay of a program's graph with autograd on, then its backward."""
+
+    def __init__(self, program: ExportedProgram, shape_env: ShapeEnv | None) -> None:
+        self.program = program
+        self.shape_env = shape_env
+        self.graph = Graph()
+        self.recorder = JointRecorder(self.graph, default_device=_default_device(program))
+        self.recorder.shape_env = shape_env
+        if shape_env is not None:
+            self.recorder.symbolic = SymbolicValues(self.graph, shape_env)
+        self.mode = JointMode(self.recorder)
+        self.values: dict[Node, Any] = {}
+
+    def run(self, joint_loss_index: int) -> tuple[Graph, tuple[OutputSpec, ...]]:
+        nodes = list(self.program.graph.nodes)
+        leaves = self._bind_placeholders(nodes)
+        with differentiating(self.mode, symbolic=self.shape_env is not None):
+            for node in nodes:
+                if node.op == "call_function":
+                    self.values[node] = self._call(node)
+            outputs = list(map_arg(nodes[-1].args[0], self.values.get))
+            specs = list(self.program.graph_signature.output_specs)
+            loss = _loss(outputs, specs, joint_loss_index)
+            seed = torch.ones_like(loss)
+            gradients = torch.autograd.grad(
+                loss, [leaf.value for leaf in leaves], seed, allow_unused=True
+            )
+            gradients = [
+                torch.zeros_like(leaf.value) if gradient is None else gradient
+                for leaf, gradient in zip(leaves, gradients)
+            ]
+        flat = [self._output_arg(v) for v in outputs]
+        grad_nodes = [self.recorder.current_node(g) for g in gradients]
+        out_specs = _user_specs(specs, flat, joint_loss_index)
+        out_specs += [
+            OutputSpec(leaf.kind, TensorArgument(node.name), leaf.target)
+            for leaf, node in zip(leaves, grad_nodes)
+        ]
+        self.graph.output((*flat, *grad_nodes))
+        _collapse_aliases(self.graph)
+        eliminate_dead_code(self.graph)
+        order = [spec.arg.name for spec in self.program.graph_signature.input_specs]
+        return _named_gradients(self.graph, out_specs, order)
+
+    def _call(self, node: Node) -> Any:
+        args = map_arg(node.args, self.values.__getitem__)
+        kwargs = map_arg(node.kwargs, self.values.__getitem__)
+        size_query = SIZE_QUERIES.get(node.target)
+        if size_query is not None:
+            return size_query(*args, **kwargs)
+        self.recorder.source = node
+        self.recorder.module_stack = node.meta.get("nn_module_stack", {})
+        try:
+            result = node.target(*args, **kwargs)
+        finally:
+            self.recorder.source = None
+        self.recorder.claim_autograd_nodes(result, node)
+        return result
+
+    def _output_arg(self, value: Any) -> Any:
+        if isinstance(value, TraceTensor):
+            return self.recorder.current_node(value)
+        if isinstance(value, torch.SymInt) and self.recorder.symbolic is not None:
+            return self.recorder.symbolic.node_for(value)
+        return value
+
+    def _bind_placeholders(self, nodes: list[Node]) -> list[Leaf]:
+        specs = self.program.graph_signature.input_specs
+        placeholders = [n for n in nodes if n.op == "placeholder"]
+        canonical = _canonical_parameters(self.program)
+        leaves: list[Leaf] = []
+        for node, spec in zip(placeholders, specs):
+            trainable = _trainable(self.program, spec, node, canonical)
+            value = self._placeholder(node, trainable)
+            self.values[node] = value
+            if trainable and spec.kind is InputKind.PARAMETER:
+                leaves.append(Leaf(value, OutputKind.GRADIENT_TO_PARAMETER, str(spec.target)))
+            elif trainable:
+                leaves.append(Leaf(value, OutputKind.GRADIENT_TO_USER_INPUT, spec.arg.name))
+        return leaves
+
+    def _placeholder(self, node: Node, requires_grad: bool) -> Any:
+        value = node.meta.get("val")
+        new = self.recorder.new_input(node.name)
+        if new.name != node.name:
+            raise InternalError(f"placeholder {node.name!r} was renamed to {new.name!r}")
+        if isinstance(value, torch.SymInt):
+            value = in_env(value, self.shape_env)
+            new.meta["val"] = value
+            symbol = as_symbol(value.node.symbolic_expr)
+            if symbol is not None and self.recorder.symbolic is not None:
+                self.recorder.symbolic.bind(symbol, new, None)
+            return value
+        if not isinstance(value, torch.Tensor):
+            new.meta["val"] = value
+            return value
+        sizes = [in_env(size, self.shape_env) for size in value.shape]
+        symbolic = any(isinstance(s, torch.SymInt) for s in sizes)
+        traced = self.recorder.bind_input(
+            new, value, requires_grad=requires_grad, sizes=sizes if symbolic else None
+        )
+        if symbolic and self.recorder.symbolic is not None:
+            for dim, size in enumerate(sizes):
+                symbol = (
+                    as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
+                )
+                if symbol is not None:
+                    self.recorder.symbolic.bind(symbol, new, dim)
+        return traced
+
+
+def _canonical_parameters(program: ExportedProgram) -> set[str]:
+    """Parameter names that own their tensor: the first name of each tied group."""
+    seen: set[int] = set()
+    names: set[str] = set()
+    for spec in program.graph_signature.input_specs:
+        if spec.kind is InputKind.PARAMETER:
+            tensor = program.state_dict[str(spec.target)]
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                names.add(str(spec.target))
+    return names
+
+
+def _trainable(
+    program: ExportedProgram, spec: InputSpec, placeholder: Node, canonical: set[str]
+) -> bool:
+    """Whether the loss is differentiated with respect to this input: a parameter
+    that requires grad (the first name of tied ones), or a user input whose
+    example required grad."""
+    if spec.kind is InputKind.PARAMETER:
+        target = str(spec.target)
+        return target in canonical and program.state_dict[target].requires_grad
+    if spec.kind is InputKind.USER_INPUT and isinstance(spec.arg, TensorArgument):
+        value = placeholder.meta.get("val")
+        return isinstance(value, torch.Tensor) and value.requires_grad
+    return False
+
+
+def _loss(outputs: list[Any], specs: list[OutputSpec], index: int) -> TraceTensor:
+    user = [(v, s) for v, s in zip(outputs, specs) if s.kind is OutputKind.USER_OUTPUT]
+    if not 0 <= index < len(user):
+        raise JointError(
+            f"joint_loss_index={index}, but the program has {len(user)} user output(s); "
+            "pass the index of the scalar loss among the flattened user outputs"
+        )
+    loss, spec = user[index]
+    if not isinstance(loss, TraceTensor) or loss.dim() != 0 or not loss.is_floating_point():
+        raise JointError(
+            f"user output {index} ({spec.arg.name}: {_describe(loss)}) is not a scalar "
+            "floating-point loss; reduce it (.sum() / .mean()) or pass joint_loss_index of the loss"
+        )
+    if loss.grad_fn is None:
+        raise JointError(
+            f"user output {index} ({spec.arg.name}) does not depend on any trainable parameter "
+            "or input that requires grad, so it has no gradient"
+        )
+    return loss
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"{value.dtype} tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+def _user_specs(specs: list[OutputSpec], flat: list[Any], loss_index: int) -> list[OutputSpec]:
+    result = []
+    user = 0
+    for spec, arg in zip(specs, flat):
+        kind = spec.kind
+        if kind is OutputKind.USER_OUTPUT:
+            kind = OutputKind.LOSS_OUTPUT if user == loss_index else kind
+            user += 1
+        new_arg = TensorArgument(arg.name) if isinstance(spec.arg, TensorArgument) else spec.arg
+        result.append(OutputSpec(kind, new_arg, spec.target))
+    return result
+
+
+def _collapse_aliases(graph: Graph) -> None:
+    for node in list(graph.nodes):
+        if node.op == "call_function" and node.target in ALIASES:
+            node.replace_all_uses_with(node.args[0])
+            graph.erase_node(node)
+
+
+def _named_gradients(
+    graph: Graph, specs: list[OutputSpec], order: list[str]
+) -> tuple[Graph, tuple[OutputSpec, ...]]:
+    """A copy of ``graph`` with its placeholders in signature ``order`` and each
+    gradient's node named ``grad_<target>`` (when the node is only that gradient)."""
+    output = next(reversed(graph.nodes))
+    values = list(output.args[0])
+    counts: dict[Node, int] = {}
+    for value in values:
+        if isinstance(value, Node):
+            counts[value] = counts.get(value, 0) + 1
+    names: dict[Node, str] = {}
+    for value, spec in zip(values, specs):
+        if spec.kind in GRADIENT_KINDS and value.op == "call_function" and counts[value] == 1:
+            names[value] = "grad_" + str(spec.target).replace(".", "_")
+    new = Graph()
+    copies: dict[Node, Node] = {}
+    placeholders = sorted(
+        (n for n in graph.nodes if n.op == "placeholder"), key=lambda n: order.index(n.name)
+    )
+    rest = [n for n in graph.nodes if n.op not in ("placeholder", "output")]
+    for node in (*placeholders, *rest):
+        args, kwargs = map_arg((node.args, node.kwargs), copies.__getitem__)
+        name = names.get(node, node.name if node.op != "placeholder" else node.target)
+        copies[node] = new.create_node(node.op, node.target, args, kwargs, name, node.type)
+        copies[node].meta = dict(node.meta)
+    new.output(map_arg(output.args[0], copies.__getitem__))
+    renamed = tuple(
+        OutputSpec(s.kind, TensorArgument(copies[v].name), s.target)
+        if isinstance(s.arg, TensorArgument)
+        else s
+        for s, v in zip(specs, values)
+    )
+    return new, renamed
+
+
+@contextmanager
+def differentiating(mode: TraceMode, *, symbolic: bool) -> Iterator[None]:
+    """The context of a joint replay: as export's, but at the autograd level with
+    grad mode on, so autograd records every op and its formulas can be replayed."""
+    with ExitStack() as stack:
+        stack.enter_context(exporting_flags())
+        stack.enter_context(torch.enable_grad())
+        if symbolic:
+            stack.enter_context(enable_python_dispatcher())
+        stack.enter_context(mode)
+        yield
+
+
+def _tensors(value: Any) -> Iterator[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        yield value
+    elif isinstance(value, tuple | list):
+        for item in value:
+            yield from _tensors(item)
+
+
+def _default_device(program: ExportedProgram) -> torch.device:
+    for node in program.graph.nodes:
+        value = node.meta.get("val")
+        if node.op == "placeholder" and isinstance(value, torch.Tensor):
+            return value.device
+    return torch.device("cpu")
