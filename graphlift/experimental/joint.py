@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch._dispatch.python import enable_python_dispatcher
 
-from graphlift.errors import ExportError, InternalError
+from graphlift.errors import InternalError, JointExportError
 from graphlift.export.constraints import range_constraints
 from graphlift.export.decompositions import fork_shape_env
 from graphlift.export.graph_replay import SIZE_QUERIES
@@ -67,11 +67,6 @@ GRADIENT_KINDS = (OutputKind.GRADIENT_TO_PARAMETER, OutputKind.GRADIENT_TO_USER_
 #: with them; they are recorded (autograd needs a distinct result tensor) and
 #: collapsed afterwards.
 ALIASES = {aten.detach.default, aten.alias.default}
-
-
-class JointError(ExportError):
-    """The program cannot be differentiated as asked (which output is the loss, its
-    shape or dtype, an unsupported construct). A ``ValueError``, as torch raises."""
 
 
 class JointRecorder(ReplayRecorder):
@@ -170,7 +165,7 @@ def _with_gradients(
 
 def _check_supported(program: ExportedProgram) -> None:
     if any(True for _ in program.graph_module.named_children()):
-        raise JointError(
+        raise JointExportError(
             "export_forward_backward does not differentiate control flow (torch.cond, map, "
             "while_loop, scan) yet; export the training program without it"
         )
@@ -200,14 +195,7 @@ class JointReplay:
             outputs = list(map_arg(nodes[-1].args[0], self.values.get))
             specs = list(self.program.graph_signature.output_specs)
             loss = _loss(outputs, specs, joint_loss_index)
-            seed = torch.ones_like(loss)
-            gradients = torch.autograd.grad(
-                loss, [leaf.value for leaf in leaves], seed, allow_unused=True
-            )
-            gradients = [
-                torch.zeros_like(leaf.value) if gradient is None else gradient
-                for leaf, gradient in zip(leaves, gradients)
-            ]
+            gradients = self._backward(loss, leaves, nodes[-1].args[0], outputs)
         flat = [self._output_arg(v) for v in outputs]
         grad_nodes = [self.recorder.current_node(g) for g in gradients]
         out_specs = _user_specs(specs, flat, joint_loss_index)
@@ -220,6 +208,26 @@ class JointReplay:
         eliminate_dead_code(self.graph)
         order = [spec.arg.name for spec in self.program.graph_signature.input_specs]
         return _named_gradients(self.graph, out_specs, order)
+
+    def _backward(
+        self, loss: TraceTensor, leaves: list[Leaf], sources: Any, outputs: list[Any]
+    ) -> list[TraceTensor]:
+        """``d loss / d leaf`` for every leaf, seeded with ``ones_like(loss)``; zeros
+        for a leaf the loss does not reach. The seed and the zeros carry the loss's line."""
+        loss_node = next(s for s, v in zip(sources, outputs) if v is loss)
+        self.recorder.source = loss_node
+        seed = torch.ones_like(loss)
+        self.recorder.source = None
+        values = [leaf.value for leaf in leaves]
+        gradients = torch.autograd.grad(loss, values, seed, allow_unused=True)
+        self.recorder.source = loss_node
+        try:
+            return [
+                torch.zeros_like(value) if gradient is None else gradient
+                for value, gradient in zip(values, gradients)
+            ]
+        finally:
+            self.recorder.source = None
 
     def _call(self, node: Node) -> Any:
         args = map_arg(node.args, self.values.__getitem__)
@@ -319,18 +327,18 @@ def _trainable(
 def _loss(outputs: list[Any], specs: list[OutputSpec], index: int) -> TraceTensor:
     user = [(v, s) for v, s in zip(outputs, specs) if s.kind is OutputKind.USER_OUTPUT]
     if not 0 <= index < len(user):
-        raise JointError(
+        raise JointExportError(
             f"joint_loss_index={index}, but the program has {len(user)} user output(s); "
             "pass the index of the scalar loss among the flattened user outputs"
         )
     loss, spec = user[index]
     if not isinstance(loss, TraceTensor) or loss.dim() != 0 or not loss.is_floating_point():
-        raise JointError(
+        raise JointExportError(
             f"user output {index} ({spec.arg.name}: {_describe(loss)}) is not a scalar "
             "floating-point loss; reduce it (.sum() / .mean()) or pass joint_loss_index of the loss"
         )
     if loss.grad_fn is None:
-        raise JointError(
+        raise JointExportError(
             f"user output {index} ({spec.arg.name}) does not depend on any trainable parameter "
             "or input that requires grad, so it has no gradient"
         )
