@@ -24,6 +24,7 @@ requires grad (``GRADIENT_TO_USER_INPUT``). Choices, each documented in
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -53,6 +54,7 @@ from graphlift.ir.passes import eliminate_dead_code
 from graphlift.pytree import tree_flatten, tree_unflatten
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
+from graphlift.trace.autograd_functions import FUNCTIONS, TAG
 from graphlift.trace.mode import TraceMode, exporting_flags
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
@@ -184,13 +186,16 @@ class JointReplay:
             self.recorder.symbolic = SymbolicValues(self.graph, shape_env)
         self.mode = JointMode(self.recorder)
         self.values: dict[Node, Any] = {}
+        self.functions_called: set[int] = set()  # custom autograd.Function calls replayed
 
     def run(self, joint_loss_index: int) -> tuple[Graph, tuple[OutputSpec, ...]]:
         nodes = list(self.program.graph.nodes)
         leaves = self._bind_placeholders(nodes)
         with differentiating(self.mode, symbolic=self.shape_env is not None):
             for node in nodes:
-                if node.op == "call_function":
+                if node.op == "call_function" and TAG in node.meta:
+                    self._custom_function(node, node.meta[TAG])
+                elif node.op == "call_function":
                     self.values[node] = self._call(node)
             outputs = list(map_arg(nodes[-1].args[0], self.values.get))
             specs = list(self.program.graph_signature.output_specs)
@@ -244,6 +249,51 @@ class JointReplay:
         self.recorder.claim_autograd_nodes(result, node)
         return result
 
+    def _custom_function(self, node: Node, tag: dict[str, Any]) -> None:
+        """A node of a custom autograd.Function's forward (trace/autograd_functions.py):
+        the first one calls the Function again on the replayed arguments, so its own
+        backward is used; its results become the values of the tagged result nodes,
+        and the forward's other nodes are not replayed."""
+        if tag["call"] in self.functions_called:
+            return
+        self.functions_called.add(tag["call"])
+        function = _resolve_function(tag["function"], node)
+        args = tuple(self._function_argument(a, tag, node) for a in tag["args"])
+        kwargs = {k: self._function_argument(a, tag, node) for k, a in tag["kwargs"].items()}
+        self.recorder.source = node
+        try:
+            result = function.apply(*args, **kwargs)
+        finally:
+            self.recorder.source = None
+        self.recorder.claim_autograd_nodes(result, node)
+        results = result if tag["tuple"] else (result,)
+        by_name = {n.name: n for n in self.program.graph.nodes}
+        for name, value in zip(tag["outputs"], results):
+            if name is not None:
+                if TAG not in by_name[name].meta:
+                    raise JointExportError(
+                        f"{tag['function']} returns one of its inputs unchanged ({name}); "
+                        "the joint export cannot tell its uses apart. Return x.clone() instead",
+                        where=node.meta.get("stack_trace"),
+                    )
+                self.values[by_name[name]] = value
+
+    def _function_argument(self, argument: Any, tag: dict[str, Any], node: Node) -> Any:
+        kind, payload = argument
+        if kind == "value":
+            return payload
+        source = (
+            next((n for n in self.values if n.name == payload), None) if kind == "node" else None
+        )
+        if source is None:
+            raise JointExportError(
+                f"cannot call {tag['function']} again: its argument {payload!r} is not a value "
+                "of this program (was the program decomposed or edited after export? "
+                "call export_forward_backward on the exported program)",
+                where=node.meta.get("stack_trace"),
+            )
+        return self.values[source]
+
     def _output_arg(self, value: Any) -> Any:
         if isinstance(value, TraceTensor):
             return self.recorder.current_node(value)
@@ -294,6 +344,29 @@ class JointReplay:
                 if symbol is not None:
                     self.recorder.symbolic.bind(symbol, new, dim)
         return traced
+
+
+def _resolve_function(path: str, node: Node) -> Any:
+    """The custom autograd.Function exported under ``path``: from this process's
+    exports, or imported (a program loaded from an archive)."""
+    known = FUNCTIONS.get(path)
+    if known is not None:
+        return known
+    module_name, _, qualified = path.rpartition(".")
+    while module_name:
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in qualified.split("."):
+                found = getattr(found, part)
+            return found
+        except (ImportError, AttributeError):
+            module_name, _, head = module_name.rpartition(".")
+            qualified = f"{head}.{qualified}"
+    raise JointExportError(
+        f"the custom autograd.Function {path} cannot be found (import its module first); "
+        "its backward is needed to differentiate the program",
+        where=node.meta.get("stack_trace"),
+    )
 
 
 def _canonical_parameters(program: ExportedProgram) -> set[str]:

@@ -28,7 +28,9 @@ from graphlift.symbolic import ShapeEnv
 from graphlift.trace.recorder import META, Recorder
 from graphlift.trace.tensor import TraceTensor
 
-CARRIED_META = ("stack_trace", "nn_module_stack")
+# autograd_function: a decomposed custom Function forward stays tagged, so the joint
+# export still finds (or refuses) it instead of differentiating its ops.
+CARRIED_META = ("stack_trace", "nn_module_stack", "autograd_function")
 
 
 class ReplayRecorder(Recorder):

@@ -171,6 +171,7 @@ CASES = [
     JointCase("unused_parameter", UnusedParameter, lambda s: _classes(s, 5)),
     JointCase("train_batch_norm", TrainBatchNorm, lambda s: _regression(s, 6, 1)),
     JointCase("loss_at_index_1", LossSecond, lambda s: _classes(s, 5), loss_index=1),
+    JointCase("custom_autograd_function", lambda: QuantizedLinear(), lambda s: _classes(s, 5)),
 ]
 
 
@@ -178,3 +179,25 @@ def build(case: JointCase) -> nn.Module:
     torch.manual_seed(0)
     model = case.make_model()
     return model.train(case.train)
+
+
+class RoundStraightThrough(torch.autograd.Function):
+    """Rounds in the forward; passes the gradient through, scaled (not round's zero)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.round()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, None]:
+        return grad * ctx.scale, None
+
+
+class QuantizedLinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(RoundStraightThrough.apply(self.fc(x) * 4, 0.5), labels)
