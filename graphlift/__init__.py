@@ -4,7 +4,7 @@ The public names mirror torch.export and torch.fx, so that
 switching is one import.
 """
 
-from graphlift import interop
+from graphlift import experimental, interop
 from graphlift.errors import GraphliftError, MutationError, TraceError
 from graphlift.export import (
     AdditionalInputs,
@@ -68,6 +68,7 @@ __all__ = [
     "default_decompositions",
     "dims",
     "draft_export",
+    "experimental",
     "export",
     "interop",
     "refine_dynamic_shapes",
