@@ -5,6 +5,7 @@ switching is one import.
 """
 
 from graphlift import experimental, interop
+from graphlift.decompose.table import default_decompositions
 from graphlift.errors import GraphliftError, MutationError, TraceError
 from graphlift.export import (
     AdditionalInputs,
@@ -22,7 +23,6 @@ from graphlift.export import (
     refine_dynamic_shapes,
     unflatten,
 )
-from graphlift.export.decomp_table import default_decompositions
 from graphlift.fx import (
     PH,
     Graph,

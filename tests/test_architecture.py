@@ -1,10 +1,12 @@
 """The package's import rules, checked on the source (no imports executed).
 
-DESIGN.md: imports go one way,
-``errors, source <- pytree | ir | symbolic <- fx | trace <- functionalize <- export
-<- serialize <- interop, cli``; siblings on one level never import each other.
-graphlift is an independent implementation: torch's own tracing stacks are off
-limits inside the package, and torch.fx may only be imported by the interop layer.
+DESIGN.md: imports go one way, floor by floor,
+``errors, source, patching <- pytree | ir | symbolic <- fx | trace <- decompose | strict
+<- export <- serialize | experimental <- interop, cli``; siblings on one floor never
+import each other, and no room holds a run-time import cycle (function-local
+imports count; imports under ``if TYPE_CHECKING:`` do not). graphlift is an
+independent implementation: torch's own tracing stacks are off limits inside
+the package, and torch.fx may only be imported by the interop layer.
 """
 
 from __future__ import annotations
@@ -21,13 +23,15 @@ PACKAGE = Path(__file__).resolve().parent.parent / "graphlift"
 LAYERS = {
     "errors": 0,
     "source": 0,
+    "patching": 0,
     "examples": 0,
     "pytree": 1,
     "ir": 1,
     "symbolic": 1,
     "fx": 2,
     "trace": 2,
-    "functionalize": 3,
+    "decompose": 3,
+    "strict": 3,
     "export": 4,
     "serialize": 5,
     "experimental": 5,
@@ -132,3 +136,93 @@ def test_no_banned_attribute_access(path: Path) -> None:
             assert not (name == banned or name.startswith(banned + ".")), (
                 f"{path.name}:{node.lineno}: uses {name}; graphlift is an independent implementation"
             )
+
+
+# --- no run-time import cycle inside a room ------------------------------------------
+
+
+def module_name(path: Path) -> str:
+    parts = ["graphlift", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def run_time_imports(path: Path) -> list[tuple[int, str]]:
+    """Like ``imported_names``, without the imports under ``if TYPE_CHECKING:``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skipped: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                skipped.update(id(n) for n in ast.walk(child))
+    package_parts = module_name(path).split(".")
+    if path.name != "__init__.py":
+        package_parts = package_parts[:-1]
+    names = []
+    for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
+        if isinstance(node, ast.Import):
+            names += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package_parts[: len(package_parts) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.append((node.lineno, module))
+            names += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
+    return names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of its own room it imports at run time. A package's
+    ``__init__`` is left out as a target: importing a name a room re-exports is
+    an import of the module that defines it, which the ``__init__`` imported first."""
+    modules = {module_name(path): path for path in package_modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        room = name.split(".")[:2]
+        targets = set()
+        for _, imported in run_time_imports(path):
+            if imported.split(".")[:2] != room or imported == name:
+                continue
+            if imported in modules and modules[imported].name != "__init__.py":
+                targets.add(imported)
+        graph[name] = targets
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == 1:
+                return [*stack[stack.index(target) :], target]
+            if target not in state:
+                found = visit(target)
+                if found:
+                    return found
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycle_inside_a_room() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "run-time import cycle: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None

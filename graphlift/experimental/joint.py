@@ -33,12 +33,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch._dispatch.python import enable_python_dispatcher
 
-from graphlift.errors import InternalError, JointExportError
-from graphlift.export.constraints import range_constraints
-from graphlift.export.decompositions import fork_shape_env
-from graphlift.export.graph_replay import SIZE_QUERIES
-from graphlift.export.replay_recorder import CARRIED_META, ReplayRecorder, in_env
-from graphlift.export.signature import (
+from graphlift.decompose.engine import replay_placeholder
+from graphlift.decompose.recorder import CARRIED_META, ReplayRecorder
+from graphlift.decompose.replay import SIZE_QUERIES
+from graphlift.errors import JointExportError
+from graphlift.export.program.constraints import range_constraints
+from graphlift.export.program.signature import (
     ExportGraphSignature,
     InputKind,
     InputSpec,
@@ -46,21 +46,20 @@ from graphlift.export.signature import (
     OutputSpec,
     TensorArgument,
 )
-from graphlift.export.verifier import verify
+from graphlift.export.program.verifier import verify
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node, map_arg
 from graphlift.ir.passes import eliminate_dead_code
 from graphlift.pytree import tree_flatten, tree_unflatten
 from graphlift.symbolic import ShapeEnv
-from graphlift.symbolic.expr import as_symbol
 from graphlift.trace.autograd_functions import FUNCTIONS, TAG
 from graphlift.trace.mode import TraceMode, exporting_flags
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
 if TYPE_CHECKING:
-    from graphlift.export.program import ExportedProgram, ModuleCallEntry
+    from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
 
 aten = torch.ops.aten
 GRADIENT_KINDS = (OutputKind.GRADIENT_TO_PARAMETER, OutputKind.GRADIENT_TO_USER_INPUT)
@@ -132,7 +131,7 @@ def export_forward_backward(program: ExportedProgram, joint_loss_index: int = 0)
     output number ``joint_loss_index`` (a scalar) with respect to every trainable
     parameter and every user input that requires grad. ``program`` is unchanged."""
     _check_supported(program)
-    shape_env = fork_shape_env(program._shape_env) if program._shape_env is not None else None
+    shape_env = program._shape_env.fork() if program._shape_env is not None else None
     joint = JointReplay(program, shape_env)
     graph, output_specs = joint.run(joint_loss_index)
     result = type(program)(
@@ -308,42 +307,13 @@ class JointReplay:
         leaves: list[Leaf] = []
         for node, spec in zip(placeholders, specs):
             trainable = _trainable(self.program, spec, node, canonical)
-            value = self._placeholder(node, trainable)
+            value = replay_placeholder(self.recorder, self.shape_env, node, requires_grad=trainable)
             self.values[node] = value
             if trainable and spec.kind is InputKind.PARAMETER:
                 leaves.append(Leaf(value, OutputKind.GRADIENT_TO_PARAMETER, str(spec.target)))
             elif trainable:
                 leaves.append(Leaf(value, OutputKind.GRADIENT_TO_USER_INPUT, spec.arg.name))
         return leaves
-
-    def _placeholder(self, node: Node, requires_grad: bool) -> Any:
-        value = node.meta.get("val")
-        new = self.recorder.new_input(node.name)
-        if new.name != node.name:
-            raise InternalError(f"placeholder {node.name!r} was renamed to {new.name!r}")
-        if isinstance(value, torch.SymInt):
-            value = in_env(value, self.shape_env)
-            new.meta["val"] = value
-            symbol = as_symbol(value.node.symbolic_expr)
-            if symbol is not None and self.recorder.symbolic is not None:
-                self.recorder.symbolic.bind(symbol, new, None)
-            return value
-        if not isinstance(value, torch.Tensor):
-            new.meta["val"] = value
-            return value
-        sizes = [in_env(size, self.shape_env) for size in value.shape]
-        symbolic = any(isinstance(s, torch.SymInt) for s in sizes)
-        traced = self.recorder.bind_input(
-            new, value, requires_grad=requires_grad, sizes=sizes if symbolic else None
-        )
-        if symbolic and self.recorder.symbolic is not None:
-            for dim, size in enumerate(sizes):
-                symbol = (
-                    as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
-                )
-                if symbol is not None:
-                    self.recorder.symbolic.bind(symbol, new, dim)
-        return traced
 
 
 def _resolve_function(path: str, node: Node) -> Any:

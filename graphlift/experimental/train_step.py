@@ -27,7 +27,7 @@ import torch
 from graphlift.errors import JointExportError
 
 if TYPE_CHECKING:
-    from graphlift.export.program import ExportedProgram
+    from graphlift.export.program.exported_program import ExportedProgram
 
 OptimizerFactory = Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
 

@@ -1,12 +1,10 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
 from graphlift.export.api import export
-from graphlift.export.constraints import Specialization
-from graphlift.export.draft import DraftExportReport, draft_export
-from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint, dims
-from graphlift.export.program import ExportedProgram, ModuleCallEntry
-from graphlift.export.shape_specs import AdditionalInputs, ShapesCollection, refine_dynamic_shapes
-from graphlift.export.signature import (
+from graphlift.export.program.constraints import Specialization
+from graphlift.export.program.draft import DraftExportReport, draft_export
+from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program.signature import (
     ConstantArgument,
     ExportGraphSignature,
     InputKind,
@@ -16,7 +14,13 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.unflatten import unflatten
+from graphlift.export.runtime.unflatten import unflatten
+from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, dims
+from graphlift.export.spec.shape_specs import (
+    AdditionalInputs,
+    ShapesCollection,
+    refine_dynamic_shapes,
+)
 
 __all__ = [
     "AdditionalInputs",

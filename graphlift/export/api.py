@@ -14,11 +14,15 @@ import torch
 
 from graphlift.errors import ExportError
 from graphlift.export.capture import Capture, capture
-from graphlift.export.constraints import Specialization, check_dynamic_dims, range_constraints
-from graphlift.export.dynamic_shapes import match_dynamic_shapes
-from graphlift.export.program import ExportedProgram, ModuleCallEntry
-from graphlift.export.signature import ExportGraphSignature, InputKind
-from graphlift.export.verifier import verify
+from graphlift.export.program.constraints import (
+    Specialization,
+    check_dynamic_dims,
+    range_constraints,
+)
+from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program.signature import ExportGraphSignature, InputKind
+from graphlift.export.program.verifier import verify
+from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
 from graphlift.ir.graph_module import GraphModule
 
 
@@ -53,9 +57,7 @@ def export(
         dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
-        raise ExportError(
-            f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}"
-        )
+        raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
     captured = capture(mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize")
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:

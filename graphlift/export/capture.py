@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError, MutationError
-from graphlift.export.dynamic_shapes import VALUE, DimEntry
-from graphlift.export.signature import (
+from graphlift.export.program.signature import (
     ConstantArgument,
     InputKind,
     InputSpec,
@@ -26,7 +25,8 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.symbols import DynamicDim, SymbolMaker
+from graphlift.export.spec.dynamic_shapes import VALUE, DimEntry
+from graphlift.export.spec.symbols import DynamicDim, SymbolMaker
 from graphlift.ir.graph import Graph, Namespace
 from graphlift.ir.node import Node, describe_value
 from graphlift.ir.passes import eliminate_dead_code

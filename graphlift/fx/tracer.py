@@ -27,13 +27,13 @@ from typing import Any
 import torch
 
 from graphlift.errors import TraceError, UnknownAttributeError, UnsupportedTraceError
-from graphlift.fx.patching import Patcher
 from graphlift.fx.proxy import CONTROL_FLOW_HINT, Proxy, _proxies_in
 from graphlift.ir.codegen import is_generated_code
 from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Argument, Node, Target
+from graphlift.patching import Patcher
 from graphlift.source import user_location, user_where
 
 

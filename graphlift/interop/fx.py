@@ -44,9 +44,9 @@ import torch.utils._pytree as torch_pytree
 from torch.fx.graph import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 
 from graphlift.errors import InputStructureError, InteropError, PytreeError
-from graphlift.export.checks import compile_checks
-from graphlift.export.program import ExportedProgram
-from graphlift.export.unlift import ExportedModule
+from graphlift.export.program.exported_program import ExportedProgram
+from graphlift.export.runtime.checks import compile_checks
+from graphlift.export.runtime.unlift import ExportedModule
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import map_arg

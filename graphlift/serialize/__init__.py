@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from graphlift.errors import ArchiveError, SerializationError
-from graphlift.export.program import ExportedProgram
+from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.serialize.archive import FileLike, read_archive, read_bytes, write_archive
 from graphlift.serialize.decode import decode_program
 from graphlift.serialize.encode import encode_program

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 
 from graphlift.errors import ArchiveError, GraphError, PytreeError, VerificationError
-from graphlift.export.constraints import Specialization
-from graphlift.export.program import ExportedProgram, ModuleCallEntry
-from graphlift.export.signature import (
+from graphlift.export.program.constraints import Specialization
+from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program.signature import (
     RETURNED_KINDS,
     ConstantArgument,
     ExportGraphSignature,
@@ -27,8 +27,8 @@ from graphlift.export.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.symbols import parse_phantom_source
-from graphlift.export.verifier import verify
+from graphlift.export.program.verifier import verify
+from graphlift.export.spec.symbols import parse_phantom_source
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import OPCODES

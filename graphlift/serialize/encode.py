@@ -11,8 +11,8 @@ from typing import Any
 import torch
 
 from graphlift.errors import PytreeError, SerializationError
-from graphlift.export.program import ExportedProgram
-from graphlift.export.signature import ConstantArgument, SymIntArgument, TensorArgument
+from graphlift.export.program.exported_program import ExportedProgram
+from graphlift.export.program.signature import ConstantArgument, SymIntArgument, TensorArgument
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node

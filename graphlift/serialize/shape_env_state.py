@@ -11,28 +11,28 @@ Every expression is stored as Python text over the symbol names
 parser (:func:`graphlift.symbolic.parse_expr`), never evaluated. Expressions
 are interned, so parsing gives the very objects the saving process had.
 
-This module reads and sets the env's private fields: it is the one place
-outside ``symbolic`` that does, and ``tests/serialize`` checks that it
-handles every field a ShapeEnv has (a new field fails that test until it is
-saved here too).
+It reads and writes the env through its frozen ``ShapeEnvState``
+(``env.snapshot()``, ``ShapeEnv.from_state``), never its private fields;
+``tests/serialize`` checks that every field of that state is saved or
+deliberately left out (a new field fails that test until it is handled here).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from graphlift.errors import ExpressionParseError
-from graphlift.export.symbols import parse_phantom_source
+from graphlift.export.spec.symbols import parse_phantom_source
 from graphlift.serialize.reader import Data
 from graphlift.source import SourceLocation
 from graphlift.symbolic import ShapeEnv, ValueRange, parse_expr, to_python
 from graphlift.symbolic import algebra as E
+from graphlift.symbolic.env_state import ShapeEnvState
 from graphlift.symbolic.expr import Expr, Op
 from graphlift.symbolic.guards import Guard, Replacement, RuntimeAssert, SymbolInfo
-from graphlift.symbolic.shape_env import _comparison_monomials
 
 #: A symbol's source is printed into the input checks ``module()`` compiles, so
 #: it must be a plain access path such as ``x.size()[0]``, or a phantom root's
@@ -41,17 +41,15 @@ SAFE_SOURCE = re.compile(
     r"([A-Za-z_][A-Za-z0-9_]*(\.size\(\)\[\d{1,4}\]|\.item\(\)|\[\d{1,6}\])*)?$"
 )
 
-#: The ShapeEnv fields saved (or rebuilt from saved ones); see the module docstring.
-HANDLED_FIELDS = frozenset({
-    "backed_size_oblivious", "_symbols", "_ranges", "_size_like", "_hints", "_replacements",
-    "_pinned", "_facts", "_facts_by_mono", "_guards", "_asserts", "_counts", "_suppressed",
-    "_substitution", "_decided", "_decider", "_oblivious",
-    # Export-time only, not saved: the 0/1 assumption log of the op being traced,
-    # the example-data hook of data_dependent="specialize" and the decisions it
-    # made (draft_export's report), and where unbacked symbols came from (for
-    # DataDependentError messages while tracing).
-    "_assumptions", "example_values", "data_specializations", "_origins",
+#: The ShapeEnvState fields written to the archive; ``hints`` is read back from
+#: the symbols, and the rest are export-time only: where unbacked symbols came
+#: from (for DataDependentError messages while tracing), and the example-data
+#: decisions of data_dependent="specialize" (draft_export's report).
+SAVED_FIELDS = frozenset({
+    "backed_size_oblivious", "symbols", "ranges", "size_like", "replacements", "pinned",
+    "facts", "guards", "runtime_asserts", "counts",
 })  # fmt: skip
+UNSAVED_FIELDS = frozenset({"hints", "origins", "data_specializations", "example_values"})
 
 
 def expr_text(expr: Expr) -> str:
@@ -86,8 +84,9 @@ class ExprReader:
 
 
 def shape_env_to_data(env: ShapeEnv) -> dict[str, Any]:
+    state = env.snapshot()
     return {
-        "backed_size_oblivious": env.backed_size_oblivious,
+        "backed_size_oblivious": state.backed_size_oblivious,
         "symbols": [
             {
                 "name": s.name,
@@ -95,19 +94,19 @@ def shape_env_to_data(env: ShapeEnv) -> dict[str, Any]:
                 "source": s.source,
                 "declared": range_to_data(s.declared),
             }
-            for s in env._symbols.values()
+            for s in state.symbols
         ],
-        "ranges": {name: range_to_data(r) for name, r in env._ranges.items()},
-        "size_like": sorted(env._size_like),
+        "ranges": {name: range_to_data(r) for name, r in state.ranges},
+        "size_like": sorted(state.size_like),
         "replacements": [
             {"symbol": r.symbol, "value": expr_text(r.value), "where": location_to_data(r.where)}
-            for r in env._replacements.values()
+            for r in state.replacements
         ],
-        "pinned": sorted([expr_text(op), value] for op, value in env._pinned.items()),
-        "facts": sorted(expr_text(fact) for fact in env._facts),
-        "guards": [_fact_record(g) for g in env._guards],
-        "runtime_asserts": [_fact_record(a) for a in env._asserts],
-        "counts": dict(env._counts),
+        "pinned": sorted([expr_text(op), value] for op, value in state.pinned),
+        "facts": sorted(expr_text(fact) for fact in state.facts),
+        "guards": [_fact_record(g) for g in state.guards],
+        "runtime_asserts": [_fact_record(a) for a in state.runtime_asserts],
+        "counts": dict(state.counts),
     }
 
 
@@ -152,8 +151,60 @@ def location_to_data(where: SourceLocation | None) -> Any:
 def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
     data.fields(("backed_size_oblivious", "symbols", "ranges", "size_like", "replacements",
                  "pinned", "facts", "guards", "runtime_asserts", "counts"))  # fmt: skip
-    env = ShapeEnv(backed_size_oblivious=data["backed_size_oblivious"].bool())
-    for item in data["symbols"].items():
+    symbols = _symbols_from_data(data["symbols"])
+    known = {info.name for info in symbols}
+    ranges = tuple(
+        (_known(known, name, item), range_from_data(item))
+        for name, item in data["ranges"].entries()
+    )
+    missing = known - {name for name, _ in ranges}
+    if missing:
+        raise data["ranges"].fail(f"no range for symbols {sorted(missing)}")
+    replacements = []
+    for item in data["replacements"].items():
+        item.fields(("symbol", "value", "where"))
+        symbol = _known(known, item["symbol"].str(), item)
+        value = read_expr(item["value"], "int")
+        replacements.append(Replacement(symbol, value, location_from_data(item["where"])))
+    pinned = []
+    for item in data["pinned"].items():
+        op_data, value = item.items(2)
+        op = E.lone_factor(read_expr(op_data, "int"))
+        if not isinstance(op, Op):
+            raise op_data.fail("a pinned value must be an operation")
+        pinned.append((op, value.int()))
+    counts = data["counts"].fields(("s", "u", "uf"))
+    state = ShapeEnvState(
+        backed_size_oblivious=data["backed_size_oblivious"].bool(),
+        symbols=symbols,
+        ranges=ranges,
+        size_like=frozenset(_known(known, i.str(), i) for i in data["size_like"].items()),
+        hints=tuple((info.name, info.hint) for info in symbols if info.hint is not None),
+        replacements=tuple(replacements),
+        pinned=tuple(pinned),
+        facts=tuple(read_expr(item, "bool") for item in data["facts"].items()),
+        guards=(),
+        runtime_asserts=(),
+        counts=tuple((key, counts[key].int()) for key in ("s", "u", "uf")),
+    )
+    _check_known_symbols(state, known, data)
+    # Guard code is printed again from each expression by an env that knows the symbols.
+    env = ShapeEnv.from_state(state)
+    guards = tuple(Guard(*_fact_from_data(env, item, read_expr)) for item in data["guards"].items())
+    for guard, item in zip(guards, data["guards"].items()):
+        unbacked = [n for n in E.free_symbols(guard.expr) if env.symbol_info(n).hint is None]
+        if unbacked:
+            raise item.fail(f"a guard over data-dependent symbols {unbacked[:3]}")
+    asserts = tuple(
+        RuntimeAssert(*_fact_from_data(env, item, read_expr))
+        for item in data["runtime_asserts"].items()
+    )
+    return ShapeEnv.from_state(replace(state, guards=guards, runtime_asserts=asserts))
+
+
+def _symbols_from_data(data: Data) -> tuple[SymbolInfo, ...]:
+    symbols = []
+    for item in data.items():
         item.fields(("name", "hint", "source", "declared"))
         name = _symbol_name(item["name"])
         source = item["source"].str()
@@ -161,57 +212,18 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
             raise item["source"].fail(
                 f"a symbol source must be an access path, not {source[:60]!r}"
             )
-        info = SymbolInfo(name, item["hint"].optional_int(), source,
-                          range_from_data(item["declared"]))  # fmt: skip
-        env._symbols[name] = info
-        if info.hint is not None:
-            env._hints[name] = info.hint
-    for name, item in data["ranges"].entries():
-        env._ranges[_known(env, name, item)] = range_from_data(item)
-    for item in data["size_like"].items():
-        env._size_like.add(_known(env, item.str(), item))
-    for item in data["replacements"].items():
-        item.fields(("symbol", "value", "where"))
-        symbol = _known(env, item["symbol"].str(), item)
-        value = read_expr(item["value"], "int")
-        env._replacements[symbol] = Replacement(symbol, value, location_from_data(item["where"]))
-    for item in data["pinned"].items():
-        op_data, pinned = item.items(2)
-        op = E.lone_factor(read_expr(op_data, "int"))
-        if not isinstance(op, Op):
-            raise op_data.fail("a pinned value must be an operation")
-        env._pinned[op] = pinned.int()
-    for item in data["facts"].items():
-        fact = read_expr(item, "bool")
-        env._facts.add(fact)
-        for mono in _comparison_monomials(fact):
-            env._facts_by_mono.setdefault(mono, []).append(fact)
-    env._guards = [Guard(*_fact_from_data(env, item, read_expr)) for item in data["guards"].items()]
-    for guard, item in zip(env._guards, data["guards"].items()):
-        unbacked = [n for n in E.free_symbols(guard.expr) if env._symbols[n].hint is None]
-        if unbacked:
-            raise item.fail(f"a guard over data-dependent symbols {unbacked[:3]}")
-    env._asserts = [
-        RuntimeAssert(*_fact_from_data(env, item, read_expr))
-        for item in data["runtime_asserts"].items()
-    ]
-    counts = data["counts"].fields(("s", "u", "uf"))
-    env._counts = {key: counts[key].int() for key in ("s", "u", "uf")}
-    _check_known_symbols(env, data)
-    missing = set(env._symbols) - set(env._ranges)
-    if missing:
-        raise data["ranges"].fail(f"no range for symbols {sorted(missing)}")
-    env._reset_caches()
-    return env
+        symbols.append(SymbolInfo(name, item["hint"].optional_int(), source,
+                                  range_from_data(item["declared"])))  # fmt: skip
+    return tuple(symbols)
 
 
-def _check_known_symbols(env: ShapeEnv, data: Data) -> None:
+def _check_known_symbols(state: ShapeEnvState, known: set[str], data: Data) -> None:
     used: set[str] = set()
-    for replacement in env._replacements.values():
+    for replacement in state.replacements:
         used |= E.free_symbols(replacement.value)
-    for expr in (*env._pinned, *env._facts):
+    for expr in (*(op for op, _ in state.pinned), *state.facts):
         used |= E.free_symbols(expr)
-    unknown = sorted(used - set(env._symbols))
+    unknown = sorted(used - known)
     if unknown:
         raise data.fail(f"replacements, pins or facts use unknown symbols {unknown[:3]}")
 
@@ -223,8 +235,8 @@ def _symbol_name(item: Data) -> str:
     return name
 
 
-def _known(env: ShapeEnv, name: str, item: Data) -> str:
-    if name not in env._symbols:
+def _known(known: set[str], name: str, item: Data) -> str:
+    if name not in known:
         raise item.fail(f"unknown symbol {name[:20]!r}")
     return name
 
@@ -237,7 +249,7 @@ def _fact_from_data(
     (over the checked sources), and must equal what the archive says."""
     item.fields(("expr", "code", "where"))
     expr = read_expr(item["expr"], "bool")
-    unknown = sorted(E.free_symbols(expr) - set(env._symbols))
+    unknown = sorted(n for n in E.free_symbols(expr) if not env.has_symbol(n))
     if unknown:
         raise item["expr"].fail(f"unknown symbols {unknown[:3]}")
     code = env.format(expr)

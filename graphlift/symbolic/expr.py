@@ -24,9 +24,10 @@ constructors in one namespace.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Union
+from typing import Any, Union
 
 Scalar = int | float | bool
 Factor = Union["Sym", "Op"]
@@ -64,9 +65,7 @@ class Op:
         return (1, self.name, self.payload, tuple(a.sort_key for a in self.args))
 
     def __repr__(self) -> str:
-        from graphlift.symbolic.printer import to_python
-
-        return to_python(self)
+        return _print(self)
 
 
 @dataclass(frozen=True, eq=False)
@@ -95,9 +94,21 @@ class Poly:
         return (2, tuple(sorted((_mono_key(m), c) for m, c in self.terms)))
 
     def __repr__(self) -> str:
-        from graphlift.symbolic.printer import to_python
+        return _print(self)
 
-        return to_python(self)
+
+# How an expression prints: printer.py builds on this module, so it installs its
+# ``to_python`` here when imported (``graphlift.symbolic`` imports it) rather
+# than this module importing it back.
+_printers: list[Callable[[Any], str]] = []
+
+
+def use_printer(to_python: Callable[[Any], str]) -> None:
+    _printers[:] = [to_python]
+
+
+def _print(expr: Any) -> str:
+    return _printers[0](expr) if _printers else object.__repr__(expr)
 
 
 # --- construction (interning) --------------------------------------------------------

@@ -23,6 +23,7 @@ from graphlift.symbolic.expr import (
     integer,
     lone_factor,
     poly_from,
+    use_printer,
 )
 
 # Operator precedence (higher binds tighter), as Python's grammar has it.
@@ -174,3 +175,6 @@ def _split_signs(p: Poly) -> tuple[Poly, Poly, bool]:
     if not positive:
         return poly_from(negative), integer(const), True
     return poly_from(positive), poly_from({**negative, EMPTY_MONO: -const}), False
+
+
+use_printer(to_python)

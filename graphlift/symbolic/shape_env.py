@@ -41,6 +41,7 @@ from graphlift.source import SourceLocation, at_assert, user_frame, user_locatio
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic import facts as F
 from graphlift.symbolic.decide import Decider
+from graphlift.symbolic.env_state import ShapeEnvState
 from graphlift.symbolic.expr import Expr, Op, Poly, Scalar
 from graphlift.symbolic.guards import Assumption, Guard, Replacement, RuntimeAssert, SymbolInfo
 from graphlift.symbolic.printer import to_python
@@ -64,7 +65,7 @@ class ShapeEnv:
         self._hints: dict[str, Scalar] = {}
         self._replacements: dict[str, Replacement] = {}
         self._pinned: dict[Op, int] = {}  # int ops known to equal a constant
-        self._facts: set[Expr] = set()
+        self._facts: dict[Expr, None] = {}  # a set in the order facts were learnt
         self._facts_by_mono: dict[E.Mono, list[Expr]] = {}
         self._guards: list[Guard] = []
         self._asserts: list[RuntimeAssert] = []
@@ -79,6 +80,56 @@ class ShapeEnv:
         #: The runtime asserts made by deciding from example data (draft_export reports them).
         self.data_specializations: list[RuntimeAssert] = []
         self._reset_caches()
+
+    # --- snapshot, restore, fork ------------------------------------------------------------
+
+    def snapshot(self) -> ShapeEnvState:
+        """Everything this env knows, frozen (see ``env_state.py``)."""
+        return ShapeEnvState(
+            backed_size_oblivious=self.backed_size_oblivious,
+            symbols=tuple(self._symbols.values()),
+            ranges=tuple(self._ranges.items()),
+            size_like=frozenset(self._size_like),
+            hints=tuple(self._hints.items()),
+            replacements=tuple(self._replacements.values()),
+            pinned=tuple(self._pinned.items()),
+            facts=tuple(self._facts),
+            guards=tuple(self._guards),
+            runtime_asserts=tuple(self._asserts),
+            counts=tuple(self._counts.items()),
+            origins=tuple(self._origins.items()),
+            data_specializations=tuple(self.data_specializations),
+            example_values=self.example_values,
+        )
+
+    @classmethod
+    def from_state(cls, state: ShapeEnvState) -> ShapeEnv:
+        """A new env that knows exactly what ``state`` says."""
+        env = cls(backed_size_oblivious=state.backed_size_oblivious)
+        env._symbols = {info.name: info for info in state.symbols}
+        env._ranges = dict(state.ranges)
+        env._size_like = set(state.size_like)
+        env._hints = dict(state.hints)
+        env._replacements = {r.symbol: r for r in state.replacements}
+        env._pinned = dict(state.pinned)
+        for fact in state.facts:
+            if fact in env._facts:
+                continue
+            env._facts[fact] = None
+            for mono in _comparison_monomials(fact):
+                env._facts_by_mono.setdefault(mono, []).append(fact)
+        env._guards = list(state.guards)
+        env._asserts = list(state.runtime_asserts)
+        env._counts = dict(state.counts)
+        env._origins = dict(state.origins)
+        env.data_specializations = list(state.data_specializations)
+        env.example_values = state.example_values
+        env._reset_caches()
+        return env
+
+    def fork(self) -> ShapeEnv:
+        """An env with the same knowledge whose later changes never reach this one."""
+        return ShapeEnv.from_state(self.snapshot())
 
     # --- creating symbols ---------------------------------------------------------------
 
@@ -186,6 +237,12 @@ class ShapeEnv:
     def source_symbols(self) -> Mapping[str, Expr]:
         """``{source: symbol}``, for parsing guard code back with :func:`.parser.parse_expr`."""
         return {info.source: E.symbol(info.name) for info in self._symbols.values() if info.source}
+
+    def has_symbol(self, name: str) -> bool:
+        return name in self._symbols
+
+    def symbol_info(self, name: str) -> SymbolInfo:
+        return self._symbols[name]
 
     def range_of(self, name: str) -> ValueRange:
         """The current range of a symbol (its declared range, tightened by what was learned)."""
@@ -579,7 +636,7 @@ class ShapeEnv:
         for part in F.conjuncts(fact):
             if part in self._facts:
                 continue
-            self._facts.add(part)
+            self._facts[part] = None
             for mono in _comparison_monomials(part):
                 self._facts_by_mono.setdefault(mono, []).append(part)
         for consequence in F.consequences(fact, self._rank):

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from graphlift.ir.node import Node
+from graphlift.patching import Patcher
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.tensor import TraceTensor
 
@@ -61,11 +62,9 @@ def tagged_autograd_functions(recorder: Recorder) -> Iterator[None]:
         _tag(recorder, cls, next(calls), (args, kwargs), result, recorded)
         return result
 
-    torch.autograd.Function.apply = classmethod(apply)  # type: ignore[method-assign,assignment]
-    try:
+    with Patcher() as patcher:
+        patcher.patch_attribute(torch.autograd.Function, "apply", classmethod(apply))
         yield
-    finally:
-        torch.autograd.Function.apply = original  # type: ignore[method-assign]
 
 
 def _nodes_after(graph: Any, last: Node | None) -> list[Node]:

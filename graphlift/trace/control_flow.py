@@ -340,3 +340,6 @@ CONTROL_FLOW_OPS: dict[Any, Callable[..., Any]] = {
     higher_order.while_loop: trace_while_loop,
     higher_order.scan: trace_scan,
 }
+
+# The graph targets of recorded control flow (what a graph's call_function node calls).
+CONTROL_FLOW_TARGETS = {cond, map_impl, while_loop, scan}

@@ -27,6 +27,7 @@ from torch._library import fake_impl, simple_registry
 
 from graphlift.errors import RuntimeAssertError, TraceError
 from graphlift.ir.effects import register_side_effect
+from graphlift.patching import Patcher
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol, free_symbols
@@ -285,13 +286,11 @@ def causal_mask_detection_off() -> Iterator[None]:
     applied as given, which computes the same result. During export the
     detection answers False (or the user's ``is_causal=True``), so a tensor
     mask does not make the program data-dependent."""
-    module = torch.nn.modules.transformer
-    saved = module._detect_is_causal_mask
-    module._detect_is_causal_mask = _declared_causal
-    try:
+    with Patcher() as patcher:
+        patcher.patch_attribute(
+            torch.nn.modules.transformer, "_detect_is_causal_mask", _declared_causal
+        )
         yield
-    finally:
-        module._detect_is_causal_mask = saved
 
 
 def _declared_causal(mask: Any, is_causal: bool | None = None, size: int | None = None) -> bool:

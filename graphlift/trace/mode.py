@@ -27,6 +27,7 @@ from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from graphlift.errors import TraceError
+from graphlift.patching import Patcher
 from graphlift.source import user_where
 from graphlift.trace.autograd_functions import tagged_autograd_functions
 from graphlift.trace.control_flow import CONTROL_FLOW_OPS
@@ -111,22 +112,17 @@ def exporting_flags() -> Iterator[None]:
     ``torch.compiler.is_exporting()`` and ``is_compiling()`` are True inside.
     Libraries (transformers' masking code, for one) take their trace-friendly
     paths on these flags instead of branching on tensor values."""
-    saved = (torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag)
-    dynamo_check = torch.compiler.is_dynamo_compiling
-    saved_code = dynamo_check.__code__
-    torch.compiler._is_compiling_flag = torch.compiler._is_exporting_flag = True
     # torch.cond, map, while_loop and scan call their operator directly when
     # "dynamo is compiling"; otherwise they wrap it in torch.compile, which
     # skips the frame under our mode *and marks its code skipped for good*,
     # breaking later eager calls of torch.cond in the same process. The
     # function keeps its identity (only its code is swapped): dynamo keys its
     # own rules on that object.
-    dynamo_check.__code__ = _true.__code__
-    try:
+    with Patcher() as patcher:
+        patcher.patch_attribute(torch.compiler, "_is_compiling_flag", True)
+        patcher.patch_attribute(torch.compiler, "_is_exporting_flag", True)
+        patcher.patch_attribute(torch.compiler.is_dynamo_compiling, "__code__", _true.__code__)
         yield
-    finally:
-        torch.compiler._is_compiling_flag, torch.compiler._is_exporting_flag = saved
-        dynamo_check.__code__ = saved_code
 
 
 def _true() -> bool:

@@ -20,7 +20,7 @@ from torch._higher_order_ops import scan, while_loop
 
 import graphlift as gl
 from graphlift.errors import ConstraintViolationError, VerificationError
-from graphlift.export.verifier import ALLOWED_PYTHON_TARGETS, CORE_EXTRA_OPS, verify
+from graphlift.export.program.verifier import ALLOWED_PYTHON_TARGETS, CORE_EXTRA_OPS, verify
 from graphlift.ir.graph_module import GraphModule
 from graphlift.trace import control_flow
 

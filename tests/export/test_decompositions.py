@@ -21,7 +21,7 @@ from torch import nn
 
 import graphlift as gl
 from graphlift.errors import ConstraintViolationError
-from graphlift.export.decompositions import run_decompositions
+from graphlift.export.program.decompositions import run_decompositions
 from tests.export.test_models import DATA_DEPENDENT, assert_outputs_close, call_nodes
 from tests.zoo.models import CASES, get_case
 

@@ -10,7 +10,7 @@ from torch import nn
 
 import graphlift as gl
 from graphlift.errors import ConstraintViolationError, DynamicShapesError, InputMismatchError
-from graphlift.export.signature import SymIntArgument
+from graphlift.export.program.signature import SymIntArgument
 
 
 class Window(nn.Module):

@@ -29,12 +29,20 @@ def check_golden(name: str, text: str) -> None:
     if os.environ.get("GRAPHLIFT_UPDATE_GOLDEN"):
         path.write_text(text)
     assert path.exists(), f"no golden {path}; write it with GRAPHLIFT_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} changed; rerun with GRAPHLIFT_UPDATE_GOLDEN=1 if intended"
+    assert text == path.read_text(), (
+        f"{name} changed; rerun with GRAPHLIFT_UPDATE_GOLDEN=1 if intended"
+    )
 
 
 def printout(ep: gl.ExportedProgram) -> str:
     return "\n".join(
-        [str(ep), "# --- code", ep.graph_module.code, "# --- input checks", ep.module().input_checks]
+        [
+            str(ep),
+            "# --- code",
+            ep.graph_module.code,
+            "# --- input checks",
+            ep.module().input_checks,
+        ]
     )
 
 

@@ -82,7 +82,9 @@ def test_mixtral_with_specialized_routing_matches_eager_on_two_inputs() -> None:
     _, kwargs = case.make_inputs()
     ids = kwargs["input_ids"]
     ep = gl.export(model, (), kwargs, data_dependent="specialize")
-    other = torch.randint(0, int(ids.max()) + 1, ids.shape, generator=torch.Generator().manual_seed(7))
+    other = torch.randint(
+        0, int(ids.max()) + 1, ids.shape, generator=torch.Generator().manual_seed(7)
+    )
     assert not torch.equal(other, ids)
     module = ep.module()
     with torch.no_grad():

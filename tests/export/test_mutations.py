@@ -22,8 +22,8 @@ from transformers.integrations.executorch import TorchExportableModuleWithStatic
 
 import graphlift as gl
 from graphlift.errors import MutationError, TraceError, VerificationError
-from graphlift.export.signature import OutputKind
-from graphlift.export.verifier import ALLOWED_PYTHON_TARGETS, verify
+from graphlift.export.program.signature import OutputKind
+from graphlift.export.program.verifier import ALLOWED_PYTHON_TARGETS, verify
 from graphlift.trace.functional_ops import GRAPH_CALLABLES
 from graphlift.trace.mutations import HIDDEN_MUTATIONS
 from tests.zoo.torch_models import make_conv_bn

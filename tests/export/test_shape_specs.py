@@ -22,8 +22,8 @@ from graphlift.errors import (
     ShapeSpecError,
 )
 from graphlift.export.capture import placeholder_names
-from graphlift.export.dynamic_shapes import match_dynamic_shapes
-from graphlift.export.signature import InputKind
+from graphlift.export.program.signature import InputKind
+from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
 from graphlift.pytree import tree_leaves
 
 

@@ -14,8 +14,8 @@ from torch import nn
 
 import graphlift as gl
 from graphlift.errors import VerificationError
-from graphlift.export.constraints import range_constraints
-from graphlift.export.verifier import verify
+from graphlift.export.program.constraints import range_constraints
+from graphlift.export.program.verifier import verify
 
 aten = torch.ops.aten
 

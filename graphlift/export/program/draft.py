@@ -25,8 +25,8 @@ import torch
 
 from graphlift.errors import ConstraintViolationError
 from graphlift.export.api import export
-from graphlift.export.program import ExportedProgram
-from graphlift.export.shape_specs import refine_dynamic_shapes
+from graphlift.export.program.exported_program import ExportedProgram
+from graphlift.export.spec.shape_specs import refine_dynamic_shapes
 
 
 @dataclass(frozen=True)

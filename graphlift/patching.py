@@ -1,6 +1,7 @@
-"""The one way tracing changes global state: `Patcher`, a context manager that
+"""The one way graphlift changes global state: `Patcher`, a context manager that
 replaces attributes or dict entries and restores every one of them on exit —
-in reverse order, also when tracing fails."""
+in reverse order, also when tracing fails. Both tracers use it (``fx`` for its
+autowrap and leaf patches, ``trace`` for the exporting flags and library hooks)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class Patcher(AbstractContextManager["Patcher"]):
             return
         self._patched.add((id(owner), name))
         own = vars(owner).get(name, _MISSING) if hasattr(owner, "__dict__") else _MISSING
+        if own is _MISSING and hasattr(getattr(type(owner), name, None), "__set__"):
+            own = getattr(owner, name)  # a slot such as a function's __code__
         setattr(owner, name, value)
         if own is _MISSING:
             self._undo.append(lambda: delattr(owner, name))

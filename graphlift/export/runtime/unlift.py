@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from graphlift.errors import InputStructureError, PytreeError
-from graphlift.export.checks import compile_checks, input_check_source
-from graphlift.export.signature import InputKind
-from graphlift.export.writeback import apply_mutations
+from graphlift.export.program.signature import InputKind
+from graphlift.export.runtime.checks import compile_checks, input_check_source
+from graphlift.export.runtime.writeback import apply_mutations
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
@@ -29,7 +29,7 @@ from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tr
 from graphlift.trace.data_dependent import runtime_assert
 
 if TYPE_CHECKING:
-    from graphlift.export.program import ExportedProgram
+    from graphlift.export.program.exported_program import ExportedProgram
 
 _LIFTED = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
 
@@ -155,4 +155,3 @@ def _typed_runtime_asserts(graph: Graph) -> bool:
             node.target = runtime_assert
             found = True
     return found
-

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import InputMismatchError
-from graphlift.export.symbols import parse_phantom_source
+from graphlift.export.spec.symbols import parse_phantom_source
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import as_int, as_symbol

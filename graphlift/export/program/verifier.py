@@ -39,10 +39,11 @@ from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.trace import control_flow
+from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS
 from graphlift.trace.functional_ops import GRAPH_CALLABLES
 
 if TYPE_CHECKING:
-    from graphlift.export.program import ExportedProgram
+    from graphlift.export.program.exported_program import ExportedProgram
 
 IRLevel = Literal["export", "core"]
 aten = torch.ops.aten
@@ -83,10 +84,6 @@ def _is_subgraph(node: Node) -> bool:
     return isinstance(body, GraphModule) and all(
         user.target in CONTROL_FLOW_TARGETS for user in node.users
     )
-
-
-CONTROL_FLOW_TARGETS = {control_flow.cond, control_flow.map_impl, control_flow.while_loop,
-                        control_flow.scan}  # fmt: skip
 
 
 _BUILTIN_NAMESPACES = {"aten", "prim", "prims"}

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError
-from graphlift.export.signature import RETURNED_KINDS, OutputKind, OutputSpec
+from graphlift.export.program.signature import RETURNED_KINDS, OutputKind, OutputSpec
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 

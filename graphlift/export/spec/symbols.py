@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import DynamicShapesError
-from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimEntry, DimHint
+from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimEntry, DimHint
 from graphlift.symbolic import ShapeEnv
 
 _SIZE = r"[A-Za-z_][A-Za-z0-9_]*\.size\(\)\[\d{1,4}\]"

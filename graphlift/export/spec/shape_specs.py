@@ -32,8 +32,8 @@ import torch
 
 from graphlift.errors import ConstraintViolationError, ShapeSpecError
 from graphlift.export.capture import placeholder_names
-from graphlift.export.dynamic_shapes import VALUE, DerivedDim, Dim, DimEntry, DimHint
-from graphlift.export.symbols import phantom_source
+from graphlift.export.spec.dynamic_shapes import VALUE, DerivedDim, Dim, DimEntry, DimHint
+from graphlift.export.spec.symbols import phantom_source
 from graphlift.pytree import (
     describe_mismatch,
     is_leaf_value,

@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from graphlift.export import decompositions
-from graphlift.export.signature import BackwardSignature, ExportGraphSignature
-from graphlift.export.unlift import unlift
+from graphlift.export.program import decompositions
+from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
+from graphlift.export.runtime.unlift import unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec

@@ -31,8 +31,8 @@ from graphlift.ir.graph_module import GraphModule, copy_attribute
 from graphlift.ir.node import Node
 
 if TYPE_CHECKING:
-    from graphlift.export.program import ExportedProgram
-    from graphlift.export.unlift import ExportedModule
+    from graphlift.export.program.exported_program import ExportedProgram
+    from graphlift.export.runtime.unlift import ExportedModule
 
 
 def unflatten(program: ExportedProgram) -> ExportedModule:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphlift.errors import ConstraintViolationError
-from graphlift.export.dynamic_shapes import DerivedDim, Dim, DimHint
-from graphlift.export.symbols import DynamicDim
+from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint
+from graphlift.export.spec.symbols import DynamicDim
 from graphlift.symbolic import ShapeEnv, ValueRange
 from graphlift.symbolic.expr import as_int, as_symbol, free_symbols
 from graphlift.symbolic.expr import symbol as symbol_expr

@@ -1,0 +1,116 @@
+"""``ExportedProgram.run_decompositions``: a program's graph decomposed into a new program.
+
+The graph-level work (replaying every node, decomposing as the table says,
+control-flow bodies) is ``graphlift.decompose``. This module is the
+program-level wrapper around it: it forks the program's ShapeEnv (the source
+program is never touched), tells the engine which placeholders are lifted
+constants, and builds the new program's signature (constants that
+decompositions created are lifted after the existing ones), range constraints
+and verification.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from graphlift.decompose.engine import GraphEngine
+from graphlift.decompose.table import Decomposition, DecompositionRule, default_decompositions
+from graphlift.export.program.constraints import range_constraints
+from graphlift.export.program.signature import (
+    ExportGraphSignature,
+    InputKind,
+    InputSpec,
+    OutputSpec,
+    SymIntArgument,
+    TensorArgument,
+)
+from graphlift.export.program.verifier import verify
+from graphlift.ir.graph import Graph
+from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.node import Node
+from graphlift.ir.passes import eliminate_dead_code
+from graphlift.trace.recorder import LiftedConstant
+
+if TYPE_CHECKING:
+    from graphlift.export.program.exported_program import ExportedProgram
+
+
+def run_decompositions(
+    program: ExportedProgram,
+    decomp_table: Mapping[Any, Decomposition] | None = None,
+    *,
+    cache: bool = True,
+) -> ExportedProgram:
+    """A new ExportedProgram whose graph calls only ops ``decomp_table`` keeps
+    (core ATen with the default table); ``program`` is left unchanged.
+    ``cache=False`` decomposes every call afresh (for tests of the cache)."""
+    table = default_decompositions() if decomp_table is None else decomp_table
+    shape_env = program._shape_env.fork() if program._shape_env is not None else None
+    known = {
+        spec.arg.name: (str(spec.target), program.constants[str(spec.target)])
+        for spec in program.graph_signature.input_specs
+        if spec.kind is InputKind.CONSTANT_TENSOR
+    }
+    engine = GraphEngine(
+        program.graph_module, DecompositionRule(table), shape_env, known, cache=cache
+    )
+    replayed = engine.run()
+    input_specs = _input_specs(program, replayed.constants)
+    output_specs = tuple(
+        _renamed_output(spec, arg)
+        for spec, arg in zip(program.graph_signature.output_specs, replayed.outputs)
+    )
+    _order_placeholders(replayed.graph, [spec.arg.name for spec in input_specs])
+    eliminate_dead_code(replayed.graph)
+    constants = dict(program.constants)
+    constants.update({c.target: c.value for c in replayed.constants})
+    module = GraphModule(program.graph_module, replayed.graph)
+    for name, body in replayed.bodies.items():
+        setattr(module, name, body)
+    result = type(program)(
+        graph_module=module,
+        graph_signature=ExportGraphSignature(input_specs, output_specs),
+        state_dict=dict(program.state_dict),
+        constants=constants,
+        range_constraints=range_constraints(shape_env) if shape_env else {},
+        example_inputs=program.example_inputs,
+        module_call_graph=program.module_call_graph,
+        shape_env=shape_env,
+        specializations=program.specializations,
+    )
+    verify(result, level="core" if decomp_table is None else "export")
+    return result
+
+
+def _input_specs(
+    program: ExportedProgram, constants: tuple[LiftedConstant, ...]
+) -> tuple[InputSpec, ...]:
+    """The program's input specs, with constants the decompositions created
+    (``torch.tensor`` inside a decomposition) lifted after the existing ones."""
+    specs = list(program.graph_signature.input_specs)
+    known = {spec.arg.name for spec in specs}
+    new = [
+        InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target)
+        for c in constants
+        if c.name not in known
+    ]
+    if not new:
+        return tuple(specs)
+    position = next((i for i, s in enumerate(specs) if s.kind is InputKind.USER_INPUT), len(specs))
+    return tuple(specs[:position] + new + specs[position:])
+
+
+def _renamed_output(spec: OutputSpec, arg: Any) -> OutputSpec:
+    if isinstance(spec.arg, TensorArgument) and isinstance(arg, Node):
+        return replace(spec, arg=TensorArgument(arg.name))
+    if isinstance(spec.arg, SymIntArgument) and isinstance(arg, Node):
+        return replace(spec, arg=SymIntArgument(arg.name))
+    return spec
+
+
+def _order_placeholders(graph: Graph, order: list[str]) -> None:
+    placeholders = {node.name: node for node in graph.nodes if node.op == "placeholder"}
+    for name in reversed(order):
+        next(iter(graph.nodes)).prepend(placeholders[name])
