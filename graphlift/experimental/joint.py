@@ -70,6 +70,34 @@ GRADIENT_KINDS = (OutputKind.GRADIENT_TO_PARAMETER, OutputKind.GRADIENT_TO_USER_
 ALIASES = {aten.detach.default, aten.alias.default}
 
 
+def _math_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> torch.Tensor:
+    """``scaled_dot_product_attention`` through its math kernel (composite: matmul,
+    softmax, ...). The fused CPU kernel's backward op has no core-ATen
+    decomposition, so a joint program using it could not be decomposed. A boolean
+    mask becomes an additive one first, as the public op does for every backend."""
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        additive = torch.zeros_like(attn_mask, dtype=query.dtype)
+        attn_mask = additive.masked_fill(attn_mask.logical_not(), float("-inf"))
+    return aten._scaled_dot_product_attention_math(
+        query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
+    )[0]
+
+
+#: Ops differentiated through another implementation than the one their
+#: autograd kernel dispatches to, each with the reason in its docstring.
+DIFFERENTIATED_AS = {aten.scaled_dot_product_attention.default: _math_attention}
+
+
 class JointRecorder(ReplayRecorder):
     """A ReplayRecorder for graphs differentiated by autograd.
 
@@ -242,7 +270,7 @@ class JointReplay:
         self.recorder.source = node
         self.recorder.module_stack = node.meta.get("nn_module_stack", {})
         try:
-            result = node.target(*args, **kwargs)
+            result = DIFFERENTIATED_AS.get(node.target, node.target)(*args, **kwargs)
         finally:
             self.recorder.source = None
         self.recorder.claim_autograd_nodes(result, node)
