@@ -72,9 +72,7 @@ def apply_mutations(
             if _reinplace(value, holder, order):
                 continue
         updates.append((update, holder, value))
-    output.args = (
-        tuple(v for v, s in zip(values, output_specs) if s.kind in RETURNED_KINDS),
-    )
+    output.args = (tuple(v for v, s in zip(values, output_specs) if s.kind in RETURNED_KINDS),)
     with graph.inserting_before(output):
         safe = [
             graph.call_function(aten.clone.default, (value,)) if _may_alias_input(value) else value
