@@ -287,3 +287,43 @@ def test_custom_function_backward_survives_save_load_and_decomposition() -> None
     for source in (loaded, program.run_decompositions()):
         joint = export_forward_backward(source)
         assert_same_step(joint_step(joint.module(), inputs), expected)
+
+
+class Branching(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.fc(x)
+        return torch.cond(y.sum() > 0, lambda t: t.sum(), lambda t: -t.sum(), (y,))
+
+
+def test_control_flow_is_refused_not_differentiated_wrongly() -> None:
+    program = gl.export(Branching(), (torch.randn(3, 4),))
+    with pytest.raises(JointExportError, match="control flow"):
+        export_forward_backward(program)
+
+
+class CountingCalls(nn.Module):
+    """Updates a user input in place (a step counter) besides computing a loss."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor, calls: torch.Tensor) -> torch.Tensor:
+        calls.add_(1)
+        return self.fc(x).pow(2).mean()
+
+
+def test_user_input_mutation_comes_first_and_is_written_back() -> None:
+    model = CountingCalls()
+    program = gl.export(copy.deepcopy(model), (torch.randn(3, 4), torch.zeros(())))
+    joint = export_forward_backward(program)
+    kinds = [kind for kind, _ in _signature(joint)]
+    assert kinds == ["USER_INPUT_MUTATION", "LOSS_OUTPUT", *["GRADIENT_TO_PARAMETER"] * 2]
+    calls, x = torch.zeros(()), torch.randn(3, 4)
+    got = joint_step(joint.module(), (x, calls))
+    assert calls.item() == 1
+    assert_same_step(got, eager_step(model, (x, torch.zeros(())), 0))
