@@ -10,6 +10,7 @@ targets) where it succeeds.
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 from typing import Any
 
@@ -132,21 +133,31 @@ def test_batch_norm_in_training_returns_buffer_mutations_first() -> None:
     assert kinds[4:] == ["GRADIENT_TO_PARAMETER"] * 6
 
 
-def test_dynamic_batch_gradients_reduce_over_the_symbolic_dim() -> None:
-    model = Regression()
+@pytest.mark.parametrize(
+    ("make_model", "make_target"),
+    [
+        (Regression, lambda n: torch.randn(n, 2)),
+        (LinearCrossEntropy, lambda n: torch.randint(0, 3, (n,))),
+    ],
+    ids=["mean_squared", "cross_entropy"],
+)
+def test_dynamic_batch_gradients_reduce_over_the_symbolic_dim(
+    make_model: Any, make_target: Any
+) -> None:
+    model = make_model()
     batch = gl.Dim("batch", min=2, max=64)
-    spec = {"x": {0: batch}, "target": {0: batch}}
-    program = gl.export(
-        copy.deepcopy(model), (torch.randn(5, 4), torch.randn(5, 2)), dynamic_shapes=spec
-    )
+    names = list(inspect.signature(model.forward).parameters)
+    spec = {names[0]: {0: batch}, names[1]: {0: batch}}
+    example = (torch.randn(5, 4), make_target(5))
+    program = gl.export(copy.deepcopy(model), example, dynamic_shapes=spec)
     joint = export_forward_backward(program)
     assert [str(s) for s in joint.range_constraints] == ["s0"]
-    module = joint.module()
-    for size in (3, 17):
-        inputs = (torch.randn(size, 4), torch.randn(size, 2))
-        assert_same_step(joint_step(module, inputs), eager_step(model, inputs, 0))
-    with pytest.raises(gl.errors.InputMismatchError):
-        module(torch.randn(65, 4), torch.randn(65, 2))
+    for module in (joint.module(), joint.run_decompositions().module()):
+        for size in (3, 17):
+            inputs = (torch.randn(size, 4), make_target(size))
+            assert_same_step(joint_step(module, inputs), eager_step(model, inputs, 0))
+        with pytest.raises(gl.errors.InputMismatchError):
+            module(torch.randn(65, 4), make_target(65))
 
 
 def test_gradient_to_user_input_that_requires_grad() -> None:
