@@ -226,7 +226,7 @@ class JointReplay:
                     self.values[node] = self._call(node)
             outputs = list(map_arg(nodes[-1].args[0], self.values.get))
             specs = list(self.program.graph_signature.output_specs)
-            loss = _loss(outputs, specs, joint_loss_index)
+            loss = _loss(outputs, nodes[-1].args[0], specs, joint_loss_index)
             gradients = self._backward(loss, leaves, nodes[-1].args[0], outputs)
         flat = [self._output_arg(v) for v in outputs]
         grad_nodes = [self.recorder.current_node(g) for g in gradients]
@@ -391,27 +391,36 @@ def _trainable(
         return target in canonical and program.state_dict[target].requires_grad
     if spec.kind is InputKind.USER_INPUT and isinstance(spec.arg, TensorArgument):
         value = placeholder.meta.get("val")
-        return isinstance(value, torch.Tensor) and value.requires_grad
+        return isinstance(value, torch.Tensor) and value.requires_grad and value.is_floating_point()
     return False
 
 
-def _loss(outputs: list[Any], specs: list[OutputSpec], index: int) -> TraceTensor:
-    user = [(v, s) for v, s in zip(outputs, specs) if s.kind is OutputKind.USER_OUTPUT]
+def _loss(outputs: list[Any], sources: Any, specs: list[OutputSpec], index: int) -> TraceTensor:
+    """The loss: user output ``index``, a scalar float that depends on a leaf.
+    Errors name the output and the line that computed it."""
+    user = [
+        (value, spec, source)
+        for value, spec, source in zip(outputs, specs, sources)
+        if spec.kind is OutputKind.USER_OUTPUT
+    ]
     if not 0 <= index < len(user):
         raise JointExportError(
             f"joint_loss_index={index}, but the program has {len(user)} user output(s); "
             "pass the index of the scalar loss among the flattened user outputs"
         )
-    loss, spec = user[index]
+    loss, spec, source = user[index]
+    where = source.meta.get("stack_trace") if isinstance(source, Node) else None
     if not isinstance(loss, TraceTensor) or loss.dim() != 0 or not loss.is_floating_point():
         raise JointExportError(
             f"user output {index} ({spec.arg.name}: {_describe(loss)}) is not a scalar "
-            "floating-point loss; reduce it (.sum() / .mean()) or pass joint_loss_index of the loss"
+            "floating-point loss; reduce it (.sum() / .mean()) or pass joint_loss_index of the loss",
+            where=where,
         )
     if loss.grad_fn is None:
         raise JointExportError(
             f"user output {index} ({spec.arg.name}) does not depend on any trainable parameter "
-            "or input that requires grad, so it has no gradient"
+            "or input that requires grad, so it has no gradient",
+            where=where,
         )
     return loss
 

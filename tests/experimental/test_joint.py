@@ -249,6 +249,8 @@ def test_a_bad_loss_is_a_typed_error(make_model: Any, index: int, message: str) 
     with pytest.raises(JointExportError, match=message) as error:
         export_forward_backward(program, joint_loss_index=index)
     assert isinstance(error.value, RuntimeError)
+    if index == 0:  # the error names the line that computed the output
+        assert "linear.py" in str(error.value.where)
 
 
 def test_a_loss_without_trainable_inputs_is_a_typed_error() -> None:
