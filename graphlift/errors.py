@@ -11,6 +11,7 @@ attributes (``err.where``, ``err.fixes``); nothing should ever parse a message.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -101,9 +102,33 @@ class ConstraintViolationError(GraphliftError, RuntimeError):
     (a RuntimeError). ``fixes`` holds structured suggestions.
     """
 
-    def __init__(self, message: str, *, where: str | None = None, fixes: Any = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        fixes: Any = (),
+        violations: tuple[Violation, ...] = (),
+    ) -> None:
         self.fixes = fixes
+        self.violations = violations
         super().__init__(message, where=where)
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One dimension whose declared range the program does not keep: its source
+    (``x.size()[1]``), the declared entry (``Dim('seq', min=2, max=32)``), what
+    the program needs (``range [4, 32]``, ``static: 1``) and the user's line."""
+
+    source: str
+    declared: str
+    change: str
+    where: str | None = None
+
+    def __str__(self) -> str:
+        because = f"\n      because of {self.where}" if self.where else ""
+        return f"  - {self.source} ({self.declared}): {self.change}{because}"
 
 
 # --- pytrees (nested inputs and outputs) --------------------------------------------
@@ -127,6 +152,28 @@ class PytreeError(GraphliftError, ValueError):
 
 class ExportError(GraphliftError, RuntimeError):
     """The model cannot be exported as asked (torch.export raises RuntimeError-family errors)."""
+
+
+class StrictCaptureError(ExportError):
+    """Strict capture met Python it does not model (a "graph break" in torch's
+    words; torch raises ``torch._dynamo.exc.Unsupported``, a RuntimeError).
+    ``reason`` says what; ``where`` is the user's line. Non-strict export
+    (``strict=False``) runs the same code for real."""
+
+    def __init__(self, reason: str, *, where: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(f"strict capture cannot continue: {reason}", where=where)
+
+
+class SideEffectError(StrictCaptureError):
+    """The captured code writes to a Python object that existed before the call
+    (a global, a module-level list, another object's attribute). Nothing was
+    changed: strict capture refuses the write instead of performing it once."""
+
+
+class StaleGlobalError(GraphliftError, AssertionError):
+    """A Python value a strict-captured program read (a global, a closure cell)
+    has changed since export; the program would compute with the old one."""
 
 
 class InputStructureError(GraphliftError, ValueError):

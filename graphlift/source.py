@@ -15,8 +15,10 @@ import os
 import sys
 import sysconfig
 import types
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import torch
 
@@ -44,8 +46,13 @@ class SourceLocation:
     def code(self) -> str:
         return linecache.getline(self.filename, self.lineno).strip()
 
+    @property
+    def position(self) -> str:
+        """``file:line in function``, without the code line."""
+        return f"{self.filename}:{self.lineno} in {self.function}"
+
     def __str__(self) -> str:
-        text = f"{self.filename}:{self.lineno} in {self.function}"
+        text = self.position
         code = self.code
         return f"{text}\n    {code}" if code else text
 
@@ -76,6 +83,9 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
     notice that we have walked out of the model when a graphlift frame follows
     torch frames.
     """
+    interpreted = INTERPRETED_FRAME.get()
+    if interpreted is not None:  # strict capture: the user's code runs in an interpreter
+        return interpreted
     frame = start if start is not None else sys._getframe(1)
     library: FrameType | None = None
     in_torch = False
@@ -92,6 +102,11 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
             return library  # back in graphlift: the code that called the model
         frame = frame.f_back
     return library
+
+
+#: The innermost frame of user code that strict capture is interpreting (it has
+#: ``f_code``, ``f_lineno``, ``f_lasti`` and ``f_back`` like a real frame), or None.
+INTERPRETED_FRAME: ContextVar[Any] = ContextVar("interpreted_frame", default=None)
 
 
 def user_location(start: FrameType | None = None) -> SourceLocation | None:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-STRICTLY_TYPED = ["graphlift/symbolic", "graphlift/pytree.py"]
+STRICTLY_TYPED = ["graphlift/symbolic", "graphlift/pytree"]
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -1,6 +1,6 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
-from graphlift.export.api import export
+from graphlift.export.api import capture, export
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.draft import DraftExportReport, draft_export
 from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
@@ -42,6 +42,7 @@ __all__ = [
     "TensorArgument",
     "dims",
     "draft_export",
+    "capture",
     "export",
     "refine_dynamic_shapes",
     "unflatten",

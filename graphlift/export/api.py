@@ -8,12 +8,14 @@ symbolic shapes), check the traced program against the spec, assemble
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from graphlift.errors import ExportError
-from graphlift.export.capture import Capture, capture
+from graphlift.export.capture import Capture, function_module
+from graphlift.export.capture import capture as capture_model
 from graphlift.export.program.constraints import (
     Specialization,
     check_dynamic_dims,
@@ -50,6 +52,54 @@ def export(
     runtime assert, so other data that would decide differently is refused
     when the program runs (docs/data_dependent.md).
     """
+    traced = trace_for_export(
+        mod,
+        args,
+        kwargs,
+        dynamic_shapes=dynamic_shapes,
+        strict=strict,
+        preserve_module_call_signature=preserve_module_call_signature,
+        data_dependent=data_dependent,
+    )
+    return finish_export(traced)
+
+
+def capture(fn: Any) -> Any:
+    """Strict capture at the frame level (torch's ``dynamo_graph_capture_for_export``):
+    ``gl.capture(fn)(*args, **kwargs)`` interprets ``fn`` — a module or a plain
+    function — on those inputs and returns its ExportedProgram (``strict=True``)."""
+
+    def run(*args: Any, **kwargs: Any) -> ExportedProgram:
+        module = fn if isinstance(fn, torch.nn.Module) else function_module(fn)
+        return export(module, args, kwargs, strict=True)
+
+    return run
+
+
+@dataclass(frozen=True)
+class Traced:
+    """The stages before assembly: the model captured and checked against its spec."""
+
+    mod: torch.nn.Module
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    captured: Capture
+    specializations: tuple[Specialization, ...]
+    builder: Any  # the ShapesCollection or AdditionalInputs the spec came from, if any
+
+
+def trace_for_export(
+    mod: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None = None,
+    *,
+    dynamic_shapes: Any = None,
+    strict: bool = False,
+    preserve_module_call_signature: tuple[str, ...] = (),
+    data_dependent: str = "error",
+) -> Traced:
+    """Match the spec, capture, and check the capture against the spec
+    (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
     builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
@@ -58,12 +108,20 @@ def export(
     dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
         raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
-    captured = capture(mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize")
+    captured = capture_model(
+        mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize", strict=strict
+    )
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
-    program = _assemble(mod, captured, args, kwargs, specializations)
+    return Traced(mod, args, kwargs, captured, specializations, builder)
+
+
+def finish_export(traced: Traced, *, draft_report: Any = None) -> ExportedProgram:
+    """Assemble the program (with draft_export's report, when there is one) and verify it."""
+    program = _assemble(traced, draft_report)
     verify(program)
+    builder = traced.builder
     if builder is not None and hasattr(builder, "verify"):
         builder.verify(program)  # AdditionalInputs: every example passes the input checks
     return program
@@ -83,21 +141,12 @@ def _check_arguments(
         )
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
-    if strict:
-        raise ExportError(
-            "strict=True (bytecode-level capture) is not supported yet; use strict=False"
-        )
     if preserved:
         raise ExportError("preserve_module_call_signature is not supported yet")
 
 
-def _assemble(
-    mod: torch.nn.Module,
-    captured: Capture,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    specializations: tuple[Specialization, ...],
-) -> ExportedProgram:
+def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
+    mod, captured = traced.mod, traced.captured
     signature = ExportGraphSignature(captured.input_specs, captured.output_specs)
     state = dict(mod.state_dict(keep_vars=True))
     state_dict: dict[str, torch.Tensor] = {}
@@ -116,8 +165,10 @@ def _assemble(
         state_dict=state_dict,
         constants=constants,
         range_constraints=range_constraints(shape_env) if shape_env else {},
-        example_inputs=(args, kwargs),
+        example_inputs=(traced.args, traced.kwargs),
         module_call_graph=(entry,),
         shape_env=shape_env,
-        specializations=specializations,
+        specializations=traced.specializations,
+        draft_report=draft_report,
+        python_guards=captured.python_guards,
     )

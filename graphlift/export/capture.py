@@ -38,6 +38,7 @@ from graphlift.pytree import (
     tree_leaves,
     tree_unflatten,
 )
+from graphlift.strict.interpreter import Interpreter
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
 from graphlift.trace.examples import ExampleValues
@@ -62,6 +63,38 @@ class Capture:
     shape_env: ShapeEnv | None  # None when every input is static
     dynamic_dims: tuple[DynamicDim, ...]
     subgraphs: dict[str, Any]  # control-flow bodies: get_attr target -> GraphModule
+    python_guards: tuple[Any, ...] = ()  # strict=True: Python values read (strict/guards.py)
+
+
+class FunctionModule(torch.nn.Module):
+    """A plain function as a module (``gl.capture(fn)``); its ``forward`` has the
+    function's signature, so inputs and specs are named as the function names them."""
+
+    def __init__(self, function: Any) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+
+def function_module(function: Any) -> FunctionModule:
+    signature = inspect.signature(function)
+    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+    forward = _copy_forward()
+    forward.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[self_parameter, *signature.parameters.values()]
+    )
+    name = getattr(function, "__name__", "function")
+    cls = type(f"Captured_{name}", (FunctionModule,), {"forward": forward})
+    return cls(function)
+
+
+def _copy_forward() -> Any:
+    def forward(self: FunctionModule, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    return forward
 
 
 def capture(
@@ -70,6 +103,7 @@ def capture(
     kwargs: dict[str, Any],
     dim_specs: list[dict[int, DimEntry]],
     specialize_data: bool = False,
+    strict: bool = False,
 ) -> Capture:
     graph = Graph()
     recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
@@ -92,7 +126,17 @@ def capture(
         module_stack(recorder, module),
     ):
         with tracing(recorder, symbolic=symbols is not None):
-            result = module(*traced_args, **traced_kwargs)
+            if strict:
+                interpreter = Interpreter()
+                try:
+                    target = module.function if isinstance(module, FunctionModule) else module
+                    result = interpreter.call(target, traced_args, traced_kwargs)
+                finally:
+                    interpreter.finish()  # undoes any net side effect, and raises on one
+                python_guards = tuple(interpreter.guards)
+            else:
+                result = module(*traced_args, **traced_kwargs)
+                python_guards = ()
             if recorder.symbolic is not None:
                 recorder.symbolic.emit_runtime_asserts()
         final_buffers = dict(module.named_buffers(remove_duplicate=False))
@@ -123,6 +167,7 @@ def capture(
         shape_env=recorder.symbolic.shape_env if recorder.symbolic else None,
         dynamic_dims=tuple(symbols.dims) if symbols else (),
         subgraphs=dict(recorder.subgraphs),
+        python_guards=python_guards,
     )
 
 

@@ -124,6 +124,11 @@ def _checked_entries(
             raise ArchiveError(
                 f"entry {name!r} is compressed; graphlift archives store entries as is"
             )
+        if name.startswith(EXTRA_PREFIX) and info.file_size > limits.max_extra_file_bytes:
+            raise ArchiveError(
+                f"extra file {name[len(EXTRA_PREFIX) :]!r} is {info.file_size} bytes "
+                f"(at most {limits.max_extra_file_bytes})"
+            )
         if info.file_size > total:
             raise ArchiveError(
                 f"entry {name!r} declares {info.file_size} bytes, more than the file has"
@@ -166,7 +171,24 @@ def parse_json(data: bytes, limits: Limits) -> dict[str, Any]:
         raise ArchiveError(f"program.json is not valid JSON: {error}") from None
     if not isinstance(value, dict):
         raise ArchiveError(f"program.json holds a {type(value).__name__}, not an object")
+    depth = _nesting_depth(value)
+    if depth > limits.max_json_depth:
+        raise ArchiveError(
+            f"program.json nests {depth} levels deep (at most {limits.max_json_depth})"
+        )
     return value
+
+
+def _nesting_depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return deepest
 
 
 def _refuse_constant(name: str) -> Any:

@@ -33,10 +33,16 @@ MODELS = [c for c in CASES if c.name not in DATA_DEPENDENT]
 
 
 def recorded_torch_counts() -> dict[str, int | None]:
-    if not RESULTS.exists():
-        return {}
+    """torch.export's node counts from the committed benchmark results (None where
+    its run_decompositions failed). The file is part of the repository."""
+    assert RESULTS.exists(), f"{RESULTS} is missing: run benchmarks/decomp_speed.py"
     cases = json.loads(RESULTS.read_text())["cases"]
     return {name: record["static"]["torch"].get("nodes") for name, record in cases.items()}
+
+
+#: Zoo models whose run_decompositions fails in torch.export (recorded as None):
+#: nothing to compare with. Any other model without a count fails the test.
+TORCH_DECOMPOSITION_FAILS = {"gpt2", "nn_transformer"}
 
 
 def non_core_targets(program) -> set[str]:  # type: ignore[no-untyped-def]
@@ -77,12 +83,12 @@ def test_zoo_model_decomposes_to_core_aten_equal_to_eager(case) -> None:  # type
     assert core.constants.keys() >= ep.constants.keys()
 
 
-@pytest.mark.parametrize("case", MODELS, ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "case", [c for c in MODELS if c.name not in TORCH_DECOMPOSITION_FAILS], ids=lambda c: c.name
+)
 def test_zoo_node_count_within_ten_percent_of_torch_export(case) -> None:  # type: ignore[no-untyped-def]
     theirs = recorded_torch_counts().get(case.name)
-    if theirs is None:
-        pytest.skip(f"torch.export's run_decompositions fails on {case.name} or was not measured "
-                    "(benchmarks/results/decomp_speed.json)")  # fmt: skip
+    assert theirs is not None, f"no torch.export node count for {case.name} in {RESULTS.name}"
     ours = call_nodes(decomposed(case.name)[3].graph)
     assert abs(ours - theirs) <= 0.10 * theirs, (ours, theirs)
 

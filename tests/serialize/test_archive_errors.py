@@ -107,6 +107,21 @@ def test_bad_json(archive: bytes) -> None:
         load_error(rezip({**contents, "program.json": text}), match)
 
 
+def test_json_depth_limit(archive: bytes) -> None:
+    """The depth limit is enforced: a real program nests a few levels deep."""
+    with pytest.raises(ArchiveError, match=r"nests \d+ levels deep \(at most 3\)"):
+        gl.load(io.BytesIO(archive), limits=Limits(max_json_depth=3))
+    deep = b'{"a": ' + b"[" * 300 + b"]" * 300 + b"}"
+    load_error(rezip({**entries(archive), "program.json": deep}), "levels deep")
+
+
+def test_extra_file_size_limit(archive: bytes) -> None:
+    big = rezip({**entries(archive), "extra/notes.txt": b"x" * 1000})
+    with pytest.raises(ArchiveError, match=r"extra file 'notes.txt' is 1000 bytes \(at most 999\)"):
+        gl.load(io.BytesIO(big), limits=Limits(max_extra_file_bytes=999))
+    gl.load(io.BytesIO(big), limits=Limits(max_extra_file_bytes=1000))
+
+
 def test_json_size_limit(archive: bytes) -> None:
     with pytest.raises(ArchiveError, match="at most 100"):
         gl.load(io.BytesIO(archive), limits=Limits(max_json_bytes=100))

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from graphlift.errors import ConstraintViolationError
+from graphlift.errors import ConstraintViolationError, Violation
 from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint
 from graphlift.export.spec.symbols import DynamicDim
 from graphlift.symbolic import ShapeEnv, ValueRange
@@ -38,7 +38,7 @@ class Specialization:
 def check_dynamic_dims(
     shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]
 ) -> tuple[Specialization, ...]:
-    violations: list[str] = []
+    violations: list[Violation] = []
     fixes: dict[str, Any] = {}
     report: list[Specialization] = []
     stand_ins = _hint_stand_ins(shape_env, dims)
@@ -56,19 +56,16 @@ def check_dynamic_dims(
         if tolerated:
             report.append(Specialization(dim.source, change, where))
         else:
-            declared = repr(dim.entry)
-            violations.append(
-                f"  - {dim.source} ({declared}): {change}"
-                + (f"\n      because of {where}" if where else "")
-            )
+            violations.append(Violation(dim.source, repr(dim.entry), change, where))
             fixes[dim.source] = fix
     if violations:
         raise ConstraintViolationError(
             "the program does not work for every size dynamic_shapes allows:\n"
-            + "\n".join(violations)
+            + "\n".join(str(v) for v in violations)
             + "\nFix the spec (err.fixes has a suggestion per dim; refine_dynamic_shapes applies them) "
             "or change the model so it does not depend on these sizes.",
             fixes=fixes,
+            violations=tuple(violations),
         )
     return tuple(report)
 

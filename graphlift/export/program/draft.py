@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ConstraintViolationError
-from graphlift.export.api import export
+from graphlift.export.api import finish_export, trace_for_export
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.spec.shape_specs import refine_dynamic_shapes
 
@@ -77,26 +77,28 @@ def draft_export(
     issues: list[DraftIssue] = []
     for attempt in range(max_refinements + 1):
         try:
-            program = export(
+            traced = trace_for_export(
                 mod, args, kwargs, dynamic_shapes=spec, strict=strict, data_dependent="specialize"
             )
             break
         except ConstraintViolationError as error:
             if not error.fixes or attempt == max_refinements:
                 raise
-            issues.append(DraftIssue("constraint violation", str(error).split("\nFix the spec")[0]))
+            issues += [
+                DraftIssue(
+                    "constraint violation", f"{v.source} ({v.declared}): {v.change}", v.where
+                )
+                for v in error.violations
+            ]
             spec = refine_dynamic_shapes(spec, error, mod, args, kwargs)
-    shape_env = program._shape_env
+    shape_env = traced.captured.shape_env
     for fact in shape_env.data_specializations if shape_env is not None else ():
         issues.append(
             DraftIssue(
                 "data-dependent decision",
                 f"decided `{fact.code}` from the example inputs' data; data that decides "
                 "otherwise is refused when the program runs (RuntimeAssertError)",
-                str(fact.where).split("\n")[0] if fact.where else None,
+                fact.where.position if fact.where else None,
             )
         )
-    report = DraftExportReport(tuple(issues), spec)
-    program.draft_report = report
-    program._report = report
-    return program
+    return finish_export(traced, draft_report=DraftExportReport(tuple(issues), spec))

@@ -47,6 +47,8 @@ class ExportedProgram:
         module_call_graph: tuple[ModuleCallEntry, ...],
         shape_env: ShapeEnv | None = None,
         specializations: tuple[Any, ...] = (),
+        draft_report: Any = None,
+        python_guards: tuple[Any, ...] = (),
     ) -> None:
         self.graph_module = graph_module
         self.graph_signature = graph_signature
@@ -58,9 +60,12 @@ class ExportedProgram:
         #: Dim.AUTO dimensions that became static or narrower, with the line that did it.
         self.specializations = specializations
         #: What draft_export had to refine or specialize (None for export()).
-        self.draft_report: Any = None
-        self._report: Any = None  # torch.export's name for the same report
+        self.draft_report: Any = draft_report
+        self._report: Any = draft_report  # torch.export's name for the same report
         self._shape_env = shape_env
+        #: strict=True: the Python values (globals, closure cells) the capture read;
+        #: module() refuses to run when one has changed (StaleGlobalError).
+        self.python_guards = python_guards
 
     @property
     def graph(self) -> Graph:

@@ -45,6 +45,8 @@ class ExportedModule(GraphModule):
         return code
 
     def _checked_forward(self, *args: Any, **kwargs: Any) -> Any:
+        for guard in self._python_guards:  # strict capture: Python values it read
+            guard.check()
         flat = self._flat_inputs(args, kwargs)
         self._check_inputs(*flat)
         outputs = self._run_graph(*flat)  # type: ignore[attr-defined]
@@ -110,6 +112,7 @@ def unlift(program: ExportedProgram) -> ExportedModule:
     module._out_spec = program.call_spec_out
     module._input_check_source = source
     module._check_inputs = compile_checks(source)
+    module._python_guards = tuple(program.python_guards)
     return module
 
 
