@@ -126,7 +126,7 @@ class JointRecorder(ReplayRecorder):
 
     def claim_autograd_nodes(self, value: Any, source: Node) -> None:
         """Map the autograd nodes created for ``value`` (not yet claimed) to ``source``."""
-        pending = [t.grad_fn for t in _tensors(value) if t.grad_fn is not None]
+        pending: list[Any] = [t.grad_fn for t in _tensors(value) if t.grad_fn is not None]
         while pending:
             function = pending.pop()
             if function is None or function._sequence_nr() in self.forward_of:
@@ -229,7 +229,7 @@ class JointReplay:
             loss = _loss(outputs, nodes[-1].args[0], specs, joint_loss_index)
             gradients = self._backward(loss, leaves, nodes[-1].args[0], outputs)
         flat = [self._output_arg(v) for v in outputs]
-        grad_nodes = [self.recorder.current_node(g) for g in gradients]
+        grad_nodes = [self.recorder.current_node(self.recorder.traced(g)) for g in gradients]
         out_specs = _user_specs(specs, flat, joint_loss_index)
         out_specs += [
             OutputSpec(leaf.kind, TensorArgument(node.name), leaf.target)
@@ -243,7 +243,7 @@ class JointReplay:
 
     def _backward(
         self, loss: TraceTensor, leaves: list[Leaf], sources: Any, outputs: list[Any]
-    ) -> list[TraceTensor]:
+    ) -> list[torch.Tensor]:
         """``d loss / d leaf`` for every leaf, seeded with ``ones_like(loss)``; zeros
         for a leaf the loss does not reach. The seed and the zeros carry the loss's line."""
         loss_node = next(s for s, v in zip(sources, outputs) if v is loss)
@@ -270,7 +270,8 @@ class JointReplay:
         self.recorder.source = node
         self.recorder.module_stack = node.meta.get("nn_module_stack", {})
         try:
-            result = DIFFERENTIATED_AS.get(node.target, node.target)(*args, **kwargs)
+            function: Any = DIFFERENTIATED_AS.get(node.target, node.target)  # type: ignore[call-overload]
+            result = function(*args, **kwargs)
         finally:
             self.recorder.source = None
         self.recorder.claim_autograd_nodes(result, node)
@@ -474,7 +475,7 @@ def _named_gradients(
     rest = [n for n in graph.nodes if n.op not in ("placeholder", "output")]
     for node in (*placeholders, *rest):
         args, kwargs = map_arg((node.args, node.kwargs), copies.__getitem__)
-        name = names.get(node, node.name if node.op != "placeholder" else node.target)
+        name = names.get(node, node.name if node.op != "placeholder" else str(node.target))
         copies[node] = new.create_node(node.op, node.target, args, kwargs, name, node.type)
         copies[node].meta = dict(node.meta)
     new.output(map_arg(output.args[0], copies.__getitem__))
