@@ -20,11 +20,9 @@ case. torch runs with one thread.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +39,7 @@ from benchmarks.export_speed import (  # noqa: E402
     max_difference,
     quietly,
     short_reason,
+    time_in_turns,
 )
 from tests.zoo.models import CASES, get_case  # noqa: E402
 
@@ -71,20 +70,9 @@ def measure(case: Any, dynamic: bool, repeat: int) -> dict[str, Any]:
             programs[name] = quietly(lambda name=name: exporters[name](model, args, kwargs))
         except Exception as error:
             record[name] = {"ok": False, "error": "export: " + short_reason(error)}
-    runs: dict[str, list[float]] = {name: [] for name in programs}
-    decomposed: dict[str, Any] = {}
-    for index in range(repeat):
-        for name in list(programs) if index % 2 == 0 else list(reversed(programs)):
-            if name in record:
-                continue
-            gc.collect()
-            start = time.perf_counter()
-            try:
-                decomposed[name] = quietly(programs[name].run_decompositions)
-            except Exception as error:
-                record[name] = {"ok": False, "error": short_reason(error)}
-                continue
-            runs[name].append(time.perf_counter() - start)
+    runs, decomposed = time_in_turns(
+        programs, repeat, lambda _, program: program.run_decompositions(), record
+    )
     for name, program in decomposed.items():
         if name in record:
             continue

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import gc
 import logging
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,7 +34,12 @@ sys.path.insert(0, str(REPO))
 
 import graphlift as gl  # noqa: E402
 from benchmarks import tables  # noqa: E402
-from benchmarks.export_speed import environment, quietly, short_reason  # noqa: E402
+from benchmarks.export_speed import (  # noqa: E402
+    environment,
+    quietly,
+    short_reason,
+    time_in_turns,
+)
 from tests.experimental.models import CASES, JointCase, LlamaWithLabels, build, llama_inputs  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "joint_speed.json"
@@ -94,20 +97,9 @@ def measure(case: JointCase, repeat: int) -> dict[str, Any]:
             programs[name] = quietly(lambda e=export: e(copy.deepcopy(model), case.make_inputs(0)))
         except Exception as error:
             record[name] = {"ok": False, "error": "export: " + short_reason(error)}
-    runs: dict[str, list[float]] = {name: [] for name in programs}
-    joints: dict[str, Any] = {}
-    for index in range(repeat):
-        for name in list(programs) if index % 2 == 0 else list(reversed(programs)):
-            if name in record:
-                continue
-            gc.collect()
-            start = time.perf_counter()
-            try:
-                joints[name] = quietly(lambda n=name: LIBRARIES[n][1](programs[n], case.loss_index))
-            except Exception as error:
-                record[name] = {"ok": False, "error": short_reason(error)}
-                continue
-            runs[name].append(time.perf_counter() - start)
+    runs, joints = time_in_turns(
+        programs, repeat, lambda name, program: LIBRARIES[name][1](program, case.loss_index), record
+    )
     for name, joint in joints.items():
         if name in record:
             continue
