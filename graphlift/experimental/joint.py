@@ -35,7 +35,7 @@ from torch._dispatch.python import enable_python_dispatcher
 
 from graphlift.decompose.engine import replay_placeholder
 from graphlift.decompose.recorder import CARRIED_META, ReplayRecorder
-from graphlift.decompose.replay import SIZE_QUERIES
+from graphlift.decompose.replay import SIZE_QUERIES, backend_paths_off
 from graphlift.errors import JointExportError
 from graphlift.export.program.constraints import range_constraints
 from graphlift.export.program.signature import (
@@ -491,10 +491,13 @@ def _named_gradients(
 @contextmanager
 def differentiating(mode: TraceMode, *, symbolic: bool) -> Iterator[None]:
     """The context of a joint replay: as export's, but at the autograd level with
-    grad mode on, so autograd records every op and its formulas can be replayed."""
+    grad mode on, so autograd records every op and its formulas can be replayed.
+    Backend-specific kernels are off as in ``run_decompositions``: LSTM's mkldnn
+    layer saves a workspace that its backward needs and no graph records."""
     with ExitStack() as stack:
         stack.enter_context(exporting_flags())
         stack.enter_context(torch.enable_grad())
+        stack.enter_context(backend_paths_off())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         stack.enter_context(mode)

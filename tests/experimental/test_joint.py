@@ -21,6 +21,7 @@ from torch import nn
 import graphlift as gl
 from graphlift.errors import JointExportError
 from graphlift.experimental import export_forward_backward
+from tests.zoo.models import get_case
 
 from .models import (
     CASES,
@@ -52,7 +53,9 @@ def eager_step(model: nn.Module, inputs: tuple[Any, ...], loss_index: int) -> di
 
 
 def joint_step(module: nn.Module, inputs: tuple[Any, ...]) -> dict[str, Any]:
-    outputs, grads = module(*inputs)
+    """One call of a joint program's module, under no_grad as a training step runs it."""
+    with torch.no_grad():
+        outputs, grads = module(*inputs)
     flat = outputs if isinstance(outputs, tuple) else (outputs,)
     buffers = {name: b.clone() for name, b in module.named_buffers()}
     return {"outputs": list(flat), "grads": grads, "buffers": buffers}
@@ -340,3 +343,28 @@ def test_user_input_mutation_comes_first_and_is_written_back() -> None:
     got = joint_step(joint.module(), (x, calls))
     assert calls.item() == 1
     assert_same_step(got, eager_step(model, (x, torch.zeros(())), 0))
+
+
+class SquaredOutputs(nn.Module):
+    """A loss over every float output of a zoo model."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, *args: Any) -> torch.Tensor:
+        outputs = torch.utils._pytree.tree_leaves(self.model(*args))
+        return sum(o.pow(2).mean() for o in outputs if o.is_floating_point())  # type: ignore[return-value]
+
+
+@pytest.mark.slow
+def test_lstm_is_differentiated_without_the_mkldnn_layer() -> None:
+    """With mkldnn on, LSTM's layer returns the workspace its backward needs only
+    when grad mode is on, so the joint program failed under no_grad; the joint
+    export runs the portable kernels, as run_decompositions does."""
+    case = get_case("nn_lstm")
+    model = SquaredOutputs(case.make_model()).train()
+    args, _ = case.make_inputs()
+    joint = export_forward_backward(gl.export(copy.deepcopy(model), args))
+    other = (torch.randn_like(args[0]),)
+    assert_same_step(joint_step(joint.module(), other), eager_step(model, other, 0))
