@@ -9,6 +9,7 @@ Mixtral is left out: its eager expert loop is data-dependent in both modes.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import sys
 import time
@@ -18,8 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import graphlift as gl  # noqa: E402
-from tests.zoo.models import CASES  # noqa: E402
+import graphlift as gl
+from tests.zoo.models import CASES
 
 
 def best_of(count: int, run) -> float:  # type: ignore[no-untyped-def]
@@ -40,8 +41,8 @@ def main() -> None:
         model = case.make_model()
         args, kwargs = case.make_inputs()
         with torch.no_grad():
-            loose = best_of(3, lambda: gl.export(model, args, kwargs))
-            strict = best_of(3, lambda: gl.export(model, args, kwargs, strict=True))
+            loose = best_of(3, functools.partial(gl.export, model, args, kwargs))
+            strict = best_of(3, functools.partial(gl.export, model, args, kwargs, strict=True))
         ratios.append(strict / loose)
         print(f"{case.name:26s} {loose * 1e3:10.1f}ms {strict * 1e3:10.1f}ms {strict / loose:7.2f}")
     print(f"median strict / non-strict: {statistics.median(ratios):.2f}")

@@ -83,10 +83,10 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
     notice that we have walked out of the model when a graphlift frame follows
     torch frames.
     """
-    interpreted = INTERPRETED_FRAME.get()
+    interpreted: Any = INTERPRETED_FRAME.get()
     if interpreted is not None:  # strict capture: the user's code runs in an interpreter
-        return interpreted
-    frame = start if start is not None else sys._getframe(1)
+        return interpreted  # type: ignore[no-any-return]
+    frame: FrameType | None = start if start is not None else sys._getframe(1)
     library: FrameType | None = None
     in_torch = False
     while frame is not None:

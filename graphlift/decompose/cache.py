@@ -112,8 +112,10 @@ class Template:
         values: dict[int, Any] = {id(old): new for old, new in zip(self.inputs, inputs)}
         new_nodes = []
         for node in self.nodes:
+            target = node.target
+            assert callable(target), node.format_node()
             new = graph.call_function(
-                node.target,
+                target,
                 map_arg(node.args, lambda n: node_map.get(n, n)),
                 map_arg(node.kwargs, lambda n: node_map.get(n, n)),
             )

@@ -69,6 +69,7 @@ class ReplayRecorder(Recorder):
         node_args, _ = self._convert(args)
         node_kwargs, _ = self._convert(kwargs)
         node = self.record(op, node_args, node_kwargs)
+        assert original is not None  # _shadows found metadata to replay
         device = original[0].device if isinstance(original, tuple) else original.device
         return True, self._wrap_result(node, shadows, device, False)
 
@@ -152,5 +153,4 @@ def in_env(size: Any, shape_env: ShapeEnv | None) -> Any:
     """``size`` as a SymInt of ``shape_env`` (the fork run_decompositions works in)."""
     if not isinstance(size, torch.SymInt) or shape_env is None:
         return size
-    node = size.node
-    return shape_env._wrap_int(shape_env.simplify(node.symbolic_expr), node._hint)
+    return shape_env.adopt(size)

@@ -59,7 +59,7 @@ from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
 from graphlift.trace.tensor import TraceTensor
 
 
-class DecomposingMode(TraceMode):
+class DecomposingMode(TraceMode):  # type: ignore[no-untyped-call]
     """TraceMode that runs an op's decomposition (under itself) instead of
     recording the op, whenever the rule says so; equal calls are replayed from
     the first one's nodes (``cache.py``)."""
@@ -183,7 +183,7 @@ class GraphReplay:
         args = finish_call(self, args)
         self.recorder.source = node
         try:
-            return self.recorder.record_opaque(node.target, args, kwargs, node)
+            return self.recorder.record_opaque(_target(node), args, kwargs, node)
         finally:
             self.recorder.source = None
 
@@ -191,11 +191,11 @@ class GraphReplay:
         """Run ``node``'s op under the mode (decomposing it); 0/1 questions its
         decomposition asks are assumed away and checked on numbers (zero_one.py)."""
         if self.shape_env is None:
-            return node.target(*args, **kwargs)
+            return _target(node)(*args, **kwargs)
         graph = self.recorder.graph
         anchor = next(reversed(graph.nodes), None)
         with self.shape_env.assuming_not_0_or_1() as assumptions:
-            result = node.target(*args, **kwargs)
+            result = _target(node)(*args, **kwargs)
         if assumptions:
             recorded = []  # the nodes the decomposition appended
             current = anchor.next if anchor is not None else next(iter(graph.nodes), None)
@@ -333,6 +333,13 @@ def _bind(replay: GraphReplay, size: Any, node: Node, dim: int | None) -> None:
     known = symbolic.bindings.get(symbol)
     if known is None or known[0].graph is not node.graph:
         symbolic.bindings[symbol] = (node, dim)
+
+
+def _target(node: Node) -> Callable[..., Any]:
+    """A call_function node's target (always a callable in a traced graph)."""
+    target = node.target
+    assert callable(target), node.format_node()
+    return target
 
 
 SIZE_QUERIES: dict[Any, Callable[..., Any]] = {

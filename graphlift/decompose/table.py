@@ -97,7 +97,8 @@ def is_cia(op: Any) -> bool:
     """True when ``op`` has a CompositeImplicitAutograd kernel (C++ or Python)."""
     if not isinstance(op, torch._ops.OpOverload):
         return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), _CIA) or _CIA in op.py_kernels
+    name: str = op.name()  # type: ignore[no-untyped-call]
+    return torch._C._dispatch_has_kernel_for_dispatch_key(name, _CIA) or _CIA in op.py_kernels
 
 
 def is_preservable_cia(op: torch._ops.OpOverload) -> bool:
@@ -108,7 +109,7 @@ def is_preservable_cia(op: torch._ops.OpOverload) -> bool:
     schema = op._schema
     if schema.is_mutable or any(a.alias_info is not None for a in schema.arguments):
         return False
-    return bool(torch._C._dispatch_has_kernel(op.name()))
+    return bool(torch._C._dispatch_has_kernel(op.name()))  # type: ignore[no-untyped-call]
 
 
 def cia_kernel(op: torch._ops.OpOverload) -> Decomposition:
@@ -116,7 +117,7 @@ def cia_kernel(op: torch._ops.OpOverload) -> Decomposition:
     when registered, else the C++ kernel (which calls ATen ops, recorded one by one)."""
     python = op.py_kernels.get(_CIA)
     if python is not None and not isinstance(python, torch._C.DispatchKey):
-        return python  # type: ignore[no-any-return]
+        return python
     return functools.partial(op._op_dk, _CIA)
 
 

@@ -23,6 +23,7 @@ from torch.utils._python_dispatch import _disable_current_modes
 
 from graphlift.ir.node import Node, map_arg
 from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.expr import Scalar
 from graphlift.symbolic.guards import Assumption
 from graphlift.symbolic.substitute import EvaluationError
 from graphlift.trace.tensor import TraceTensor
@@ -60,7 +61,7 @@ def _agrees(
     result: Any,
     recorded: list[Node],
     constants: dict[str, torch.Tensor],
-    at: dict[str, int],
+    at: dict[str, Scalar],
 ) -> bool:
     generator = torch.Generator().manual_seed(0)
     values: dict[Node, Any] = {}
@@ -79,7 +80,7 @@ def _agrees(
 
 
 def _inputs(
-    env: ShapeEnv, value: Any, at: dict[str, int], generator: torch.Generator,
+    env: ShapeEnv, value: Any, at: dict[str, Scalar], generator: torch.Generator,
     values: dict[Node, Any],
 ) -> Any:  # fmt: skip
     """Random concrete tensors for the op's traced arguments (bound to their nodes)."""
@@ -104,7 +105,7 @@ def _inputs(
 
 def _run(
     env: ShapeEnv, node: Node, values: dict[Node, Any], constants: dict[str, torch.Tensor],
-    at: dict[str, int],
+    at: dict[str, Scalar],
 ) -> Any:  # fmt: skip
     def value_of(arg: Node) -> Any:
         if arg in values:
@@ -122,7 +123,9 @@ def _run(
     if isinstance(own, torch.SymInt | torch.SymFloat | torch.SymBool):
         return number_at(env, own, at)  # a size (of an input the check has no data for)
     call_args, call_kwargs = map_arg((node.args, node.kwargs), value_of)
-    return node.target(*call_args, **call_kwargs)
+    target = node.target
+    assert callable(target), node.format_node()  # call_function targets are callables
+    return target(*call_args, **call_kwargs)
 
 
 def _pick(result: Any, values: dict[Node, Any]) -> Any:

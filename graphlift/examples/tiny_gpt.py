@@ -41,10 +41,12 @@ class CausalSelfAttention(nn.Module):
         head_width = width // self.heads
         q, k, v = (t.view(batch, length, self.heads, head_width).transpose(1, 2) for t in (q, k, v))
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_width)
-        mask = self.causal_mask[:length, :length]
+        causal_mask: torch.Tensor = self.causal_mask  # type: ignore[assignment]
+        mask = causal_mask[:length, :length]
         scores = scores.masked_fill(~mask, float("-inf"))
         y = F.softmax(scores, dim=-1) @ v
-        return self.proj(y.transpose(1, 2).reshape(batch, length, width))
+        out: torch.Tensor = self.proj(y.transpose(1, 2).reshape(batch, length, width))
+        return out
 
 
 class Block(nn.Module):
@@ -61,7 +63,8 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+        out: torch.Tensor = x + self.mlp(self.norm2(x))
+        return out
 
 
 class TinyGPT(nn.Module):
@@ -81,7 +84,8 @@ class TinyGPT(nn.Module):
         x = self.token_embedding(tokens) + self.position_embedding(positions)
         for block in self.blocks:
             x = block(x)
-        return self.head(self.norm(x))
+        logits: torch.Tensor = self.head(self.norm(x))
+        return logits
 
 
 def make_example(seed: int = 0) -> tuple[TinyGPT, tuple[torch.Tensor]]:

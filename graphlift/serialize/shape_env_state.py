@@ -168,11 +168,11 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
         replacements.append(Replacement(symbol, value, location_from_data(item["where"])))
     pinned = []
     for item in data["pinned"].items():
-        op_data, value = item.items(2)
+        op_data, pinned_value = item.items(2)
         op = E.lone_factor(read_expr(op_data, "int"))
         if not isinstance(op, Op):
             raise op_data.fail("a pinned value must be an operation")
-        pinned.append((op, value.int()))
+        pinned.append((op, pinned_value.int()))
     counts = data["counts"].fields(("s", "u", "uf"))
     state = ShapeEnvState(
         backed_size_oblivious=data["backed_size_oblivious"].bool(),

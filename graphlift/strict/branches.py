@@ -119,7 +119,7 @@ def convert_if(interp: Interpreter, frame: Frame, jump: dis.Instruction, pred: A
                     "an if on a tensor's value cannot become torch.cond: it is part of an "
                     "expression (a conditional expression or and/or), not a statement"
                 )
-            outputs = []
+            outputs: list[torch.Tensor] = []
             for name in branches.writes:
                 value = child.locals.get(name)
                 if not isinstance(value, torch.Tensor):

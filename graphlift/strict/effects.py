@@ -119,7 +119,7 @@ class SideEffectLog:
     def contents(self, owner: Any, where: str) -> None:
         key = (id(owner), "contents", None)
         if key not in self._entries:
-            old = dict(owner) if isinstance(owner, dict) else list(owner)
+            old: Any = dict(owner) if isinstance(owner, dict) else list(owner)
             if isinstance(owner, set):
                 old = set(owner)
             self._entries[key] = _Entry(owner, "contents", None, old, where)

@@ -30,16 +30,17 @@ from __future__ import annotations
 import builtins
 import inspect
 import types
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import torch
 
 from graphlift.errors import SideEffectError, StrictCaptureError
 from graphlift.source import INTERPRETED_FRAME, is_user_file
+from graphlift.strict import opcodes, opcodes_values  # noqa: F401 - they fill OPCODES
 from graphlift.strict.effects import Provenance, SideEffectLog, mutated_container
 from graphlift.strict.frame import Frame
 from graphlift.strict.guards import PythonGuard, needs_guard
-from graphlift.strict.opcodes import NEXT, OPCODES, YIELD
+from graphlift.strict.instructions import NEXT, OPCODES, YIELD
 
 _CO_GENERATOR = inspect.CO_GENERATOR
 
@@ -87,7 +88,9 @@ class Interpreter:
         if isinstance(fn, torch.nn.Module) and _is_user_function(type(fn).forward):
             return self._call_module(fn, args, kwargs)
         if isinstance(fn, types.MethodType) and _is_user_function(fn.__func__):
-            return self._interpret(fn.__func__, (fn.__self__, *args), kwargs)
+            return self._interpret(
+                cast(types.FunctionType, fn.__func__), (fn.__self__, *args), kwargs
+            )
         if isinstance(fn, types.FunctionType) and _is_user_function(fn):
             return self._interpret(fn, args, kwargs)
         if fn is builtins.super and not args:
@@ -117,11 +120,11 @@ class Interpreter:
         return output
 
     def _construct(self, cls: type, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        new = cls.__new__
+        new: Any = cls.__new__
         instance = new(cls) if new is object.__new__ else new(cls, *args, **kwargs)
         self.provenance.created(instance)
         if isinstance(instance, cls):
-            self.call(instance.__init__, args, kwargs)
+            self.call(type(instance).__init__, (instance, *args), kwargs)
         return instance
 
     def _zero_argument_super(self) -> Any:
@@ -238,14 +241,14 @@ class Interpreter:
     def _where(self) -> str:
         return self.frame.where() if self.frame else "?"
 
-    def _refuse(self, what: str) -> None:
+    def _refuse(self, what: str) -> NoReturn:
         raise SideEffectError(
             f"{what}: strict capture does not change Python state that existed before the "
             "call (return the value instead, or export with strict=False)",
             where=self.frame.where() if self.frame else None,
         )
 
-    def _refuse_unsupported(self, what: str) -> None:
+    def _refuse_unsupported(self, what: str) -> NoReturn:
         raise StrictCaptureError(
             f"{what} is not supported yet (docs/strict.md lists what is; strict=False runs "
             "this code as it is)",

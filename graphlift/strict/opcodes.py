@@ -1,16 +1,9 @@
-"""What each CPython 3.11 instruction does, one small function per opcode.
-
-Each handler takes the interpreter, the frame and the instruction, changes the
-frame's stack, and returns ``NEXT`` to go on, ``YIELD`` for a generator's
-yield, or the frame's return value. Semantics follow the ``dis`` documentation
-of Python 3.11; an instruction missing from ``OPCODES`` is a
-``StrictCaptureError`` naming it.
-"""
+"""Instructions for the stack, loading and storing, operators, jumps and loops
+(the table and its conventions: ``instructions.py``)."""
 
 from __future__ import annotations
 
 import dis
-import operator
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -19,37 +12,21 @@ import torch
 
 from graphlift.strict.branches import convert_if
 from graphlift.strict.frame import NULL, Frame
+from graphlift.strict.instructions import (
+    _IN_PLACE_MUTATES,
+    BINARY_OPS,
+    COMPARE_OPS,
+    NEXT,
+    OPCODES,
+    UNARY_OPS,
+    YIELD,
+    Handler,
+    arg,
+    opcode,
+)
 
 if TYPE_CHECKING:
     from graphlift.strict.interpreter import Interpreter
-
-NEXT = object()
-YIELD = object()
-
-BINARY_OPS: dict[int, Callable[[Any, Any], Any]] = dict(enumerate([
-    operator.add, operator.and_, operator.floordiv, operator.lshift, operator.matmul,
-    operator.mul, operator.mod, operator.or_, operator.pow, operator.rshift, operator.sub,
-    operator.truediv, operator.xor, operator.iadd, operator.iand, operator.ifloordiv,
-    operator.ilshift, operator.imatmul, operator.imul, operator.imod, operator.ior,
-    operator.ipow, operator.irshift, operator.isub, operator.itruediv, operator.ixor,
-]))  # fmt: skip
-COMPARE_OPS: dict[str, Callable[[Any, Any], Any]] = {
-    "<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne,
-    ">": operator.gt, ">=": operator.ge,
-}  # fmt: skip
-_IN_PLACE_MUTATES = (list, dict, set, bytearray)
-
-Handler = Callable[["Interpreter", Frame, dis.Instruction], Any]
-OPCODES: dict[str, Handler] = {}
-
-
-def opcode(*names: str) -> Callable[[Handler], Handler]:
-    def register(fn: Handler) -> Handler:
-        for name in names:
-            OPCODES[name] = fn
-        return fn
-
-    return register
 
 
 # --- no-ops and the stack ----------------------------------------------------------------
@@ -80,14 +57,14 @@ def _push_null(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 
 @opcode("COPY")
 def _copy(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(frame.stack[-ins.arg])
+    frame.push(frame.stack[-arg(ins)])
     return NEXT
 
 
 @opcode("SWAP")
 def _swap(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     stack = frame.stack
-    stack[-1], stack[-ins.arg] = stack[-ins.arg], stack[-1]
+    stack[-1], stack[-arg(ins)] = stack[-arg(ins)], stack[-1]
     return NEXT
 
 
@@ -135,7 +112,7 @@ def _delete_fast(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 
 @opcode("LOAD_GLOBAL")
 def _load_global(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    if ins.arg & 1:
+    if arg(ins) & 1:
         frame.push(NULL)
     name = ins.argval
     if name in frame.f_globals:
@@ -276,9 +253,9 @@ def _import_from(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 def _binary_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     right = frame.pop()
     left = frame.pop()
-    if ins.arg >= 13 and isinstance(left, _IN_PLACE_MUTATES):
+    if arg(ins) >= 13 and isinstance(left, _IN_PLACE_MUTATES):
         interp.will_change_contents(left)
-    frame.push(BINARY_OPS[ins.arg](left, right))
+    frame.push(BINARY_OPS[arg(ins)](left, right))
     return NEXT
 
 
@@ -294,7 +271,7 @@ def _compare_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 def _is_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     right = frame.pop()
     left = frame.pop()
-    frame.push((left is right) != bool(ins.arg))
+    frame.push((left is right) != bool(arg(ins)))
     return NEXT
 
 
@@ -302,15 +279,13 @@ def _is_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
 def _contains_op(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     container = frame.pop()
     item = frame.pop()
-    frame.push((item in container) != bool(ins.arg))
+    frame.push((item in container) != bool(arg(ins)))
     return NEXT
 
 
 @opcode("UNARY_NEGATIVE", "UNARY_POSITIVE", "UNARY_NOT", "UNARY_INVERT")
 def _unary(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    fn = {"UNARY_NEGATIVE": operator.neg, "UNARY_POSITIVE": operator.pos,
-          "UNARY_NOT": operator.not_, "UNARY_INVERT": operator.invert}[ins.opname]  # fmt: skip
-    frame.push(fn(frame.pop()))
+    frame.push(UNARY_OPS[ins.opname](frame.pop()))
     return NEXT
 
 
@@ -371,233 +346,3 @@ def _for_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
         frame.pop()
         frame.jump(ins.argval)
     return NEXT
-
-
-# --- building values ---------------------------------------------------------------------
-
-
-@opcode("BUILD_TUPLE")
-def _build_tuple(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(tuple(frame.popn(ins.arg)))
-    return NEXT
-
-
-@opcode("BUILD_LIST")
-def _build_list(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(interp.provenance.created(frame.popn(ins.arg)))
-    return NEXT
-
-
-@opcode("BUILD_SET")
-def _build_set(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(interp.provenance.created(set(frame.popn(ins.arg))))
-    return NEXT
-
-
-@opcode("BUILD_MAP")
-def _build_map(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    items = frame.popn(2 * ins.arg)
-    frame.push(interp.provenance.created(dict(zip(items[::2], items[1::2]))))
-    return NEXT
-
-
-@opcode("BUILD_CONST_KEY_MAP")
-def _build_const_key_map(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    keys = frame.pop()
-    frame.push(interp.provenance.created(dict(zip(keys, frame.popn(ins.arg)))))
-    return NEXT
-
-
-@opcode("BUILD_SLICE")
-def _build_slice(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(slice(*frame.popn(ins.arg)))
-    return NEXT
-
-
-@opcode("BUILD_STRING")
-def _build_string(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push("".join(frame.popn(ins.arg)))
-    return NEXT
-
-
-@opcode("FORMAT_VALUE")
-def _format_value(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    spec = frame.pop() if ins.arg & 0x04 else ""
-    value = frame.pop()
-    convert = {1: str, 2: repr, 3: ascii}.get(ins.arg & 0x03)
-    frame.push(format(convert(value) if convert else value, spec))
-    return NEXT
-
-
-@opcode("LIST_APPEND", "SET_ADD")
-def _list_append(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    value = frame.pop()
-    target = frame.stack[-ins.arg]
-    target.append(value) if isinstance(target, list) else target.add(value)
-    return NEXT
-
-
-@opcode("MAP_ADD")
-def _map_add(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    value = frame.pop()
-    key = frame.pop()
-    frame.stack[-ins.arg][key] = value
-    return NEXT
-
-
-@opcode("LIST_EXTEND", "SET_UPDATE", "DICT_UPDATE", "DICT_MERGE")
-def _extend(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    values = frame.pop()
-    target = frame.stack[-ins.arg]
-    if ins.opname == "DICT_MERGE":
-        duplicate = next((key for key in values if key in target), None)
-        if duplicate is not None:
-            raise TypeError(f"got multiple values for keyword argument {duplicate!r}")
-    getattr(target, "extend" if ins.opname == "LIST_EXTEND" else "update")(values)
-    return NEXT
-
-
-@opcode("LIST_TO_TUPLE")
-def _list_to_tuple(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(tuple(frame.pop()))
-    return NEXT
-
-
-@opcode("UNPACK_SEQUENCE")
-def _unpack_sequence(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    items = list(frame.pop())
-    if len(items) != ins.arg:
-        raise ValueError(f"expected {ins.arg} values to unpack, got {len(items)}")
-    frame.stack.extend(reversed(items))
-    return NEXT
-
-
-@opcode("UNPACK_EX")
-def _unpack_ex(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    before, after = ins.arg & 0xFF, ins.arg >> 8
-    items = list(frame.pop())
-    if len(items) < before + after:
-        raise ValueError(f"expected at least {before + after} values to unpack")
-    middle = interp.provenance.created(items[before : len(items) - after])
-    frame.stack.extend(reversed([*items[:before], middle, *items[len(items) - after :]]))
-    return NEXT
-
-
-# --- functions and calls -----------------------------------------------------------------
-
-
-@opcode("MAKE_FUNCTION")
-def _make_function(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    code = frame.pop()
-    closure = frame.pop() if ins.arg & 0x08 else None
-    annotations = frame.pop() if ins.arg & 0x04 else None
-    kwdefaults = frame.pop() if ins.arg & 0x02 else None
-    defaults = frame.pop() if ins.arg & 0x01 else None
-    fn = types.FunctionType(code, frame.f_globals, code.co_name, defaults, closure)
-    fn.__kwdefaults__ = kwdefaults
-    if annotations is not None:
-        fn.__annotations__ = dict(zip(annotations[::2], annotations[1::2]))
-    fn.__qualname__ = code.co_qualname
-    frame.push(interp.provenance.created(fn))
-    return NEXT
-
-
-@opcode("KW_NAMES")
-def _kw_names(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.kw_names = frame.f_code.co_consts[ins.arg]
-    return NEXT
-
-
-@opcode("CALL")
-def _call(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    args = frame.popn(ins.arg)
-    second = frame.pop()
-    first = frame.pop()
-    fn, args = (second, args) if first is NULL else (first, [second, *args])
-    names, frame.kw_names = frame.kw_names, ()
-    kwargs = {}
-    if names:
-        kwargs = dict(zip(names, args[-len(names) :]))
-        args = args[: -len(names)]
-    frame.push(interp.call(fn, args, kwargs))
-    return NEXT
-
-
-@opcode("CALL_FUNCTION_EX")
-def _call_function_ex(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    kwargs = dict(frame.pop()) if ins.arg & 1 else {}
-    args = tuple(frame.pop())
-    fn = frame.pop()
-    if frame.stack and frame.stack[-1] is NULL:
-        frame.pop()
-    frame.push(interp.call(fn, args, kwargs))
-    return NEXT
-
-
-# --- with, raise and except --------------------------------------------------------------
-
-
-@opcode("BEFORE_WITH")
-def _before_with(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    manager = frame.pop()
-    exit_ = manager.__exit__
-    entered = interp.call(manager.__enter__, (), {})
-    frame.push(exit_)
-    frame.push(entered)
-    return NEXT
-
-
-@opcode("LOAD_ASSERTION_ERROR")
-def _load_assertion_error(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(AssertionError)
-    return NEXT
-
-
-@opcode("RAISE_VARARGS")
-def _raise(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    if ins.arg == 0:
-        raise RuntimeError("No active exception to reraise")
-    cause = frame.pop() if ins.arg == 2 else None
-    error = frame.pop()
-    if isinstance(error, type):
-        error = error()
-    if ins.arg == 2:
-        raise error from cause
-    raise error
-
-
-@opcode("PUSH_EXC_INFO")
-def _push_exc_info(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    error = frame.pop()
-    frame.push(None)  # the previously handled exception: none inside a captured call
-    frame.push(error)
-    return NEXT
-
-
-@opcode("WITH_EXCEPT_START")
-def _with_except_start(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    error = frame.stack[-1]
-    exit_ = frame.stack[-4]
-    frame.push(interp.call(exit_, (type(error), error, error.__traceback__), {}))
-    return NEXT
-
-
-@opcode("CHECK_EXC_MATCH")
-def _check_exc_match(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    kind = frame.pop()
-    frame.push(isinstance(frame.stack[-1], kind))
-    return NEXT
-
-
-@opcode("POP_EXCEPT")
-def _pop_except(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.pop()
-    return NEXT
-
-
-@opcode("RERAISE")
-def _reraise(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    error = frame.pop()
-    if ins.arg:
-        frame.pop()  # the offset the exception was raised at (lasti)
-    raise error

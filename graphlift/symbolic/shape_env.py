@@ -207,6 +207,12 @@ class ShapeEnv:
         assert isinstance(result, torch.SymInt)
         return result
 
+    def adopt(self, size: torch.SymInt) -> torch.SymInt:
+        """``size`` (a SymInt of another env over the same symbols, such as the
+        env this one was forked from) as a SymInt of this env."""
+        node = size.node
+        return self._wrap_int(self.simplify(node.symbolic_expr), node._hint)
+
     # --- reading the state --------------------------------------------------------------------
 
     @property

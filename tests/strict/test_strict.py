@@ -388,3 +388,19 @@ def test_an_if_on_a_tensor_that_is_not_a_plain_statement_is_refused_with_the_rea
         with pytest.raises(StrictCaptureError, match=reason) as info:
             gl.export(model, (torch.randn(3),), strict=True)
         assert "test_strict.py" in str(info.value)
+
+
+OFFSET = torch.arange(4.0)
+
+
+def test_a_tensor_read_from_a_global_is_lifted_as_in_non_strict_export() -> None:
+    class M(nn.Module):
+        def forward(self, x):
+            return x + OFFSET
+
+    ep = same_program(M(), (torch.randn(2, 4),))
+    assert not ep.python_guards  # tensors are constants of the program, not guarded values
+    assert [s.kind.name for s in ep.graph_signature.input_specs] == [
+        "CONSTANT_TENSOR",
+        "USER_INPUT",
+    ]
