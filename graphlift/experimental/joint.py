@@ -25,12 +25,13 @@ requires grad (``GRADIENT_TO_USER_INPUT``). Choices, each documented in
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch._decomp import decomposition_table
 from torch._dispatch.python import enable_python_dispatcher
 
 from graphlift.decompose.engine import replay_placeholder
@@ -94,8 +95,16 @@ def _math_attention(
 
 
 #: Ops differentiated through another implementation than the one their
-#: autograd kernel dispatches to, each with the reason in its docstring.
-DIFFERENTIATED_AS = {aten.scaled_dot_product_attention.default: _math_attention}
+#: autograd kernel dispatches to: attention (see ``_math_attention``), and the
+#: recurrent ops through torch's Python decompositions (functional, one cell
+#: per step): GRU's C++ kernel calls ``transpose_``, a metadata mutation no
+#: functional graph can record. LSTM's C++ kernel traces fine (portable paths).
+DIFFERENTIATED_AS: dict[Any, Callable[..., Any]] = {
+    aten.scaled_dot_product_attention.default: _math_attention,
+    aten.gru.input: decomposition_table[aten.gru.input],
+    aten.rnn_tanh.input: decomposition_table[aten.rnn_tanh.input],
+    aten.rnn_relu.input: decomposition_table[aten.rnn_relu.input],
+}
 
 
 class JointRecorder(ReplayRecorder):

@@ -358,11 +358,14 @@ class SquaredOutputs(nn.Module):
 
 
 @pytest.mark.slow
-def test_lstm_is_differentiated_without_the_mkldnn_layer() -> None:
-    """With mkldnn on, LSTM's layer returns the workspace its backward needs only
-    when grad mode is on, so the joint program failed under no_grad; the joint
-    export runs the portable kernels, as run_decompositions does."""
-    case = get_case("nn_lstm")
+@pytest.mark.parametrize("name", ["nn_lstm", "nn_gru"])
+def test_recurrent_layers_equal_eager(name: str) -> None:
+    """LSTM: with mkldnn on, its layer returns the workspace its backward needs only
+    under grad mode, so the joint program failed under no_grad; the joint export
+    runs the portable kernels, as run_decompositions does. GRU (bidirectional):
+    its C++ kernel calls ``transpose_``; it is differentiated through torch's
+    Python decomposition instead."""
+    case = get_case(name)
     model = SquaredOutputs(case.make_model()).train()
     args, _ = case.make_inputs()
     joint = export_forward_backward(gl.export(copy.deepcopy(model), args))
