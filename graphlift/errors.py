@@ -49,6 +49,24 @@ class GraphTargetError(GraphliftError, ValueError):
     """A node's target has the wrong type for its opcode (torch.fx's lint: ValueError)."""
 
 
+class RewriteError(GraphliftError, AssertionError):
+    """A subgraph-rewrite pattern and its replacement do not fit together (other
+    input or output counts; torch.fx's subgraph rewriter: AssertionError)."""
+
+
+class InputKeyError(GraphliftError, KeyError):
+    """A structured input lacks a key the graph was traced with (torch.fx's
+    flattening: KeyError)."""
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return Exception.__str__(self)
+
+
+class InputIndexError(GraphliftError, IndexError):
+    """A structured input has fewer items than the graph was traced with
+    (torch.fx's flattening: IndexError)."""
+
+
 # --- Python-level tracing ---------------------------------------------------------
 
 

@@ -56,6 +56,29 @@ class SourceLocation:
         code = self.code
         return f"{text}\n    {code}" if code else text
 
+    @property
+    def stack_trace(self) -> str:
+        """What a node records as ``meta["stack_trace"]``: like ``str(self)``, but the
+        file named relative to the ``sys.path`` entry it was imported from, so that
+        printouts and archives are the same on every machine and in every clone."""
+        text = f"{import_relative_path(self.filename)}:{self.lineno} in {self.function}"
+        code = self.code
+        return f"{text}\n    {code}" if code else text
+
+
+def import_relative_path(filename: str) -> str:
+    """``filename`` relative to the ``sys.path`` entry it was imported from
+    (``transformers/models/llama/modeling_llama.py``, ``model.py``), with ``/``
+    separators; its base name if no entry holds it."""
+    path = os.path.abspath(filename)
+    roots = [os.path.abspath(entry or os.getcwd()) for entry in sys.path]
+    # the innermost entry holding the file is the one a module name resolves against
+    holding = [root for root in roots if path.startswith(root.rstrip(os.sep) + os.sep)]
+    if not holding:
+        return os.path.basename(path)
+    relative = os.path.relpath(path, max(holding, key=len))
+    return relative.replace(os.sep, "/")
+
 
 def is_user_file(filename: str) -> bool:
     """True unless ``filename`` belongs to torch, graphlift or the standard library.

@@ -15,18 +15,16 @@ import dis
 import operator
 import sys
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
-from graphlift.errors import TraceError
-from graphlift.ir.node import Node, map_aggregate
+from graphlift.errors import GraphError, TraceError, UnsupportedTraceError
+from graphlift.ir.graph import Graph
+from graphlift.ir.node import Argument, Node, Target, map_aggregate
 from graphlift.source import user_location, user_where
-
-if TYPE_CHECKING:
-    from graphlift.fx.tracer import Tracer
 
 CONTROL_FLOW_HINT = (
     "symbolic tracing records operations, not Python control flow, so a traced value "
@@ -36,12 +34,133 @@ CONTROL_FLOW_HINT = (
 )
 
 
-class Proxy:
-    """A traced value: ``proxy.node`` is the Node that computes it."""
+# Python values that go into a graph as they are.
+LITERAL_TYPES = (
+    bool, int, float, complex, str, bytes, type(None), type(Ellipsis), range,
+    torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size,
+)  # fmt: skip
 
-    def __init__(self, node: Node, tracer: Tracer | None = None) -> None:
+
+class TracerBase:
+    """What a Proxy needs to record: turn values into node arguments and
+    create nodes in ``self.graph`` (torch.fx's TracerBase). `Tracer` adds
+    running a module; `GraphAppendingTracer` is this alone."""
+
+    graph: Graph
+    record_stack_traces = False
+    module_stack: dict[str, tuple[str, type]]
+
+    def create_arg(self, a: Any) -> Argument:
+        """Turn a value the traced code passes to an operation into a node argument."""
+        if isinstance(a, Proxy):
+            return a.node
+        if hasattr(a, "__fx_create_arg__"):
+            return a.__fx_create_arg__(self)
+        if isinstance(a, tuple) and hasattr(a, "_fields"):
+            # A namedtuple is built by a node of its own (as torch.fx does), so
+            # its construction shows in the graph and in generated code.
+            fields = tuple(self.create_arg(x) for x in a)
+            return self.create_node("call_function", type(a), fields, {})
+        if isinstance(a, tuple):
+            return tuple(self.create_arg(x) for x in a)
+        if isinstance(a, list):
+            return [self.create_arg(x) for x in a]
+        if isinstance(a, dict):
+            return {self._dict_key(k): self.create_arg(v) for k, v in a.items()}
+        if isinstance(a, slice):
+            return slice(self.create_arg(a.start), self.create_arg(a.stop), self.create_arg(a.step))
+        if isinstance(a, LITERAL_TYPES) or (callable(a) and not isinstance(a, torch.nn.Module)):
+            return a
+        if type(a).__module__ == "enum" or hasattr(type(a), "__members__"):
+            return a
+        raise UnsupportedTraceError(
+            f"cannot record an argument of type {type(a).__name__}: graphs hold tensors, "
+            "Python scalars, strings, dtypes, devices and containers of those",
+            where=user_where(),
+        )
+
+    def _dict_key(self, key: Any) -> Any:
+        if isinstance(key, Proxy | Node):
+            raise GraphError(
+                "a traced value is used as a dictionary key; keys of a recorded dict "
+                "cannot contain a Node (use a constant key)"
+                + (f"\n  at {user_where()}" if user_where() else "")
+            )
+        return key
+
+    def create_node(
+        self,
+        kind: str,
+        target: Target,
+        args: tuple[Argument, ...],
+        kwargs: dict[str, Argument],
+        name: str | None = None,
+        type_expr: Any = None,
+    ) -> Node:
+        node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
+        if self.record_stack_traces and kind not in ("placeholder", "output"):
+            location = user_location(sys._getframe(1))
+            if location is not None:
+                node.meta["stack_trace"] = location.stack_trace
+        if getattr(self, "module_stack", None):
+            node.meta["nn_module_stack"] = dict(self.module_stack)
+        return node
+
+    def create_proxy(
+        self,
+        kind: str,
+        target: Target,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: str | None = None,
+        type_expr: Any = None,
+        proxy_factory_fn: Callable[[Node], Proxy] | None = None,
+    ) -> Proxy:
+        # A placeholder's args are its default value, kept as it is (a tensor
+        # default must not become a get_attr defined after the signature).
+        node_args = args if kind == "placeholder" else self.create_arg(args)
+        node = self.create_node(kind, target, node_args, self.create_arg(kwargs), name, type_expr)
+        return proxy_factory_fn(node) if proxy_factory_fn else self.proxy(node)
+
+    def proxy(self, node: Node) -> Proxy:
+        return Proxy(node, self)
+
+    def iter(self, obj: Proxy) -> Any:
+        raise TraceError(
+            f"cannot iterate over a traced value: {CONTROL_FLOW_HINT}", where=user_where()
+        )
+
+    def keys(self, obj: Proxy) -> Any:
+        raise TraceError(
+            f"cannot unpack a traced value with **: {CONTROL_FLOW_HINT}", where=user_where()
+        )
+
+    def to_bool(self, obj: Proxy) -> bool:
+        raise TraceError(
+            f"a traced value is used as a condition (if/while/and/or/not): {CONTROL_FLOW_HINT}",
+            where=user_where(),
+        )
+
+
+class GraphAppendingTracer(TracerBase):
+    """Records into an existing graph, at its insertion point: the tracer of
+    ``Proxy(node)`` made outside any trace (graph editing through proxies)."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.graph = graph
+        self.module_stack = {}
+
+
+class Proxy:
+    """A traced value: ``proxy.node`` is the Node that computes it.
+
+    Without a tracer (``Proxy(node)``), operations on it are recorded in
+    ``node.graph`` at its insertion point, as torch.fx does.
+    """
+
+    def __init__(self, node: Node, tracer: TracerBase | None = None) -> None:
         self.node = node
-        self.tracer: Tracer = tracer  # type: ignore[assignment]
+        self.tracer: TracerBase = tracer if tracer is not None else GraphAppendingTracer(node.graph)
 
     def __repr__(self) -> str:
         return f"Proxy({self.node.name})"
@@ -88,14 +207,20 @@ class Proxy:
         cls, orig_method: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None
     ) -> Any:
         kwargs = kwargs or {}
-        tracers = {p.tracer for p in _proxies_in((args, kwargs))}
+        tracers = {_recording_identity(p.tracer): p.tracer for p in _proxies_in((args, kwargs))}
         if len(tracers) != 1:
             raise TraceError("values from two different traces were combined in one operation",
                              where=user_where(sys._getframe(1)))  # fmt: skip
-        tracer = tracers.pop()
+        tracer = next(iter(tracers.values()))
         if torch.overrides.is_tensor_method_or_property(orig_method):
             return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
         return tracer.create_proxy("call_function", orig_method, args, kwargs)
+
+
+def _recording_identity(tracer: TracerBase) -> object:
+    """Proxies made with ``Proxy(node)`` on one graph each have their own
+    GraphAppendingTracer; they record into the same place, so they combine."""
+    return tracer.graph if isinstance(tracer, GraphAppendingTracer) else tracer
 
 
 class Attribute(Proxy):

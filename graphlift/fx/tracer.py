@@ -25,16 +25,20 @@ from types import FunctionType, ModuleType
 from typing import Any
 
 import torch
+import torch.utils._pytree as torch_pytree
 
 from graphlift.errors import TraceError, UnknownAttributeError, UnsupportedTraceError
-from graphlift.fx.proxy import CONTROL_FLOW_HINT, Proxy, _proxies_in
+from graphlift.fx.proxy import Proxy, TracerBase, _proxies_in
+from graphlift.fx.proxyable import PROXYABLE_CLASSES
 from graphlift.ir.codegen import is_generated_code
 from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
-from graphlift.ir.node import Argument, Node, Target
+from graphlift.ir.input_structure import META_KEY as INPUT_META_KEY
+from graphlift.ir.input_structure import FlattenedInput
+from graphlift.ir.node import Argument, Node
 from graphlift.patching import Patcher
-from graphlift.source import user_location, user_where
+from graphlift.source import user_where
 
 
 class PHBase:
@@ -46,14 +50,8 @@ class PHBase:
 
 PH = PHBase()
 
-# Python values that go into a graph as they are.
-_LITERAL_TYPES = (
-    bool, int, float, complex, str, bytes, type(None), type(Ellipsis), range,
-    torch.dtype, torch.device, torch.layout, torch.memory_format, torch.Size,
-)  # fmt: skip
 
-
-class Tracer:
+class Tracer(TracerBase):
     """Turns a module or function into a Graph by running it on Proxies.
 
     ``autowrap_modules``: modules whose functions are recorded as single calls
@@ -76,6 +74,7 @@ class Tracer:
         self.graph = Graph()
         self.root: torch.nn.Module = torch.nn.Module()
         self.tensor_constants: dict[str, torch.Tensor] = {}
+        self.object_constants: dict[str, Any] = {}
         self.module_stack: dict[str, tuple[str, type]] = {}
         self._tensor_attributes: dict[int, str] = {}
         self._module_paths: dict[int, str] = {}
@@ -145,92 +144,34 @@ class Tracer:
         return parameter_proxy_cache[qualified_name]
 
     def create_arg(self, a: Any) -> Argument:
-        """Turn a value the traced code passes to an operation into a node argument."""
-        if isinstance(a, Proxy):
-            return a.node
+        """Turn a value the traced code passes to an operation into a node
+        argument; tensors become ``get_attr`` nodes (see TracerBase for the rest)."""
         if isinstance(a, torch.nn.Parameter | torch.Tensor):
             return self._tensor_argument(a)
-        if isinstance(a, tuple) and hasattr(a, "_fields"):
-            # A namedtuple is built by a node of its own (as torch.fx does), so
-            # its construction shows in the graph and in generated code.
-            fields = tuple(self.create_arg(x) for x in a)
-            return self.create_node("call_function", type(a), fields, {})
-        if isinstance(a, tuple):
-            return tuple(self.create_arg(x) for x in a)
-        if isinstance(a, list):
-            return [self.create_arg(x) for x in a]
-        if isinstance(a, dict):
-            return {k: self.create_arg(v) for k, v in a.items()}
-        if isinstance(a, slice):
-            return slice(self.create_arg(a.start), self.create_arg(a.stop), self.create_arg(a.step))
-        if isinstance(a, _LITERAL_TYPES) or (callable(a) and not isinstance(a, torch.nn.Module)):
-            return a
         if isinstance(a, torch.nn.Module):
-            raise TraceError(
-                f"a module ({type(a).__name__}) is passed as an argument to an operation; "
-                "only tensors and plain values can be recorded",
-                where=user_where(),
-            )
-        if type(a).__module__ == "enum" or hasattr(type(a), "__members__"):
-            return a
-        raise UnsupportedTraceError(
-            f"cannot record an argument of type {type(a).__name__}: graphs hold tensors, "
-            "Python scalars, strings, dtypes, devices and containers of those",
-            where=user_where(),
-        )
+            path = self._module_paths.get(id(a))
+            if path is None:
+                raise UnknownAttributeError(
+                    f"a module ({type(a).__name__}) that is not part of the traced module is "
+                    "passed to an operation; assign it to an attribute in __init__",
+                    where=user_where(),
+                )
+            return self.create_node("get_attr", path, (), {})
+        if type(a) in PROXYABLE_CLASSES:
+            return self.create_node("get_attr", self._constant_name(a), (), {})
+        return super().create_arg(a)
 
-    def create_node(
-        self,
-        kind: str,
-        target: Target,
-        args: tuple[Argument, ...],
-        kwargs: dict[str, Argument],
-        name: str | None = None,
-        type_expr: Any = None,
-    ) -> Node:
-        node = self.graph.create_node(kind, target, args, kwargs, name, type_expr)
-        if self.record_stack_traces and kind not in ("placeholder", "output"):
-            location = user_location(sys._getframe(1))
-            if location is not None:
-                node.meta["stack_trace"] = str(location)
-        if self.module_stack:
-            node.meta["nn_module_stack"] = dict(self.module_stack)
-        return node
-
-    def create_proxy(
-        self,
-        kind: str,
-        target: Target,
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        name: str | None = None,
-        type_expr: Any = None,
-        proxy_factory_fn: Callable[[Node], Proxy] | None = None,
-    ) -> Proxy:
-        # A placeholder's args are its default value, kept as it is (a tensor
-        # default must not become a get_attr defined after the signature).
-        node_args = args if kind == "placeholder" else self.create_arg(args)
-        node = self.create_node(kind, target, node_args, self.create_arg(kwargs), name, type_expr)
-        return proxy_factory_fn(node) if proxy_factory_fn else self.proxy(node)
-
-    def proxy(self, node: Node) -> Proxy:
-        return Proxy(node, self)
-
-    def iter(self, obj: Proxy) -> Any:
-        raise TraceError(
-            f"cannot iterate over a traced value: {CONTROL_FLOW_HINT}", where=user_where()
-        )
-
-    def keys(self, obj: Proxy) -> Any:
-        raise TraceError(
-            f"cannot unpack a traced value with **: {CONTROL_FLOW_HINT}", where=user_where()
-        )
-
-    def to_bool(self, obj: Proxy) -> bool:
-        raise TraceError(
-            f"a traced value is used as a condition (if/while/and/or/not): {CONTROL_FLOW_HINT}",
-            where=user_where(),
-        )
+    def _constant_name(self, value: Any) -> str:
+        """Where a constant object the trace uses lives on the GraphModule."""
+        for name, known in self.object_constants.items():
+            if known is value:
+                return name
+        index = 0
+        while f"_{type(value).__name__}_constant_{index}" in self.object_constants:
+            index += 1
+        name = f"_{type(value).__name__}_constant_{index}"
+        self.object_constants[name] = value
+        return name
 
     # --- tracing -------------------------------------------------------------------------
 
@@ -248,6 +189,7 @@ class Tracer:
             fn = root
         self.graph = Graph()
         self.tensor_constants = {}
+        self.object_constants = {}
         self.module_stack = {}
         self._attribute_proxies = {}
         self._module_paths = {}
@@ -266,6 +208,10 @@ class Tracer:
                                  type_expr=fn.__annotations__.get("return"))  # fmt: skip
             finally:
                 self._patcher = None
+        # Constants made while tracing live on a shallow copy of the root, so
+        # that GraphModule(tracer.root, graph) finds them and the user's module
+        # is never modified.
+        self.root = _root_with_constants(self)
         return self.graph
 
     def _placeholders(
@@ -281,42 +227,52 @@ class Tracer:
         """
         analysis = inspect.unwrap(fn)
         parameters = inspect.signature(analysis).parameters
-        if analysis is fn:
-            fn, names = _positional_form(fn)
-            keyword_only: set[str] = set()
-        else:
-            names = [_placeholder_name(p) for p in parameters.values()]
-            keyword_only = {p.name for p in parameters.values() if p.kind is p.KEYWORD_ONLY}
-        names = names[1:] if is_method else names
+        names = [_placeholder_name(p) for p in parameters.values()]
+        if is_method:
+            _check_self_parameter(list(parameters.values()))
+            names = names[1:]
+        call_order = names
+        keyword_only = {p.name for p in parameters.values() if p.kind is p.KEYWORD_ONLY}
+        if analysis is fn:  # called positionally, in the order of its code object
+            fn, call_order = _positional_form(fn)
+            call_order = call_order[1:] if is_method else call_order
+            keyword_only = set()
         unknown = set(concrete_args) - {name.lstrip("*") for name in names}
         if unknown:
             raise TraceError(
                 f"concrete_args names {sorted(unknown)}, which forward does not take; "
                 f"its parameters are {names}"
             )
+        values = {name: self._input(name, parameters[name.lstrip("*")], analysis, concrete_args)
+                  for name in names}  # fmt: skip
         args: list[Any] = [self.root] if is_method else []
-        kwargs: dict[str, Any] = {}
-        for name in names:
-            param = parameters[name.lstrip("*")]
-            default = () if param.default is inspect.Parameter.empty else (param.default,)
-            if param.name in concrete_args:
-                value = self._concrete_input(name, concrete_args[param.name], default)
-            else:
-                annotation = analysis.__annotations__.get(param.name)
-                value = self.create_proxy("placeholder", name, default, {}, type_expr=annotation)
-            if param.name in keyword_only:
-                kwargs[param.name] = value
-            else:
-                args.append(value)
+        args += [values[name] for name in call_order if name.lstrip("*") not in keyword_only]
+        kwargs = {name: values[name] for name in names if name in keyword_only}
         return fn, args, kwargs
+
+    def _input(
+        self,
+        name: str,
+        param: inspect.Parameter,
+        analysis: Callable[..., Any],
+        concrete_args: dict[str, Any],
+    ) -> Any:
+        """The value the traced function gets for parameter ``name``."""
+        default = () if param.default is inspect.Parameter.empty else (param.default,)
+        if param.name in concrete_args:
+            return self._concrete_input(name, concrete_args[param.name], default)
+        annotation = analysis.__annotations__.get(param.name)
+        return self.create_proxy("placeholder", name, default, {}, type_expr=annotation)
 
     def _concrete_input(self, name: str, value: Any, default: tuple[Any, ...]) -> Any:
         """An input fixed by ``concrete_args``: the graph keeps the input (its
         default is the concrete value) and checks it at run time; ``PH`` leaves
         inside a container stay graph values."""
-        if value is PH:
-            return self.create_proxy("placeholder", name, default, {})
-        if _proxies_in(value) or _contains_placeholder(value):
+        if isinstance(value, PHBase):
+            return self._ph_input(name, value, default)
+        if _contains_placeholder(value):
+            return self._structured_input(name, value)
+        if _proxies_in(value):
             placeholder = self.create_proxy("placeholder", name, default, {})
             return _substitute_placeholders(value, placeholder)
         placeholder = self.create_proxy(
@@ -329,6 +285,45 @@ class Tracer:
         elif _is_plain_constant(value):
             torch._assert(placeholder == value, _specialized(name, value))
         return value
+
+    def _ph_input(self, name: str, marker: PHBase, default: tuple[Any, ...]) -> Proxy:
+        """A placeholder for a PH; attributes set on a PHBase subclass instance
+        are copied to the node, as torch.fx does."""
+        proxy = self.create_proxy("placeholder", name, default, {})
+        for attribute, attribute_value in vars(marker).items():
+            setattr(proxy.node, attribute, attribute_value)
+        return proxy
+
+    def _structured_input(self, name: str, value: Any) -> Any:
+        """One placeholder per leaf of a structure holding PHs (``x_1``, ``x_2``...,
+        as torch.fx names them); constant leaves are checked at run time."""
+        leaves, spec = torch_pytree.tree_flatten(value, is_leaf=lambda v: isinstance(v, PHBase))
+        values = []
+        for index, leaf in enumerate(leaves):
+            leaf_name = f"{name}_{index + 1}"
+            if isinstance(leaf, PHBase):
+                proxy = self._ph_input(leaf_name, leaf, ())
+            else:
+                proxy = self._concrete_leaf(leaf_name, leaf)
+            proxy.node.meta[INPUT_META_KEY] = FlattenedInput(name, index, spec)
+            values.append(proxy if isinstance(leaf, PHBase) else leaf)
+        return torch_pytree.tree_unflatten(values, spec)
+
+    def _concrete_leaf(self, name: str, value: Any) -> Proxy:
+        placeholder = self.create_proxy("placeholder", name, (), {})
+        if value is None:
+            self.create_proxy(
+                "call_function", _assert_is_none, (placeholder, _specialized(name, value)), {}
+            )
+        elif _is_plain_constant(value):
+            torch._assert(placeholder == value, _specialized(name, value))
+        else:
+            raise TraceError(
+                f"concrete_args fixes {name} to a {type(value).__name__}, which cannot be "
+                "checked at run time; pass PH for it so that it stays a graph input",
+                where=user_where(),
+            )
+        return placeholder
 
     def _patch_globals(self, patcher: Patcher, fn: Callable[..., Any]) -> None:
         # Identify the functions to record before any of them is patched away.
@@ -466,6 +461,16 @@ def _wrapped_function_ids() -> set[int]:
     return found
 
 
+def _check_self_parameter(parameters: list[inspect.Parameter]) -> None:
+    """A module's forward must take ``self`` as an ordinary first parameter."""
+    if not parameters or parameters[0].kind is inspect.Parameter.VAR_POSITIONAL:
+        raise UnsupportedTraceError(
+            "``self`` argument cannot be part of *args expansion: forward must take "
+            "self as its first parameter (def forward(self, ...))",
+            where=user_where(),
+        )
+
+
 def _placeholder_name(parameter: inspect.Parameter) -> str:
     stars = {parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}.get(parameter.kind, "")
     return stars + parameter.name
@@ -509,19 +514,12 @@ def _specialized(name: str, value: Any) -> str:
 
 
 def _contains_placeholder(value: Any) -> bool:
-    if value is PH:
-        return True
-    if isinstance(value, tuple | list):
-        return any(_contains_placeholder(v) for v in value)
-    if isinstance(value, dict):
-        return any(_contains_placeholder(v) for v in value.values())
-    return False
+    leaves = torch_pytree.tree_leaves(value, is_leaf=lambda v: isinstance(v, PHBase))
+    return any(isinstance(leaf, PHBase) for leaf in leaves)
 
 
 def _substitute_placeholders(value: Any, source: Proxy) -> Any:
-    """Rebuild ``value`` with each PH replaced by the matching item of ``source``."""
-    if value is PH:
-        return source
+    """Rebuild ``value`` with each proxy-free item read from ``source``."""
     if isinstance(value, dict):
         return {k: _substitute_placeholders(v, source[k]) for k, v in value.items()}
     if isinstance(value, tuple | list):
@@ -579,15 +577,16 @@ def symbolic_trace(
     tracer = Tracer()
     graph = tracer.trace(root, concrete_args)
     name = type(root).__name__ if isinstance(root, torch.nn.Module) else root.__name__
-    return GraphModule(_root_with_constants(tracer), graph, name)
+    return GraphModule(tracer.root, graph, name)
 
 
 def _root_with_constants(tracer: Tracer) -> torch.nn.Module:
     """A shallow copy of the traced root that also holds the tracing constants."""
-    if not tracer.tensor_constants:
+    if not tracer.tensor_constants and not tracer.object_constants:
         return tracer.root
     shell = copy.copy(tracer.root)
     shell._buffers = dict(shell._buffers)
     for name, tensor in tracer.tensor_constants.items():
         shell._buffers[name] = tensor
+    shell.__dict__.update(tracer.object_constants)
     return shell

@@ -15,6 +15,7 @@ from graphlift.fx.proxy import Proxy
 from graphlift.fx.tracer import Tracer
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
+from graphlift.ir.input_structure import META_KEY as INPUT_META_KEY
 from graphlift.ir.interpreter import Interpreter
 from graphlift.ir.node import Target
 
@@ -40,7 +41,13 @@ class Transformer(Interpreter):
 
     def placeholder(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Proxy:
         default = args[0] if args else ...
-        return Proxy(self.new_graph.placeholder(str(target), default_value=default), self.tracer)
+        node = self.new_graph.placeholder(str(target), default_value=default)
+        # A leaf of a structured input stays one, so the new module takes the
+        # same arguments as the old one.
+        source = self.graph.find_nodes(op="placeholder", target=target)
+        if source and INPUT_META_KEY in source[0].meta:
+            node.meta[INPUT_META_KEY] = source[0].meta[INPUT_META_KEY]
+        return Proxy(node, self.tracer)
 
     def get_attr(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Proxy:
         return self.tracer.create_proxy("get_attr", target, args, kwargs)

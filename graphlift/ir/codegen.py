@@ -20,6 +20,7 @@ import keyword
 import linecache
 import math
 import operator
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from graphlift.errors import GraphError
+from graphlift.ir.input_structure import META_KEY as INPUT_META_KEY
+from graphlift.ir.input_structure import flatten_input, structured_parameters
 from graphlift.ir.node import Argument, Node, last_uses
 
 if TYPE_CHECKING:
@@ -65,7 +69,21 @@ class PythonCode:
 
 
 def generate_python(graph: Graph, root_module: str = "self") -> PythonCode:
+    _refuse_foreign_nodes(graph)
     return _CodeWriter(graph, root_module).write()
+
+
+def _refuse_foreign_nodes(graph: Graph) -> None:
+    """Code that reads a node of another graph would read whatever value has
+    that name here (torch.fx generates it anyway): refuse, as lint() does."""
+    for node in graph.nodes:
+        for used in node.all_input_nodes:
+            if used.graph is not graph:
+                raise GraphError(
+                    f"node {node.name!r} uses {used.name!r}, which belongs to another graph, so "
+                    "no code can be generated; map arguments when copying nodes "
+                    "(node_copy's arg_transform), graph.lint() lists every such use"
+                )
 
 
 class _CodeWriter:
@@ -93,12 +111,18 @@ class _CodeWriter:
         body: list[str] = []
         placeholders = [node for node in self.graph.nodes if node.op == "placeholder"]
         taken: set[str] = set()
-        for node in placeholders:
-            name = self._parameter_name(node, taken)
+        for parameter, nodes in structured_parameters(placeholders):
+            if parameter:  # leaves of one structured input (concrete_args with PH)
+                name = _unique(parameter, taken | self._used_names)
+                params.append(name)
+                body.append(self._flattening(name, nodes))
+                taken.add(name)
+                continue
+            name = self._parameter_name(nodes[0], taken)
             taken.add(name)
-            params.append(self._parameter(node, name))
-            if name != node.name:
-                body.append(f"{node.name} = {name}")
+            params.append(self._parameter(nodes[0], name))
+            if name != nodes[0].name:
+                body.append(f"{nodes[0].name} = {name}")
         # A parameter named like a global the body needs (torch, float, ...)
         # keeps its keyword; the body reaches that global through an alias.
         self._shadowed = taken
@@ -114,9 +138,18 @@ class _CodeWriter:
             body.append(line)
         if not body or not body[-1].startswith("return"):
             body.append("return None")
-        signature = ", ".join([self.root, *params])
+        signature = ", ".join([self.root, *_legal_parameter_order(params)])
         src = f"def forward({signature}):\n" + "".join(f"    {line}\n" for line in body)
         return PythonCode(src, self.globals)
+
+    def _flattening(self, parameter: str, leaves: list[Node]) -> str:
+        """``x_1, x_2, = flatten_input(x, spec, 'x')`` for a structured input."""
+        spec = leaves[0].meta[INPUT_META_KEY].spec
+        targets = ", ".join(leaf.name for leaf in leaves)
+        call = (
+            f"{self.reference(flatten_input)}({parameter}, {self.reference(spec)}, {parameter!r})"
+        )
+        return f"{targets}, = {call}"
 
     def _parameter_name(self, node: Node, taken: set[str]) -> str:
         """The target (so callers can pass it by keyword, as in torch.fx) unless
@@ -264,6 +297,7 @@ class _CodeWriter:
         key = id(obj)
         if key not in self._global_names:
             base = getattr(obj, "__name__", None) or type(obj).__name__.lower()
+            base = re.sub(r"\W", "_", str(base))  # <lambda> -> _lambda_
             name = _unique(f"_{base}" if not base.startswith("_") else base, self._used_names)
             self._global_names[key] = name
             self.globals[name] = obj
@@ -308,6 +342,18 @@ def public_path(obj: Any) -> str | None:
         if getattr(owner, name, None) is obj:
             return f"{path}.{name}"
     return None
+
+
+def _legal_parameter_order(params: list[str]) -> list[str]:
+    """Drop the defaults Python would reject: a positional parameter without a
+    default may not follow one with a default (``concrete_args`` can fix an
+    early parameter and leave a later one free). After ``*args`` every
+    parameter is keyword-only, where any order is legal."""
+    star = next((i for i, p in enumerate(params) if p.startswith("*")), len(params))
+    positional = params[:star]
+    last_required = max((i for i, p in enumerate(positional) if "=" not in p), default=-1)
+    kept = [p.split("=", 1)[0] if i < last_required else p for i, p in enumerate(positional)]
+    return kept + params[star:]
 
 
 def _unique(base: str, used: set[str]) -> str:

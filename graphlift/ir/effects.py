@@ -36,6 +36,13 @@ SIDE_EFFECT_FUNCTIONS: set[Callable[..., Any]] = {
     torch.nn.functional.gumbel_softmax,
 }  # fmt: skip
 
+# Profiler ranges: an exit pairs with its enter; neither may be erased (torch.fx keeps them too).
+SIDE_EFFECT_FUNCTIONS |= {
+    op
+    for name in ("_record_function_enter", "_record_function_enter_new", "_record_function_exit")
+    for op in (getattr(torch.ops.profiler, name), getattr(torch.ops.profiler, name).default)
+}
+
 # Tensor methods that consume randomness without a trailing underscore.
 RANDOM_METHODS = {"bernoulli", "multinomial"}
 

@@ -13,10 +13,13 @@ import copy
 import re
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+import torch
 
 from graphlift.errors import GraphError
 from graphlift.ir.codegen import RESERVED_NAMES, PythonCode, generate_python
+from graphlift.ir.input_structure import process_inputs
 from graphlift.ir.lint import lint_graph
 from graphlift.ir.node import (
     OPCODES,
@@ -28,9 +31,7 @@ from graphlift.ir.node import (
     map_arg,
 )
 from graphlift.ir.passes.dce import eliminate_dead_code
-
-if TYPE_CHECKING:
-    import torch
+from graphlift.ir.tabular import tabulate_graph
 
 
 class Namespace:
@@ -61,15 +62,21 @@ class Namespace:
 
 def snake_case(name: str) -> str:
     """``TensorPair`` -> ``tensor_pair``; names already in snake case are unchanged."""
-    return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return re.sub(r"(?<=[a-z])([A-Z])", r"_\1", name).lower()
 
 
 def candidate_name(op: str, target: Target) -> str:
+    """A node's default name, as torch.fx makes it: the function's or op's name,
+    or the string target in snake case (``activations.PascalCase`` ->
+    ``activations_pascal_case``, ``__add__`` -> ``add``)."""
     if op == "call_function":
         if callable(target) and hasattr(target, "_schema"):  # ATen overload: aten.add.Tensor
             return target._schema.name.split("::")[-1]
         return snake_case(describe_target(target).rsplit(".", 1)[-1])
-    return str(target).lstrip("*")
+    name = str(target).lstrip("*")
+    if name.startswith("__") and name.endswith("__") and len(name) > 4:
+        name = name[2:-2]
+    return snake_case(name)
 
 
 class NodeList:
@@ -127,9 +134,8 @@ class Graph:
     def nodes(self) -> NodeList:
         return NodeList(self)
 
-    @property
     def output_node(self) -> Node:
-        """The graph's output node (the last node)."""
+        """The graph's output node (the last node); a method, as in torch.fx."""
         last = self._root._prev
         if last.op != "output":
             raise GraphError("the graph has no output node yet; add one with graph.output(...)")
@@ -157,12 +163,9 @@ class Graph:
     ) -> Node:
         if op not in OPCODES:
             raise GraphError(f"unknown opcode {op!r}; a node's op is one of {', '.join(OPCODES)}")
+        # A node of another graph is accepted here, as torch.fx does, so that
+        # copying loops can fix arguments up afterwards; lint() reports any left.
         for used in _nodes_in(args, kwargs):
-            if used.graph is not self:
-                raise GraphError(
-                    f"node {used.name!r} belongs to another graph and cannot be an argument here; "
-                    "copy it with graph.node_copy(node, arg_transform) first"
-                )
             if used._erased:
                 raise GraphError(f"node {used.name!r} was erased and cannot be an argument")
         unique = self._namespace.create_name(name or candidate_name(op, target))
@@ -254,8 +257,11 @@ class Graph:
 
     def graph_copy(self, graph: Graph, val_map: dict[Node, Node]) -> Argument:
         """Append every node of ``graph`` but its output; returns the output's
-        value in terms of the copies. ``val_map`` collects old -> new nodes."""
+        value in terms of the copies. ``val_map`` collects old -> new nodes;
+        nodes already in it are not copied (map placeholders to values to inline)."""
         for node in graph.nodes:
+            if node in val_map:  # already stands for a value here (inlining)
+                continue
             if node.op == "output":
                 return map_arg(node.args[0], val_map.__getitem__)
             val_map[node] = self.node_copy(node, val_map.__getitem__)
@@ -276,9 +282,10 @@ class Graph:
 
     def __getstate__(self) -> dict[str, Any]:
         records = [
-            (n.name, n.op, n.target, *map_arg((n.args, n.kwargs), _NodeRef.of), n.type, n.meta)
+            (n.name, n.op, _OpRef.wrap(n.target), *map_arg((n.args, n.kwargs), _NodeRef.of),
+             n.type, n.meta)
             for n in self.nodes
-        ]
+        ]  # fmt: skip
         return {"nodes": records}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -286,6 +293,7 @@ class Graph:
         by_name: dict[str, Node] = {}
         for name, op, target, args, kwargs, type_expr, meta in state["nodes"]:
             args, kwargs = _NodeRef.resolve((args, kwargs), by_name)
+            target = target.resolve() if isinstance(target, _OpRef) else target
             node = self.create_node(op, target, args, kwargs, name, type_expr)
             node.meta = meta
             by_name[name] = node
@@ -301,18 +309,45 @@ class Graph:
         """
         lint_graph(self)
 
+    def print_tabular(self) -> None:
+        """Print the nodes as a table (opcode, name, target, args, kwargs), as torch.fx does."""
+        print(tabulate_graph(self.nodes))
+
+    def process_inputs(self, *args: Any) -> list[Any]:
+        """The function's arguments as one value per placeholder (structured
+        inputs flattened, see graphlift.ir.input_structure)."""
+        return process_inputs(self.find_nodes(op="placeholder"), args)
+
     def python_code(self, root_module: str = "self") -> PythonCode:
         """Generate the Python source of this graph as a ``forward`` method."""
         return generate_python(self, root_module)
 
     def __str__(self) -> str:
+        """The compact printout; like torch.export's, each run of nodes from one user
+        line is preceded by ``# File: model.py:12 in forward, code: <the line>``."""
         params = ", ".join(n.name for n in self.nodes if n.op == "placeholder")
         lines = [f"graph({params}):"]
-        lines += [f"    {node.format_node()}" for node in self.nodes if node.op != "placeholder"]
+        previous = None
+        for node in self.nodes:
+            if node.op == "placeholder":
+                continue
+            source = node.meta.get("stack_trace") if node.op != "output" else None
+            if source and source != previous:
+                lines.append(f"    {format_source_comment(source)}")
+            previous = source
+            lines.append(f"    {node.format_node()}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
         return f"<Graph with {len(self.nodes)} nodes>"
+
+
+def format_source_comment(stack_trace: str) -> str:
+    """``# File: model.py:12 in forward, code: y = self.fc(x)`` for a node's
+    ``meta["stack_trace"]`` (``"model.py:12 in forward\\n    y = self.fc(x)"``)."""
+    location, _, code = stack_trace.partition("\n")
+    code = code.strip()
+    return f"# File: {location}, code: {code}" if code else f"# File: {location}"
 
 
 def _nodes_in(args: Any, kwargs: Any) -> list[Node]:
@@ -339,3 +374,28 @@ class _NodeRef:
     @staticmethod
     def resolve(arg: Argument, by_name: dict[str, Node]) -> Any:
         return map_aggregate(arg, lambda a: by_name[a.name] if isinstance(a, _NodeRef) else a)
+
+
+class _OpRef:
+    """A torch op target in a pickled graph, by name: some op packets hold
+    C++ function records that cannot be pickled."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_OpRef, (self.path,))
+
+    @staticmethod
+    def wrap(target: Any) -> Any:
+        if isinstance(target, torch._ops.OpOverload | torch._ops.OpOverloadPacket):
+            return _OpRef(str(target))  # aten.add.Tensor or aten.add
+        return target
+
+    def resolve(self) -> Any:
+        value: Any = torch.ops
+        for atom in self.path.split("."):
+            value = getattr(value, atom)
+        return value

@@ -52,7 +52,7 @@ class GraphModule(torch.nn.Module):
                     raise GraphError(
                         f"the graph refers to {target!r}, but the dict given as root has no such key"
                     )
-                _install_attribute(self, target, root[target], as_buffer=False)
+                _install_attribute(self, target, root[target], as_buffer=True)
         else:
             raise GraphError(
                 f"GraphModule root must be an nn.Module or a dict, got {type(root).__name__}"
@@ -114,6 +114,9 @@ class GraphModule(torch.nn.Module):
         for target in _referenced_attributes(self._graph):
             atoms = target.split(".")
             used.update(".".join(atoms[:i]) for i in range(1, len(atoms) + 1))
+        for node in self._graph.find_nodes(op="call_module"):  # a called module keeps its children
+            called = self.get_submodule(str(node.target))
+            used.update(f"{node.target}.{name}" for name, _ in called.named_modules() if name)
         for name, _ in list(self.named_modules()):
             if name and name not in used:
                 self.delete_submodule(name)

@@ -36,7 +36,7 @@ class Interpreter:
     def run(self, *args: Any, initial_env: dict[Node, Any] | None = None) -> Any:
         """Run the graph on ``args``; returns what its output node returns."""
         self.env = dict(initial_env) if initial_env else {}
-        self.args_iter = iter(args)
+        self.args_iter = iter(self.graph.process_inputs(*args))
         for node in self.graph.nodes:
             if node in self.env:
                 continue

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from graphlift.errors import GraphError
+from graphlift.errors import GraphError, GraphTargetError
 from graphlift.ir import effects
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ class Node:
     ) -> None:
         if op not in OPCODES and op != "root":
             raise GraphError(f"unknown opcode {op!r}; a node's op is one of {', '.join(OPCODES)}")
+        _check_target_type(name, op, target)
         self.graph = graph
         self.name = name
         self.op = op
@@ -246,7 +247,8 @@ class Node:
             line = f"return {format_arg(self.args[0])}"
         else:
             target = self.target if isinstance(self.target, str) else describe_target(self.target)
-            line = f"%{self.name} = {self.op}[{target}]"
+            annotation = f" : {describe_type(self.type)}" if self.type is not None else ""
+            line = f"%{self.name}{annotation} = {self.op}[{target}]"
             if self.op != "get_attr":
                 line += f"({format_call_args(self.args, self.kwargs)})"
         value = describe_value(self.meta.get("val", self.meta.get("tensor_meta")))
@@ -282,9 +284,31 @@ def describe_target(target: Any) -> str:
             return f"{public}.{name}"
     module = getattr(target, "__module__", None) or ""
     qualname = getattr(target, "__qualname__", None) or name or repr(target)
-    if module in ("builtins", "_operator"):
-        module = "operator" if module == "_operator" else ""
+    if module == "_operator":
+        module = "operator"
     return f"{module}.{qualname}" if module else qualname
+
+
+def describe_type(annotation: Any) -> str:
+    """A type annotation as torch.fx prints it: ``int``, ``torch.Tensor``, ``typing.List[float]``."""
+    if isinstance(annotation, type):
+        module = annotation.__module__
+        return (
+            annotation.__qualname__
+            if module == "builtins"
+            else f"{module}.{annotation.__qualname__}"
+        )
+    return annotation if isinstance(annotation, str) else repr(annotation)
+
+
+def _check_target_type(name: str, op: str, target: Any) -> None:
+    """torch.fx refuses a node whose target cannot be right for its opcode (ValueError)."""
+    if op == "call_function" and not callable(target):
+        raise GraphTargetError(
+            f"node {name!r}: a call_function target must be callable, got {target!r}"
+        )
+    if op not in ("call_function", "root") and not isinstance(target, str):
+        raise GraphTargetError(f"node {name!r}: a {op} target must be a string, got {target!r}")
 
 
 def format_arg(arg: Argument) -> str:

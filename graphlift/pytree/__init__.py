@@ -34,6 +34,8 @@ types. Contexts of dict-like nodes are tuples (torch uses lists) so a spec is
 hashable; :func:`to_torch_spec` / :func:`from_torch_spec` convert.
 """
 
+from torch.utils._pytree import GetAttrKey, MappingKey, SequenceKey
+
 from graphlift.pytree.data import spec_from_data, spec_to_data
 from graphlift.pytree.registry import (
     from_torch_spec,
@@ -43,11 +45,8 @@ from graphlift.pytree.registry import (
 )
 from graphlift.pytree.tree import (
     LEAF,
-    GetAttrKey,
     IsLeaf,
     KeyPath,
-    MappingKey,
-    SequenceKey,
     TreeSpec,
     describe_mismatch,
     flatten_matching,

@@ -494,12 +494,20 @@ class ShapeEnv:
             name
             for name in sorted(exempt)
             if not all(
-                self.value_at(fact, {name: v}) for v in (0, 1) if self._ranges[name].contains(v)
+                self._holds_at(fact, name, v) for v in (0, 1) if self._ranges[name].contains(v)
             )
         ]
         if needed:
             fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in needed))
         self._record(fact, runtime=False)
+
+    def _holds_at(self, fact: Expr, name: str, value: int) -> bool:
+        """``fact`` is true with ``name`` = ``value``; False where it is undefined there
+        (``s0 % (s0*s1)`` at s0 = 0), so the exemption is kept."""
+        try:
+            return bool(self.value_at(fact, {name: value}))
+        except EvaluationError:
+            return False
 
     def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
         """The value of ``expr`` at the example values, with ``overrides`` for some symbols."""

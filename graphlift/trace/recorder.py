@@ -246,7 +246,7 @@ class Recorder:
         node = self.graph.call_function(target, tuple(args), dict(kwargs))
         location = user_location(sys._getframe(1))
         if location is not None:
-            node.meta["stack_trace"] = str(location)
+            node.meta["stack_trace"] = location.stack_trace
         if self.module_stack:
             node.meta["nn_module_stack"] = self.module_stack
         return node

@@ -178,7 +178,7 @@ class SymbolicValues:
             )
             node.meta["val"] = None
             if check.where is not None:
-                node.meta["stack_trace"] = str(check.where)
+                node.meta["stack_trace"] = check.where.stack_trace
             self._emitted_asserts += 1
 
     def _expression(self, expr: Any) -> tuple[Any, Any]:

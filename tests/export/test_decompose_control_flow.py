@@ -150,7 +150,7 @@ def test_bodies_are_decomposed_to_core_aten_and_equal_eager(name: str, dynamic: 
     assert new.keys() == old.keys()
     for body_name, body in new.items():  # calling convention kept
         assert placeholders(body) == placeholders(old[body_name]), body_name
-        assert isinstance(body.graph.output_node.args[0], tuple)
+        assert isinstance(body.graph.output_node().args[0], tuple)
     module = core.module()
     first, rest = args[0], args[1:]
     same_shape = [args, (-first, *rest), (first.abs() * 0.1, *rest)]  # each branch taken

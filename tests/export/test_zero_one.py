@@ -160,3 +160,15 @@ def test_decompositions_keep_sizes_zero_and_one() -> None:
         x = torch.randint(0, model.config.vocab_size, (batch, length))
         with torch.no_grad():
             torch.testing.assert_close(module(x), model(x))
+
+
+def test_a_fact_undefined_at_size_zero_keeps_its_exemption() -> None:
+    """A Linear over (batch, seq, features) with both dims from 0: a meta kernel's fact
+    ``s0 % (s0*s1) != 0`` cannot be evaluated at s0 = 0; it used to escape as an
+    internal EvaluationError, now the 0/1 exemption is kept (the op was checked there)."""
+    model = torch.nn.Linear(16, 8)
+    for spec in ({0: gl.Dim.AUTO, 1: gl.Dim.AUTO}, {0: gl.Dim("batch"), 1: gl.Dim("seq")}):
+        module = gl.export(model, (torch.randn(2, 5, 16),), dynamic_shapes={"input": spec}).module()
+        for shape in ((0, 5, 16), (1, 1, 16), (3, 0, 16), (4, 7, 16)):
+            x = torch.randn(shape)
+            torch.testing.assert_close(module(x), model(x))

@@ -272,12 +272,9 @@ def dict_input(inputs, flag):
 
 
 def test_concrete_args_with_PH_flatten_structured_inputs(subject):
-    """``PH`` marks the leaves of a structured input that stay symbolic.
-
-    Deliberate difference: torch.fx makes one placeholder per leaf and flattens the
-    argument inside generated code (its pytree codegen); graphlift keeps pytree
-    structure out of the IR, so the argument stays one placeholder and each ``PH``
-    leaf is read with ``getitem``. Both take the structured input and agree."""
+    """``PH`` marks the leaves of a structured input that stay symbolic: one
+    placeholder per leaf (``inputs_1``, ``inputs_2``), as torch.fx makes them,
+    while the generated forward still takes the structured input."""
     concrete = {"inputs": {"a": subject.PH, "b": subject.PH}, "flag": True}
     gm = subject.symbolic_trace(dict_input, concrete_args=concrete)
     reference = ORACLE.symbolic_trace(
@@ -290,8 +287,10 @@ def test_concrete_args_with_PH_flatten_structured_inputs(subject):
     if IS_ORACLE:
         return
     placeholders = [n.target for n in gm.graph.nodes if n.op == "placeholder"]
-    reads = [n.args[1] for n in gm.graph.nodes if n.target is operator.getitem]
-    assert placeholders == ["inputs", "flag"] and sorted(reads) == ["a", "b"]
+    expected = [n.target for n in reference.graph.nodes if n.op == "placeholder"]
+    # The concrete flag keeps its name (torch.fx: ``flag_1``): it stays an
+    # input that defaults to the traced value (README, deliberate differences).
+    assert placeholders[:2] == expected[:2] == ["inputs_1", "inputs_2"]
 
 
 def make_tensor_pair(metaclass):
