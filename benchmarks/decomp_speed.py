@@ -23,6 +23,8 @@ import argparse
 import logging
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks import tables  # noqa: E402
 from benchmarks.export_speed import (  # noqa: E402
+    CLOCKS,
     EXPORTERS,
     dynamic_exporters,
     environment,
@@ -58,7 +61,9 @@ def warm_up() -> None:
         quietly(lambda exporter=exporter: exporter(model, args, {}).run_decompositions())
 
 
-def measure(case: Any, dynamic: bool, repeat: int) -> dict[str, Any]:
+def measure(
+    case: Any, dynamic: bool, repeat: int, clock: Callable[[], float] = time.perf_counter
+) -> dict[str, Any]:
     """Per library: ok, median seconds, runs, node count, difference from eager."""
     model = case.make_model()
     args, kwargs = case.make_inputs()
@@ -71,7 +76,7 @@ def measure(case: Any, dynamic: bool, repeat: int) -> dict[str, Any]:
         except Exception as error:
             record[name] = {"ok": False, "error": "export: " + short_reason(error)}
     runs, decomposed = time_in_turns(
-        programs, repeat, lambda _, program: program.run_decompositions(), record
+        programs, repeat, lambda _, program: program.run_decompositions(), record, clock
     )
     for name, program in decomposed.items():
         if name in record:
@@ -145,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--static-only", action="store_true")
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall", help="timer")
     options = parser.parse_args(argv)
     names = options.cases.split(",") if options.cases else [case.name for case in CASES]
     torch.set_num_threads(1)
@@ -157,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         cases[name] = {}
         for mode in modes:
             print(f"measuring {name} ({mode}) ...", file=sys.stderr, flush=True)
-            cases[name][mode] = measure(case, mode == "dynamic", options.repeat)
+            cases[name][mode] = measure(
+                case, mode == "dynamic", options.repeat, CLOCKS[options.clock]
+            )
     summary = summarize(cases)
     tables.print_table("run_decompositions: graphlift vs torch.export", HEADER, table_rows(cases))
     for name, record in cases.items():

@@ -7,11 +7,13 @@ switching is one import.
 from graphlift import experimental, interop
 from graphlift.decompose.table import default_decompositions
 from graphlift.errors import GraphliftError, MutationError, TraceError
+from graphlift.experimental import export_methods, leaf_function
 from graphlift.export import (
     AdditionalInputs,
     Dim,
     ExportedProgram,
     ExportGraphSignature,
+    ExportPackage,
     InputKind,
     InputSpec,
     OutputKind,
@@ -47,6 +49,7 @@ __all__ = [
     "AdditionalInputs",
     "Dim",
     "ExportGraphSignature",
+    "ExportPackage",
     "ExportedProgram",
     "Graph",
     "GraphModule",
@@ -72,7 +75,9 @@ __all__ = [
     "draft_export",
     "experimental",
     "export",
+    "export_methods",
     "interop",
+    "leaf_function",
     "refine_dynamic_shapes",
     "register_dataclass",
     "symbolic_trace",

@@ -172,6 +172,15 @@ class ExportError(GraphliftError, RuntimeError):
     """The model cannot be exported as asked (torch.export raises RuntimeError-family errors)."""
 
 
+class ExportArgumentError(ExportError, TypeError):
+    """``export`` was called with arguments of the wrong type, or example inputs
+    that do not fit ``forward``'s signature (torch.export: TypeError)."""
+
+
+class UnsupportedInputError(ExportError, ValueError):
+    """An example input has a type export cannot take (torch.export: ValueError)."""
+
+
 class StrictCaptureError(ExportError):
     """Strict capture met Python it does not model (a "graph break" in torch's
     words; torch raises ``torch._dynamo.exc.Unsupported``, a RuntimeError).
@@ -204,6 +213,16 @@ class InputMismatchError(GraphliftError, AssertionError):
     dtype, or specialized value (torch.export: AssertionError "Guard failed")."""
 
 
+class StickyExportError(InputMismatchError):
+    """A call no program of a sticky export accepts, and its policy forbids
+    exporting again (graphlift.experimental.sticky_export)."""
+
+
+class AdditionalInputMismatchError(InputMismatchError, RuntimeError):
+    """An ``AdditionalInputs`` example is refused by the program exported with it
+    (torch.export's ``AdditionalInputs.verify`` raises RuntimeError)."""
+
+
 class VerificationError(GraphliftError, RuntimeError):
     """An exported graph breaks an invariant of its IR level."""
 
@@ -211,6 +230,14 @@ class VerificationError(GraphliftError, RuntimeError):
 class DynamicShapesError(ExportError):
     """A ``dynamic_shapes`` spec is malformed or does not fit the inputs
     (torch.export raises a RuntimeError-derived UserError)."""
+
+
+class DimIndexError(DynamicShapesError, IndexError):
+    """A ``dynamic_shapes`` entry names a dim the tensor does not have (torch: IndexError)."""
+
+
+class DynamicShapesTypeError(DynamicShapesError, TypeError):
+    """``dynamic_shapes`` is not a dict, tuple or list of per-input specs (torch: TypeError)."""
 
 
 class ShapeSpecError(DynamicShapesError, ValueError):

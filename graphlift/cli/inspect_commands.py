@@ -13,7 +13,7 @@ from rich.table import Table
 import graphlift as gl
 from graphlift.cli import graph_view, summary
 from graphlift.cli.output import Output
-from graphlift.errors import GraphliftError
+from graphlift.errors import ArchiveError, GraphliftError
 
 
 def add_parsers(commands: Any) -> None:
@@ -45,13 +45,26 @@ def add_parsers(commands: Any) -> None:
 
 
 def load(path: str, out: Output) -> gl.ExportedProgram:
+    loaded = load_any(path, out)
+    if isinstance(loaded, gl.ExportPackage):
+        raise ArchiveError(
+            f"{path} holds a package of methods {list(loaded)}; this command takes a single "
+            "program (save package[name] on its own, or use graphlift show)"
+        )
+    return loaded
+
+
+def load_any(path: str, out: Output) -> gl.ExportedProgram | gl.ExportPackage:
     with out.step(f"loading {path}"):
         return gl.load(path)
 
 
 def run_show(args: argparse.Namespace, out: Output) -> int:
     try:
-        program = load(args.archive, out)
+        loaded = load_any(args.archive, out)
+        if isinstance(loaded, gl.ExportPackage) and not (args.core or args.html or args.svg):
+            return _show_package(loaded, args.checks, out)
+        program = load(args.archive, out) if isinstance(loaded, gl.ExportPackage) else loaded
         if args.core:
             with out.step("decomposing to core ATen"):
                 program = program.run_decompositions()
@@ -71,6 +84,16 @@ def run_show(args: argparse.Namespace, out: Output) -> int:
             out.say(f"wrote {escape(args.svg)}")
     except (GraphliftError, OSError) as error:
         return out.fail(error)
+    return 0
+
+
+def _show_package(package: gl.ExportPackage, checks: bool, out: Output) -> int:
+    """A package (graphlift.export_methods): each method's program, and its checks."""
+    out.result["program"] = str(package)
+    out.plain(str(package))
+    if checks:
+        out.result["checks"] = "\n".join(summary.input_checks(p) for p in package.values())
+        out.plain(out.result["checks"])
     return 0
 
 

@@ -120,7 +120,11 @@ class Template:
                 map_arg(node.kwargs, lambda n: node_map.get(n, n)),
             )
             new.meta.update({k: v for k, v in node.meta.items() if k != "val"})
-            new.meta.update(meta)
+            for key, value in meta.items():  # None: the replayed node has no such key
+                if value is None:
+                    new.meta.pop(key, None)
+                else:
+                    new.meta[key] = value
             node_map[node] = new
             new_nodes.append((node, new))
 

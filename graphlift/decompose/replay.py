@@ -55,6 +55,7 @@ from graphlift.ir.passes import eliminate_dead_code
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
 from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS, Subgraph
+from graphlift.trace.leaf import LeafFunction
 from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
 from graphlift.trace.tensor import TraceTensor
 
@@ -97,7 +98,9 @@ class DecomposingMode(TraceMode):  # type: ignore[no-untyped-call]
 
     def _meta(self) -> dict[str, Any]:
         source = self.recorder.source  # type: ignore[attr-defined]
-        return {k: source.meta[k] for k in CARRIED_META if source is not None and k in source.meta}
+        """The carried meta of the node being replayed; a key it lacks is None, so a
+        cached template made from another node does not pass its own value on."""
+        return {k: None if source is None else source.meta.get(k) for k in CARRIED_META}
 
 
 class GraphReplay:
@@ -161,6 +164,8 @@ class GraphReplay:
         kwargs = map_arg(node.kwargs, self.values.__getitem__)
         if node.target in CONTROL_FLOW_TARGETS:
             return self._control_flow(node, args, kwargs)
+        if isinstance(node.target, LeafFunction):  # opaque: recorded as it was
+            return self._leaf_call(node, args, kwargs)
         size_query = SIZE_QUERIES.get(node.target)
         if size_query is not None:  # a size, recomputed; emitted again where an op needs it
             return size_query(*args, **kwargs)
@@ -180,7 +185,11 @@ class GraphReplay:
     def _control_flow(self, node: Node, args: Any, kwargs: Any) -> Any:
         """The call as it was (same result metadata), over the replayed bodies;
         values the bodies newly lifted are appended to its operands."""
-        args = finish_call(self, args)
+        return self._leaf_call(node, finish_call(self, args), kwargs)
+
+    def _leaf_call(self, node: Node, args: Any, kwargs: Any) -> Any:
+        """A call recorded whole, with the result metadata it had: a control-flow
+        operator, or a leaf function (its fake implementation is not run again)."""
         self.recorder.source = node
         try:
             return self.recorder.record_opaque(_target(node), args, kwargs, node)

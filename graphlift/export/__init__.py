@@ -1,6 +1,7 @@
 """Export: ``export()``, ``ExportedProgram``, the graph signature, ``module()``."""
 
 from graphlift.export.api import capture, export
+from graphlift.export.package import ExportPackage
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.draft import DraftExportReport, draft_export
 from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
@@ -10,6 +11,8 @@ from graphlift.export.program.signature import (
     InputKind,
     InputSpec,
     OutputKind,
+    OutputProvenance,
+    OutputSource,
     OutputSpec,
     SymIntArgument,
     TensorArgument,
@@ -30,11 +33,14 @@ __all__ = [
     "DimHint",
     "DraftExportReport",
     "ExportGraphSignature",
+    "ExportPackage",
     "ExportedProgram",
     "InputKind",
     "InputSpec",
     "ModuleCallEntry",
     "OutputKind",
+    "OutputProvenance",
+    "OutputSource",
     "OutputSpec",
     "ShapesCollection",
     "Specialization",

@@ -8,12 +8,14 @@ symbolic shapes), check the traced program against the spec, assemble
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError
+from graphlift.errors import ExportArgumentError, ExportError
+from graphlift.export.callables import as_module
 from graphlift.export.capture import Capture, function_module
 from graphlift.export.capture import capture as capture_model
 from graphlift.export.program.constraints import (
@@ -25,11 +27,12 @@ from graphlift.export.program.exported_program import ExportedProgram, ModuleCal
 from graphlift.export.program.signature import ExportGraphSignature, InputKind
 from graphlift.export.program.verifier import verify
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
+from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
 
 
 def export(
-    mod: torch.nn.Module,
+    mod: torch.nn.Module | Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any] | None = None,
     *,
@@ -37,6 +40,7 @@ def export(
     strict: bool = False,
     preserve_module_call_signature: tuple[str, ...] = (),
     data_dependent: str = "error",
+    reuse_blocks: bool = True,
 ) -> ExportedProgram:
     """Trace ``mod(*args, **kwargs)`` into an ExportedProgram (torch.export.export's contract).
 
@@ -44,14 +48,26 @@ def export(
     buffers; every ATen operation it performs is recorded. Dimensions named in
     ``dynamic_shapes`` stay symbolic; every assumption the trace makes about
     them is checked by ``ep.module()`` before it computes. The module itself is
-    left exactly as it was, also when export fails.
+    left exactly as it was, also when export fails. ``mod`` may also be a
+    module's bound method (``model.encode``: the module, called through it), an
+    operator overload (``torch.ops.aten.add.Tensor``) or a plain callable (wrapped
+    in a stateless module with the callable's signature).
 
     ``data_dependent`` (graphlift's own option): ``"error"`` raises
     DataDependentError on a Python decision over a data-dependent value;
     ``"specialize"`` takes it from the example inputs' data and records a
     runtime assert, so other data that would decide differently is refused
     when the program runs (docs/data_dependent.md).
+
+    ``reuse_blocks`` (issue 18): True (the default) will let a repeated block
+    be traced once and called as a shared body; False traces every call flat.
+    Block bodies are not built yet, so both give the same flat program today
+    (``ep.inline_subgraphs()`` is then an equal copy). What every export does
+    reuse is per-op metadata: an op called again on the same symbolic
+    metadata skips its meta kernel (graphlift/trace/metadata_cache.py).
     """
+    if not isinstance(reuse_blocks, bool):
+        raise ExportError(f"reuse_blocks must be True or False, got {reuse_blocks!r}")
     traced = trace_for_export(
         mod,
         args,
@@ -89,7 +105,7 @@ class Traced:
 
 
 def trace_for_export(
-    mod: torch.nn.Module,
+    mod: torch.nn.Module | Callable[..., Any],
     args: tuple[Any, ...],
     kwargs: dict[str, Any] | None = None,
     *,
@@ -100,17 +116,18 @@ def trace_for_export(
 ) -> Traced:
     """Match the spec, capture, and check the capture against the spec
     (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
+    mod, calling = as_module(mod)
     _check_arguments(mod, args, kwargs, strict, preserve_module_call_signature)
     kwargs = dict(kwargs or {})
-    builder = dynamic_shapes if hasattr(dynamic_shapes, "dynamic_shapes") else None
-    if builder is not None:  # a ShapesCollection or AdditionalInputs
-        dynamic_shapes = builder.dynamic_shapes(mod, args, kwargs)
-    dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
     if data_dependent not in ("error", "specialize"):
         raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
-    captured = capture_model(
-        mod, args, kwargs, dim_specs, specialize_data=data_dependent == "specialize", strict=strict
-    )
+    with calling:  # a module's method: its forward points at the method meanwhile
+        dynamic_shapes, builder = resolve_spec(dynamic_shapes, mod, args, kwargs)
+        dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
+        specialize = data_dependent == "specialize"
+        captured = capture_model(
+            mod, args, kwargs, dim_specs, specialize_data=specialize, strict=strict
+        )
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
         specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
@@ -130,17 +147,12 @@ def finish_export(traced: Traced, *, draft_report: Any = None) -> ExportedProgra
 def _check_arguments(
     mod: Any, args: Any, kwargs: Any, strict: bool, preserved: tuple[str, ...]
 ) -> None:
-    if not isinstance(mod, torch.nn.Module):
-        raise ExportError(
-            f"export takes a torch.nn.Module, got {type(mod).__name__}; wrap a function in a "
-            "module whose forward calls it"
-        )
     if not isinstance(args, tuple):
         raise ExportError(
             f"args must be a tuple of example inputs, got {type(args).__name__}: use (x,)"
         )
     if kwargs is not None and not isinstance(kwargs, dict):
-        raise ExportError(f"kwargs must be a dict, got {type(kwargs).__name__}")
+        raise ExportArgumentError(f"kwargs must be a dict, got {type(kwargs).__name__}")
     if preserved:
         raise ExportError("preserve_module_call_signature is not supported yet")
 
@@ -164,7 +176,7 @@ def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
         graph_signature=signature,
         state_dict=state_dict,
         constants=constants,
-        range_constraints=range_constraints(shape_env) if shape_env else {},
+        range_constraints=range_constraints(shape_env, captured.graph) if shape_env else {},
         example_inputs=(traced.args, traced.kwargs),
         module_call_graph=(entry,),
         shape_env=shape_env,

@@ -15,7 +15,12 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportError, MutationError
+from graphlift.errors import (
+    ExportArgumentError,
+    ExportError,
+    MutationError,
+    UnsupportedInputError,
+)
 from graphlift.export.program.signature import (
     ConstantArgument,
     InputKind,
@@ -44,7 +49,12 @@ from graphlift.symbolic.expr import as_symbol
 from graphlift.trace.examples import ExampleValues
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
-from graphlift.trace.state import module_stack, preserved_attributes, swapped_state
+from graphlift.trace.state import (
+    module_stack,
+    preserved_attributes,
+    preserved_global_state,
+    swapped_state,
+)
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
@@ -78,14 +88,17 @@ class FunctionModule(torch.nn.Module):
         return self.function(*args, **kwargs)
 
 
-def function_module(function: Any) -> FunctionModule:
-    signature = inspect.signature(function)
-    self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)
+def function_module(function: Any, signature: inspect.Signature | None = None) -> FunctionModule:
+    """``function`` as a module; ``signature`` stands in for one Python cannot read
+    (an operator's, from its schema). The module's own parameter has a name no
+    function parameter collides with (operators call their first one ``self``)."""
+    signature = signature or inspect.signature(function)
+    self_parameter = inspect.Parameter("__module", inspect.Parameter.POSITIONAL_ONLY)
     forward = _copy_forward()
     forward.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[self_parameter, *signature.parameters.values()]
     )
-    name = getattr(function, "__name__", "function")
+    name = re.sub(r"\W", "_", getattr(function, "__name__", "function"))
     cls = type(f"Captured_{name}", (FunctionModule,), {"forward": forward})
     return cls(function)
 
@@ -121,6 +134,7 @@ def capture(
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
 
     with (
+        preserved_global_state(),
         preserved_attributes(module),
         swapped_state(module, lambda t: replacements[id(t)]),
         module_stack(recorder, module),
@@ -149,18 +163,18 @@ def capture(
     output_args, output_specs = _outputs(recorder, flat_outputs)
     graph.output((*mutation_args, *output_args))
     output_specs = [*mutation_specs, *output_specs]
+    eliminate_dead_code(graph)
+    constants = _used_constants(graph, recorder.constants)
     constant_specs = tuple(
-        InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target)
-        for c in recorder.constants
+        InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target) for c in constants
     )
     input_specs = (*state_specs, *constant_specs, *user_specs)
     _order_placeholders(graph, [spec.arg.name for spec in input_specs])
-    eliminate_dead_code(graph)
     return Capture(
         graph=graph,
         input_specs=input_specs,
         output_specs=tuple(output_specs),
-        constants={c.target: c.value for c in recorder.constants},
+        constants={c.target: c.value for c in constants},
         in_spec=in_spec,
         out_spec=out_spec,
         input_names=tuple(names),
@@ -169,6 +183,17 @@ def capture(
         subgraphs=dict(recorder.subgraphs),
         python_guards=python_guards,
     )
+
+
+def _used_constants(graph: Graph, constants: list[Any]) -> list[Any]:
+    """The lifted constants the graph still reads; the placeholders of the others are
+    erased (a constant read only for ``.item()``, which is folded, is not lifted)."""
+    unused = {node.name for node in graph.nodes if node.op == "placeholder" and not node.users} & {
+        c.name for c in constants
+    }
+    for node in [n for n in graph.nodes if n.name in unused]:
+        graph.erase_node(node)
+    return [c for c in constants if c.name not in unused]
 
 
 def _lift_state(
@@ -238,7 +263,7 @@ def _user_placeholders(
             traced_inputs.append(leaf)  # specialized: the model sees the Python value
             specs.append(InputSpec(InputKind.USER_INPUT, ConstantArgument(node.name, leaf), None))
         else:
-            raise ExportError(
+            raise UnsupportedInputError(
                 f"input {node.name!r} is a {type(leaf).__name__}; export takes tensors, Python "
                 "scalars, strings and None, nested in tuples, lists, dicts, dataclasses and "
                 "registered pytrees (graphlift.register_dataclass / "
@@ -382,7 +407,7 @@ def _input_names(
     try:
         bound = inspect.signature(module.forward).bind(*args, **kwargs)
     except TypeError as error:
-        raise ExportError(
+        raise ExportArgumentError(
             f"the example inputs do not fit {type(module).__name__}.forward: {error}"
         ) from None
     parameters = list(bound.signature.parameters.values())
@@ -428,7 +453,7 @@ def _flat(name: str) -> str:
 
 def _non_persistent_buffers(module: torch.nn.Module) -> set[str]:
     names = set()
-    for prefix, submodule in module.named_modules():
+    for prefix, submodule in module.named_modules(remove_duplicate=False):  # shared ones too
         for buffer in submodule._non_persistent_buffers_set:
             names.add(f"{prefix}.{buffer}" if prefix else buffer)
     return names

@@ -291,6 +291,8 @@ def flatten_matching(tree: Any, spec: TreeSpec, *, root: str = "inputs") -> list
     ``root``) otherwise. This is the check ``ep.module()`` runs on every call.
     """
     leaves, actual = tree_flatten(tree)
+    if actual != spec:  # dicts match by key, as in a call: {"b":..., "a":...} fits {"a", "b"}
+        leaves, actual = tree_flatten(_in_key_order(tree, spec))
     if actual != spec:
         path, problem = _first_mismatch(spec, actual, ()) or ((), f"expected {spec}, got {actual}")
         where = f"{root}{keystr(path)}"
@@ -298,6 +300,17 @@ def flatten_matching(tree: Any, spec: TreeSpec, *, root: str = "inputs") -> list
             f"{where}: {problem} (the structure differs from the exported program's)", path=where
         )
     return leaves
+
+
+def _in_key_order(tree: Any, spec: TreeSpec) -> Any:
+    """``tree`` with every plain dict rebuilt in ``spec``'s key order (same keys only)."""
+    if spec.type is dict and type(tree) is dict and set(tree) == set(spec.context):
+        return {
+            key: _in_key_order(tree[key], child) for key, child in zip(spec.context, spec.children)
+        }
+    if spec.type in (tuple, list) and type(tree) is spec.type and len(tree) == len(spec.children):
+        return spec.type(_in_key_order(item, child) for item, child in zip(tree, spec.children))
+    return tree
 
 
 # --- key paths ----------------------------------------------------------------------

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ArchiveError, GraphError, PytreeError, VerificationError
+from graphlift.export.package import is_entry_name
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
 from graphlift.export.program.signature import (
@@ -55,24 +56,55 @@ _ARITY = {"placeholder": 0, "get_attr": 0, "output": 1}
 _PROGRAM_KEYS = ("schema_version", "torch_version", "graphs", "signature", "storages",
                  "state_dict", "constants", "example_inputs", "range_constraints",
                  "module_call_graph", "shape_env", "specializations")  # fmt: skip
+_HEADER_KEYS = ("schema_version", "torch_version", "storages")
+_BODY_KEYS = tuple(key for key in _PROGRAM_KEYS if key not in _HEADER_KEYS)
+_PACKAGE_KEYS = (*_HEADER_KEYS, "methods")
 
 
 def decode_program(
     program: dict[str, Any], tensors: dict[str, torch.Tensor], version: int, limits: Limits
 ) -> ExportedProgram:
     data = Data(program, "program").fields(_PROGRAM_KEYS)
+    _check_version(data, version)
+    storages = StorageReader(data["storages"], tensors)
+    result = decode_body(data, storages, limits)
+    storages.check_all_used()
+    return result
+
+
+def decode_package(
+    program: dict[str, Any], tensors: dict[str, torch.Tensor], version: int, limits: Limits
+) -> dict[str, ExportedProgram]:
+    """Name -> program; tensors the programs shared are shared objects again."""
+    data = Data(program, "program").fields(_PACKAGE_KEYS)
+    _check_version(data, version)
+    storages = StorageReader(data["storages"], tensors)
+    methods: dict[str, ExportedProgram] = {}
+    for item in data["methods"].items():
+        name, body = item.items(2)
+        key = name.str()
+        if not is_entry_name(key) or key in methods:
+            raise name.fail(f"method name {key[:40]!r} is not a new identifier")
+        methods[key] = decode_body(body.fields(_BODY_KEYS), storages, limits)
+    storages.check_all_used()
+    return methods
+
+
+def _check_version(data: Data, version: int) -> None:
     if data["schema_version"].int() != version:
         raise data["schema_version"].fail(f"does not match the archive's version entry {version}")
+
+
+def decode_body(data: Data, storages: StorageReader, limits: Limits) -> ExportedProgram:
+    """One program from its JSON fields, its tensors read through ``storages``."""
     read_expr = ExprReader(limits.max_expression_chars)
     env_data = data["shape_env"]
     shape_env = None if env_data.value is None else shape_env_from_data(env_data, read_expr)
-    storages = StorageReader(data["storages"], tensors)
     state_dict = {key: storages.decode(item) for key, item in data["state_dict"].entries()}
     constants = {key: storages.decode(item) for key, item in data["constants"].entries()}
     example_inputs = _example_inputs(
         data["example_inputs"], storages, ValueDecoder(None, read_expr)
     )
-    storages.check_all_used()
     values = ValueDecoder(shape_env, read_expr)
     graph_module = decode_graphs(data["graphs"], values, limits)
     signature = ExportGraphSignature(

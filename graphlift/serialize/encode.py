@@ -6,6 +6,7 @@ order), so saving a loaded program again gives the same bytes.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -28,6 +29,31 @@ ROOT = "root"
 
 def encode_program(ep: ExportedProgram) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     storages = StorageWriter()
+    program = {**_header(), **encode_body(ep, storages)}
+    program["storages"], flat = storages.storages()
+    return program, flat
+
+
+def encode_package(
+    methods: Mapping[str, ExportedProgram],
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Several programs over one storage table: a tensor they share is stored once."""
+    storages = StorageWriter()
+    bodies = []
+    for name, ep in methods.items():
+        body = encode_body(ep, storages)
+        del body["storages"]  # the package's table
+        bodies.append([name, body])
+    table, flat = storages.storages()
+    return {**_header(), "storages": table, "methods": bodies}, flat
+
+
+def _header() -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "torch_version": torch.__version__}
+
+
+def encode_body(ep: ExportedProgram, storages: StorageWriter) -> dict[str, Any]:
+    """The program's JSON without its header; ``"storages"`` is left for the caller."""
     state = {k: storages.encode(v, f"state_dict[{k!r}]") for k, v in ep.state_dict.items()}
     constants = {k: storages.encode(v, f"constants[{k!r}]") for k, v in ep.constants.items()}
     try:
@@ -37,16 +63,13 @@ def encode_program(ep: ExportedProgram) -> tuple[dict[str, Any], dict[str, torch
         raise SerializationError(
             f"cannot save the program's input/output structure: {error}"
         ) from None
-    table, flat = storages.storages()
-    program = {
-        "schema_version": SCHEMA_VERSION,
-        "torch_version": torch.__version__,
+    return {
         "graphs": encode_graphs(ep.graph_module),
         "signature": {
             "inputs": [_input_spec(s) for s in ep.graph_signature.input_specs],
             "outputs": [_output_spec(s) for s in ep.graph_signature.output_specs],
         },
-        "storages": table,
+        "storages": None,
         "state_dict": state,
         "constants": constants,
         "example_inputs": example_inputs,
@@ -57,7 +80,6 @@ def encode_program(ep: ExportedProgram) -> tuple[dict[str, Any], dict[str, torch
             {"source": s.source, "change": s.change, "where": s.where} for s in ep.specializations
         ],
     }
-    return program, flat
 
 
 def encode_graphs(root: GraphModule) -> dict[str, Any]:

@@ -8,6 +8,8 @@ Three kinds of target, each with a stable name:
   not registered in the loading process raises ArchiveError naming it.
 - higher-order operators (control flow): ``"higher_order::cond"``, resolved
   the same way on ``torch.ops.higher_order``.
+- leaf functions (``graphlift.leaf_function(name=...)``): ``"graphlift.leaf:<name>"``,
+  looked up in the process's registry of named leaf functions only.
 - Python functions from :data:`PYTHON_TARGETS`, one fixed table (arithmetic on
   symbolic sizes, tuple access). Nothing outside the table can be named, so an
   archive can never make the loader import or call an arbitrary function.
@@ -28,6 +30,7 @@ import torch
 from graphlift.errors import ArchiveError, SerializationError
 from graphlift.trace import control_flow
 from graphlift.trace.functional_ops import auto_functionalized
+from graphlift.trace.leaf import LEAF_FUNCTIONS, LeafFunction
 
 PYTHON_TARGETS: dict[str, Any] = {
     "operator.getitem": operator.getitem,
@@ -56,7 +59,8 @@ PYTHON_TARGETS: dict[str, Any] = {
     "math.trunc": math.trunc,
     "math.floor": math.floor,
     "math.ceil": math.ceil,
-    "builtins.int": int,  # an unbacked bool read as 0/1
+    "builtins.int": int,
+    "builtins.round": round,  # round() of a size ratio  # an unbacked bool read as 0/1
     # graphlift's own graph callables: control flow over subgraphs, functionalized custom ops
     "graphlift.cond": control_flow.cond,
     "graphlift.map_impl": control_flow.map_impl,
@@ -65,6 +69,7 @@ PYTHON_TARGETS: dict[str, Any] = {
     "graphlift.auto_functionalized": auto_functionalized,
 }
 _NAMES_BY_ID = {id(target): name for name, target in PYTHON_TARGETS.items()}
+LEAF_PREFIX = "graphlift.leaf:"
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _OP_NAME = re.compile(rf"({_IDENTIFIER})::({_IDENTIFIER})(?:\.({_IDENTIFIER}))?$")
 
@@ -75,6 +80,8 @@ def target_name(target: Any) -> str:
         return f"{target._schema.name}.{target._overloadname}"
     if isinstance(target, torch._ops.HigherOrderOperator):
         return f"higher_order::{target.name()}"  # type: ignore[no-untyped-call]
+    if isinstance(target, LeafFunction):
+        return _leaf_name(target)
     name = _NAMES_BY_ID.get(id(target))
     if name is None:
         raise SerializationError(
@@ -88,6 +95,8 @@ def resolve_target(name: str, path: str) -> Any:
     """The callable an archive names, found by lookup only (never import or eval)."""
     if name in PYTHON_TARGETS:
         return PYTHON_TARGETS[name]
+    if name.startswith(LEAF_PREFIX):
+        return _lookup_leaf(name[len(LEAF_PREFIX) :], path)
     match = _OP_NAME.match(name)
     if match is None:
         raise ArchiveError(f"unknown call target {name[:80]!r}", path=path)
@@ -119,3 +128,25 @@ def _lookup_higher_order(op_name: str, name: str, path: str) -> Any:
     if not isinstance(op, torch._ops.HigherOrderOperator):
         raise ArchiveError(f"unknown higher-order operator {name!r}", path=path)
     return op
+
+
+def _leaf_name(leaf: LeafFunction) -> str:
+    if leaf.name is None or LEAF_FUNCTIONS.get(leaf.name) is not leaf:
+        raise SerializationError(
+            f"cannot save a graph that calls the leaf function {leaf!r}: it has no registered "
+            "name, so a loading process could not find it. Declare it with "
+            "@graphlift.leaf_function(name='yourpackage.function_name')"
+        )
+    return LEAF_PREFIX + leaf.name
+
+
+def _lookup_leaf(name: str, path: str) -> LeafFunction:
+    leaf = LEAF_FUNCTIONS.get(name)
+    if leaf is None:
+        raise ArchiveError(
+            f"the program calls the leaf function {name[:80]!r}, which is not registered in "
+            "this process; import the module that declares it with "
+            "@graphlift.leaf_function(name=...) before graphlift.load",
+            path=path,
+        )
+    return leaf

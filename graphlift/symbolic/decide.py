@@ -170,7 +170,7 @@ class _Bounder:
             return result
         if name == "fvar":
             return self.ranges.get(op.payload, UNBOUNDED)
-        if name in ("trunc", "floor", "ceil"):
+        if name in ("trunc", "floor", "ceil", "round"):
             return vr.to_integer(self.of(args[0]), name)
         if name in ("float", "fneg"):
             inner = self.of(args[0])

@@ -132,7 +132,12 @@ def float_symbol(name: str) -> Op:
 
 
 def integer(value: int) -> Poly:
-    return poly_from({EMPTY_MONO: value} if value else {})
+    key = ("int", value)  # torch wraps every plain int it meets in sizes: a fast path
+    found = _INTERNED.get(key)
+    if found is None:
+        found = _INTERNED[key] = poly_from({EMPTY_MONO: value} if value else {})
+    assert isinstance(found, Poly)
+    return found
 
 
 def constant(value: Scalar) -> Expr:

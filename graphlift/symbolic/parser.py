@@ -153,8 +153,8 @@ class _Reader:
             raise self.fail(node, "unsupported call")
         if name == "float":
             return E.to_float(args[0])
-        if name in ("int", "math.trunc", "math.floor", "math.ceil"):
-            return E.to_int("trunc" if name == "int" else name[5:], args[0])
+        if name in ("int", "round", "math.trunc", "math.floor", "math.ceil"):
+            return E.to_int({"int": "trunc", "round": "round"}.get(name, name[5:]), args[0])
         if name.startswith("math.") and name[5:] in _MATH_FUNCTIONS:
             return E.float_math(name[5:], args[0])
         raise self.fail(node, "unsupported call")

@@ -40,6 +40,7 @@ _CALLS = {
     "trunc": "math.trunc",
     "floor": "math.floor",
     "ceil": "math.ceil",
+    "round": "round",
 }
 
 

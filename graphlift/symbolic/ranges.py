@@ -55,6 +55,7 @@ ROUNDING: dict[str, Callable[[float], int]] = {
     "trunc": math.trunc,
     "floor": math.floor,
     "ceil": math.ceil,
+    "round": round,  # Python's: halves to even
 }
 UNBOUNDED = ValueRange(-math.inf, math.inf)
 BOOL_RANGE = ValueRange(0, 1)

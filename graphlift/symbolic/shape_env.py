@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,6 +79,7 @@ class ShapeEnv:
         self.example_values: Any = None
         #: The runtime asserts made by deciding from example data (draft_export reports them).
         self.data_specializations: list[RuntimeAssert] = []
+        self._generation = 0
         self._reset_caches()
 
     # --- snapshot, restore, fork ------------------------------------------------------------
@@ -262,6 +263,13 @@ class ShapeEnv:
         unbacked = self._symbols[name].hint is None
         return unbacked and (name in self._size_like or self._ranges[name].lower >= 0)
 
+    def knowledge_stamp(self) -> tuple[int, int]:
+        """Equal stamps mean nothing was learned in between (no symbol, guard, runtime
+        assert, range or replacement) and guards are suppressed alike: a pure
+        computation asking questions then gets the same answers and the same
+        expressions (the per-op metadata cache keys on it)."""
+        return (self._generation, self._suppressed)
+
     def format(self, expr: Expr) -> str:
         """``expr`` as Python text over the symbols' input sources."""
         names = {n: info.source for n, info in self._symbols.items() if info.source}
@@ -270,11 +278,27 @@ class ShapeEnv:
     # --- simplifying and deciding (no side effects on what is recorded) ---------------------------
 
     def _reset_caches(self) -> None:
+        # Every change of what the env knows passes here (new symbols, facts,
+        # ranges, replacements): the generation names the state of knowledge.
+        self._generation += 1
         mapping = {name: r.value for name, r in self._replacements.items()}
         self._substitution = Substitution(mapping, self._simplify_op)
         self._decided: dict[tuple[Expr, bool], bool | None] = {}
         self._decider = Decider(self._ranges)
         self._oblivious: Decider | None = None
+        self._derived: dict[tuple[Any, ...], Expr] = {}
+
+    def derive(self, key: tuple[Any, ...], build: Callable[[], Expr]) -> Expr:
+        """``simplify(build())``, memoized under ``key`` until the env learns something.
+
+        ``key`` names the build exactly: the builder function and its argument
+        expressions (interned, so equal expressions are the same object). Meta
+        kernels build the same few sizes and comparisons over and over (every
+        tensor's numel and contiguity, every broadcast)."""
+        found = self._derived.get(key)
+        if found is None:
+            found = self._derived[key] = self.simplify(build())
+        return found
 
     def simplify(self, expr: Expr) -> Expr:
         """``expr`` with replacements applied and ops simplified with the known ranges."""

@@ -33,6 +33,7 @@ _BUILDERS: dict[str, Callable[..., Expr]] = {
     "trunc": lambda a: E.to_int("trunc", a),
     "floor": lambda a: E.to_int("floor", a),
     "ceil": lambda a: E.to_int("ceil", a),
+    "round": lambda a: E.to_int("round", a),
     "float": E.to_float,
     "truediv": E.truediv,
     "ge": lambda p: E.ge(_poly_arg(p), E.ZERO),

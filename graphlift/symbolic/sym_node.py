@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import sympy  # type: ignore[import-untyped]
 import torch
 
-from graphlift.errors import GraphliftError
+from graphlift.errors import UnsupportedTraceError
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic import layout
 from graphlift.symbolic.expr import Expr, Poly, Scalar
@@ -150,14 +150,15 @@ class SymNode:
     def with_shape_env(self, shape_env: ShapeEnv) -> SymNode:
         return SymNode(self.symbolic_expr, shape_env, self.pytype, self._hint)
 
+    # A constant is already simplified (no symbol to replace, no op to rewrite).
     def wrap_int(self, num: int) -> SymNode:
-        return self._new(E.integer(num), int, num)
+        return SymNode(E.integer(num), self.shape_env, int, num)
 
     def wrap_float(self, num: float) -> SymNode:
-        return self._new(E.constant(float(num)), float, num)
+        return SymNode(E.constant(float(num)), self.shape_env, float, num)
 
     def wrap_bool(self, num: bool) -> SymNode:
-        return self._new(E.constant(bool(num)), bool, num)
+        return SymNode(E.constant(bool(num)), self.shape_env, bool, num)
 
     # --- arithmetic ---------------------------------------------------------------------------
 
@@ -181,11 +182,13 @@ class SymNode:
     ) -> SymNode:
         hint = _apply(fn, self._hint, other._hint)
         if self.pytype is not float and other.pytype is not float and int_build is not None:
-            return self._new(int_build(self._int_expr(), other._int_expr()), int, hint)
+            a, b = self._int_expr(), other._int_expr()
+            expr = self.shape_env.derive((int_build, a, b), lambda: int_build(a, b))
+            return SymNode(expr, self.shape_env, int, hint)
         if float_name is None:
-            raise GraphliftError(f"symbolic float operation {fn.__name__} is not supported")
-        a, b = self.symbolic_expr, other.symbolic_expr
-        return self._new(E.float_op(float_name, a, b), float, hint)
+            raise UnsupportedTraceError(f"symbolic float operation {fn.__name__} is not supported")
+        left, right = self.symbolic_expr, other.symbolic_expr
+        return self._new(E.float_op(float_name, left, right), float, hint)
 
     def add(self, other: SymNode) -> SymNode:
         return self._arith(other, E.add, "fadd", operator.add)
@@ -293,7 +296,11 @@ class SymNode:
         return self._rounding("ceil")
 
     def round(self, ndigits: int | None = None) -> SymNode:
-        raise GraphliftError("round() of a symbolic float is not supported; use math.floor")
+        if ndigits is not None:
+            raise UnsupportedTraceError(
+                "round(x, ndigits) of a symbolic float is not supported; use round(x) or math.floor"
+            )
+        return self._rounding("round")
 
     def is_integer(self) -> SymNode:
         expr = E.float_compare(
@@ -334,7 +341,9 @@ class SymNode:
                 _float_compare(name, self.symbolic_expr, other.symbolic_expr), bool, hint
             )
         build = _INT_COMPARE[name]
-        return self._new(build(self._int_expr(), other._int_expr()), bool, hint)
+        a, b = self._int_expr(), other._int_expr()
+        expr = self.shape_env.derive((build, a, b), lambda: build(a, b))
+        return SymNode(expr, self.shape_env, bool, hint)
 
     def eq(self, other: SymNode) -> SymNode:
         return self._compare(other, "eq", operator.eq)

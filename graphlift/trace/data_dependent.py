@@ -30,9 +30,11 @@ from graphlift.ir.effects import register_side_effect
 from graphlift.patching import Patcher
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.tensor import TraceTensor
+from graphlift.trace.zero_one import check_assumptions
 
 aten = torch.ops.aten
 
@@ -63,6 +65,9 @@ def local_scalar_dense(
     (tensor,) = args
     if not isinstance(tensor, TraceTensor):
         return op(tensor)  # a real constant: its value is known
+    constant = recorder.constant_value(tensor)
+    if constant is not None:  # a lifted constant (never mutated): fold, as torch.export does
+        return op(constant)
     if tensor.shadow.numel() != 1:
         raise TraceError(
             f"a Tensor with {tensor.shadow.numel()} elements cannot be converted to Scalar",
@@ -115,13 +120,22 @@ def is_nonzero(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[
 
 
 def _size(env: ShapeEnv, what: str, *, min: int = 0, max: Any = None) -> torch.SymInt:
-    """A fresh size-like unbacked symbol in [min, max] (max None or symbolic: unbounded)."""
-    upper = max if isinstance(max, int) else None
+    """A fresh size-like unbacked symbol in [min, max] (max None: unbounded; symbolic:
+    its upper bound over the input ranges, so ``nonzero`` of a ``[100, 7, 5]``-bounded
+    input reports ``[0, 3500]`` as torch.export does)."""
+    upper = max if isinstance(max, int) else _upper_bound(env, max)
     size = env.create_unbacked_symint(size_like=True, min=min, max=upper)
     name = as_symbol(size.node.symbolic_expr)
     if name is not None:
         env.note_origin(name, f"the size of {what} at {_where()}")
     return size
+
+
+def _upper_bound(env: ShapeEnv, size: Any) -> int | None:
+    if not isinstance(size, torch.SymInt):
+        return None
+    upper = bound(env.simplify(size.node.symbolic_expr), env.ranges).upper
+    return None if math.isinf(upper) else int(upper)
 
 
 def _nonzero(env: ShapeEnv) -> Callable[..., Any]:
@@ -132,9 +146,16 @@ def _nonzero(env: ShapeEnv) -> Callable[..., Any]:
     return rule
 
 
+def _size_expr(size: Any) -> Any:
+    return size.node.symbolic_expr if isinstance(size, torch.SymInt) else size
+
+
 def _masked_select(env: ShapeEnv) -> Callable[..., Any]:
     def rule(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        shape = torch.broadcast_shapes(x.shape, mask.shape)
+        # Equal shapes need no broadcasting, whose size-1 questions would guard here
+        # (a data-dependent rule gets no 0/1 check): ``masked_select(x, x > 0)``.
+        same = [_size_expr(a) for a in x.shape] == [_size_expr(b) for b in mask.shape]
+        shape = x.shape if same else torch.broadcast_shapes(x.shape, mask.shape)
         return x.new_empty((_size(env, "masked_select()", max=math.prod(shape)),))
 
     return rule
@@ -250,8 +271,10 @@ class _FakeContext:
 
     def __init__(self, env: ShapeEnv, op: Any) -> None:
         self.env, self.op = env, op
+        self.sizes_made = 0
 
     def new_dynamic_size(self, *, min: int = 0, max: int | None = None) -> torch.SymInt:
+        self.sizes_made += 1
         return _size(self.env, f"{self.op}", min=min, max=max)
 
     create_unbacked_symint = new_dynamic_size  # the older name
@@ -268,9 +291,21 @@ def custom_op(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[s
         return recorder.call(op, args, kwargs)
 
     def rule(*shadow_args: Any, **shadow_kwargs: Any) -> Any:
-        context = _FakeContext(recorder.ensure_symbolic().shape_env, op)
-        with fake_impl.set_ctx_getter(lambda: context):
-            return kernel(*shadow_args, **shadow_kwargs)
+        env = recorder.ensure_symbolic().shape_env
+        context = _FakeContext(env, op)
+
+        def fake(*fake_args: Any, **fake_kwargs: Any) -> Any:
+            with fake_impl.set_ctx_getter(lambda: context):
+                return kernel(*fake_args, **fake_kwargs)
+
+        with env.assuming_not_0_or_1() as assumptions:
+            result = fake(*shadow_args, **shadow_kwargs)
+        if assumptions and context.sizes_made:  # a re-run would make new sizes: guard instead
+            for assumption in assumptions:
+                env.guard_assumption(assumption)
+        elif assumptions:  # as for ATen ops: checked on this kernel at sizes 0 and 1
+            check_assumptions(env, fake, shadow_args, shadow_kwargs, result, assumptions)
+        return result
 
     return recorder.call(op, args, kwargs, rule=rule)
 

@@ -36,6 +36,7 @@ from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
 from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
+from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.symbolic_values import SymbolicValues
@@ -43,6 +44,9 @@ from graphlift.trace.tensor import TraceTensor
 from graphlift.trace.zero_one import check_assumptions
 
 META = torch.device("meta")
+
+#: what ``torch.tensor(...)`` records around a constant: the value is the constant's
+_FRESH_COPIES = (torch.ops.aten.lift_fresh.default, torch.ops.aten.lift_fresh_copy.default)
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Recorder:
         self.subgraphs: dict[str, Any] = {}
         self.trace_mode: Any = None  # the TraceMode recording into this Recorder
         self.examples: Any = None  # ExampleValues with data_dependent="specialize"
+        self.metadata_cache: MetadataCache | None = None  # one per ShapeEnv (or none)
 
     def ensure_symbolic(self) -> SymbolicValues:
         """The export's symbolic values, created on first need: a static export
@@ -164,6 +169,16 @@ class Recorder:
         self._constants_by_node[id(traced)] = target
         return traced
 
+    def constant_value(self, traced: TraceTensor) -> torch.Tensor | None:
+        """The real tensor behind a lifted constant (also through the ``lift_fresh``
+        that ``torch.tensor(3)`` records) that nothing has written to since."""
+        node = traced.node
+        if node.op == "call_function" and node.target in _FRESH_COPIES:
+            node = node.args[0]
+        if not isinstance(node, Node) or node.op != "placeholder":
+            return None
+        return next((c.value for c in self.constants if c.name == node.name), None)
+
     def wrap(
         self, shadow: torch.Tensor, node: Node, device: torch.device, requires_grad: bool
     ) -> TraceTensor:
@@ -227,20 +242,33 @@ class Recorder:
         not under a data-dependent ``rule``, which makes new symbols when run."""
         kernel = rule or SHAPE_RULES.get(op) or op
         try:
-            if self.symbolic is None or rule is not None:
+            if rule is not None:
                 return kernel(*args, **kwargs)
-            env = self.symbolic.shape_env
-            with env.assuming_not_0_or_1() as assumptions:
-                result = kernel(*args, **kwargs)
-            if assumptions:
-                check_assumptions(env, kernel, args, kwargs, result, assumptions)
-            return result
+            env = None if self.symbolic is None else self.symbolic.shape_env
+            if self.metadata_cache is None or self.metadata_cache.shape_env is not env:
+                self.metadata_cache = MetadataCache(env)  # a static trace that turned symbolic
+            if env is None:
+                return self.metadata_cache.compute(
+                    op, args, kwargs, lambda: kernel(*args, **kwargs)
+                )
+            return self.metadata_cache.compute(
+                op, args, kwargs, lambda: self._checked_metadata(kernel, args, kwargs)
+            )
         except GraphliftError:  # DataDependentError names the user's line already
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
             ) from error
+
+    def _checked_metadata(self, kernel: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        """``kernel``'s result on symbolic shadows, each 0/1 assumption checked."""
+        env = self.symbolic.shape_env  # type: ignore[union-attr]
+        with env.assuming_not_0_or_1() as assumptions:
+            result = kernel(*args, **kwargs)
+        if assumptions:
+            check_assumptions(env, kernel, args, kwargs, result, assumptions)
+        return result
 
     def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
         node = self.graph.call_function(target, tuple(args), dict(kwargs))
@@ -249,6 +277,9 @@ class Recorder:
             node.meta["stack_trace"] = location.stack_trace
         if self.module_stack:
             node.meta["nn_module_stack"] = self.module_stack
+        annotations = user_annotations()
+        if annotations:
+            node.meta["custom"] = annotations
         return node
 
     # --- mutation --------------------------------------------------------------------------
@@ -382,6 +413,20 @@ class Recorder:
             if node.op != "placeholder":
                 return node
         return None
+
+
+def user_annotations() -> dict[str, Any] | None:
+    """A copy of what ``torch.fx.traceback.annotate({...})`` blocks around the
+    current line have set (nested blocks merged, inner keys winning), or None.
+
+    ``annotate`` keeps its state in the module global ``current_meta["custom"]``
+    and updates that dict in place when blocks nest, hence the copy. It is read
+    from ``sys.modules`` so the tracer does not import torch.fx itself.
+    """
+    module = sys.modules.get("torch.fx.traceback")
+    current = getattr(module, "current_meta", None)
+    custom = current.get("custom") if isinstance(current, dict) else None
+    return dict(custom) if isinstance(custom, dict) and custom else None
 
 
 def strides_like(value: torch.Tensor, sizes: list[Any]) -> list[Any]:

@@ -62,6 +62,22 @@ def preserved_attributes(module: torch.nn.Module) -> Iterator[None]:
 
 
 @contextmanager
+def preserved_global_state() -> Iterator[None]:
+    """Restore torch's global modes that the model may switch while it runs
+    (``torch._C._set_grad_enabled(False)`` inside ``forward``, a default dtype
+    set for one layer). Eager code leaves such a switch in place for the next
+    call; an export must leave the caller's process as it found it, as
+    torch.export does."""
+    grad_enabled = torch.is_grad_enabled()
+    default_dtype = torch.get_default_dtype()
+    try:
+        yield
+    finally:
+        torch._C._set_grad_enabled(grad_enabled)
+        torch.set_default_dtype(default_dtype)
+
+
+@contextmanager
 def module_stack(recorder: Recorder, root: torch.nn.Module) -> Iterator[None]:
     """Keep ``recorder.module_stack`` (call key -> (qualified name, class)) current
     with global forward hooks; each change makes a new dict, so nodes can share

@@ -43,6 +43,14 @@ SIZE_OPERATORS: dict[str, Callable[..., Any]] = {
     "pow": operator.pow,
     "max": torch.sym_max,
     "min": torch.sym_min,
+    "round": round,  # round() of a float expression, an int
+}
+
+#: float-valued expressions (sizes divided, scaled), folded left over their operands
+FLOAT_OPERATORS: dict[str, Callable[..., Any]] = {
+    "truediv": operator.truediv,
+    "fadd": operator.add,
+    "fmul": operator.mul,
 }
 
 FLOAT_COMPARISONS: dict[str, Callable[..., Any]] = {
@@ -63,7 +71,7 @@ def _bool_symbol(expr: Op) -> str | None:
     rest = [(mono, coeff) for mono, coeff in poly.terms if mono]
     if constant != -1 or len(rest) != 1 or rest[0][1] != 1:
         return None
-    (mono, _), = rest
+    ((mono, _),) = rest
     return as_symbol(poly_from({mono: 1}))
 
 
@@ -92,7 +100,9 @@ class SymbolicValues:
         saved = (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools)
         self.graph, self._nodes, self._lift = graph, {}, lift
         self.bindings, self._values, self._bools = (
-            dict(self.bindings), dict(self._values), dict(self._bools)
+            dict(self.bindings),
+            dict(self._values),
+            dict(self._bools),
         )
         try:
             yield
@@ -215,8 +225,10 @@ class SymbolicValues:
             return self._apply(compare, self._expression(expr.args[0]), (0, 0))
         if isinstance(expr, Op) and expr.name == "not":
             return self._apply_one(torch.sym_not, self._expression(expr.args[0]))
-        if isinstance(expr, Op) and expr.name in ("and", "or"):
-            function = operator.and_ if expr.name == "and" else operator.or_
+        if isinstance(expr, Op) and expr.name in ("and", "or", *FLOAT_OPERATORS):
+            function = FLOAT_OPERATORS.get(expr.name) or (
+                operator.and_ if expr.name == "and" else operator.or_
+            )
             operands = [self._expression(arg) for arg in expr.args]
             result = operands[0]
             for operand in operands[1:]:
@@ -257,6 +269,8 @@ class SymbolicValues:
         if function is None:
             raise ExportError(f"the symbolic size operation {factor.name!r} cannot be recorded yet")
         operands = [self._expression(arg) for arg in factor.args]
+        if len(operands) == 1:  # round(), float()
+            return self._apply_one(function, operands[0])
         result = operands[0]
         for operand in operands[1:]:
             result = self._apply(function, result, operand)

@@ -47,6 +47,9 @@ class TraceTensor(torch.Tensor):
             shadow.shape,
             strides=shadow.stride(),
             storage_offset=shadow.storage_offset(),
+            # The shadow's storage size, already computed: deriving it again from
+            # symbolic sizes was most of the cost of making a traced tensor.
+            storage_size=shadow.untyped_storage().nbytes(),
             dtype=shadow.dtype,
             layout=shadow.layout,
             device=device,

@@ -173,8 +173,8 @@ def test_python_scalar_inputs_are_checked_by_type() -> None:
 
 
 def test_export_argument_errors() -> None:
-    with pytest.raises(ExportError, match=r"takes a torch\.nn\.Module"):
-        gl.export(lambda x: x, (torch.ones(1),))  # type: ignore[arg-type]
+    with pytest.raises(ExportError, match=r"takes a torch\.nn\.Module, an operator"):
+        gl.export(42, (torch.ones(1),))  # type: ignore[arg-type]
     with pytest.raises(ExportError, match="args must be a tuple"):
         gl.export(Small(), torch.randn(2, 8))  # type: ignore[arg-type]
     with pytest.raises(ExportError, match=r"do not fit Small\.forward"):

@@ -287,7 +287,8 @@ def test_additional_inputs_that_do_not_match_raise_typed_errors(extra: Any, mess
 
 
 def test_additional_inputs_with_differing_ints_or_strings() -> None:
-    """torch makes a differing int Dim.DYNAMIC; graphlift specializes ints, so it says so."""
+    """A differing int becomes Dim.DYNAMIC (a dynamic int input), as torch makes it;
+    a differing string cannot be dynamic."""
 
     class Scaled(nn.Module):
         def forward(self, x, n, mode="a"):
@@ -295,8 +296,13 @@ def test_additional_inputs_with_differing_ints_or_strings() -> None:
 
     ai = gl.AdditionalInputs()
     ai.add((torch.randn(2, 3), 3))
-    with pytest.raises(ShapeSpecError, match="specializes Python ints"):
-        ai.dynamic_shapes(Scaled(), (torch.randn(2, 3), 2))
+    assert ai.dynamic_shapes(Scaled(), (torch.randn(2, 3), 2)) == {
+        "x": (None, None),
+        "n": gl.Dim.DYNAMIC,
+    }
+    ep = gl.export(Scaled(), (torch.randn(2, 3), 2), dynamic_shapes=ai)
+    x = torch.randn(2, 3)
+    torch.testing.assert_close(ep.module()(x, 5), x * 5)
     ai = gl.AdditionalInputs()
     ai.add((torch.randn(2, 3), 2), {"mode": "b"})
     with pytest.raises(ShapeSpecError, match="cannot be dynamic"):

@@ -15,10 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from graphlift.errors import ConstraintViolationError, Violation
-from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint
+from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, hint_kind
 from graphlift.export.spec.symbols import DynamicDim
 from graphlift.symbolic import ShapeEnv, ValueRange
+from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_int, as_symbol, free_symbols
 from graphlift.symbolic.expr import symbol as symbol_expr
 
@@ -50,8 +53,9 @@ def check_dynamic_dims(
             continue
         change, where, fix = problem
         # AUTO may become anything; DYNAMIC may narrow or tie (as in torch) but not become static.
-        tolerated = dim.entry is DimHint.AUTO or (
-            dim.entry is DimHint.DYNAMIC and not change.startswith("static")
+        kind = hint_kind(dim.entry)
+        tolerated = kind is DimHint.AUTO or (
+            kind is DimHint.DYNAMIC and not change.startswith("static")
         )
         if tolerated:
             report.append(Specialization(dim.source, change, where))
@@ -76,7 +80,7 @@ def _hint_stand_ins(shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]) -> dict[s
     The older (hint) symbol survives the unification, but the named dim is still
     free; it is the hint dim that got tied (as torch.export sees it)."""
     hint_symbols = {
-        as_symbol(d.size.node.symbolic_expr) for d in dims if isinstance(d.entry, DimHint)
+        as_symbol(d.size.node.symbolic_expr) for d in dims if hint_kind(d.entry) is not None
     }
     tied: dict[str, list[str]] = {}
     for dim in dims:
@@ -160,10 +164,29 @@ def _guard_lines(shape_env: ShapeEnv, symbol: str) -> str | None:
     return "; ".join(lines) or None
 
 
-def range_constraints(shape_env: ShapeEnv) -> dict[str, ValueRange]:
-    """The range of every symbol that is still free in the program."""
-    return {
+def range_constraints(shape_env: ShapeEnv, graph: Any = None) -> dict[str, ValueRange]:
+    """The range of every symbol that is still free in the program, then (as
+    torch.export reports them) of every input size that is an expression of
+    them: a derived dim ``2*s0 + 1``, or a size tied to another by the program."""
+    ranges = {
         info.name: shape_env.range_of(info.name)
         for info in shape_env.symbols
         if info.name not in shape_env.replacements
     }
+    for expr in _derived_input_sizes(shape_env, graph):
+        ranges.setdefault(str(expr), bound(expr, shape_env.ranges))
+    return ranges
+
+
+def _derived_input_sizes(shape_env: ShapeEnv, graph: Any) -> list[Any]:
+    """Input sizes that are neither constants nor a single symbol, in input order."""
+    found: list[Any] = []
+    for node in graph.nodes if graph is not None else ():
+        value = node.meta.get("val") if node.op == "placeholder" else None
+        for size in value.shape if isinstance(value, torch.Tensor) else ():
+            if not isinstance(size, torch.SymInt):
+                continue
+            expr = shape_env.simplify(size.node.symbolic_expr)
+            if as_symbol(expr) is None and as_int(expr) is None and expr not in found:
+                found.append(expr)
+    return found

@@ -74,7 +74,7 @@ def run_decompositions(
         graph_signature=ExportGraphSignature(input_specs, output_specs),
         state_dict=dict(program.state_dict),
         constants=constants,
-        range_constraints=range_constraints(shape_env) if shape_env else {},
+        range_constraints=range_constraints(shape_env, replayed.graph) if shape_env else {},
         example_inputs=program.example_inputs,
         module_call_graph=program.module_call_graph,
         shape_env=shape_env,

@@ -18,7 +18,8 @@ why. ``ep.draft_report`` (also ``ep._report``, torch's name) holds it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import torch
@@ -27,6 +28,23 @@ from graphlift.errors import ConstraintViolationError
 from graphlift.export.api import finish_export, trace_for_export
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.spec.shape_specs import refine_dynamic_shapes
+from graphlift.export.spec.torch_specs import resolve_spec
+
+
+class FailureType(Enum):
+    """torch.export's draft-export failure kinds (``torch.export._draft_export.FailureType``)."""
+
+    MISSING_FAKE_KERNEL = 1
+    DATA_DEPENDENT_ERROR = 2
+    GUARD_ADDED = 3
+    MISMATCHED_FAKE_KERNEL = 4
+
+
+#: each kind of issue graphlift reports, as torch's report names it
+_FAILURE_TYPES = {
+    "constraint violation": FailureType.GUARD_ADDED,
+    "data-dependent decision": FailureType.DATA_DEPENDENT_ERROR,
+}
 
 
 @dataclass(frozen=True)
@@ -35,15 +53,39 @@ class DraftIssue:
     message: str
     where: str | None = None
 
+    @property
+    def failure_type(self) -> FailureType:
+        return _FAILURE_TYPES[self.kind]
+
     def __str__(self) -> str:
         where = f"\n    at {self.where}" if self.where else ""
         return f"{self.kind}: {self.message}{where}"
 
 
 @dataclass(frozen=True)
+class FailureReport:
+    """One entry of ``ep._report.failures``, shaped like torch's."""
+
+    failure_type: FailureType
+    data: dict[str, Any] = field(default_factory=dict)
+    xfail: bool = False
+
+    def print(self, str_to_filename: dict[int, str] | None = None) -> str:
+        return f"{self.failure_type.name}: {self.data.get('message', '')}"
+
+
+@dataclass(frozen=True)
 class DraftExportReport:
     issues: tuple[DraftIssue, ...]
     dynamic_shapes: Any  # the spec the program was finally exported with
+
+    @property
+    def failures(self) -> list[FailureReport]:
+        """The issues as torch's report lists them (``failure_type``, ``data``)."""
+        return [
+            FailureReport(issue.failure_type, {"message": issue.message, "where": issue.where})
+            for issue in self.issues
+        ]
 
     def successful(self) -> bool:
         """True when nothing had to be refined or specialized."""
@@ -71,9 +113,7 @@ def draft_export(
     """Export ``mod``, refining the spec and specializing data-dependent
     decisions where needed; the report is ``ep.draft_report``."""
     kwargs = dict(kwargs or {})
-    spec = dynamic_shapes
-    if hasattr(spec, "dynamic_shapes"):  # a ShapesCollection or AdditionalInputs
-        spec = spec.dynamic_shapes(mod, args, kwargs)
+    spec, _ = resolve_spec(dynamic_shapes, mod, args, kwargs)
     issues: list[DraftIssue] = []
     for attempt in range(max_refinements + 1):
         try:

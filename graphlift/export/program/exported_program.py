@@ -9,6 +9,7 @@ original names), ``constants`` (lifted tensors and non-persistent buffers),
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ import torch
 
 from graphlift.export.program import decompositions
 from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
+from graphlift.export.program.verifier import Verifier, verify
 from graphlift.export.runtime.unlift import unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
@@ -34,7 +36,20 @@ class ModuleCallEntry:
     forward_arg_names: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class CallSpec:
+    """The pytree structure of the program's inputs and outputs (torch's ``ep.call_spec``)."""
+
+    in_spec: TreeSpec | None
+    out_spec: TreeSpec | None
+
+
 class ExportedProgram:
+    #: torch.export's dialect name for programs at the ATen level (also after decomposition)
+    dialect = "ATEN"
+    #: the verifiers this program passes (torch's ``ep.verifiers``); ``validate()`` runs them
+    verifiers = (Verifier,)
+
     def __init__(
         self,
         *,
@@ -75,6 +90,26 @@ class ExportedProgram:
     def backward_signature(self) -> BackwardSignature | None:
         """Loss and gradient outputs of a joint program; None for a forward-only one."""
         return self.graph_signature.backward_signature
+
+    @property
+    def call_spec(self) -> CallSpec:
+        if not self.module_call_graph:
+            return CallSpec(None, None)
+        entry = self.module_call_graph[0]
+        return CallSpec(entry.in_spec, entry.out_spec)
+
+    @property
+    def verifier(self) -> type[Verifier]:
+        return self.verifiers[0]
+
+    @property
+    def tensor_constants(self) -> dict[str, torch.Tensor]:
+        """torch.export's older name for ``constants``."""
+        return self.constants
+
+    def validate(self) -> None:
+        """Run the verifier again (after editing the graph by hand); raises VerificationError."""
+        verify(self)
 
     @property
     def call_spec_in(self) -> TreeSpec:
@@ -125,6 +160,22 @@ class ExportedProgram:
 
     def __repr__(self) -> str:
         return f"<ExportedProgram with {len(self.graph.nodes)} nodes>"
+
+    def inline_subgraphs(self) -> ExportedProgram:
+        """The flat program, equal to exporting with ``reuse_blocks=False``; this
+        one is left unchanged. Export does not build shared block bodies yet
+        (issue 18), so this is an equal copy with its own graph."""
+        return ExportedProgram(
+            graph_module=copy.deepcopy(self.graph_module),
+            graph_signature=self.graph_signature,
+            state_dict=dict(self.state_dict),
+            constants=dict(self.constants),
+            range_constraints=dict(self.range_constraints),
+            example_inputs=self.example_inputs,
+            module_call_graph=self.module_call_graph,
+            shape_env=self._shape_env,
+            specializations=self.specializations,
+        )
 
     def run_decompositions(
         self, decomp_table: dict[Any, Callable[..., Any]] | None = None

@@ -76,6 +76,43 @@ class OutputSpec:
     target: str | None  # what a mutation output writes to
 
 
+class OutputSource(Enum):
+    """Where a user output's value comes from (``ExportGraphSignature.output_provenance``)."""
+
+    COMPUTED = auto()  # made by the graph (including views of inputs and updated inputs)
+    USER_INPUT = auto()  # a user input returned as it came in
+    PARAMETER = auto()  # a parameter returned as is
+    BUFFER = auto()
+    CONSTANT_TENSOR = auto()
+    CONSTANT = auto()  # a Python value fixed at export time
+
+
+#: Input kinds whose placeholder, returned as is, makes an output of this source.
+_PASSED_THROUGH = {
+    InputKind.USER_INPUT: OutputSource.USER_INPUT,
+    InputKind.PARAMETER: OutputSource.PARAMETER,
+    InputKind.BUFFER: OutputSource.BUFFER,
+    InputKind.CONSTANT_TENSOR: OutputSource.CONSTANT_TENSOR,
+}
+
+
+@dataclass(frozen=True)
+class OutputProvenance:
+    """One flat user output: its source, and which input, state or value it is."""
+
+    source: OutputSource
+    input: str | None = None  # the placeholder passed through
+    target: str | None = None  # state_dict / constants key, for state passed through
+    value: int | float | bool | str | None = None  # for CONSTANT
+
+    def __str__(self) -> str:
+        if self.source is OutputSource.CONSTANT:
+            return f"CONSTANT {self.value!r}"
+        if self.input is None:
+            return self.source.name
+        return f"{self.source.name} {self.input}" + (f" ({self.target})" if self.target else "")
+
+
 @dataclass(frozen=True)
 class BackwardSignature:
     """The backward half of a joint program, as torch's AOT signature names it:
@@ -163,6 +200,27 @@ class ExportGraphSignature:
     def user_inputs_to_mutate(self) -> dict[str, str]:
         kinds = (OutputKind.USER_INPUT_MUTATION,)
         return {s.arg.name: str(s.target) for s in self.output_specs if s.kind in kinds}
+
+    @property
+    def output_provenance(self) -> tuple[OutputProvenance, ...]:
+        """For each flat user output, in order: computed by the graph, an input
+        (or parameter, buffer, constant tensor) returned unchanged, or a Python
+        constant. A caller can skip copying pass-through outputs or alias them."""
+        inputs = {s.arg.name: s for s in self.input_specs}
+        found = []
+        for spec in self.output_specs:
+            if spec.kind is not OutputKind.USER_OUTPUT:
+                continue
+            source = inputs.get(spec.arg.name)
+            if isinstance(spec.arg, ConstantArgument):
+                found.append(OutputProvenance(OutputSource.CONSTANT, value=spec.arg.value))
+            elif source is None or source.kind not in _PASSED_THROUGH:
+                found.append(OutputProvenance(OutputSource.COMPUTED))
+            else:
+                found.append(
+                    OutputProvenance(_PASSED_THROUGH[source.kind], source.arg.name, source.target)
+                )
+        return tuple(found)
 
     def __str__(self) -> str:
         lines = ["# inputs"]

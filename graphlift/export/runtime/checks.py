@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import InputMismatchError
+from graphlift.errors import InputMismatchError, InputStructureError
 from graphlift.export.spec.symbols import parse_phantom_source
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic import algebra as E
@@ -43,7 +43,7 @@ def input_check_source(
         elif isinstance(value, torch.SymInt) and shape_env is not None:
             lines += _int_checks(name, value, shape_env)
         elif value is None:
-            lines.append(f"    if {name} is not None: fail({name!r}, None, {name})")
+            lines.append(f"    if {name} is not None: fail_structure({name!r}, {name})")
         else:  # exact type: 1 must not pass for True, nor 2 for 2.0
             kind = type(value).__name__
             lines.append(
@@ -174,6 +174,17 @@ def fail(name: str, expected: Any, got: Any) -> None:
     )
 
 
+def fail_structure(name: str, got: Any) -> None:
+    """None is part of an input's structure (as in torch's pytrees): a value where
+    None was exported is a structure mismatch (ValueError), not a guard failure."""
+    if isinstance(got, torch.Tensor):
+        got = f"a tensor of shape {list(got.shape)}"
+    raise InputStructureError(
+        f"input {name!r} was None in the exported program, got {got}; export with an example "
+        "that has a value there to run with one"
+    )
+
+
 def fail_guard(code: str, where: str | None) -> None:
     reason = f" (the program assumes it because of {where})" if where else ""
     raise InputMismatchError(f"the inputs violate the exported program's assumption {code}{reason}")
@@ -185,6 +196,7 @@ def compile_checks(source: str) -> Callable[..., None]:
         "torch": torch,
         "fail": fail,
         "fail_guard": fail_guard,
+        "fail_structure": fail_structure,
     }
     exec(compile(source, "<graphlift-input-checks>", "exec"), namespace)
     return namespace["check_inputs"]  # type: ignore[no-any-return]

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from graphlift.errors import DynamicShapesError
+from graphlift.errors import DimIndexError, DynamicShapesError, DynamicShapesTypeError
 from graphlift.pytree import is_leaf_value, tree_flatten
 
 
@@ -34,6 +34,39 @@ class DimHint(Enum):
 
     def __repr__(self) -> str:
         return f"Dim.{self.name}"
+
+    def __call__(self, *, min: int | None = None, max: int | None = None) -> BoundedHint:
+        """``Dim.DYNAMIC(min=2, max=64)``: the hint, with the range its symbol starts in."""
+        return BoundedHint(self, min, max)
+
+
+@dataclass(frozen=True)
+class BoundedHint:
+    """``Dim.AUTO(max=64)``, ``Dim.DYNAMIC(min=2)``: a hint whose dim may only take
+    sizes in ``[min, max]`` (None: unbounded on that side), as torch.export allows."""
+
+    hint: DimHint
+    min: int | None = None
+    max: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.hint is DimHint.STATIC:
+            raise DynamicShapesError("Dim.STATIC takes no range; use Dim.AUTO or Dim.DYNAMIC")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise DynamicShapesError(f"{self!r} has min > max")
+
+    def __repr__(self) -> str:
+        bounds = [f"{key}={value}" for key, value in (("min", self.min), ("max", self.max))]
+        return f"Dim.{self.hint.name}({', '.join(b for b in bounds if not b.endswith('None'))})"
+
+
+def hint_kind(entry: Any) -> DimHint | None:
+    """AUTO, STATIC or DYNAMIC for a hint (bounded or not), None for anything else."""
+    if isinstance(entry, DimHint):
+        return entry
+    if isinstance(entry, BoundedHint):
+        return entry.hint
+    return None
 
 
 @dataclass(frozen=True)
@@ -114,7 +147,7 @@ class DerivedDim:
         )
 
 
-DimEntry = Dim | DerivedDim | DimHint
+DimEntry = Dim | DerivedDim | DimHint | BoundedHint
 
 #: The key of a dynamic *int* input's entry: the value itself, not a dim of it.
 VALUE = -1
@@ -141,7 +174,9 @@ def match_dynamic_shapes(
     leaves = tree_flatten((args, kwargs))[0]
     if spec is None:
         return [{} for _ in leaves]
-    per_argument = _spec_per_argument(forward, args, kwargs, spec)
+    per_argument = _spec_per_argument(
+        forward, args, kwargs, _unpack_varargs(forward, args, kwargs, spec)
+    )
     matched: list[dict[int, DimEntry]] = []
     for path, value, argument_spec in per_argument:
         matched += _match(path, value, argument_spec)
@@ -175,11 +210,37 @@ def _spec_per_argument(
             )
         lookup = dict(zip(given, spec))
     else:
-        raise DynamicShapesError(
+        raise DynamicShapesTypeError(
             f"dynamic_shapes must be a dict keyed by argument name or a tuple by position, "
             f"got {type(spec).__name__}"
         )
     return [(name, value, lookup.get(name)) for name, value in given.items()]
+
+
+def _unpack_varargs(forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any], spec: Any) -> Any:
+    """torch.export's spelling for ``forward(self, *args)``: one entry for all of
+    ``*args`` (``{"args": (s0, s1)}``, or a tuple at its position), made into
+    graphlift's one entry per argument (``args_0``, ``args_1``)."""
+    parameters = list(inspect.signature(forward).parameters.values())
+    var = next((p for p in parameters if p.kind is inspect.Parameter.VAR_POSITIONAL), None)
+    if var is None:
+        return spec
+    fixed = sum(p.kind in _POSITIONAL for p in parameters if p is not var)
+    extra = len(args) - fixed
+    if isinstance(spec, Mapping) and var.name in spec:
+        packed = spec[var.name]
+        if isinstance(packed, tuple | list) and len(packed) == extra:
+            named = {f"{var.name}_{i}": entry for i, entry in enumerate(packed)}
+            return {**{k: v for k, v in spec.items() if k != var.name}, **named}
+    packed_length = fixed + 1 + len(kwargs)  # differs from one entry per input unless extra == 1
+    if isinstance(spec, tuple | list) and len(spec) == packed_length and extra != 1:
+        packed = spec[fixed]
+        if isinstance(packed, tuple | list) and len(packed) == extra:
+            return type(spec)([*spec[:fixed], *packed, *spec[fixed + 1 :]])
+    return spec
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 
 
 def _positional_names(forward: Any, count: int) -> list[str]:
@@ -201,7 +262,7 @@ def _match(path: str, value: Any, spec: Any) -> list[dict[int, DimEntry]]:
     if is_leaf_value(value):
         if spec is None or spec is DimHint.STATIC:
             return [{}]
-        if type(value) is int and isinstance(spec, Dim | DimHint):
+        if type(value) is int and isinstance(spec, Dim | DimHint | BoundedHint):
             return [{VALUE: spec}]  # a dynamic int input
         raise DynamicShapesError(
             f"dynamic_shapes gives {spec!r} for {path}, which is a {type(value).__name__}, "
@@ -261,18 +322,29 @@ def _tensor_dims(path: str, tensor: torch.Tensor, spec: Any) -> dict[int, DimEnt
     result: dict[int, DimEntry] = {}
     for dim, entry in entries.items():
         if type(dim) is not int or not -tensor.dim() <= dim < tensor.dim():
-            raise DynamicShapesError(
+            raise DimIndexError(
                 f"dynamic_shapes for {path} names dim {dim!r}, but the tensor has {tensor.dim()} "
                 f"dims {list(tensor.shape)}"
             )
         if entry is None or entry is DimHint.STATIC:
             continue
-        if not isinstance(entry, Dim | DerivedDim | DimHint):
+        if type(entry) is int:  # torch.export: an int is a static dim of exactly that size
+            _check_static_size(path, dim, tensor, entry)
+            continue
+        if not isinstance(entry, Dim | DerivedDim | DimHint | BoundedHint):
             raise DynamicShapesError(
                 f"dynamic_shapes for {path} dim {dim}: expected a Dim, got {entry!r}"
             )
         result[dim % tensor.dim()] = entry
     return result
+
+
+def _check_static_size(path: str, dim: int, tensor: torch.Tensor, size: int) -> None:
+    if tensor.shape[dim] != size:
+        raise DynamicShapesError(
+            f"dynamic_shapes for {path} says dim {dim} is static with size {size}, but the "
+            f"example input has size {tensor.shape[dim]}"
+        )
 
 
 def _check_consistent_names(matched: list[dict[int, DimEntry]]) -> None:

@@ -30,9 +30,22 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ConstraintViolationError, ShapeSpecError
+from graphlift.errors import (
+    AdditionalInputMismatchError,
+    ConstraintViolationError,
+    InputMismatchError,
+    ShapeSpecError,
+)
 from graphlift.export.capture import placeholder_names
-from graphlift.export.spec.dynamic_shapes import VALUE, DerivedDim, Dim, DimEntry, DimHint
+from graphlift.export.spec.dynamic_shapes import (
+    VALUE,
+    BoundedHint,
+    DerivedDim,
+    Dim,
+    DimEntry,
+    DimHint,
+    hint_kind,
+)
 from graphlift.export.spec.symbols import phantom_source
 from graphlift.pytree import (
     describe_mismatch,
@@ -149,8 +162,14 @@ class AdditionalInputs:
         checks: running the program would apply its mutations to the model's
         buffers and to the example tensors."""
         module = program.module()
-        for args, kwargs in self._examples:
-            module._check_inputs(*module._flat_inputs(args, kwargs or {}))
+        for index, (args, kwargs) in enumerate(self._examples, start=1):
+            try:
+                module._check_inputs(*module._flat_inputs(args, kwargs or {}))
+            except InputMismatchError as error:  # torch raises RuntimeError here
+                raise AdditionalInputMismatchError(
+                    f"additional inputs #{index} are refused by the exported program, so it is "
+                    f"not valid for them (the program depends on their sizes): {error}"
+                ) from None
 
 
 def refine_dynamic_shapes(
@@ -268,10 +287,7 @@ def _merge(path: str, values: tuple[Any, ...]) -> Any:
     if all(v == first for v in values):
         return None
     if type(first) is int:
-        raise ShapeSpecError(
-            f"input {path} is an int that differs across the examples {list(values)}; graphlift "
-            "specializes Python ints, so pass it as a tensor to make it dynamic"
-        )
+        return DimHint.DYNAMIC  # a dynamic int input, as torch.export makes it
     raise ShapeSpecError(
         f"input {path} differs across the examples {list(values)} but cannot be dynamic"
     )
@@ -298,7 +314,8 @@ def _entries(tensor: torch.Tensor, shape: Any) -> list[tuple[int, DimEntry]]:
     return [
         (dim % tensor.dim(), entry)
         for dim, entry in items
-        if isinstance(entry, Dim | DerivedDim | DimHint) and entry is not DimHint.STATIC
+        if isinstance(entry, Dim | DerivedDim | DimHint | BoundedHint)
+        and entry is not DimHint.STATIC
     ]
 
 
@@ -330,7 +347,9 @@ def _rewrite_spec(
 def _rewrite(value: Any, spec: Any, names: Iterator[str], edit: TensorEdit) -> Any:
     """``edit`` sees each tensor, and each int given a Dim (a dynamic int input)."""
     if isinstance(value, torch.Tensor) or (
-        type(value) is int and isinstance(spec, Dim | DimHint) and spec is not DimHint.STATIC
+        type(value) is int
+        and isinstance(spec, Dim | DimHint | BoundedHint)
+        and spec is not DimHint.STATIC
     ):
         return edit(next(names), value, spec)
     if is_leaf_value(value) or spec is None:
@@ -374,7 +393,7 @@ class _RefinePlan:
                 if other is None:
                     raise ShapeSpecError(f"cannot apply the fix {fix!r} for {source}")
                 fix = declared[other][2]
-                if isinstance(fix, DimHint):
+                if hint_kind(fix) is not None:
                     fix = _fresh_dim(
                         f"{declared[other][0]}_dim{declared[other][1]}", 0, None, taken
                     )

@@ -26,7 +26,14 @@ from typing import Any
 import torch
 
 from graphlift.errors import DynamicShapesError
-from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimEntry, DimHint
+from graphlift.export.spec.dynamic_shapes import (
+    BoundedHint,
+    DerivedDim,
+    Dim,
+    DimEntry,
+    DimHint,
+    hint_kind,
+)
 from graphlift.symbolic import ShapeEnv
 
 _SIZE = r"[A-Za-z_][A-Za-z0-9_]*\.size\(\)\[\d{1,4}\]"
@@ -93,19 +100,19 @@ class SymbolMaker:
                         self.dims.append(DynamicDim(source, entry, dims[dim]))
         return sizes
 
-    def value(self, name: str, example: int, entry: Dim | DimHint) -> torch.SymInt:
+    def value(self, name: str, example: int, entry: Dim | DimHint | BoundedHint) -> torch.SymInt:
         """A symbol for the dynamic int input ``name`` (its source is the input itself)."""
         if isinstance(entry, Dim):
             symbol = self._named(name, example, entry)
         else:
-            symbol = self.shape_env.create_symbol(example, min=min(example, 0), source=name)
+            symbol = self._hinted(name, example, entry, lowest=min(example, 0))
         self.dims.append(DynamicDim(name, entry, symbol))
         return symbol
 
     def _size(self, name: str, dim: int, hint: int, entry: DimEntry) -> Any:
         source = f"{name}.size()[{dim}]"
-        if isinstance(entry, DimHint):
-            return self.shape_env.create_symbol(hint, min=0, max=None, source=source)
+        if hint_kind(entry) is not None:
+            return self._hinted(source, hint, entry, lowest=0)  # type: ignore[arg-type]
         if isinstance(entry, Dim):
             return self._named(source, hint, entry)
         root = self.by_name.get(entry.root.name)
@@ -117,6 +124,20 @@ class SymbolMaker:
                 f"inputs, but its size is {hint}"
             )
         return entry.scale * root + entry.offset
+
+    def _hinted(
+        self, source: str, example: int, entry: DimHint | BoundedHint, lowest: int
+    ) -> torch.SymInt:
+        """A hint's symbol: unbounded, or in the range ``Dim.AUTO(min=, max=)`` gives."""
+        bounded = isinstance(entry, BoundedHint)
+        low = entry.min if bounded and entry.min is not None else lowest
+        high = entry.max if bounded else None
+        if example < low or (high is not None and example > high):
+            raise DynamicShapesError(
+                f"the example size of {source} is {example}, outside the range of {entry!r}; "
+                "use an example input inside the declared range"
+            )
+        return self.shape_env.create_symbol(example, min=low, max=high, source=source)
 
     def _phantom_root(self, name: str, axis: int, hint: int, entry: DerivedDim) -> torch.SymInt:
         """The symbol of a root no input declares, read back from ``name``'s size at ``axis``."""

@@ -1,0 +1,196 @@
+"""Per-op metadata reuse (trace/metadata_cache.py) never changes a program.
+
+Every golden printout and every zoo model's dynamic export print byte for byte
+the same with reuse on and off, and reuse really happens (a cache that never
+hits would pass the first check trivially). Small models probe the key: calls
+that differ only in a non-tensor argument's type, the default dtype, grad mode
+or a view's geometry must not share metadata.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import graphlift as gl
+from graphlift.trace import metadata_cache
+from graphlift.trace.metadata_cache import metadata_reuse
+from tests.export.test_golden_programs import CASES, GOLDEN, printout
+from tests.zoo.models import CASES as ZOO_CASES
+
+
+@pytest.fixture
+def counted_hits(monkeypatch: pytest.MonkeyPatch) -> list[metadata_cache.MetadataCache]:
+    """Every MetadataCache made during the test, to read its hit count."""
+    made: list[metadata_cache.MetadataCache] = []
+    original = metadata_cache.MetadataCache.__init__
+
+    def init(self: metadata_cache.MetadataCache, shape_env: object) -> None:
+        original(self, shape_env)
+        made.append(self)
+
+    monkeypatch.setattr(metadata_cache.MetadataCache, "__init__", init)
+    return made
+
+
+def node_metadata(ep: gl.ExportedProgram) -> list[str]:
+    """Every node's value: sizes, strides, offset and dtype (the printout shows
+    sizes and dtypes only)."""
+
+    def describe(value: object) -> str:
+        if isinstance(value, torch.Tensor):
+            return (
+                f"{value.dtype}{list(value.shape)}{list(value.stride())}+{value.storage_offset()}"
+            )
+        if isinstance(value, tuple | list):
+            return "(" + ", ".join(describe(item) for item in value) + ")"
+        return repr(value)
+
+    return [f"{node.name}: {describe(node.meta.get('val'))}" for node in ep.graph.nodes]
+
+
+def both_ways(make: object) -> tuple[str, str]:
+    with metadata_reuse(False):
+        flat = make()  # type: ignore[operator]
+    with metadata_reuse(True):
+        reused = make()  # type: ignore[operator]
+    return flat, reused
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_golden_printouts_equal_with_and_without_reuse(name: str) -> None:
+    flat, reused = both_ways(CASES[name])
+    assert printout(reused) == printout(flat) == (GOLDEN / f"{name}.txt").read_text()
+    assert node_metadata(reused) == node_metadata(flat)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_decomposed_golden_printouts_equal_with_and_without_reuse(name: str) -> None:
+    flat, reused = both_ways(lambda: CASES[name]().run_decompositions())
+    assert printout(reused) == printout(flat) == (GOLDEN / f"{name}.core.txt").read_text()
+    assert node_metadata(reused) == node_metadata(flat)
+
+
+@pytest.mark.parametrize("name", ["tiny_gpt_dynamic", "tiny_gpt_static"])
+def test_the_tiny_gpt_goldens_reuse_metadata(name: str, counted_hits: list) -> None:
+    printout(CASES[name]())
+    assert sum(cache.hits for cache in counted_hits) > 10
+
+
+def zoo_printout(case: object, dynamic: bool = True) -> str:
+    model = case.make_model()  # type: ignore[attr-defined]
+    args, kwargs = case.make_inputs()  # type: ignore[attr-defined]
+    spec = case.dynamic_shapes(gl.Dim) if dynamic else None  # type: ignore[attr-defined]
+    ep = gl.export(model, args, kwargs, dynamic_shapes=spec)
+    return "\n".join([printout(ep), *node_metadata(ep)])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dynamic", "static"])
+@pytest.mark.parametrize("case", ZOO_CASES, ids=lambda case: case.name)
+def test_zoo_programs_equal_with_and_without_reuse(case: object, dynamic: bool) -> None:
+    try:
+        flat, reused = both_ways(lambda: zoo_printout(case, dynamic))
+    except gl.GraphliftError as error:  # a case export refuses is refused both ways
+        with metadata_reuse(True), pytest.raises(type(error)):
+            zoo_printout(case, dynamic)
+        return
+    assert reused == flat
+
+
+def test_bert_reuses_and_prints_the_same(counted_hits: list) -> None:
+    (case,) = [c for c in ZOO_CASES if c.name == "bert"]
+    flat, reused = both_ways(lambda: zoo_printout(case))
+    assert reused == flat
+    assert sum(cache.hits for cache in counted_hits) > 20
+
+
+# --- calls that look alike and are not ----------------------------------------------------
+
+
+class ScalarTypes(nn.Module):
+    """``x + 1``, ``x + 1.0`` and ``x + True`` on an int tensor: int64, float32, int64."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return x + 1, x + 1.0, x * True, x + 2
+
+
+class DefaultDtype(nn.Module):
+    """``torch.ones`` under two default dtypes, with the same arguments."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first = torch.ones(x.shape[0])
+        saved = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            second = torch.ones(x.shape[0])
+        finally:
+            torch.set_default_dtype(saved)
+        return first, second
+
+
+class Views(nn.Module):
+    """The same view op on a contiguous tensor and on a transposed one (other
+    strides), and a result that is a view of its input: an update through the
+    second view must reach its own base only."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        a = x.clone()
+        b = x.clone()
+        va = a[:, 0]
+        vb = b[:, 0]
+        vb.add_(1)
+        t = x.t().contiguous().t()
+        return a, b, va, vb, t[:, 0], x.reshape(-1), t.reshape(-1)
+
+
+@pytest.mark.parametrize(
+    "model, x",
+    [
+        (ScalarTypes(), torch.arange(12).reshape(4, 3)),
+        (Views(), torch.randn(4, 3)),
+    ],
+    ids=["scalar_types", "views"],
+)
+def test_lookalike_calls_stay_apart(model: nn.Module, x: torch.Tensor) -> None:
+    dims = ({0: gl.Dim("n", min=2, max=64)},)
+    flat, reused = both_ways(lambda: gl.export(model, (x,), dynamic_shapes=dims))
+    assert str(reused) == str(flat)
+    assert node_metadata(reused) == node_metadata(flat)
+    for size in (4, 7):
+        probe = torch.randn(size, x.shape[1]) if x.is_floating_point() else x[:1].repeat(size, 1)
+        expected = model(probe)
+        actual = reused.module()(probe)
+        for e, a in zip(expected, actual):
+            assert a.dtype == e.dtype and a.shape == e.shape
+            torch.testing.assert_close(a, e)
+
+
+def test_the_default_dtype_is_part_of_the_key() -> None:
+    """The recorded metadata follows the default dtype of each call. (The graph
+    itself does not pin the dtype a factory call without ``dtype=`` resolved to;
+    that is export's behaviour with and without reuse, and torch.export's.)"""
+    dims = ({0: gl.Dim("n", min=2, max=64)},)
+    with metadata_reuse(True):
+        ep = gl.export(DefaultDtype(), (torch.randn(5, 3),), dynamic_shapes=dims)
+    (output,) = [node for node in ep.graph.nodes if node.op == "output"]
+    dtypes = [value.meta["val"].dtype for value in output.args[0]]
+    assert dtypes == [torch.float32, torch.float64]
+
+
+def test_a_call_that_guarded_is_not_stored_but_the_next_is(counted_hits: list) -> None:
+    class Repeated(nn.Module):
+        def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            for _ in range(4):
+                x = x + y  # the first broadcast asks how n relates to m
+            return x
+
+    dims = ({0: gl.Dim("n", min=2, max=64)}, {0: gl.Dim.AUTO})
+    with metadata_reuse(True):
+        ep = gl.export(Repeated(), (torch.randn(5, 3), torch.randn(5, 3)), dynamic_shapes=dims)
+    with metadata_reuse(False):
+        flat = gl.export(Repeated(), (torch.randn(5, 3), torch.randn(5, 3)), dynamic_shapes=dims)
+    assert str(ep) == str(flat)
+    (cache,) = counted_hits[:1]
+    assert cache.hits >= 2
