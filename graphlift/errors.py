@@ -227,6 +227,17 @@ class VerificationError(GraphliftError, RuntimeError):
     """An exported graph breaks an invariant of its IR level."""
 
 
+class UnflattenError(GraphliftError, RuntimeError):
+    """``unflatten`` cannot rebuild the module tree as asked (a preserved call
+    whose boundary the program no longer has)."""
+
+
+class CallSignatureError(GraphliftError, TypeError):
+    """A call of an unflattened module (or of a module swapped into it) does not
+    have the input or output structure the program recorded, and no
+    ``FlatArgsAdapter`` adapts it (torch.export.unflatten: TypeError)."""
+
+
 class DynamicShapesError(ExportError):
     """A ``dynamic_shapes`` spec is malformed or does not fit the inputs
     (torch.export raises a RuntimeError-derived UserError)."""

@@ -107,8 +107,6 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
     torch frames.
     """
     interpreted: Any = INTERPRETED_FRAME.get()
-    if interpreted is not None:  # strict capture: the user's code runs in an interpreter
-        return interpreted  # type: ignore[no-any-return]
     frame: FrameType | None = start if start is not None else sys._getframe(1)
     library: FrameType | None = None
     in_torch = False
@@ -117,6 +115,9 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
         if is_user_file(filename):
             return frame
         path = os.path.abspath(filename)
+        if interpreted is not None and path.startswith(_STRICT_DIR):
+            # strict capture: below here the user's code runs in the interpreter
+            return interpreted  # type: ignore[no-any-return]
         if path.startswith(_TORCH_NN_DIR) and library is None:
             library = frame
         if path.startswith(_TORCH_DIR):
@@ -126,6 +127,8 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
         frame = frame.f_back
     return library
 
+
+_STRICT_DIR = os.path.join(_GRAPHLIFT_DIR, "strict")
 
 #: The innermost frame of user code that strict capture is interpreting (it has
 #: ``f_code``, ``f_lineno``, ``f_lasti`` and ``f_back`` like a real frame), or None.

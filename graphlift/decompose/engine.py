@@ -107,6 +107,13 @@ class GraphEngine:
             self.graph, flat_outputs, tuple(self.recorder.constants), dict(self.nodes.bodies)
         )
 
+    def replayed(self, node: Node) -> Any:
+        """What ``node`` of the source graph became after ``run``: a node of the
+        new graph, a constant, or None when it was never replayed."""
+        if node not in self.values:
+            return None
+        return self.nodes.output_arg(self.values[node])
+
     def _placeholder(self, node: Node) -> Any:
         value = node.meta.get("val")
         requires_grad = isinstance(value, torch.Tensor) and value.requires_grad

@@ -60,7 +60,8 @@ from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 
 if TYPE_CHECKING:
-    from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+    from graphlift.export.program.call_graph import ModuleCallEntry
+    from graphlift.export.program.exported_program import ExportedProgram
 
 aten = torch.ops.aten
 GRADIENT_KINDS = (OutputKind.GRADIENT_TO_PARAMETER, OutputKind.GRADIENT_TO_USER_INPUT)

@@ -2,9 +2,10 @@
 
 from graphlift.export.api import capture, export
 from graphlift.export.package import ExportPackage
+from graphlift.export.program.call_graph import ModuleCallEntry, ModuleCallSignature
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.draft import DraftExportReport, draft_export
-from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.program.signature import (
     ConstantArgument,
     ExportGraphSignature,
@@ -17,7 +18,7 @@ from graphlift.export.program.signature import (
     SymIntArgument,
     TensorArgument,
 )
-from graphlift.export.runtime.unflatten import unflatten
+from graphlift.export.runtime.unflatten import FlatArgsAdapter, UnflattenedModule, unflatten
 from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, dims
 from graphlift.export.spec.shape_specs import (
     AdditionalInputs,
@@ -35,9 +36,11 @@ __all__ = [
     "ExportGraphSignature",
     "ExportPackage",
     "ExportedProgram",
+    "FlatArgsAdapter",
     "InputKind",
     "InputSpec",
     "ModuleCallEntry",
+    "ModuleCallSignature",
     "OutputKind",
     "OutputProvenance",
     "OutputSource",
@@ -46,6 +49,7 @@ __all__ = [
     "Specialization",
     "SymIntArgument",
     "TensorArgument",
+    "UnflattenedModule",
     "capture",
     "dims",
     "draft_export",

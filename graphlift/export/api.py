@@ -23,7 +23,7 @@ from graphlift.export.program.constraints import (
     check_dynamic_dims,
     range_constraints,
 )
-from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.program.signature import ExportGraphSignature, InputKind
 from graphlift.export.program.verifier import verify
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
@@ -126,7 +126,13 @@ def trace_for_export(
         dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
         specialize = data_dependent == "specialize"
         captured = capture_model(
-            mod, args, kwargs, dim_specs, specialize_data=specialize, strict=strict
+            mod,
+            args,
+            kwargs,
+            dim_specs,
+            specialize_data=specialize,
+            strict=strict,
+            preserved=tuple(preserve_module_call_signature),
         )
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
@@ -153,8 +159,19 @@ def _check_arguments(
         )
     if kwargs is not None and not isinstance(kwargs, dict):
         raise ExportArgumentError(f"kwargs must be a dict, got {type(kwargs).__name__}")
-    if preserved:
-        raise ExportError("preserve_module_call_signature is not supported yet")
+    if isinstance(preserved, str):
+        raise ExportArgumentError(
+            f"preserve_module_call_signature takes a tuple of qualified names, got the string "
+            f"{preserved!r}: write ({preserved!r},)"
+        )
+    names = {name for name, _ in mod.named_modules(remove_duplicate=False)}
+    for fqn in preserved:
+        if fqn not in names or not fqn:
+            raise ExportError(
+                f"preserve_module_call_signature: {fqn!r} is not a submodule of "
+                f"{type(mod).__name__}; give qualified names as in named_modules() "
+                f"(for example {sorted(n for n in names if n)[:3]})"
+            )
 
 
 def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
@@ -169,7 +186,6 @@ def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
             state_dict[target] = state[target]
         elif spec.kind is InputKind.BUFFER:
             constants[target] = mod.get_buffer(target)
-    entry = ModuleCallEntry("", captured.in_spec, captured.out_spec, captured.input_names)
     shape_env = captured.shape_env
     return ExportedProgram(
         graph_module=GraphModule(dict(captured.subgraphs), captured.graph),
@@ -178,7 +194,7 @@ def _assemble(traced: Traced, draft_report: Any) -> ExportedProgram:
         constants=constants,
         range_constraints=range_constraints(shape_env, captured.graph) if shape_env else {},
         example_inputs=(traced.args, traced.kwargs),
-        module_call_graph=(entry,),
+        module_call_graph=captured.module_call_graph,
         shape_env=shape_env,
         specializations=traced.specializations,
         draft_report=draft_report,

@@ -21,6 +21,8 @@ from graphlift.errors import (
     MutationError,
     UnsupportedInputError,
 )
+from graphlift.export.module_calls import CallRecorder, module_call_graph
+from graphlift.export.program.call_graph import ModuleCallEntry
 from graphlift.export.program.signature import (
     ConstantArgument,
     InputKind,
@@ -73,6 +75,7 @@ class Capture:
     shape_env: ShapeEnv | None  # None when every input is static
     dynamic_dims: tuple[DynamicDim, ...]
     subgraphs: dict[str, Any]  # control-flow bodies: get_attr target -> GraphModule
+    module_call_graph: tuple[ModuleCallEntry, ...]
     python_guards: tuple[Any, ...] = ()  # strict=True: Python values read (strict/guards.py)
 
 
@@ -116,6 +119,7 @@ def capture(
     kwargs: dict[str, Any],
     dim_specs: list[dict[int, DimEntry]],
     specialize_data: bool = False,
+    preserved: tuple[str, ...] = (),
     strict: bool = False,
 ) -> Capture:
     graph = Graph()
@@ -132,12 +136,13 @@ def capture(
     names = _input_names(module, args, kwargs)
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
+    calls = CallRecorder(recorder, preserved)
 
     with (
         preserved_global_state(),
         preserved_attributes(module),
         swapped_state(module, lambda t: replacements[id(t)]),
-        module_stack(recorder, module),
+        module_stack(recorder, module, calls),
     ):
         with tracing(recorder, symbolic=symbols is not None):
             if strict:
@@ -163,13 +168,14 @@ def capture(
     output_args, output_specs = _outputs(recorder, flat_outputs)
     graph.output((*mutation_args, *output_args))
     output_specs = [*mutation_specs, *output_specs]
-    eliminate_dead_code(graph)
+    eliminate_dead_code(graph, keep=calls.boundary_nodes())
     constants = _used_constants(graph, recorder.constants)
     constant_specs = tuple(
         InputSpec(InputKind.CONSTANT_TENSOR, TensorArgument(c.name), c.target) for c in constants
     )
     input_specs = (*state_specs, *constant_specs, *user_specs)
     _order_placeholders(graph, [spec.arg.name for spec in input_specs])
+    root_entry = ModuleCallEntry("", in_spec, out_spec, tuple(names))
     return Capture(
         graph=graph,
         input_specs=input_specs,
@@ -181,6 +187,7 @@ def capture(
         shape_env=recorder.symbolic.shape_env if recorder.symbolic else None,
         dynamic_dims=tuple(symbols.dims) if symbols else (),
         subgraphs=dict(recorder.subgraphs),
+        module_call_graph=module_call_graph(module, root_entry, calls.calls, graph, preserved),
         python_guards=python_guards,
     )
 

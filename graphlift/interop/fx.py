@@ -46,7 +46,7 @@ from torch.fx.graph import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 from graphlift.errors import InputStructureError, InteropError, PytreeError
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.runtime.checks import compile_checks
-from graphlift.export.runtime.unlift import ExportedModule
+from graphlift.export.runtime.unlift import ExportedModule, WrappedGraphModule
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import map_arg
@@ -258,8 +258,9 @@ def _from_fx_nested(value: Any) -> Any:
 
 
 def _layout_of(module: GraphModule) -> PytreeLayout | None:
-    """The calling convention to give the fx module, None for flat."""
-    if not isinstance(module, ExportedModule):
+    """The calling convention to give the fx module, None for flat. ``module()``
+    and a preserved call of ``unflatten`` take their recorded pytree structure."""
+    if not isinstance(module, WrappedGraphModule):
         layout = module.meta.get(PYTREE_META)
         return layout if isinstance(layout, PytreeLayout) else None
     in_spec: TreeSpec = module._in_spec  # type: ignore[assignment]

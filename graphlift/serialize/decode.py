@@ -121,11 +121,14 @@ def decode_body(data: Data, storages: StorageReader, limits: Limits) -> Exported
             name: range_from_data(item) for name, item in data["range_constraints"].entries()
         },
         example_inputs=example_inputs,
-        module_call_graph=tuple(_call_entry(item) for item in data["module_call_graph"].items()),
+        module_call_graph=tuple(
+            _call_entry(item, values) for item in data["module_call_graph"].items()
+        ),
         shape_env=shape_env,
         specializations=tuple(_specialization(item) for item in data["specializations"].items()),
     )
     _check_call_specs(result, data["module_call_graph"])
+    _check_call_values(result, data["module_call_graph"])
     _check_symbol_sources(result, env_data)
     try:
         verify(result)
@@ -317,11 +320,21 @@ def _example_inputs(data: Data, storages: StorageReader, values: ValueDecoder) -
     return inputs
 
 
-def _call_entry(data: Data) -> ModuleCallEntry:
-    data.fields(("fqn", "in_spec", "out_spec", "forward_arg_names"))
-    names = tuple(item.str() for item in data["forward_arg_names"].items())
+def _call_entry(data: Data, values: ValueDecoder) -> ModuleCallEntry:
+    data.fields(("fqn", "in_spec", "out_spec"),
+                ("forward_arg_names", "inputs", "outputs", "preserved", "alias_of"))  # fmt: skip
+    names = data.get("forward_arg_names")
+    inputs, outputs = data.get("inputs"), data.get("outputs")
+    preserved, alias_of = data.get("preserved"), data.get("alias_of")
     return ModuleCallEntry(
-        data["fqn"].str(), _spec(data["in_spec"]), _spec(data["out_spec"]), names
+        data["fqn"].str(),
+        None if data["in_spec"].value is None else _spec(data["in_spec"]),
+        None if data["out_spec"].value is None else _spec(data["out_spec"]),
+        tuple(item.str() for item in names.items()) if names else (),
+        inputs=tuple(_argument(i, values) for i in inputs.items()) if inputs else (),
+        outputs=tuple(_argument(i, values) for i in outputs.items()) if outputs else (),
+        preserved=preserved.bool() if preserved else False,
+        alias_of=alias_of.str() if alias_of else None,
     )
 
 
@@ -331,6 +344,8 @@ def _check_call_specs(program: ExportedProgram, data: Data) -> None:
     if not program.module_call_graph:
         raise data.fail("no entry for the root module")
     root = program.module_call_graph[0]
+    if root.fqn or root.in_spec is None or root.out_spec is None:
+        raise data.fail("the first entry is not the root module's call")
     args_kwargs = root.in_spec.type is tuple and len(root.in_spec.children) == 2
     if (
         not args_kwargs
@@ -345,6 +360,18 @@ def _check_call_specs(program: ExportedProgram, data: Data) -> None:
             f"the root specs have {root.in_spec.num_leaves} inputs and {root.out_spec.num_leaves} "
             f"outputs; the signature has {len(inputs)} and {len(outputs)}"
         )
+
+
+def _check_call_values(program: ExportedProgram, data: Data) -> None:
+    """Every value a module call names is a node of the graph ("" when the
+    program no longer computes it)."""
+    names = {node.name for node in program.graph.nodes}
+    for index, entry in enumerate(program.module_call_graph):
+        for arg in (*entry.inputs, *entry.outputs):
+            if not isinstance(arg, ConstantArgument) and arg.name and arg.name not in names:
+                raise data.items()[index].fail(
+                    f"{entry.fqn!r} names {arg.name!r}, which is no graph node"
+                )
 
 
 def _check_symbol_sources(program: ExportedProgram, data: Data) -> None:

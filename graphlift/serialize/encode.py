@@ -6,6 +6,7 @@ order), so saving a loaded program again gives the same bytes.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,7 +18,7 @@ from graphlift.export.program.signature import ConstantArgument, SymIntArgument,
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
-from graphlift.pytree import spec_to_data, tree_flatten
+from graphlift.pytree import TreeSpec, spec_to_data, tree_flatten
 from graphlift.serialize.schema import SCHEMA_VERSION
 from graphlift.serialize.shape_env_state import range_to_data, shape_env_to_data
 from graphlift.serialize.targets import target_name
@@ -160,9 +161,39 @@ def _example_inputs(inputs: Any, storages: StorageWriter) -> dict[str, Any]:
 
 
 def _call_entry(entry: Any) -> dict[str, Any]:
-    return {
-        "fqn": entry.fqn,
-        "in_spec": spec_to_data(entry.in_spec),
-        "out_spec": spec_to_data(entry.out_spec),
-        "forward_arg_names": list(entry.forward_arg_names),
-    }
+    """The root entry in version 1's form; submodule entries add only what
+    differs from the defaults, so an archive of a program without them is
+    unchanged. A submodule call whose structure uses pytree types of the
+    model's own (transformers' output classes) is saved without its signature
+    unless the module is preserved: loading must not need the model's code."""
+    data: dict[str, Any] = {"fqn": entry.fqn}
+    own_types = not (_self_contained(entry.in_spec) and _self_contained(entry.out_spec))
+    if entry.fqn and (entry.in_spec is None or (own_types and not entry.preserved)):
+        data["in_spec"] = data["out_spec"] = None  # loads as a module without a signature
+        return data | _flags(entry)
+    data["in_spec"] = None if entry.in_spec is None else spec_to_data(entry.in_spec)
+    data["out_spec"] = None if entry.out_spec is None else spec_to_data(entry.out_spec)
+    data["forward_arg_names"] = list(entry.forward_arg_names)
+    if entry.inputs or entry.outputs:
+        data["inputs"] = [_argument(arg) for arg in entry.inputs]
+        data["outputs"] = [_argument(arg) for arg in entry.outputs]
+    return data | _flags(entry)
+
+
+def _flags(entry: Any) -> dict[str, Any]:
+    flags: dict[str, Any] = {}
+    if entry.preserved:
+        flags["preserved"] = True
+    if entry.alias_of is not None:
+        flags["alias_of"] = entry.alias_of
+    return flags
+
+
+_CONTAINERS = (tuple, list, dict, OrderedDict)
+
+
+def _self_contained(spec: TreeSpec | None) -> bool:
+    """``spec`` (None: no call) uses only Python's own containers."""
+    if spec is None or spec.is_leaf():
+        return True
+    return spec.type in _CONTAINERS and all(_self_contained(c) for c in spec.children)

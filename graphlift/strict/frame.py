@@ -74,7 +74,8 @@ class Frame:
 
     @property
     def f_lineno(self) -> int:
-        position = self.listing.instructions[self.index].positions
+        current = self.listing.instructions[self.listing.index_of[self.f_lasti]]
+        position = current.positions  # the executing instruction (index is the next one)
         line = position.lineno if position is not None else None
         return line if line is not None else self.f_code.co_firstlineno
 

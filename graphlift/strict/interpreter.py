@@ -107,8 +107,14 @@ class Interpreter:
     def _call_module(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: Any) -> Any:
         """``nn.Module._call_impl``: pre hooks, forward, hooks; user hooks interpreted."""
         hooks = torch.nn.modules.module
-        for hook in (*hooks._global_forward_pre_hooks.values(),
-                     *module._forward_pre_hooks.values()):  # fmt: skip
+        with_kwargs = module._forward_pre_hooks_with_kwargs
+        for hook_id, hook in (*hooks._global_forward_pre_hooks.items(),
+                              *module._forward_pre_hooks.items()):  # fmt: skip
+            if hook_id in with_kwargs:  # registered with with_kwargs=True: (args, kwargs)
+                result = self.call(hook, (module, args, kwargs), {})
+                if result is not None:
+                    args, kwargs = result
+                continue
             result = self.call(hook, (module, args), {})
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
@@ -265,8 +271,16 @@ class Interpreter:
 
 
 def _is_user_function(fn: Any) -> bool:
+    """User code, or a library decorator's wrapper around user code
+    (``@torch.no_grad()``, ``functools.wraps``): the wrapper is interpreted too,
+    so the user function it calls is, and does not escape into CPython."""
     code = getattr(fn, "__code__", None)
-    return isinstance(code, types.CodeType) and is_user_file(code.co_filename)
+    if not isinstance(code, types.CodeType):
+        return False
+    if is_user_file(code.co_filename):
+        return True
+    wrapped = getattr(fn, "__wrapped__", None)
+    return wrapped is not None and wrapped is not fn and _is_user_function(wrapped)
 
 
 def _is_user_class(cls: type) -> bool:

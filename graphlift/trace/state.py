@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 
@@ -61,6 +61,16 @@ def preserved_attributes(module: torch.nn.Module) -> Iterator[None]:
             state.update(attributes)
 
 
+class CallObserver(Protocol):
+    """Told about every submodule call while tracing (export's module call graph)."""
+
+    def entered(
+        self, key: str, path: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None: ...
+
+    def left(self, key: str, output: Any) -> None: ...
+
+
 @contextmanager
 def preserved_global_state() -> Iterator[None]:
     """Restore torch's global modes that the model may switch while it runs
@@ -78,35 +88,56 @@ def preserved_global_state() -> Iterator[None]:
 
 
 @contextmanager
-def module_stack(recorder: Recorder, root: torch.nn.Module) -> Iterator[None]:
+def module_stack(
+    recorder: Recorder, root: torch.nn.Module, observer: CallObserver | None = None
+) -> Iterator[None]:
     """Keep ``recorder.module_stack`` (call key -> (qualified name, class)) current
     with global forward hooks; each change makes a new dict, so nodes can share
-    the dict that was current when they were recorded."""
+    the dict that was current when they were recorded. ``observer`` sees each
+    submodule call's arguments (keywords included, through a per-module hook
+    that is removed afterwards) and its result."""
     paths: dict[int, str] = {}
     for name, submodule in root.named_modules(remove_duplicate=False):
         paths.setdefault(id(submodule), name)
     saved: list[dict[str, tuple[str, str]]] = []
+    keys: list[str | None] = []
     calls: dict[str, int] = {}
 
     def enter(submodule: torch.nn.Module, args: Any) -> None:
         saved.append(recorder.module_stack)
         path = paths.get(id(submodule))
+        keys.append(None)
         if path:
             kind = f"{type(submodule).__module__}.{type(submodule).__qualname__}"
             # One key per call, as torch.export does: the second call of `a` is `a@1`.
             count = calls[path] = calls.get(path, -1) + 1
-            key = f"{path}@{count}" if count else path
+            key = keys[-1] = f"{path}@{count}" if count else path
             recorder.module_stack = {**recorder.module_stack, key: (path, kind)}
+
+    def observe(submodule: torch.nn.Module, args: Any, kwargs: Any) -> None:
+        key = keys[-1] if keys else None
+        if observer is not None and key is not None:
+            observer.entered(key, paths[id(submodule)], args, kwargs)
 
     def leave(submodule: torch.nn.Module, args: Any, output: Any) -> None:
         if saved:
             recorder.module_stack = saved.pop()
+            key = keys.pop()
+            if observer is not None and key is not None:
+                observer.left(key, output)
 
     pre = torch.nn.modules.module.register_module_forward_pre_hook(enter)
     post = torch.nn.modules.module.register_module_forward_hook(leave, always_call=True)
+    observers = [
+        submodule.register_forward_pre_hook(observe, with_kwargs=True)
+        for submodule in root.modules()
+        if observer is not None and submodule is not root
+    ]
     try:
         yield
     finally:
         pre.remove()
         post.remove()
+        for handle in observers:
+            handle.remove()
         recorder.module_stack = {}

@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from graphlift.decompose.engine import GraphEngine
 from graphlift.decompose.table import Decomposition, DecompositionRule, default_decompositions
+from graphlift.export.program.call_graph import renamed_call_graph
 from graphlift.export.program.constraints import range_constraints
 from graphlift.export.program.signature import (
+    ConstantArgument,
     ExportGraphSignature,
     InputKind,
     InputSpec,
@@ -63,7 +65,9 @@ def run_decompositions(
         for spec, arg in zip(program.graph_signature.output_specs, replayed.outputs)
     )
     _order_placeholders(replayed.graph, [spec.arg.name for spec in input_specs])
-    eliminate_dead_code(replayed.graph)
+    call_values = _call_values(program, engine)
+    eliminate_dead_code(replayed.graph, keep=list(call_values.values()))
+    renamed = {old: new.name for old, new in call_values.items()}
     constants = dict(program.constants)
     constants.update({c.target: c.value for c in replayed.constants})
     module = GraphModule(program.graph_module, replayed.graph)
@@ -76,12 +80,30 @@ def run_decompositions(
         constants=constants,
         range_constraints=range_constraints(shape_env, replayed.graph) if shape_env else {},
         example_inputs=program.example_inputs,
-        module_call_graph=program.module_call_graph,
+        module_call_graph=renamed_call_graph(program.module_call_graph, renamed),
         shape_env=shape_env,
         specializations=program.specializations,
     )
     verify(result, level="core" if decomp_table is None else "export")
     return result
+
+
+def _call_values(program: ExportedProgram, engine: GraphEngine) -> dict[str, Node]:
+    """Old name -> new node of every value the module call graph names (kept by
+    dead-code elimination: a preserved module's boundary must stay computable)."""
+    named = {
+        arg.name
+        for entry in program.module_call_graph
+        for arg in (*entry.inputs, *entry.outputs)
+        if not isinstance(arg, ConstantArgument) and arg.name
+    }
+    found = {}
+    for node in program.graph.nodes:
+        if node.name in named:
+            new = engine.replayed(node)
+            if isinstance(new, Node):
+                found[node.name] = new
+    return found
 
 
 def _input_specs(

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from graphlift.export.program import decompositions
+from graphlift.export.program.call_graph import ModuleCallEntry
 from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
 from graphlift.export.program.verifier import Verifier, verify
 from graphlift.export.runtime.unlift import unlift
@@ -24,16 +25,6 @@ from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
 from graphlift.symbolic import ShapeEnv
-
-
-@dataclass(frozen=True)
-class ModuleCallEntry:
-    """How a module is called: the pytree structure of its inputs and outputs."""
-
-    fqn: str
-    in_spec: TreeSpec
-    out_spec: TreeSpec
-    forward_arg_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,11 +104,11 @@ class ExportedProgram:
 
     @property
     def call_spec_in(self) -> TreeSpec:
-        return self.module_call_graph[0].in_spec
+        return self.module_call_graph[0].in_spec  # type: ignore[return-value]
 
     @property
     def call_spec_out(self) -> TreeSpec:
-        return self.module_call_graph[0].out_spec
+        return self.module_call_graph[0].out_spec  # type: ignore[return-value]
 
     def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name in self.graph_signature.parameters:

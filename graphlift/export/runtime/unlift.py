@@ -14,12 +14,13 @@ leaves there.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from graphlift.errors import InputStructureError, PytreeError
-from graphlift.export.program.signature import InputKind
+from graphlift.export.program.signature import InputKind, OutputSpec
 from graphlift.export.runtime.checks import compile_checks, input_check_source
 from graphlift.export.runtime.writeback import apply_mutations
 from graphlift.ir.graph import Graph
@@ -32,17 +33,28 @@ if TYPE_CHECKING:
     from graphlift.export.program.exported_program import ExportedProgram
 
 _LIFTED = (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR)
+WriteBack = Callable[[Graph, tuple[OutputSpec, ...], dict[tuple[bool, str], Node]], None]
 
 
-class ExportedModule(GraphModule):
-    """What ``ExportedProgram.module()`` returns."""
+class WrappedGraphModule(GraphModule):
+    """A GraphModule whose ``forward`` is ``_outer_forward``, a method of the
+    subclass around the generated graph code (``_run_graph``)."""
+
+    _run_graph: Callable[..., Any]
 
     def recompile(self) -> Any:
         code = super().recompile()
         cls = type(self)
         cls._run_graph = cls.forward  # type: ignore[attr-defined]
-        cls.forward = ExportedModule._checked_forward  # type: ignore[method-assign]
+        cls.forward = cls._outer_forward  # type: ignore[attr-defined, method-assign]
         return code
+
+
+class ExportedModule(WrappedGraphModule):
+    """What ``ExportedProgram.module()`` returns."""
+
+    def _outer_forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self._checked_forward(*args, **kwargs)
 
     def _checked_forward(self, *args: Any, **kwargs: Any) -> Any:
         for guard in self._python_guards:  # strict capture: Python values it read
@@ -76,7 +88,14 @@ class ExportedModule(GraphModule):
         return self._input_check_source
 
 
-def unlift(program: ExportedProgram) -> ExportedModule:
+def unlift(
+    program: ExportedProgram,
+    *,
+    write_back: WriteBack = apply_mutations,
+    module_class: type[ExportedModule] | None = None,
+) -> ExportedModule:
+    """``program`` as a runnable module. ``write_back`` places the mutation
+    write-backs (at the end by default; ``unflatten`` writes where they were made)."""
     graph = copy.deepcopy(program.graph)
     placeholders = [n for n in graph.nodes if n.op == "placeholder"]
     anchor = placeholders[-1] if placeholders else None
@@ -94,7 +113,7 @@ def unlift(program: ExportedProgram) -> ExportedModule:
         graph.erase_node(node)
         holders[False, target] = attribute
         _install_state(root, program, spec.kind, target)
-    apply_mutations(graph, program.graph_signature.output_specs, holders)
+    write_back(graph, program.graph_signature.output_specs, holders)
     _typed_runtime_asserts(graph)
     for name, body in program.graph_module.named_children():  # control-flow bodies
         body = copy.deepcopy(body)
@@ -103,7 +122,8 @@ def unlift(program: ExportedProgram) -> ExportedModule:
                 inner.recompile()
         root.add_module(name, body)
     user_inputs = [n for n in graph.nodes if n.op == "placeholder"]
-    module = ExportedModule(root, graph, "ExportedModule")
+    cls = module_class or ExportedModule
+    module = cls(root, graph, cls.__name__)
     source = input_check_source(
         [n.name for n in user_inputs], [n.meta.get("val") for n in user_inputs], program._shape_env
     )

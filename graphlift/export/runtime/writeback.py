@@ -82,6 +82,60 @@ def apply_mutations(
             graph.call_function(update, (holder, value))
 
 
+def apply_mutations_where_made(
+    graph: Graph, output_specs: tuple[OutputSpec, ...], holders: dict[tuple[bool, str], Node]
+) -> None:
+    """Like :func:`apply_mutations`, but each write-back happens where the model
+    made the mutation, as eager does (``unflatten`` needs it inside the
+    submodule that mutates): right after the new value is computed, or after
+    the last read of the old value if one comes later. Later readers of a
+    computed new value read the holder itself."""
+    output = next(reversed(graph.nodes))
+    values = list(output.args[0])
+    order: dict[Node, float] = {node: float(position) for position, node in enumerate(graph.nodes)}
+    for index, spec in enumerate(output_specs):
+        if spec.kind is OutputKind.USER_OUTPUT:
+            continue
+        update = _UPDATES.get(spec.kind)
+        if update is None:
+            raise ExportError(f"module() cannot run a program with {spec.kind.name} outputs")
+        value = values[index]
+        holder = holders[spec.kind is OutputKind.USER_INPUT_MUTATION, str(spec.target)]
+        anchor = max([value, *_old_value_readers(holder)], key=order.__getitem__)
+        following = order[anchor.next]
+        with graph.inserting_after(anchor):
+            write = graph.call_function(update, (holder, value))
+        order[write] = (order[anchor] + following) / 2  # between its neighbours
+        write.meta = {k: v for k, v in value.meta.items() if k != "val"}
+        if value.op == "call_function":
+            after = order[anchor]
+            value.replace_all_uses_with(
+                holder,
+                lambda user, write=write, after=after: (
+                    user.op != "output" and user is not write and order[user] > after
+                ),
+            )
+            values = [holder if v is value else v for v in values]  # returned: the holder
+    output.args = (
+        tuple(v for v, s in zip(values, output_specs) if s.kind is OutputKind.USER_OUTPUT),
+    )
+
+
+def _old_value_readers(holder: Node) -> list[Node]:
+    """Nodes reading ``holder``'s old content, directly or through views of it."""
+    readers: list[Node] = []
+    pending = [holder]
+    while pending:
+        node = pending.pop()
+        for user in node.users:
+            if user.op == "output":
+                continue
+            readers.append(user)
+            if _returns_alias(user.target) or user.target is operator.getitem:
+                pending.append(user)
+    return readers
+
+
 def _reinplace(value: Any, holder: Node, order: dict[Node, int]) -> bool:
     """Switch ``value = op(holder, ...)`` to ``op_(holder, ...)`` when nothing reads
     ``holder`` afterwards or through a view; True when done."""
