@@ -37,9 +37,11 @@ from torch._dispatch.python import enable_python_dispatcher
 from graphlift.decompose.engine import replay_placeholder
 from graphlift.decompose.recorder import CARRIED_META, ReplayRecorder
 from graphlift.decompose.replay import SIZE_QUERIES, backend_paths_off
-from graphlift.errors import JointExportError
+from graphlift.errors import InternalError, JointExportError
+from graphlift.export.program.call_graph import renamed_call_graph
 from graphlift.export.program.constraints import range_constraints
 from graphlift.export.program.signature import (
+    ConstantArgument,
     ExportGraphSignature,
     InputKind,
     InputSpec,
@@ -171,15 +173,17 @@ def export_forward_backward(program: ExportedProgram, joint_loss_index: int = 0)
     _check_supported(program)
     shape_env = program._shape_env.fork() if program._shape_env is not None else None
     joint = JointReplay(program, shape_env)
-    graph, output_specs = joint.run(joint_loss_index)
+    graph, output_specs, renamed = joint.run(joint_loss_index)
     result = type(program)(
         graph_module=GraphModule(program.graph_module, graph),
         graph_signature=ExportGraphSignature(program.graph_signature.input_specs, output_specs),
         state_dict=dict(program.state_dict),
         constants=dict(program.constants),
-        range_constraints=range_constraints(shape_env) if shape_env else {},
+        range_constraints=range_constraints(shape_env, graph) if shape_env else {},
         example_inputs=program.example_inputs,
-        module_call_graph=_with_gradients(program.module_call_graph, output_specs),
+        module_call_graph=renamed_call_graph(
+            _with_gradients(program.module_call_graph, output_specs), renamed
+        ),
         shape_env=shape_env,
         specializations=program.specializations,
     )
@@ -196,6 +200,8 @@ def _with_gradients(
     """The root call returns ``(outputs, gradients)``: the program's outputs in
     their structure, then a dict from each gradient's target to the gradient."""
     root, *rest = call_graph
+    if root.out_spec is None:
+        raise InternalError("the root module call has no output structure")
     targets = [str(s.target) for s in specs if s.kind in GRADIENT_KINDS]
     outputs = tree_unflatten([0] * root.out_spec.num_leaves, root.out_spec)
     _, out_spec = tree_flatten((outputs, dict.fromkeys(targets, 0)))
@@ -225,7 +231,9 @@ class JointReplay:
         self.values: dict[Node, Any] = {}
         self.functions_called: set[int] = set()  # custom autograd.Function calls replayed
 
-    def run(self, joint_loss_index: int) -> tuple[Graph, tuple[OutputSpec, ...]]:
+    def run(self, joint_loss_index: int) -> tuple[Graph, tuple[OutputSpec, ...], dict[str, str]]:
+        """The joint graph, its output specs, and old -> new names of the values
+        the module call graph names."""
         nodes = list(self.program.graph.nodes)
         leaves = self._bind_placeholders(nodes)
         with differentiating(self.mode, symbolic=self.shape_env is not None):
@@ -238,6 +246,7 @@ class JointReplay:
             specs = list(self.program.graph_signature.output_specs)
             loss = _loss(outputs, nodes[-1].args[0], specs, joint_loss_index)
             gradients = self._backward(loss, leaves, nodes[-1].args[0], outputs)
+        boundary = self._call_graph_values()
         flat = [self._output_arg(v) for v in outputs]
         grad_nodes = [self.recorder.current_node(self.recorder.traced(g)) for g in gradients]
         out_specs = _user_specs(specs, flat, joint_loss_index)
@@ -247,9 +256,28 @@ class JointReplay:
         ]
         self.graph.output((*flat, *grad_nodes))
         _collapse_aliases(self.graph)
-        eliminate_dead_code(self.graph)
+        eliminate_dead_code(self.graph, keep=list(boundary.values()))
         order = [spec.arg.name for spec in self.program.graph_signature.input_specs]
-        return _named_gradients(self.graph, out_specs, order)
+        graph, renamed_specs, copies = _named_gradients(self.graph, out_specs, order)
+        return graph, renamed_specs, {old: copies[new].name for old, new in boundary.items()}
+
+    def _call_graph_values(self) -> dict[str, Node]:
+        """Old name -> new node of every value the module call graph names (kept,
+        so module boundaries stay computable; aliases resolved to what they alias)."""
+        named = {
+            arg.name
+            for entry in self.program.module_call_graph
+            for arg in (*entry.inputs, *entry.outputs)
+            if not isinstance(arg, ConstantArgument) and arg.name
+        }
+        found: dict[str, Node] = {}
+        for node, value in self.values.items():
+            if node.name in named and isinstance(value, TraceTensor):
+                new = self.recorder.current_node(value)
+                while new.op == "call_function" and new.target in ALIASES:
+                    new = new.args[0]  # type: ignore[assignment]
+                found[node.name] = new
+        return found
 
     def _backward(
         self, loss: TraceTensor, leaves: list[Leaf], sources: Any, outputs: list[Any]
@@ -464,7 +492,7 @@ def _collapse_aliases(graph: Graph) -> None:
 
 def _named_gradients(
     graph: Graph, specs: list[OutputSpec], order: list[str]
-) -> tuple[Graph, tuple[OutputSpec, ...]]:
+) -> tuple[Graph, tuple[OutputSpec, ...], dict[Node, Node]]:
     """A copy of ``graph`` with its placeholders in signature ``order`` and each
     gradient's node named ``grad_<target>`` (when the node is only that gradient)."""
     output = next(reversed(graph.nodes))
@@ -495,7 +523,7 @@ def _named_gradients(
         else s
         for s, v in zip(specs, values)
     )
-    return new, renamed
+    return new, renamed, copies
 
 
 @contextmanager
