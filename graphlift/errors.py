@@ -11,8 +11,14 @@ attributes (``err.where``, ``err.fixes``); nothing should ever parse a message.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from graphlift.source import raised_in_graphlift, traceback_frames, user_location_of
+
+Fn = TypeVar("Fn", bound=Callable[..., Any])
 
 
 class GraphliftError(Exception):
@@ -32,10 +38,60 @@ class GraphliftError(Exception):
 class InternalError(GraphliftError, AssertionError):
     """An invariant of graphlift itself failed: this is a bug in graphlift."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, where: str | None = None) -> None:
         super().__init__(
-            f"{message}\nThis is a bug in graphlift; please report it with the code that triggered it."
+            f"{message}\nThis is a bug in graphlift; please report it with the code that triggered it.",
+            where=where,
         )
+
+
+def reports_internal_errors(api: Fn) -> Fn:
+    """Decorate a public entry point so no internal exception type reaches the user.
+
+    GraphliftErrors pass through, and so do exceptions the user's model or torch
+    raised (eager would raise them too) and the machine's (``OSError``). Anything else was raised by graphlift's
+    own code (an ``EvaluationError``, a ``KeyError`` in a table lookup): it
+    becomes :class:`InternalError` naming the op being recorded with its argument
+    shapes and the user's line, chained to the original for the traceback.
+    """
+
+    @functools.wraps(api)
+    def entry_point(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return api(*args, **kwargs)
+        except (GraphliftError, OSError, MemoryError):
+            raise  # ours, or the machine's (a missing file is not a bug)
+        except Exception as error:
+            if not raised_in_graphlift(error):
+                raise
+            location = user_location_of(error)
+            raise InternalError(
+                f"{api.__name__} failed with {type(error).__name__}: {error}{_op_context(error)}",
+                where=str(location) if location else None,
+            ) from error
+
+    return entry_point  # type: ignore[return-value]
+
+
+def _op_context(error: BaseException) -> str:
+    """``" while recording aten.view.default on shapes [s0, 4]"`` from the innermost
+    frame of the traceback that holds an ATen op and its arguments."""
+    for frame in reversed(traceback_frames(error)):
+        local = frame.f_locals
+        op = next((local[k] for k in ("op", "func", "target") if _is_op(local.get(k))), None)
+        if op is None:
+            continue
+        shapes = [_describe(a) for a in local.get("args", ()) if hasattr(a, "shape")]
+        return f"\n  while recording {op} on shapes {', '.join(shapes) or '(none)'}"
+    return ""
+
+
+def _is_op(value: Any) -> bool:
+    return type(value).__name__ in ("OpOverload", "OpOverloadPacket", "HigherOrderOperator")
+
+
+def _describe(value: Any) -> str:
+    return f"{str(value.dtype).removeprefix('torch.')}{list(value.shape)}"
 
 
 # --- the graph IR -----------------------------------------------------------------
@@ -302,6 +358,10 @@ class SerializationError(GraphliftError, RuntimeError):
 
 
 # --- interop with torch.fx ----------------------------------------------------------
+
+
+class DecompositionTableError(GraphliftError, TypeError):
+    """``run_decompositions`` was given something that is not a table of ops to callables."""
 
 
 class InteropError(GraphliftError, TypeError):

@@ -179,3 +179,35 @@ def _instructions(code: types.CodeType) -> dict[int, int]:
 
 
 _LISTINGS: dict[types.CodeType, list[dis.Instruction]] = {}
+
+
+def traceback_frames(error: BaseException) -> list[FrameType]:
+    """The frames ``error`` passed through, outermost first."""
+    frames = []
+    tb = error.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    return frames
+
+
+def raised_in_graphlift(error: BaseException) -> bool:
+    """Whether ``error`` was raised by graphlift's own code: its innermost frame
+    outside the standard library is a graphlift frame (a ``KeyError`` from a
+    dict lookup in graphlift counts; one raised by the model or by torch does not)."""
+    for frame in reversed(traceback_frames(error)):
+        path = os.path.abspath(frame.f_code.co_filename)
+        if path.startswith(_STDLIB_DIR) and not path.startswith(_SITE_DIRS):
+            continue
+        return path.startswith(_GRAPHLIFT_DIR) and not path.startswith(_EXAMPLES_DIR)
+    return False
+
+
+def user_location_of(error: BaseException) -> SourceLocation | None:
+    """The innermost user frame ``error`` passed through (the model line being traced)."""
+    for frame in reversed(traceback_frames(error)):
+        if is_user_file(frame.f_code.co_filename):
+            return SourceLocation(
+                frame.f_code.co_filename, frame.f_lineno or 0, frame.f_code.co_name
+            )
+    return None

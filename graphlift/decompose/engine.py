@@ -150,8 +150,15 @@ def replay_placeholder(
         return value
     sizes = [in_env(size, shape_env) for size in value.shape]
     symbolic = any(isinstance(s, torch.SymInt) for s in sizes)
+    # The strides too are read over to this env: ordering the source's symbolic
+    # strides would ask (and guard) questions on the source program's env.
+    strides = [in_env(stride, shape_env) for stride in value.stride()]
     traced = recorder.bind_input(
-        new, value, requires_grad=requires_grad, sizes=sizes if symbolic else None
+        new,
+        value,
+        requires_grad=requires_grad,
+        sizes=sizes if symbolic else None,
+        strides=strides if symbolic else None,
     )
     if symbolic and recorder.symbolic is not None:
         for dim, size in enumerate(sizes):

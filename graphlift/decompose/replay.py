@@ -46,7 +46,7 @@ from torch._dispatch.python import enable_python_dispatcher
 from graphlift.decompose.cache import CallCache
 from graphlift.decompose.recorder import CARRIED_META, ReplayRecorder, in_env, shadow_like
 from graphlift.decompose.table import Decomposition, DecompositionRule
-from graphlift.decompose.zero_one import check_decomposition
+from graphlift.decompose.zero_one import check_decomposition, excludes_only_failing_sizes
 from graphlift.errors import ConstraintViolationError, InternalError
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
@@ -178,8 +178,15 @@ class GraphReplay:
                 result = self._decompose(node, args, kwargs)
         finally:
             self.recorder.source = None
-        if self.shape_env is not None and len(self.shape_env.guards) > known:
-            self._refuse_new_guard(node, self.shape_env.guards[known])
+        if self.shape_env is not None:
+            for guard in self.shape_env.guards[known:]:
+                # At the top level, a guard refusing only sizes where the op itself
+                # raises keeps every input the original program could run.
+                before = [g.expr for g in self.shape_env.guards[:known]]
+                if self.label is not None or not excludes_only_failing_sizes(
+                    self.shape_env, node.target, args, kwargs, guard.expr, before
+                ):
+                    self._refuse_new_guard(node, guard)
         return result
 
     def _control_flow(self, node: Node, args: Any, kwargs: Any) -> Any:

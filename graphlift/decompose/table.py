@@ -25,6 +25,8 @@ from typing import Any
 import torch
 from torch._decomp import _core_aten_decompositions_post_autograd
 
+from graphlift.errors import DecompositionTableError
+
 aten = torch.ops.aten
 _CIA = torch._C.DispatchKey.CompositeImplicitAutograd
 
@@ -39,6 +41,15 @@ PRESERVED_CIA_OPS = frozenset({
     aten.mish_backward.default,
     aten._fused_rms_norm.default,
 })  # fmt: skip
+
+
+# Ops torch's functionalization rewrites before any table is consulted, and
+# which graphlift's tracer records as the model called them: decomposed with
+# their functional form whatever the table says (torch.tensor(3.0) in a model
+# is ``lift_fresh``; torch records ``lift_fresh_copy`` and decomposes it to ``clone``).
+FUNCTIONALIZED_FORMS: dict[Any, Decomposition] = {
+    aten.lift_fresh.default: aten.clone.default,
+}
 
 
 # Ops that read a tensor's metadata: they are answered from the traced values,
@@ -121,12 +132,32 @@ def cia_kernel(op: torch._ops.OpOverload) -> Decomposition:
     return functools.partial(op._op_dk, _CIA)
 
 
+def as_table(table: Mapping[Any, Decomposition]) -> dict[Any, Decomposition]:
+    """Any decomposition table as a plain dict of overloads, read through the
+    mapping protocol only: ``torch.export.default_decompositions()`` is a dict
+    subclass whose entries live outside the dict itself (``dict.get`` on it
+    finds nothing; ``items()`` materializes them), and ``torch._decomp``
+    tables may key a whole op packet (``aten.linear``) for all its overloads."""
+    if not isinstance(table, Mapping) and not hasattr(table, "items"):
+        raise DecompositionTableError(
+            f"a decomposition table maps ops to callables, got {type(table).__name__}"
+        )
+    plain: dict[Any, Decomposition] = {}
+    for op, decomposition in table.items():
+        if isinstance(op, torch._ops.OpOverloadPacket):
+            for overload in op.overloads():
+                plain.setdefault(getattr(op, overload), decomposition)
+        else:
+            plain[op] = decomposition
+    return plain
+
+
 class DecompositionRule:
     """``decomposition_for(op)`` for one table: the rule in the module docstring,
     answered once per op (a graph calls few distinct ops many times)."""
 
     def __init__(self, table: Mapping[Any, Decomposition]) -> None:
-        self.table = table
+        self.table = as_table(table)
         self._answers: dict[Any, Decomposition | None] = {}
 
     def __call__(self, op: Any) -> Decomposition | None:
@@ -137,7 +168,7 @@ class DecompositionRule:
             return answer
 
     def _decide(self, op: Any) -> Decomposition | None:
-        listed = self.table.get(op)
+        listed = self.table.get(op) or FUNCTIONALIZED_FORMS.get(op)
         if listed is not None:
             return listed
         if (

@@ -23,7 +23,7 @@ from torch.utils._python_dispatch import _disable_current_modes
 
 from graphlift.ir.node import Node, map_arg
 from graphlift.symbolic import ShapeEnv
-from graphlift.symbolic.expr import Scalar
+from graphlift.symbolic.expr import Scalar, free_symbols
 from graphlift.symbolic.guards import Assumption
 from graphlift.symbolic.substitute import EvaluationError
 from graphlift.trace.tensor import TraceTensor
@@ -153,3 +153,40 @@ def _close(expected: Any, actual: Any) -> bool:
             and all(map(_close, expected, actual))
         )
     return bool(operator.eq(expected, actual))
+
+
+def excludes_only_failing_sizes(
+    env: ShapeEnv, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fact: Any,
+    before: list[Any],
+) -> bool:  # fmt: skip
+    """Whether the guard ``fact`` a decomposition of ``op`` added fails only at
+    sizes where ``op`` itself raises (``reshape(b, -1, ...)`` of an empty tensor
+    is ambiguous, so its decomposition asks ``b >= 1``): there the original
+    program raises anyway, and the decomposed one refuses instead (sizes a
+    guard in ``before`` already refuses are excused as well). Each symbol
+    of ``fact`` is tried alone at sizes 0 to 8, the others at their examples;
+    no failing size at all also counts as no."""
+    failing = [
+        {name: v}
+        for name in sorted(free_symbols(fact))
+        for v in range(9)  # not filtered by range: the env may be narrowed already
+        if env.holds_at(fact, {name: v}) is not True
+    ]
+    refused_before = [at for at in failing if any(env.holds_at(g, at) is not True for g in before)]
+    return bool(failing) and all(
+        at in refused_before or _raises(env, op, args, kwargs, at) for at in failing
+    )
+
+
+def _raises(
+    env: ShapeEnv, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any], at: dict[str, int]
+) -> bool:
+    generator = torch.Generator().manual_seed(0)
+    try:
+        with _disable_current_modes(), torch.no_grad():
+            op(*_inputs(env, args, at, generator, {}), **_inputs(env, kwargs, at, generator, {}))
+    except _Unavailable:
+        return False  # no data to run it on: unknown, so not excused
+    except (RuntimeError, ValueError, IndexError, TypeError, ZeroDivisionError, EvaluationError):
+        return True
+    return False

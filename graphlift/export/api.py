@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ExportArgumentError, ExportError
+from graphlift.errors import ExportArgumentError, ExportError, reports_internal_errors
 from graphlift.export.callables import as_module
 from graphlift.export.capture import Capture, function_module
 from graphlift.export.capture import capture as capture_model
@@ -31,6 +31,7 @@ from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
 
 
+@reports_internal_errors
 def export(
     mod: torch.nn.Module | Callable[..., Any],
     args: tuple[Any, ...],

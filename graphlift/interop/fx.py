@@ -43,7 +43,12 @@ import torch.fx
 import torch.utils._pytree as torch_pytree
 from torch.fx.graph import CodeGen, _PyTreeCodeGen, _PyTreeInfo
 
-from graphlift.errors import InputStructureError, InteropError, PytreeError
+from graphlift.errors import (
+    InputStructureError,
+    InteropError,
+    PytreeError,
+    reports_internal_errors,
+)
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.runtime.checks import compile_checks
 from graphlift.export.runtime.unlift import ExportedModule, WrappedGraphModule
@@ -133,6 +138,7 @@ class StructureCheck:
             raise InputStructureError(str(error)) from None
 
 
+@reports_internal_errors
 def to_fx(obj: ExportedProgram | GraphModule, *, checks: bool = True) -> torch.fx.GraphModule:
     """A ``torch.fx.GraphModule`` that runs like ``obj``.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from graphlift.errors import ArchiveError, SerializationError
+from graphlift.errors import ArchiveError, SerializationError, reports_internal_errors
 from graphlift.export.package import ExportPackage
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.serialize.archive import FileLike, read_archive, read_bytes, write_archive
@@ -23,6 +23,7 @@ from graphlift.serialize.schema import CHANGELOG, LIMITS, SCHEMA_VERSION, Limits
 from graphlift.serialize.targets import PYTHON_TARGETS
 
 
+@reports_internal_errors
 def save(
     ep: ExportedProgram | ExportPackage,
     f: FileLike,
@@ -50,6 +51,7 @@ def save(
     write_archive(f, program, tensors, extras)
 
 
+@reports_internal_errors
 def load(
     f: FileLike, *, extra_files: dict[str, Any] | None = None, limits: Limits = LIMITS
 ) -> ExportedProgram | ExportPackage:

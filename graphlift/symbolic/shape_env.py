@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ConstraintViolationError, DataDependentError
+from graphlift.errors import ConstraintViolationError, DataDependentError, InternalError
 from graphlift.source import SourceLocation, at_assert, user_frame, user_location
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic import facts as F
@@ -73,6 +73,7 @@ class ShapeEnv:
         self._suppressed = 0
         self._assumptions: list[Assumption] | None = None
         self._origins: dict[str, str] = {}
+        self._sealed = 0  # > 0 while a transformation reads a program it must not change
         #: With ``data_dependent="specialize"``: the example value of an unbacked
         #: symbol (None when unknown); undecidable questions are then answered
         #: from it and recorded as runtime asserts instead of raising.
@@ -131,6 +132,17 @@ class ShapeEnv:
     def fork(self) -> ShapeEnv:
         """An env with the same knowledge whose later changes never reach this one."""
         return ShapeEnv.from_state(self.snapshot())
+
+    @contextmanager
+    def sealed(self) -> Iterator[None]:
+        """While a transformation replays a program over a fork of its env, this
+        (the source's) env must learn nothing: a guard or range recorded here
+        would change the source program. Recording raises InternalError instead."""
+        self._sealed += 1
+        try:
+            yield
+        finally:
+            self._sealed -= 1
 
     # --- creating symbols ---------------------------------------------------------------
 
@@ -514,28 +526,33 @@ class ShapeEnv:
         1 (sizes at which the op that asked was checked to give the same result)."""
         fact = assumption.fact
         # A symbol needs the exemption only if the fact fails at 0 or 1 (else "or n <= 1" is noise).
+        # Where the fact is undefined (``s0 % (s0*s1)`` at ``s0 == 0``) it does not hold.
         needed = [
             name
             for name in sorted(exempt)
             if not all(
-                self._holds_at(fact, name, v) for v in (0, 1) if self._ranges[name].contains(v)
+                self.holds_at(fact, {name: v}) for v in (0, 1) if self._ranges[name].contains(v)
             )
         ]
         if needed:
             fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in needed))
         self._record(fact, runtime=False)
 
-    def _holds_at(self, fact: Expr, name: str, value: int) -> bool:
-        """``fact`` is true with ``name`` = ``value``; False where it is undefined there
-        (``s0 % (s0*s1)`` at s0 = 0), so the exemption is kept."""
-        try:
-            return bool(self.value_at(fact, {name: value}))
-        except EvaluationError:
-            return False
-
     def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
-        """The value of ``expr`` at the example values, with ``overrides`` for some symbols."""
+        """The value of ``expr`` at the example values, with ``overrides`` for some symbols.
+
+        Raises :class:`EvaluationError` where ``expr`` is undefined (a division
+        by zero); :meth:`holds_at` is the total form for facts.
+        """
         return evaluate(self.simplify(expr), {**self._hints, **overrides})
+
+    def holds_at(self, fact: Expr, overrides: Mapping[str, Scalar]) -> bool | None:
+        """Whether the boolean ``fact`` holds at the example values with
+        ``overrides``; None where it is undefined there (``s0 % s1`` at ``s1 == 0``)."""
+        try:
+            return bool(self.value_at(fact, overrides))
+        except (EvaluationError, ZeroDivisionError):
+            return None
 
     @contextmanager
     def suppress_guards(self) -> Iterator[None]:
@@ -660,6 +677,11 @@ class ShapeEnv:
 
     def _record(self, fact: Expr, *, runtime: bool) -> None:
         """Record ``fact`` as a guard (or runtime assert) with the user's line, then learn from it."""
+        if self._sealed:
+            raise InternalError(
+                f"a transformation asked the source program's shapes to assume {self.format(fact)}; "
+                "it must only use its own copy"
+            )
         if not runtime and fact in self._facts:
             return  # already guarded (a question asked again by the next op)
         where = user_location()
@@ -671,13 +693,17 @@ class ShapeEnv:
         self._learn(fact, where)
 
     def _learn(self, fact: Expr, where: SourceLocation | None) -> None:
-        for part in F.conjuncts(fact):
+        # A fact may predate replacements learned since it was asked (an op's 0/1
+        # assumptions are recorded after its kernel ran): solve its current form,
+        # or ``s1 == max(1, s3)`` after ``s3 := s1`` would make ``s3 := max(1, s3)``.
+        current = self.simplify(fact)
+        for part in (*F.conjuncts(fact), *F.conjuncts(current)):
             if part in self._facts:
                 continue
             self._facts[part] = None
             for mono in _comparison_monomials(part):
                 self._facts_by_mono.setdefault(mono, []).append(part)
-        for consequence in F.consequences(fact, self._rank):
+        for consequence in F.consequences(current, self._rank):
             if isinstance(consequence, F.Tighten):
                 self._tighten(consequence.symbol, consequence.allowed, where)
             elif isinstance(consequence, F.Exclude):
@@ -710,6 +736,8 @@ class ShapeEnv:
             self._replace(name, E.integer(int(new.lower)), where)
 
     def _replace(self, name: str, value: Poly, where: SourceLocation | None) -> None:
+        if name in self._replacements or name in E.free_symbols(value):
+            return  # eliminated already, or not a solution (``s == max(1, s)``)
         value_range = self._decider.bound(value)
         other = E.as_symbol(value)
         if other is not None:  # unification: the survivor inherits both ranges

@@ -30,6 +30,7 @@ from graphlift.ir.effects import register_side_effect
 from graphlift.patching import Patcher
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
+from graphlift.symbolic import algebra as E
 from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.trace.recorder import Recorder
@@ -265,6 +266,56 @@ def index_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
     return recorder.call(op, args, kwargs, rule=rule)
 
 
+def slice_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``x[:k]`` with ``k = n.item()``: where ``k`` lands in ``[0, size]`` is
+    data-dependent (a negative ``k`` counts from the end, a large one clamps),
+    but the result's length is always in ``[0, size]``. As torch infers, that
+    length is a fresh size-like unbacked symbol bound to the result, so no
+    ``torch._check`` is needed. A slice whose bounds are decided (plain ints,
+    input sizes, an ``.item()`` the user bounded with ``torch._check``) is the
+    ordinary op."""
+    x, dim, start, end, step = _slice_arguments(*args, **kwargs)
+    if not isinstance(x, TraceTensor) or not isinstance(end, torch.SymInt):
+        return recorder.call(op, args, kwargs)
+    env = recorder.ensure_symbolic().shape_env
+    if not any(env.is_unbacked(s) for s in free_symbols(end.node.symbolic_expr)):
+        return recorder.call(op, args, kwargs)  # input sizes: guarded as usual
+    dim = dim % x.dim()
+    if _within(env, end, x.shape[dim]) or not _within(env, start, x.shape[dim]):
+        return recorder.call(op, args, kwargs)
+
+    def rule(shadow: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
+        size = shadow.shape[dim]
+        start_at = start if start is not None else 0
+        sizes = list(shadow.shape)
+        sizes[dim] = _size(env, "a slice with a data-dependent end", max=size)
+        strides = list(shadow.stride())
+        offset = shadow.storage_offset() + start_at * strides[dim]
+        strides[dim] *= step
+        return shadow.as_strided(sizes, strides, offset)
+
+    return recorder.call(op, args, kwargs, rule=rule)
+
+
+def _slice_arguments(
+    x: Any, dim: int = 0, start: Any = None, end: Any = None, step: int = 1
+) -> tuple[Any, int, Any, Any, int]:
+    return x, dim, start, end, step
+
+
+def _within(env: ShapeEnv, bound: Any, size: Any) -> bool:
+    """Whether slice bound ``bound`` (None, an int or a SymInt) is known to lie
+    in ``[0, size]`` without looking at data."""
+    if bound is None:
+        return True
+    expr = bound.node.symbolic_expr if isinstance(bound, torch.SymInt) else E.integer(bound)
+    top = size.node.symbolic_expr if isinstance(size, torch.SymInt) else E.integer(size)
+    return (
+        env.decide_static(E.ge(expr, E.ZERO), size_oblivious=True) is True
+        and env.decide_static(E.le(expr, top), size_oblivious=True) is True
+    )
+
+
 class _FakeContext:
     """What ``torch.library.get_ctx()`` returns inside a custom op's fake
     implementation during export: new data-dependent sizes are unbacked symbols."""
@@ -352,4 +403,5 @@ DATA_DEPENDENT_OPS: dict[Any, Handler] = {
     aten.unique_consecutive.default: _with_rule(_unique_consecutive),
     aten.unique_dim.default: _with_rule(_unique_dim),
     aten.index.Tensor: index_tensor,
+    aten.slice.Tensor: slice_tensor,
 }

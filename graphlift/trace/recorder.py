@@ -119,19 +119,20 @@ class Recorder:
         *,
         requires_grad: bool = False,
         sizes: list[Any] | None = None,
+        strides: list[Any] | None = None,
         device: torch.device | None = None,
     ) -> TraceTensor:
         """The traced value of input ``node``: ``value``'s metadata, with ``sizes``
-        (possibly symbolic) instead of its sizes when given; strides follow
-        ``value``'s memory layout."""
+        (possibly symbolic) instead of its sizes when given; strides are
+        ``strides`` when given, else they follow ``value``'s memory layout."""
         if sizes is None:
             shadow = torch.empty_strided(
                 value.shape, value.stride(), dtype=value.dtype, device=META
             )
         else:
-            shadow = torch.empty_strided(
-                sizes, strides_like(value, sizes), dtype=value.dtype, device=META
-            )
+            if strides is None:
+                strides = strides_like(value, sizes)
+            shadow = torch.empty_strided(sizes, strides, dtype=value.dtype, device=META)
         traced = self.wrap(shadow, node, device or value.device, requires_grad)
         self._inputs.add(id(traced))
         if self.examples is not None:

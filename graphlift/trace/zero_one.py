@@ -69,9 +69,9 @@ def guard_unless_agreed(
     """The 0/1 bookkeeping both checks share (this module's per-op metadata check,
     ``export/decomp_zero_one.py``'s numeric one): ``agrees({s: v})`` says whether
     the result is right with symbol ``s`` at size ``v``. An assumption whose
-    symbols all agree at 0 and 1 needs nothing; any other is guarded; one that
-    needs a guard for larger sizes anyway is guarded with the sizes 0 and 1 that
-    check out exempted."""
+    symbols all agree at 0 and 1 needs nothing; any other (and one that needs a
+    guard for larger sizes anyway) is guarded with the sizes 0 and 1 that check
+    out exempted."""
     symbols = sorted({name for a in assumptions for name in a.symbols})
     fine = frozenset(
         name
@@ -79,10 +79,11 @@ def guard_unless_agreed(
         if all(agrees({name: value}) for value in (0, 1) if env.range_of(name).contains(value))
     )
     for assumption in assumptions:
-        if assumption.needs_guard:
+        if assumption.needs_guard or not assumption.symbols <= fine:
+            # The sizes that checked out stay exempt also when another symbol of
+            # the same fact disagreed: ``b*t*k != 0`` with ``k`` the culprit
+            # must not refuse ``b == 0``, where the op was checked to be right.
             env.guard_assumption(assumption, exempt=assumption.symbols & fine)
-        elif not assumption.symbols <= fine:
-            env.guard_assumption(assumption)
 
 
 def _agrees(

@@ -350,9 +350,9 @@ def test_refine_ties_dims_the_program_made_equal() -> None:
     """``input`` is placeholder ``input_1``; the fix names it, the spec says ``input``."""
     args = (torch.randn(6, 3), torch.randn(6, 3))
     for spec, tied in [
-        # narrowed to min=1 as well: with two separate dims, broadcasting x + y depends on
-        # size 1 (and size 0 fails against the other's example); the fix is conservative
-        ({"input": {0: gl.Dim("a")}, "other": {0: gl.Dim("c")}}, gl.Dim("a", min=1)),
+        # narrowed to min=2 as well: with two separate dims, broadcasting x + y guards
+        # a != 1 (and size 0 fails against the other's example); the fix is conservative
+        ({"input": {0: gl.Dim("a")}, "other": {0: gl.Dim("c")}}, gl.Dim("a", min=2)),
         # by position; Dim.DYNAMIC may be tied (as in torch), so nothing needs refining
         (({0: gl.Dim.DYNAMIC}, {0: gl.Dim.DYNAMIC}), gl.Dim.DYNAMIC),
     ]:

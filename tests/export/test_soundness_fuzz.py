@@ -33,6 +33,7 @@ whose bugs are pinned by the strict-xfail regressions at the end of this file.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import traceback
@@ -235,7 +236,12 @@ def test_fuzz_matches_eager_or_refuses_and_covers_every_outcome(
     assert OUTCOMES["exported"] >= EXAMPLES // 2
     assert OUTCOMES["run: matched eager"] >= 3 * OUTCOMES["exported"]
     assert OUTCOMES["run: outside the spec, refused"] > 0
-    assert any(key.startswith("run: eager fails") for key in OUTCOMES)
+    # sizes the spec allows but eager rejects: refused at run time, or (since issue 14
+    # checks every guard against the declared range) announced at export with a fix
+    assert any(
+        key.startswith("run: eager fails") or key == "export needed suggested fixes"
+        for key in OUTCOMES
+    )
 
 
 # --- soundness bugs the fuzzer found, as explicit regressions ----------------------------
@@ -298,3 +304,107 @@ def test_fuzz_regression_squeeze_then_slice_min1() -> None:
     ep, spec = exported
     for size in (1, 2, 3):
         check_trial(case, ep.module(), spec, ((size,),))
+
+
+# --- Dim.AUTO on every dim, and what transformations must not do (issue 14) ----------------
+
+AUTO_EXAMPLES = int(os.environ.get("GRAPHLIFT_FUZZ_AUTO_EXAMPLES", "40"))
+
+
+def auto_spec(case: fp.FuzzCase) -> dict[str, dict[int, Any]]:
+    return {
+        name: dict.fromkeys(range(len(layout)), gl.Dim.AUTO)
+        for name, layout in zip(case.names, case.layouts)
+    }
+
+
+def fingerprint(ep: Any) -> tuple[str, bytes, str]:
+    """What a user can observe of a program: its printout, archive bytes and input checks."""
+    buffer = io.BytesIO()
+    gl.save(ep, buffer)
+    return str(ep), buffer.getvalue(), ep.module().input_checks
+
+
+def transform_everything(ep: Any) -> list[Any]:
+    """Every public transformation of ``ep``; a GraphliftError is a legitimate refusal,
+    anything else an internal error leaking out (the boundary must have wrapped it)."""
+    produced = []
+    for transform in (
+        lambda p: p.run_decompositions(),
+        lambda p: gl.load(io.BytesIO(fingerprint(p)[1])),
+        gl.unflatten,
+        gl.interop.to_fx,
+    ):
+        try:
+            produced.append(transform(ep))
+        except GraphliftError:
+            record("auto: a transformation refused")
+    return produced
+
+
+@settings(
+    max_examples=AUTO_EXAMPLES,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+@given(case=fp.fuzz_cases(exclude=EXCLUDED_OPS))
+def fuzz_auto_programs(case: fp.FuzzCase) -> None:
+    inputs = fp.make_inputs(case.example_shapes())
+    if run(case.program, inputs)[1] is not None:
+        reject()
+    try:
+        ep = gl.export(case.program, inputs, dynamic_shapes=auto_spec(case))
+    except GraphliftError as error:
+        record(f"auto: refused at export ({type(error).__name__})")
+        return
+    record("auto: exported")
+    before = fingerprint(ep)
+    transform_everything(ep)
+    assert fingerprint(ep) == before, "a transformation changed its source program"
+    module = ep.module()
+    for trial in case.trials:
+        shapes = case.shapes(trial)
+        trial_inputs = fp.make_inputs(shapes)
+        expected, eager_error = run(case.program, trial_inputs)
+        actual, error = run(module, trial_inputs)
+        where = f"sizes {dict(zip(case.names, shapes))}"
+        if error is None and eager_error is None:
+            assert_same(actual, expected, where)
+            record("auto: run matched eager")
+        elif error is not None:
+            assert isinstance(error, InputMismatchError), (
+                f"{where}: {type(error).__name__}: {error}"
+            )
+            if eager_error is None:  # eager runs it: the refusal must have been announced
+                announced = (
+                    ep.specializations
+                    or any(
+                        not r.lower <= s <= r.upper
+                        for shape in shapes
+                        for s in shape
+                        for r in ep.range_constraints.values()
+                    )
+                    or ("size" in str(error)
+                    and "expected" in str(error))
+                )
+                assert announced, f"{where}: refused, but export announced no narrowing"
+                record("auto: refused an announced size")
+        else:
+            raise AssertionError(f"{where}: eager raises {eager_error!r}, the program returned")
+
+
+def test_auto_programs_match_eager_and_transformations_leave_the_source(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Dim.AUTO on every dim of 1-3 inputs: equal to eager or an announced refusal;
+    no internal exception type; decompose, save/load, unflatten and to_fx leave the
+    source's printout, archive bytes and input checks byte-identical."""
+    OUTCOMES.clear()
+    fuzz_auto_programs()
+    with capsys.disabled():
+        print("\nAUTO fuzz outcomes:")
+        for outcome, count in sorted(OUTCOMES.items()):
+            print(f"  {count:6d}  {outcome}")
+    assert OUTCOMES["auto: exported"] >= AUTO_EXAMPLES // 2
+    assert OUTCOMES["auto: run matched eager"] >= OUTCOMES["auto: exported"]

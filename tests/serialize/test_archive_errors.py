@@ -237,7 +237,7 @@ def test_a_loaded_program_can_be_exported_again_and_saved() -> None:
     gl.save(ep, buffer)
     loaded = gl.load(io.BytesIO(buffer.getvalue()))
     x = torch.randn(8, 4)
-    again = gl.export(loaded.module(), (x,), dynamic_shapes=({0: gl.Dim("n", min=2, max=64)},))
+    again = gl.export(loaded.module(), (x,), dynamic_shapes=({0: gl.Dim.AUTO},))
     second = io.BytesIO()
     gl.save(again, second)
     reloaded = gl.load(io.BytesIO(second.getvalue()))

@@ -18,12 +18,16 @@ from typing import Any
 import torch
 
 from graphlift.errors import ConstraintViolationError, Violation
+from graphlift.export.program.narrowing import GuardTable, Refusal
 from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, hint_kind
 from graphlift.export.spec.symbols import DynamicDim
 from graphlift.symbolic import ShapeEnv, ValueRange
 from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_int, as_symbol, free_symbols
 from graphlift.symbolic.expr import symbol as symbol_expr
+from graphlift.symbolic.guards import Guard
+
+NO_FIX = object()  # a narrowing no Dim or derived dim declares (odd sizes only, ...)
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,11 @@ def check_dynamic_dims(
     fixes: dict[str, Any] = {}
     report: list[Specialization] = []
     stand_ins = _hint_stand_ins(shape_env, dims)
+    guards = GuardTable(shape_env)
     for dim in dims:
         if isinstance(dim.entry, DerivedDim):
             continue  # checked through its root
-        problem = _problem(shape_env, dim, stand_ins.get(dim.source))
+        problem = _problem(shape_env, guards, dim, stand_ins.get(dim.source))
         if problem is None:
             continue
         change, where, fix = problem
@@ -61,7 +66,8 @@ def check_dynamic_dims(
             report.append(Specialization(dim.source, change, where))
         else:
             violations.append(Violation(dim.source, repr(dim.entry), change, where))
-            fixes[dim.source] = fix
+            if fix is not NO_FIX:
+                fixes[dim.source] = fix
     if violations:
         raise ConstraintViolationError(
             "the program does not work for every size dynamic_shapes allows:\n"
@@ -92,7 +98,7 @@ def _hint_stand_ins(shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]) -> dict[s
 
 
 def _problem(
-    shape_env: ShapeEnv, dim: DynamicDim, stand_in: str | None = None
+    shape_env: ShapeEnv, guards: GuardTable, dim: DynamicDim, stand_in: str | None = None
 ) -> tuple[str, str | None, Any] | None:
     """(what changed, the user's line, the suggested entry) or None if the dim stayed as
     declared (``stand_in``: the hint dim's symbol that now carries this dim, if any)."""
@@ -112,36 +118,52 @@ def _problem(
         return None
     declared = _declared(dim)
     actual = shape_env.range_of(own)
-    if actual.lower > declared.lower or actual.upper < declared.upper:
+    refusal = guards.refusal(own, actual)
+    narrowed = actual.lower > declared.lower or actual.upper < declared.upper
+    if not narrowed and refusal is None:
+        return None
+    changes = [f"range {actual} (declared {declared})"] if narrowed else []
+    if refusal is not None:
+        changes.append(f"{_sizes_text(refusal.refused)} not supported")
+        where = "; ".join(_guard_line(g) for g in refusal.guards)
+    else:
         where = _guard_lines(shape_env, own)
-        name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
-        suggestion = Dim(
-            name,
-            min=int(actual.lower),
-            max=None if actual.upper == float("inf") else int(actual.upper),
-        )
-        return f"range {actual} (declared {declared})", where, suggestion
-    excluded = _excluded_small_sizes(shape_env, own, actual)
-    if excluded:
-        name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
-        upper = None if actual.upper == float("inf") else int(actual.upper)
-        suggestion = Dim(name, min=max(excluded) + 1, max=upper)
-        sizes = " and ".join(str(v) for v in excluded)
-        return f"size {sizes} not supported", _guard_lines(shape_env, own), suggestion
-    return None
+    name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
+    return ", ".join(changes), where, _suggestion(name, actual, refusal)
 
 
-def _excluded_small_sizes(shape_env: ShapeEnv, symbol: str, actual: ValueRange) -> list[int]:
-    """Sizes 0 and 1 inside the range that a guard on this symbol alone rules
-    out (``x.size()[0] != 1`` leaves the range [0, inf] but drops 1)."""
-    own = [g for g in shape_env.guards if free_symbols(g.expr) == {symbol}]
-    excluded = []
-    for value in (0, 1):
-        if not actual.contains(value):
-            continue
-        if any(not shape_env.value_at(g.expr, {symbol: value}) for g in own):
-            excluded.append(value)
-    return excluded
+def _sizes_text(sizes: tuple[int, ...]) -> str:
+    if len(sizes) <= 2:
+        return ("size " if len(sizes) == 1 else "sizes ") + " and ".join(map(str, sizes))
+    shown = ", ".join(map(str, sizes[:6]))
+    return f"sizes {shown}{', ...' if len(sizes) > 6 else ''}"
+
+
+def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None) -> Any:
+    """The Dim (or derived dim) declaring what the program supports, or NO_FIX
+    when no ``step*Dim + first`` does (refine_dynamic_shapes then leaves it)."""
+    upper = None if actual.upper == float("inf") else int(actual.upper)
+    if refusal is None:
+        return Dim(name, min=int(actual.lower), max=upper)
+    accepted, refused = refusal.accepted, refusal.refused
+    if not accepted:
+        return NO_FIX
+    if max(refused) < accepted[0]:  # only the low end
+        return Dim(name, min=accepted[0], max=upper)
+    if min(refused) > accepted[-1]:  # only the high end
+        return Dim(name, min=int(actual.lower), max=accepted[-1])
+    first = accepted[0]
+    for step in range(2, 17):  # every supported size is step*k + first
+        if all((s - first) % step == 0 for s in accepted) and all(
+            (s - first) % step for s in refused if s > first
+        ):
+            offset = first % step
+            top = None if upper is None else (upper - offset) // step
+            return step * Dim(f"{name}_{step}", min=first // step, max=top) + offset
+    above = max(refused) + 1  # e.g. "all but size 1" (min 0): from 2 on, as no range skips 1
+    if upper is None or above <= upper:
+        return Dim(name, min=above, max=upper)
+    return NO_FIX
 
 
 def _declared(dim: DynamicDim) -> ValueRange:
@@ -153,6 +175,10 @@ def _declared(dim: DynamicDim) -> ValueRange:
 def _replacement_line(shape_env: ShapeEnv, symbol: str | None) -> str | None:
     replacement = shape_env.replacements.get(symbol) if symbol else None
     return str(replacement.where) if replacement is not None and replacement.where else None
+
+
+def _guard_line(guard: Guard) -> str:
+    return f"{guard.code} at {guard.where}" if guard.where else guard.code
 
 
 def _guard_lines(shape_env: ShapeEnv, symbol: str) -> str | None:

@@ -12,6 +12,7 @@ and verification.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,8 @@ def run_decompositions(
     engine = GraphEngine(
         program.graph_module, DecompositionRule(table), shape_env, known, cache=cache
     )
-    replayed = engine.run()
+    with program._shape_env.sealed() if program._shape_env is not None else nullcontext():
+        replayed = engine.run()
     input_specs = _input_specs(program, replayed.constants)
     output_specs = tuple(
         _renamed_output(spec, arg)

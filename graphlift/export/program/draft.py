@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from graphlift.errors import ConstraintViolationError
+from graphlift.errors import ConstraintViolationError, reports_internal_errors
 from graphlift.export.api import finish_export, trace_for_export
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.spec.shape_specs import refine_dynamic_shapes
@@ -101,6 +101,7 @@ class DraftExportReport:
         return "\n".join(lines)
 
 
+@reports_internal_errors
 def draft_export(
     mod: torch.nn.Module,
     args: tuple[Any, ...],

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from graphlift.errors import reports_internal_errors
 from graphlift.export.program import decompositions
 from graphlift.export.program.call_graph import ModuleCallEntry
 from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
@@ -126,6 +127,7 @@ class ExportedProgram:
         for _, value in self.named_buffers():
             yield value
 
+    @reports_internal_errors
     def module(self) -> torch.nn.Module:
         """A runnable module: checks its inputs, then runs the graph with the program's state."""
         return unlift(self)
@@ -168,6 +170,7 @@ class ExportedProgram:
             specializations=self.specializations,
         )
 
+    @reports_internal_errors
     def run_decompositions(
         self, decomp_table: dict[Any, Callable[..., Any]] | None = None
     ) -> ExportedProgram:

@@ -51,11 +51,27 @@ def input_check_source(
             )
     if shape_env is not None:
         for guard in shape_env.guards:
-            where = str(guard.where).split("\n")[0] if guard.where else None
-            lines.append(f"    if not ({guard.code}): fail_guard({guard.code!r}, {where!r})")
+            lines += _guard_check(
+                guard.code, str(guard.where).split("\n")[0] if guard.where else None
+            )
     if len(lines) == 1:
         lines.append("    pass")
     return "\n".join(lines) + "\n"
+
+
+def _guard_check(code: str, where: str | None) -> list[str]:
+    """``if not (code): fail_guard(...)``. A guard that divides by a size
+    (``s0 % (s0*s1) != 0``) is undefined where that size is 0: it does not hold
+    there, so the division error becomes the same refusal."""
+    check = f"if not ({code}): fail_guard({code!r}, {where!r})"
+    if "%" not in code and "/" not in code:
+        return [f"    {check}"]
+    return [
+        "    try:",
+        f"        {check}",
+        "    except ZeroDivisionError:",
+        f"        fail_guard({code!r}, {where!r})",
+    ]
 
 
 def _tensor_checks(name: str, value: torch.Tensor, shape_env: ShapeEnv | None) -> list[str]:

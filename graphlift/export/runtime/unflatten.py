@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, cast
 
 import torch
 
+from graphlift.errors import reports_internal_errors
 from graphlift.export.program.signature import InputKind
 from graphlift.export.runtime.unflatten_calls import VALUE_NAME, CallExtraction, install
 from graphlift.export.runtime.unflatten_module import FlatArgsAdapter, UnflattenedModule
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["FlatArgsAdapter", "UnflattenedModule", "unflatten"]
 
 
+@reports_internal_errors
 def unflatten(
     program: ExportedProgram, flat_args_adapter: FlatArgsAdapter | None = None
 ) -> UnflattenedModule:

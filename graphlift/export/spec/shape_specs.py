@@ -413,14 +413,18 @@ class _RefinePlan:
             root = self._follow(entry.root)
             if root is None:
                 return None
-            return DerivedDim(root, entry.scale, entry.offset)
+            return root * entry.scale + entry.offset  # root may itself be derived now
         if isinstance(entry, Dim):
             return self._follow(entry)
         return entry
 
-    def _follow(self, entry: Dim | None) -> Dim | None:
-        """Apply name fixes until one stays (a narrowed Dim keeps its name)."""
+    def _follow(self, entry: DimEntry | None) -> DimEntry | None:
+        """Apply name fixes until one stays (a narrowed Dim keeps its name; a
+        Dim that only supports even sizes becomes ``2*Dim(...)``)."""
         for _ in range(len(self.by_name) + 1):
+            if isinstance(entry, DerivedDim):
+                root = self._follow(entry.root)
+                return None if root is None else root * entry.scale + entry.offset
             if entry is None or entry.name not in self.by_name:
                 return entry
             replacement = self.by_name[entry.name]
