@@ -20,7 +20,6 @@ case. torch runs with one thread.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import statistics
 import sys
@@ -43,6 +42,7 @@ from benchmarks.export_speed import (  # noqa: E402
     max_difference,
     quietly,
     short_reason,
+    time_in_turns,
 )
 from tests.zoo.models import CASES, get_case  # noqa: E402
 
@@ -75,20 +75,9 @@ def measure(
             programs[name] = quietly(lambda name=name: exporters[name](model, args, kwargs))
         except Exception as error:
             record[name] = {"ok": False, "error": "export: " + short_reason(error)}
-    runs: dict[str, list[float]] = {name: [] for name in programs}
-    decomposed: dict[str, Any] = {}
-    for index in range(repeat):
-        for name in list(programs) if index % 2 == 0 else list(reversed(programs)):
-            if name in record:
-                continue
-            gc.collect()
-            start = clock()
-            try:
-                decomposed[name] = quietly(programs[name].run_decompositions)
-            except Exception as error:
-                record[name] = {"ok": False, "error": short_reason(error)}
-                continue
-            runs[name].append(clock() - start)
+    runs, decomposed = time_in_turns(
+        programs, repeat, lambda _, program: program.run_decompositions(), record, clock
+    )
     for name, program in decomposed.items():
         if name in record:
             continue
@@ -174,7 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         cases[name] = {}
         for mode in modes:
             print(f"measuring {name} ({mode}) ...", file=sys.stderr, flush=True)
-            cases[name][mode] = measure(case, mode == "dynamic", options.repeat, CLOCKS[options.clock])
+            cases[name][mode] = measure(
+                case, mode == "dynamic", options.repeat, CLOCKS[options.clock]
+            )
     summary = summarize(cases)
     tables.print_table("run_decompositions: graphlift vs torch.export", HEADER, table_rows(cases))
     for name, record in cases.items():

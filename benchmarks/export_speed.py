@@ -80,6 +80,33 @@ def quietly(action: Callable[[], Any]) -> Any:
         return action()
 
 
+def time_in_turns(
+    programs: dict[str, Any],
+    repeat: int,
+    transform: Callable[[str, Any], Any],
+    record: dict[str, Any],
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Time ``transform(library, program)`` ``repeat`` times per library on
+    ``clock``, the libraries taking turns going first. Returns the runs and the
+    last results; a failure goes to ``record[library]`` and ends that library's runs."""
+    runs: dict[str, list[float]] = {name: [] for name in programs}
+    results: dict[str, Any] = {}
+    for index in range(repeat):
+        for name in list(programs) if index % 2 == 0 else list(reversed(programs)):
+            if name in record:
+                continue
+            gc.collect()
+            start = clock()
+            try:
+                results[name] = quietly(lambda name=name: transform(name, programs[name]))
+            except Exception as error:
+                record[name] = {"ok": False, "error": short_reason(error)}
+                continue
+            runs[name].append(clock() - start)
+    return runs, results
+
+
 def warm_up() -> None:
     """Export a small, different model once with each exporter and run its module()."""
     model = torch.nn.Linear(4, 3).eval()

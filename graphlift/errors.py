@@ -313,6 +313,14 @@ class ShapeSpecError(DynamicShapesError, ValueError):
     AssertionError in the same situations)."""
 
 
+class JointExportError(ExportError):
+    """A program cannot be differentiated as asked by ``export_forward_backward``:
+    the loss output is not a scalar floating-point tensor that depends on a
+    trainable value, or the program holds something the joint export does not
+    differentiate yet (torch raises RuntimeError: "grad can be implicitly created
+    only for scalar outputs")."""
+
+
 class MutationError(GraphliftError, RuntimeError):
     """The model changes a tensor in a way an exported (functional) program cannot
     express: a lifted constant, a leaf that requires grad, a tensor's storage

@@ -116,39 +116,8 @@ class GraphEngine:
 
     def _placeholder(self, node: Node) -> Any:
         value = node.meta.get("val")
-        new = self.recorder.new_input(node.name)
-        if new.name != node.name:
-            raise InternalError(f"placeholder {node.name!r} was renamed to {new.name!r}")
-        if isinstance(value, torch.SymInt):  # a dynamic int input
-            value = in_env(value, self.shape_env)
-            new.meta["val"] = value
-            symbol = as_symbol(value.node.symbolic_expr)
-            if symbol is not None and self.recorder.symbolic is not None:
-                self.recorder.symbolic.bind(symbol, new, None)
-            return value
-        if not isinstance(value, torch.Tensor):
-            new.meta["val"] = value
-            return value
-        sizes = [in_env(size, self.shape_env) for size in value.shape]
-        symbolic = any(isinstance(s, torch.SymInt) for s in sizes)
-        # The strides too are read over to this env: ordering the source's symbolic
-        # strides would ask (and guard) questions on the source program's env.
-        strides = [in_env(stride, self.shape_env) for stride in value.stride()]
-        traced = self.recorder.bind_input(
-            new,
-            value,
-            requires_grad=value.requires_grad,
-            sizes=sizes if symbolic else None,
-            strides=strides if symbolic else None,
-        )
-        if symbolic and self.recorder.symbolic is not None:
-            for dim, size in enumerate(sizes):
-                symbol = (
-                    as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
-                )
-                if symbol is not None:
-                    self.recorder.symbolic.bind(symbol, new, dim)
-        return traced
+        requires_grad = isinstance(value, torch.Tensor) and value.requires_grad
+        return replay_placeholder(self.recorder, self.shape_env, node, requires_grad=requires_grad)
 
     def _known_constants(self) -> None:
         """The graph's lifted constants, so a decomposition reusing one finds its
@@ -157,6 +126,46 @@ class GraphEngine:
         for name, (target, value) in self.known_constants.items():
             self.recorder.constants.append(LiftedConstant(name, target, value))
             self.recorder._constants_by_id[id(value)] = placeholders[name]
+
+
+def replay_placeholder(
+    recorder: ReplayRecorder, shape_env: ShapeEnv | None, node: Node, *, requires_grad: bool
+) -> Any:
+    """The replayed value of placeholder ``node`` (same name) in ``recorder``'s graph:
+    a TraceTensor with ``node``'s metadata in ``shape_env`` (its symbols bound to
+    the new placeholder), a symbolic int, or the constant it holds."""
+    value = node.meta.get("val")
+    new = recorder.new_input(node.name)
+    if new.name != node.name:
+        raise InternalError(f"placeholder {node.name!r} was renamed to {new.name!r}")
+    if isinstance(value, torch.SymInt):  # a dynamic int input
+        value = in_env(value, shape_env)
+        new.meta["val"] = value
+        symbol = as_symbol(value.node.symbolic_expr)
+        if symbol is not None and recorder.symbolic is not None:
+            recorder.symbolic.bind(symbol, new, None)
+        return value
+    if not isinstance(value, torch.Tensor):
+        new.meta["val"] = value
+        return value
+    sizes = [in_env(size, shape_env) for size in value.shape]
+    symbolic = any(isinstance(s, torch.SymInt) for s in sizes)
+    # The strides too are read over to this env: ordering the source's symbolic
+    # strides would ask (and guard) questions on the source program's env.
+    strides = [in_env(stride, shape_env) for stride in value.stride()]
+    traced = recorder.bind_input(
+        new,
+        value,
+        requires_grad=requires_grad,
+        sizes=sizes if symbolic else None,
+        strides=strides if symbolic else None,
+    )
+    if symbolic and recorder.symbolic is not None:
+        for dim, size in enumerate(sizes):
+            symbol = as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
+            if symbol is not None:
+                recorder.symbolic.bind(symbol, new, dim)
+    return traced
 
 
 def _default_device(module: GraphModule) -> torch.device:

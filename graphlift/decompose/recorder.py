@@ -29,8 +29,10 @@ from graphlift.trace.recorder import META, Recorder
 from graphlift.trace.tensor import TraceTensor
 
 #: What a decomposed node inherits from the node it replaces: the user's line,
-#: the module stack and the user's ``torch.fx.traceback.annotate`` dict.
-CARRIED_META = ("stack_trace", "nn_module_stack", "custom")
+#: the module stack, the user's ``torch.fx.traceback.annotate`` dict, and a
+#: custom autograd.Function's tag (so the joint export still finds, or refuses,
+#: the Function instead of differentiating its decomposed ops).
+CARRIED_META = ("stack_trace", "nn_module_stack", "custom", "autograd_function")
 
 
 class ReplayRecorder(Recorder):

@@ -377,7 +377,7 @@ def replaying(mode: TraceMode, *, symbolic: bool) -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(exporting_flags())
         stack.enter_context(torch.no_grad())
-        stack.enter_context(_backend_paths_off())
+        stack.enter_context(backend_paths_off())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         stack.enter_context(torch._C._AutoDispatchBelowADInplaceOrView())
@@ -386,7 +386,7 @@ def replaying(mode: TraceMode, *, symbolic: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _backend_paths_off() -> Iterator[None]:
+def backend_paths_off() -> Iterator[None]:
     saved = torch._C._get_mkldnn_enabled(), torch._C._get_nnpack_enabled()
     torch._C._set_mkldnn_enabled(False)
     torch._C._set_nnpack_enabled(False)

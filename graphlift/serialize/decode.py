@@ -18,6 +18,7 @@ from graphlift.export.package import is_entry_name
 from graphlift.export.program.constraints import Specialization
 from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
 from graphlift.export.program.signature import (
+    RETURNED_KINDS,
     ConstantArgument,
     ExportGraphSignature,
     InputKind,
@@ -353,7 +354,7 @@ def _check_call_specs(program: ExportedProgram, data: Data) -> None:
     ):
         raise data.fail("the root in_spec is not (args tuple, kwargs dict)")
     inputs = program.graph_signature.user_inputs
-    outputs = program.graph_signature.user_outputs
+    outputs = [s for s in program.graph_signature.output_specs if s.kind in RETURNED_KINDS]
     if root.in_spec.num_leaves != len(inputs) or root.out_spec.num_leaves != len(outputs):
         raise data.fail(
             f"the root specs have {root.in_spec.num_leaves} inputs and {root.out_spec.num_leaves} "

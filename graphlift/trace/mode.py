@@ -29,6 +29,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from graphlift.errors import TraceError
 from graphlift.patching import Patcher
 from graphlift.source import user_where
+from graphlift.trace.autograd_functions import tagged_autograd_functions
 from graphlift.trace.control_flow import CONTROL_FLOW_OPS
 from graphlift.trace.data_dependent import (
     DATA_DEPENDENT_OPS,
@@ -133,6 +134,7 @@ def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
     with ExitStack() as stack:
         stack.enter_context(exporting_flags())
         stack.enter_context(causal_mask_detection_off())
+        stack.enter_context(tagged_autograd_functions(recorder))
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         else:  # the first data-dependent value makes a static trace symbolic

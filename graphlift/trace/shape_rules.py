@@ -5,8 +5,9 @@ The meta implementations of the recurrent ops (``aten.lstm``, ``aten.gru``,
 step per time step, which turns a symbolic sequence length into a constant.
 Their result shapes follow from the arguments directly, so these rules compute
 them without running the kernel; the op stays one node, as the model called
-it, and the sequence length stays dynamic. Each rule takes the op's shadow
-(meta) arguments and returns shadow results.
+it, and the sequence length stays dynamic. The classification losses' reference
+kernels index with ``arange(batch)`` and specialize the batch the same way.
+Each rule takes the op's shadow (meta) arguments and returns shadow results.
 """
 
 from __future__ import annotations
@@ -61,7 +62,31 @@ def recurrent(
     return _recurrent_output(input, hx, bidirectional), torch.empty_like(hx)
 
 
+def classification_loss(
+    input: torch.Tensor, target: torch.Tensor, weight: Any = None, reduction: int = 1,
+    *rest: Any, **options: Any,
+) -> torch.Tensor:  # fmt: skip
+    """``cross_entropy_loss`` / ``nll_loss`` / ``nll_loss_nd``: their meta kernel
+    (torch's Python reference) indexes with ``arange(batch_size)``, which turns a
+    symbolic batch into a constant. The loss is a scalar when reduced (mean, sum),
+    else one value per sample: the input without its class dim (dim 1, or dim 0
+    for an unbatched input), for class-index and probability targets alike."""
+    if input.dim() >= 2 and target.dim() == input.dim() - 1:  # class indices: same batch
+        torch._check(
+            target.shape[0] == input.shape[0],
+            lambda: f"expected a target batch of {input.shape[0]}, got {target.shape[0]}",
+        )
+    if reduction != 0:
+        return input.new_empty(())
+    shape = list(input.shape)
+    del shape[1 if input.dim() >= 2 else 0]
+    return input.new_empty(shape)
+
+
 SHAPE_RULES: dict[Any, Callable[..., Any]] = {
+    aten.cross_entropy_loss.default: classification_loss,
+    aten.nll_loss.default: classification_loss,
+    aten.nll_loss_nd.default: classification_loss,
     aten.lstm.input: lstm,
     aten.gru.input: recurrent,
     aten.rnn_tanh.input: recurrent,

@@ -276,3 +276,37 @@ def test_a_torch_nn_model_gets_the_torch_nn_line_not_the_export_call() -> None:
     message = str(info.value)
     assert "torch/nn/functional.py" in message and " in pad" in message
     assert "test_dynamic.py" not in message
+
+
+class ClassificationLosses(nn.Module):
+    def forward(self, logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        per_sample = nn.functional.nll_loss(logits.log_softmax(-1), labels, reduction="none")
+        return nn.functional.cross_entropy(logits, labels), per_sample
+
+
+def test_classification_losses_keep_the_batch_dynamic() -> None:
+    """torch's reference kernel for nll_loss indexes with arange(batch), which would
+    specialize the batch; trace/shape_rules.py computes the result shape instead."""
+    batch = gl.Dim("batch", min=2, max=64)
+    inputs = (torch.randn(5, 4), torch.randint(0, 4, (5,)))
+    program = gl.export(ClassificationLosses(), inputs, dynamic_shapes=({0: batch}, {0: batch}))
+    for size in (2, 9):
+        logits, labels = torch.randn(size, 4), torch.randint(0, 4, (size,))
+        for got, expected in zip(
+            program.module()(logits, labels), ClassificationLosses()(logits, labels)
+        ):
+            torch.testing.assert_close(got, expected)
+    decomposed = program.run_decompositions()
+    torch.testing.assert_close(decomposed.module()(logits, labels)[1], expected)
+
+
+def test_classification_loss_ties_the_label_batch_to_the_input_batch() -> None:
+    spec = ({0: gl.Dim("a", min=2, max=64)}, {0: gl.Dim("b", min=2, max=64)})
+    with pytest.raises(
+        ConstraintViolationError, match=r"labels.size\(\)\[0\] .*: must equal logits.size\(\)\[0\]"
+    ):
+        gl.export(
+            ClassificationLosses(),
+            (torch.randn(5, 4), torch.randint(0, 4, (5,))),
+            dynamic_shapes=spec,
+        )

@@ -19,7 +19,7 @@ import torch
 from graphlift.errors import reports_internal_errors
 from graphlift.export.program import decompositions
 from graphlift.export.program.call_graph import ModuleCallEntry
-from graphlift.export.program.signature import ExportGraphSignature
+from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
 from graphlift.export.program.verifier import Verifier, verify
 from graphlift.export.runtime.unlift import unlift
 from graphlift.ir.graph import Graph
@@ -77,6 +77,11 @@ class ExportedProgram:
     @property
     def graph(self) -> Graph:
         return self.graph_module.graph
+
+    @property
+    def backward_signature(self) -> BackwardSignature | None:
+        """Loss and gradient outputs of a joint program; None for a forward-only one."""
+        return self.graph_signature.backward_signature
 
     @property
     def call_spec(self) -> CallSpec:

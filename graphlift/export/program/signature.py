@@ -32,6 +32,14 @@ class OutputKind(Enum):
     PARAMETER_MUTATION = auto()
 
 
+#: Outputs ``module()`` returns to the caller (the others are written back):
+#: user outputs, and a joint program's loss and gradients.
+RETURNED_KINDS = frozenset({
+    OutputKind.USER_OUTPUT, OutputKind.LOSS_OUTPUT,
+    OutputKind.GRADIENT_TO_PARAMETER, OutputKind.GRADIENT_TO_USER_INPUT,
+})  # fmt: skip
+
+
 @dataclass(frozen=True)
 class TensorArgument:
     name: str
@@ -106,6 +114,17 @@ class OutputProvenance:
 
 
 @dataclass(frozen=True)
+class BackwardSignature:
+    """The backward half of a joint program, as torch's AOT signature names it:
+    output name -> parameter (state_dict name) or user input (placeholder name)
+    it is the gradient of, and the name of the loss output."""
+
+    gradients_to_parameters: dict[str, str]
+    gradients_to_user_inputs: dict[str, str]
+    loss_output: str
+
+
+@dataclass(frozen=True)
 class ExportGraphSignature:
     input_specs: tuple[InputSpec, ...]
     output_specs: tuple[OutputSpec, ...]
@@ -135,8 +154,25 @@ class ExportGraphSignature:
 
     @property
     def user_outputs(self) -> tuple[str | int | float | bool | None, ...]:
-        outputs = (s for s in self.output_specs if s.kind is OutputKind.USER_OUTPUT)
+        kinds = (OutputKind.USER_OUTPUT, OutputKind.LOSS_OUTPUT)
+        outputs = (s for s in self.output_specs if s.kind in kinds)
         return tuple(_user_value(s.arg) for s in outputs)
+
+    @property
+    def backward_signature(self) -> BackwardSignature | None:
+        """Which outputs of a joint program (``export_forward_backward``) are the loss
+        and the gradients; None for a forward-only program."""
+        loss = [s.arg.name for s in self.output_specs if s.kind is OutputKind.LOSS_OUTPUT]
+        if not loss:
+            return None
+        return BackwardSignature(
+            gradients_to_parameters=self._outputs_to(OutputKind.GRADIENT_TO_PARAMETER),
+            gradients_to_user_inputs=self._outputs_to(OutputKind.GRADIENT_TO_USER_INPUT),
+            loss_output=loss[0],
+        )
+
+    def _outputs_to(self, kind: OutputKind) -> dict[str, str]:
+        return {s.arg.name: str(s.target) for s in self.output_specs if s.kind is kind}
 
     @property
     def inputs_to_parameters(self) -> dict[str, str]:

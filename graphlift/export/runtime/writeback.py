@@ -29,7 +29,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import ExportError
-from graphlift.export.program.signature import OutputKind, OutputSpec
+from graphlift.export.program.signature import RETURNED_KINDS, OutputKind, OutputSpec
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
 
@@ -52,16 +52,17 @@ _UPDATES: dict[OutputKind, Any] = {
 def apply_mutations(
     graph: Graph, output_specs: tuple[OutputSpec, ...], holders: dict[tuple[bool, str], Node]
 ) -> None:
-    """Make the unlifted graph write every mutation back and return only user outputs.
+    """Make the unlifted graph write every mutation back and return only user outputs
+    (and a joint program's loss and gradients).
 
     ``holders`` maps (is a user input, target) to the node holding that tensor."""
     output = next(reversed(graph.nodes))
     values = list(output.args[0])
     order = {node: index for index, node in enumerate(graph.nodes)}
-    user_values = {id(v) for v, s in zip(values, output_specs) if s.kind is OutputKind.USER_OUTPUT}
+    user_values = {id(v) for v, s in zip(values, output_specs) if s.kind in RETURNED_KINDS}
     updates: list[tuple[Any, Node, Any]] = []
     for value, spec in zip(values, output_specs):
-        if spec.kind is OutputKind.USER_OUTPUT:
+        if spec.kind in RETURNED_KINDS:
             continue
         update = _UPDATES.get(spec.kind)
         if update is None:
@@ -71,9 +72,7 @@ def apply_mutations(
             if _reinplace(value, holder, order):
                 continue
         updates.append((update, holder, value))
-    output.args = (
-        tuple(v for v, s in zip(values, output_specs) if s.kind is OutputKind.USER_OUTPUT),
-    )
+    output.args = (tuple(v for v, s in zip(values, output_specs) if s.kind in RETURNED_KINDS),)
     with graph.inserting_before(output):
         safe = [
             graph.call_function(aten.clone.default, (value,)) if _may_alias_input(value) else value
