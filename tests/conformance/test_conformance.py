@@ -74,7 +74,6 @@ def compare(expected: dict[str, Any], got: Observation, error: BaseException | N
 #: Cases where graphlift still differs from torch.export and should not (issue #15's
 #: open gaps). Strict xfails: a fix makes the test pass and asks to remove the entry.
 KNOWN_GAPS: dict[str, str] = {
-    "bcast-nll-loss-dynamic": "nll_loss with a dynamic batch specializes the batch",
     "callable-input": "a module passed as an input is refused (torch treats it as a constant)",
     "copy-into-input": "copy_ into an input names the mutation output after its source node",
     "derived-needed-auto": "x[1:] + y with AUTO dims narrows x to [3, inf] (a 0/1 relation "
