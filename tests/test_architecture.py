@@ -63,12 +63,21 @@ def unit_of(path: Path) -> str:
     return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
 
 
-def imported_names(path: Path) -> list[tuple[int, str]]:
-    """Absolute dotted names this file imports, with line numbers."""
+def imported_names(path: Path, *, run_time_only: bool = False) -> list[tuple[int, str]]:
+    """Absolute dotted names this file imports, with line numbers; with
+    ``run_time_only``, without the imports under ``if TYPE_CHECKING:``."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    skipped: set[int] = set()
+    if run_time_only:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                for child in node.body:
+                    skipped.update(id(n) for n in ast.walk(child))
     package_parts = ["graphlift", *path.relative_to(PACKAGE).parent.parts]
     names = []
     for node in ast.walk(tree):
+        if id(node) in skipped:
+            continue
         if isinstance(node, ast.Import):
             names += [(node.lineno, alias.name) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -146,34 +155,6 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def run_time_imports(path: Path) -> list[tuple[int, str]]:
-    """Like ``imported_names``, without the imports under ``if TYPE_CHECKING:``."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.body:
-                skipped.update(id(n) for n in ast.walk(child))
-    package_parts = module_name(path).split(".")
-    if path.name != "__init__.py":
-        package_parts = package_parts[:-1]
-    names = []
-    for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
-        if isinstance(node, ast.Import):
-            names += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package_parts[: len(package_parts) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            names.append((node.lineno, module))
-            names += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
-    return names
-
-
 def import_graph() -> dict[str, set[str]]:
     """Module -> the modules of its own room it imports at run time. A package's
     ``__init__`` is left out as a target: importing a name a room re-exports is
@@ -183,7 +164,7 @@ def import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         room = name.split(".")[:2]
         targets = set()
-        for _, imported in run_time_imports(path):
+        for _, imported in imported_names(path, run_time_only=True):
             if imported.split(".")[:2] != room or imported == name:
                 continue
             if imported in modules and modules[imported].name != "__init__.py":
