@@ -12,6 +12,7 @@ from __future__ import annotations
 import dis
 import linecache
 import os
+import site
 import sys
 import sysconfig
 import types
@@ -29,8 +30,17 @@ _TORCH_NN_DIR = os.path.join(_TORCH_DIR, "nn") + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 # site-packages usually lives *inside* the stdlib directory; third-party model
 # code there (transformers, timm) is user code.
+# Installed packages are user code (transformers, a user's own library), also the
+# base interpreter's site-packages that a virtualenv made with
+# --system-site-packages sees (they lie under the base stdlib directory).
 _SITE_DIRS = tuple(
-    os.path.abspath(sysconfig.get_paths()[key]) + os.sep for key in ("purelib", "platlib")
+    dict.fromkeys(
+        os.path.abspath(path) + os.sep
+        for path in (
+            *(sysconfig.get_paths()[key] for key in ("purelib", "platlib")),
+            *site.getsitepackages(),
+        )
+    )
 )
 
 
