@@ -16,7 +16,7 @@ import torch
 
 from graphlift.errors import ExportArgumentError, ExportError, reports_internal_errors
 from graphlift.export.callables import as_module
-from graphlift.export.capture import Capture, function_module
+from graphlift.export.capture import Capture
 from graphlift.export.capture import capture as capture_model
 from graphlift.export.program.constraints import (
     Specialization,
@@ -83,12 +83,12 @@ def export(
 
 def capture(fn: Any) -> Any:
     """Strict capture at the frame level (torch's ``dynamo_graph_capture_for_export``):
-    ``gl.capture(fn)(*args, **kwargs)`` interprets ``fn`` — a module or a plain
-    function — on those inputs and returns its ExportedProgram (``strict=True``)."""
+    ``gl.capture(fn)(*args, **kwargs)`` interprets ``fn`` — anything ``export``
+    takes: a module, a function, a bound method, an operator — on those inputs and
+    returns its ExportedProgram (``strict=True``)."""
 
     def run(*args: Any, **kwargs: Any) -> ExportedProgram:
-        module = fn if isinstance(fn, torch.nn.Module) else function_module(fn)
-        return export(module, args, kwargs, strict=True)
+        return export(fn, args, kwargs, strict=True)
 
     return run
 

@@ -43,7 +43,7 @@ def _return_generator(interp: Interpreter, frame: Frame, ins: dis.Instruction) -
     return NEXT
 
 
-@opcode("POP_TOP")
+@opcode("POP_TOP", "POP_EXCEPT")  # POP_EXCEPT pops the previously handled exception
 def _pop_top(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     frame.pop()
     return NEXT

@@ -237,12 +237,6 @@ def _check_exc_match(interp: Interpreter, frame: Frame, ins: dis.Instruction) ->
     return NEXT
 
 
-@opcode("POP_EXCEPT")
-def _pop_except(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.pop()
-    return NEXT
-
-
 @opcode("RERAISE")
 def _reraise(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     error = frame.pop()
