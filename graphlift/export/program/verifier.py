@@ -70,6 +70,9 @@ CORE_EXTRA_OPS: set[Any] = {
     # not tagged core, yet torch.export's default table keeps them (it has no
     # decomposition for them): nn.Bilinear and norms decompose to these in both
     aten._trilinear.default, aten.linalg_vector_norm.default, aten.clamp_min.Tensor,
+    # torch.fft.fftn of a complex tensor and ``.real`` of its result (FNet's token
+    # mixing): torch's core IR keeps both; the real-input fft forms are core
+    aten._fft_c2c.default, aten.view_as_real.default,
 }  # fmt: skip
 
 # --- data-dependent values and control flow (issue #8) ---
