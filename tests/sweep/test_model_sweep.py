@@ -8,8 +8,10 @@ sizes, decompose and save/load with *both* exporters in the same test
 (``tests/sweep/runner.py``). A stage where torch.export succeeds and graphlift
 does not fails the test, unless the cell is listed in ``KNOWN_GAPS`` with its
 reason; a listed gap that closes fails too (strict), so the list only shrinks.
-A wrong answer from graphlift always fails. ``benchmarks/model_sweep.py`` prints
-the same matrix as a table.
+A wrong answer from graphlift always fails. torch.export runs in the test only
+for cells where graphlift is not ``ok`` at every stage: elsewhere it cannot change
+the verdict, and it is most of the cost. ``benchmarks/model_sweep.py`` runs both
+exporters on every cell and prints the matrix as a table.
 """
 
 from __future__ import annotations
@@ -36,6 +38,13 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_graphlift_does_what_torch_export_does(case: object, mode: str) -> None:
     ours = run_cell(GRAPHLIFT, case, mode)  # type: ignore[arg-type]
+    if all(result.status == "ok" for result in ours.values()):
+        # Nothing torch.export does can put graphlift behind here (wrong answers are
+        # judged against eager); skipping it saves ~80% of the sweep's time, since
+        # torch.export takes 3-8x graphlift's. A listed gap that closed still fails.
+        gap = KNOWN_GAPS.get((case.name, mode))  # type: ignore[attr-defined]
+        assert gap is None, f"known gap closed, remove it from KNOWN_GAPS: {gap}"
+        return
     theirs = run_cell(TORCH, case, mode)  # type: ignore[arg-type]
     table = "\n".join(
         f"  {s:<10} graphlift: {ours[s]}\n  {'':<10} torch:     {theirs[s]}" for s in STAGES
