@@ -210,6 +210,7 @@ def compile_checks(source: str) -> Callable[..., None]:
     namespace: dict[str, Any] = {
         "Tensor": torch.Tensor,
         "torch": torch,
+        "math": math,  # the guard printer writes math.ceil/floor/trunc (symbolic/printer.py)
         "fail": fail,
         "fail_guard": fail_guard,
         "fail_structure": fail_structure,
