@@ -38,6 +38,10 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
     ("qwen2moe", "named"): f"{BATCH_BRANCH}; {HISTC}",
     ("olmoe", "named"): f"{BATCH_BRANCH}; {HISTC}",
     ("mamba2", "named"): "defect 5: decomposing einsum would restrict batch (a guard on the Dim)",
+    **{
+        ("data2vecaudio", mode): "defect 5: decomposing the conv feature reshape would add a guard"
+        for mode in ("named", "auto")
+    },
     ("speech2text", "auto"): (
         "defect 5: decomposing a view of index_select (sinusoidal positions) would add a guard"
     ),
