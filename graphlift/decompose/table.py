@@ -186,3 +186,15 @@ class DecompositionRule:
 def is_core_aten(op: Any) -> bool:
     """True for ops in torch's core ATen opset (``torch.Tag.core``)."""
     return isinstance(op, torch._ops.OpOverload) and torch.Tag.core in op.tags
+
+
+def kept_by_default_table(op: Any) -> bool:
+    """True when the default table leaves ``op`` whole: core ATen ops, and ops with
+    no decomposition at all (``aten.cholesky``, ``aten.cauchy``), which
+    torch.export's ``run_decompositions()`` keeps as they are too."""
+    return _default_rule()(op) is None
+
+
+@functools.cache
+def _default_rule() -> DecompositionRule:
+    return DecompositionRule(_default_table())
