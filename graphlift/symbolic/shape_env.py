@@ -316,35 +316,37 @@ class ShapeEnv:
         """``expr`` with replacements applied and ops simplified with the known ranges."""
         return self._substitution(expr)
 
-    def _simplify_op(self, op: Op) -> Expr:
-        """Range-aware rewrites of one op (its arguments are already simplified)."""
+    def _simplify_op(self, op: Op, decider: Decider | None = None) -> Expr:
+        """Range-aware rewrites of one op (its arguments are already simplified),
+        with the ranges of ``decider`` (default: the known ranges)."""
         if op.kind != "int":
             return op
         pinned = self._pinned.get(op)
         if pinned is not None:
             return E.integer(pinned)
-        interval = self._decider.bound(op)
+        decider = decider or self._decider
+        interval = decider.bound(op)
         if interval.is_singleton and not math.isinf(interval.lower):
             return E.integer(int(interval.lower))
         a = op.args[0]
         if op.name in ("max", "min") and len(op.args) == 2:
             b = op.args[1]
             assert isinstance(a, Poly) and isinstance(b, Poly)
-            a_wins = self._decider.decide(E.ge(a, b))
+            a_wins = decider.decide(E.ge(a, b))
             if a_wins is not None:
                 return a if a_wins == (op.name == "max") else b
             # max(1, s0) with s0 >= 1: "1 >= s0" is undecided but "s0 >= 1" holds.
-            if self._decider.decide(E.ge(b, a)) is True:
+            if decider.decide(E.ge(b, a)) is True:
                 return b if op.name == "max" else a
         if op.name == "mod" and isinstance(a, Poly):
             # x % m == x when 0 <= x < m
-            inner = self._decider.bound(a)
+            inner = decider.bound(a)
             b = op.args[1]
             assert isinstance(b, Poly)
-            if inner.lower >= 0 and self._decider.decide(E.lt(a, b)) is True:
+            if inner.lower >= 0 and decider.decide(E.lt(a, b)) is True:
                 return a
         if op.name in ("ite",):
-            verdict = self._decider.decide(op.args[0])
+            verdict = decider.decide(op.args[0])
             if verdict is not None:
                 return op.args[1] if verdict else op.args[2]
         return E.factor_poly(op)
@@ -411,6 +413,11 @@ class ShapeEnv:
             verdict = False
         else:
             verdict = decider.decide(simplified, facts)
+        if verdict is None and size_oblivious:
+            # max(1, s0) is s0 once s0 >= 2: simplify again with the oblivious ranges.
+            oblivious = Substitution({}, lambda op: self._simplify_op(op, decider))(simplified)
+            if oblivious is not simplified:
+                verdict = decider.decide(oblivious, self._relevant_facts(oblivious))
         self._decided[key] = verdict
         return verdict
 
