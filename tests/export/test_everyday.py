@@ -565,3 +565,24 @@ def test_auto_bert_decomposes_and_refuses_only_where_eager_fails() -> None:
         model(*tokens(0, 5))
     with pytest.raises(InputMismatchError):
         core.module()(*tokens(0, 5))
+
+
+class SymbolicFloatScale(nn.Module):
+    """A scale computed from a size in Python floats, as
+    ``scaled_dot_product_attention``'s decomposition does: ``(1 / sqrt(d)) ** 0.5``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.shape[-1]
+        return x * (1.0 / d**0.5) ** 0.5 + (-(d / 3.0)) + torch.sym_max(d / 2.0, 3.0)
+
+
+def test_symbolic_float_powers_negations_and_maxima_are_recorded() -> None:
+    model = SymbolicFloatScale()
+    ep = gl.export(model, (torch.randn(3, 8),), dynamic_shapes=({0: gl.Dim.AUTO, 1: gl.Dim.AUTO},))
+    buffer = io.BytesIO()
+    gl.save(ep, buffer)
+    buffer.seek(0)
+    for program in (ep, gl.load(buffer), ep.run_decompositions()):
+        for shape in ((3, 8), (2, 5), (4, 16)):
+            x = torch.randn(shape)
+            torch.testing.assert_close(program.module()(x), model(x))
