@@ -51,14 +51,33 @@ def written_arguments(
     for index, argument in enumerate(op._schema.arguments):
         if argument.alias_info is None or not argument.alias_info.is_write:
             continue
-        if argument.kwarg_only:  # ATen's out= overloads write keyword-only arguments
-            raise TraceError(
-                f"{op} writes its result into an out= tensor; exported graphs are functional. "
-                "Assign the result instead (`y = torch.add(a, b)` rather than `out=y`)",
-                where=user_where(),
-            )
         written.append(args[index] if index < len(args) else kwargs.get(argument.name))
     return written
+
+
+def out_arguments(op: torch._ops.OpOverload) -> tuple[str, ...]:
+    """The names of the out= tensors ``op`` writes (ATen's out= overloads write
+    keyword-only arguments); empty for in-place and functional ops."""
+    return tuple(a.name for a in op._schema.arguments if a.kwarg_only and _writes(a))
+
+
+def out_functional_form(op: torch._ops.OpOverload) -> torch._ops.OpOverload:
+    """``sin.out`` -> ``sin.default``: the overload of the same op taking the same
+    arguments without the out= ones and writing nothing (as torch's
+    functionalization records an out= call)."""
+    outs = out_arguments(op)
+    wanted = [(a.name, str(a.type)) for a in op._schema.arguments if a.name not in outs]
+    packet = getattr(torch.ops.aten, op._schema.name.split("::")[1])
+    for name in packet.overloads():
+        candidate = getattr(packet, name)
+        arguments = [(a.name, str(a.type)) for a in candidate._schema.arguments]
+        if not candidate._schema.is_mutable and arguments == wanted:
+            return candidate  # type: ignore[no-any-return]
+    raise TraceError(
+        f"{op} writes its result into an out= tensor and has no functional overload to "
+        "record; assign the result instead (`y = torch.add(a, b)` rather than `out=y`)",
+        where=user_where(),
+    )
 
 
 # In-place ops whose functional form has another overload name.
@@ -73,6 +92,8 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
     namespace, name = op._schema.name.split("::")
     if namespace != "aten":
         return None
+    if out_arguments(op):
+        return out_functional_form(op)
     if op in RENAMED_FUNCTIONAL_FORMS:
         return RENAMED_FUNCTIONAL_FORMS[op]
     if name.startswith("__i") and name.endswith("__"):  # __iand__ -> __and__
@@ -120,7 +141,10 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     else:
         if op in RENAMED_FUNCTIONAL_FORMS:  # argument defaults need not match
             args = _positional_with_defaults(op, args, kwargs)
-        results = recorder.call(functional, args, kwargs)
+        outs = out_arguments(op)
+        _check_out_shapes(op, written, outs)
+        inputs = {k: v for k, v in kwargs.items() if k not in outs}
+        results = recorder.call(functional, args, inputs)
     results = tuple(results) if isinstance(results, tuple | list) else (results,)
     plain_count = sum(1 for r in op._schema.returns if not _writes(r))
     if len(results) != plain_count + len(written):
@@ -130,6 +154,19 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
         if target is not None:
             recorder.assign(target, _cast_like(recorder, value, target))
     return _eager_returns(op, args, kwargs, results[:plain_count])
+
+
+def _check_out_shapes(op: torch._ops.OpOverload, written: list[Any], outs: tuple[str, ...]) -> None:
+    """An out= tensor of another shape than the result is resized in eager, which
+    an exported program cannot express: refused (the result's shape is read off
+    the op's meta kernel, which resizes its out= arguments the same way)."""
+    for target in written if outs else ():
+        if target is not None and target.shadow.shape != target.shape:
+            raise MutationError(
+                f"{op} resizes its out= tensor; an exported program cannot express that. "
+                "Assign the result instead",
+                where=user_where(),
+            )
 
 
 def _same_elements(args: tuple[Any, ...]) -> bool:

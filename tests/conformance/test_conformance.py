@@ -80,7 +80,6 @@ KNOWN_GAPS: dict[str, str] = {
     "guard x=2, y=1 is kept where torch keeps [0, inf]): sound but narrower",
     "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
     "item-min-const": "Python min() of an .item() and a constant is a data-dependent error",
-    "out-variant": "out= ops are refused (torch functionalizes them)",
     "resize-refused": "resize_ of a fresh tensor is refused (torch functionalizes it)",
     "tensor-from-items": "torch.tensor([...]) over .item() values is a data-dependent error",
 }
