@@ -70,6 +70,9 @@ CORE_EXTRA_OPS: set[Any] = {
     aten.sym_storage_offset.default, aten._assert_scalar.default, aten._assert_async.msg,
     aten.sym_constrain_range.default, aten.sym_constrain_range_for_size.default,
     aten._local_scalar_dense.default,
+    # not tagged core and listed in the default table, yet torch.export's
+    # run_decompositions keeps them where decompositions emit them (nn.Bilinear, norms)
+    aten._trilinear.default, aten.linalg_vector_norm.default, aten.clamp_min.Tensor,
 }  # fmt: skip
 
 # --- data-dependent values and control flow (issue #8) ---
