@@ -36,6 +36,7 @@ from graphlift.trace.data_dependent import (
     causal_mask_detection_off,
     custom_op,
 )
+from graphlift.trace.python_builtins import symbolic_min_max
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
@@ -135,6 +136,7 @@ def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
         stack.enter_context(exporting_flags())
         stack.enter_context(causal_mask_detection_off())
         stack.enter_context(tagged_autograd_functions(recorder))
+        stack.enter_context(symbolic_min_max())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         else:  # the first data-dependent value makes a static trace symbolic

@@ -9,6 +9,7 @@ must agree with ours on the sizes both accept.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import io
 from collections.abc import Callable, Iterable
@@ -586,3 +587,30 @@ def test_symbolic_float_powers_negations_and_maxima_are_recorded() -> None:
         for shape in ((3, 8), (2, 5), (4, 16)):
             x = torch.randn(shape)
             torch.testing.assert_close(program.module()(x), model(x))
+
+
+class MinOfItem(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.item()
+        return torch.arange(min(n, 4)) + max(x.shape[0], 2) * 0
+
+
+def test_python_min_of_an_item_records_sym_min_and_leaves_builtins_alone() -> None:
+    """As torch.export does, ``min``/``max`` of symbolic numbers become
+    ``torch.sym_min``/``sym_max`` while tracing; the builtins are restored after."""
+    before = (builtins.min, builtins.max)
+    ep = gl.export(MinOfItem(), (torch.tensor([3]),), dynamic_shapes=({0: gl.Dim.AUTO},))
+    assert (builtins.min, builtins.max) == before
+    assert torch.sym_min in {n.target for n in ep.graph.nodes}
+    for value in (0, 2, 9):
+        x = torch.tensor([value])
+        torch.testing.assert_close(ep.module()(x), MinOfItem()(x))
+    with pytest.raises(ValueError, match="the model's own"):
+        gl.export(MinThenRaise(), (torch.tensor([3]),))
+    assert (builtins.min, builtins.max) == before
+
+
+class MinThenRaise(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        min(x.item(), 4)
+        raise ValueError("the model's own error")
