@@ -186,3 +186,22 @@ class DecompositionRule:
 def is_core_aten(op: Any) -> bool:
     """True for ops in torch's core ATen opset (``torch.Tag.core``)."""
     return isinstance(op, torch._ops.OpOverload) and torch.Tag.core in op.tags
+
+
+@functools.cache
+def is_irreducible(op: Any) -> bool:
+    """An ATen op outside core ATen that the default table leaves as it is: it has
+    neither a decomposition nor a CompositeImplicitAutograd kernel (``histc``,
+    ``unfold``, ``_trilinear``, ``linalg_vector_norm``). torch.export's default
+    table keeps these too, and its core-ATen programs call them."""
+    return (
+        isinstance(op, torch._ops.OpOverload)
+        and op.namespace == "aten"
+        and not is_core_aten(op)
+        and _default_rule()(op) is None
+    )
+
+
+@functools.cache
+def _default_rule() -> DecompositionRule:
+    return DecompositionRule(_default_table())

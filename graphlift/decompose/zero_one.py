@@ -165,14 +165,18 @@ def excludes_only_failing_sizes(
     program raises anyway, and the decomposed one refuses instead (sizes a
     guard in ``before`` already refuses are excused as well). Each symbol
     of ``fact`` is tried alone at sizes 0 to 8, the others at their examples;
-    no failing size at all also counts as no."""
+    no failing size at all also counts as no. Facts are read as recorded, not
+    simplified: the env has already learned ``fact``, which would make it hold
+    everywhere (T5's cross attention adds ``s0 == 1 or s0 == s2``)."""
     failing = [
         {name: v}
         for name in sorted(free_symbols(fact))
         for v in range(9)  # not filtered by range: the env may be narrowed already
-        if env.holds_at(fact, {name: v}) is not True
+        if env.holds_at(fact, {name: v}, simplified=False) is not True
     ]
-    refused_before = [at for at in failing if any(env.holds_at(g, at) is not True for g in before)]
+    refused_before = [
+        at for at in failing if any(env.holds_at(g, at, simplified=False) is not True for g in before)
+    ]
     return bool(failing) and all(
         at in refused_before or _raises(env, op, args, kwargs, at) for at in failing
     )
