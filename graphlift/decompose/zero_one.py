@@ -41,11 +41,12 @@ def check_decomposition(
     kwargs: dict[str, Any],
     result: Any,
     recorded: list[Node],
-    constants: dict[str, torch.Tensor],
+    constants: dict[str, Any],
     assumptions: list[Assumption],
 ) -> None:
     """Guard each assumption the decomposition of ``op`` made that does not hold
-    up numerically at sizes 0 and 1."""
+    up numerically at sizes 0 and 1. ``constants`` holds the lifted constants
+    and the control-flow bodies the recorded nodes read, by name."""
     guard_unless_agreed(
         env,
         assumptions,
@@ -60,7 +61,7 @@ def _agrees(
     kwargs: dict[str, Any],
     result: Any,
     recorded: list[Node],
-    constants: dict[str, torch.Tensor],
+    constants: dict[str, Any],
     at: dict[str, Scalar],
 ) -> bool:
     generator = torch.Generator().manual_seed(0)
@@ -104,7 +105,7 @@ def _inputs(
 
 
 def _run(
-    env: ShapeEnv, node: Node, values: dict[Node, Any], constants: dict[str, torch.Tensor],
+    env: ShapeEnv, node: Node, values: dict[Node, Any], constants: dict[str, Any],
     at: dict[str, Scalar],
 ) -> Any:  # fmt: skip
     def value_of(arg: Node) -> Any:
@@ -117,6 +118,8 @@ def _run(
             return number_at(env, known, at)  # a size computed before this decomposition
         raise _Unavailable(arg.name)
 
+    if node.op == "get_attr" and str(node.target) in constants:
+        return constants[str(node.target)]  # a control-flow body the decomposition made
     if node.op != "call_function":
         raise _Unavailable(node.name)
     own = node.meta.get("val")
