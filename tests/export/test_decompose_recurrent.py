@@ -195,3 +195,32 @@ def test_an_unbatched_sequence_decomposes_to_a_scan() -> None:
     for length in (6, 1, 13):
         x = torch.randn(length, 5)
         torch.testing.assert_close(core.module()(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_recurrent_op_inside_a_cond_branch_gets_its_scan_inside_the_branch() -> None:
+    """The scan's body is a body of the branch (nested), named apart, saved and loaded."""
+
+    class Branches(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.rnn, self.linear = nn.GRU(5, 7), nn.Linear(5, 7)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.cond(x.sum() > 0, lambda x: self.rnn(x)[0], self.linear, (x,))
+
+    model = Branches().eval()
+    dims = ({0: gl.Dim("length", min=1, max=64), 1: gl.Dim("batch", min=2, max=8)},)
+    ep = gl.export(model, (torch.randn(6, 3, 5).abs(),), dynamic_shapes=dims)
+    core = ep.run_decompositions()
+    branch = core.graph_module.true_graph_0
+    assert scan in [n.target for n in branch.graph.nodes]
+    assert scan not in [n.target for n in core.graph.nodes]
+    loaded = round_trip(core)
+    for length, batch, sign in [(6, 3, 1.0), (1, 2, 1.0), (9, 2, -1.0)]:
+        x = torch.randn(length, batch, 5).abs() * sign
+        with torch.no_grad():  # eager torch.cond would compile, which refuses RNNs
+            expected = model.rnn(x)[0] if sign > 0 else model.linear(x)
+        for program in (core, loaded):
+            torch.testing.assert_close(program.module()(x), expected, rtol=1e-4, atol=1e-5)
