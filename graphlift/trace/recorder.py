@@ -376,8 +376,8 @@ class Recorder:
             pairs = [self._convert(v) for v in value]
             return type(value)(p[0] for p in pairs), type(value)(p[1] for p in pairs)
         if isinstance(value, dict):
-            pairs = {k: self._convert(v) for k, v in value.items()}
-            return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+            by_key = {k: self._convert(v) for k, v in value.items()}
+            return {k: p[0] for k, p in by_key.items()}, {k: p[1] for k, p in by_key.items()}
         if isinstance(value, torch.device):
             return value, META
         symbolic = isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool)
