@@ -145,7 +145,7 @@ def as_table(table: Mapping[Any, Decomposition]) -> dict[Any, Decomposition]:
     plain: dict[Any, Decomposition] = {}
     for op, decomposition in table.items():
         if isinstance(op, torch._ops.OpOverloadPacket):
-            for overload in op.overloads():
+            for overload in op.overloads():  # type: ignore[no-untyped-call]  # torch's is unannotated
                 plain.setdefault(getattr(op, overload), decomposition)
         else:
             plain[op] = decomposition
