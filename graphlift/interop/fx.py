@@ -98,7 +98,7 @@ class InputChecks(torch.nn.Module):
         return {k: v for k, v in self.__dict__.items() if k != "_check"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
+        super().__setstate__(state)  # type: ignore[no-untyped-call]  # torch's is unannotated
         self._check = compile_checks(self.source)
 
 
