@@ -123,6 +123,7 @@ def _problem(
     if not narrowed and refusal is None:
         return None
     changes = [f"range {actual} (declared {declared})"] if narrowed else []
+    where: str | None
     if refusal is not None:
         changes.append(f"{_sizes_text(refusal.refused)} not supported")
         where = "; ".join(_guard_line(g) for g in refusal.guards)

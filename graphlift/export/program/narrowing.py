@@ -19,7 +19,7 @@ just not announced.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from graphlift.symbolic import ShapeEnv, ValueRange
@@ -119,7 +119,7 @@ def _compile(code: str, symbols: tuple[str, ...]) -> Callable[..., bool]:
     return namespace["holds"]  # type: ignore[return-value]
 
 
-def _holds(compiled: _CompiledGuard, values: dict[str, object]) -> bool:
+def _holds(compiled: _CompiledGuard, values: Mapping[str, object]) -> bool:
     try:
         return bool(compiled.holds(*(values[name] for name in compiled.symbols)))
     except (ZeroDivisionError, ValueError, OverflowError):
