@@ -98,12 +98,13 @@ def function_module(function: Any, signature: inspect.Signature | None = None) -
     signature = signature or inspect.signature(function)
     self_parameter = inspect.Parameter("__module", inspect.Parameter.POSITIONAL_ONLY)
     forward = _copy_forward()
-    forward.__signature__ = signature.replace(  # type: ignore[attr-defined]
+    forward.__signature__ = signature.replace(
         parameters=[self_parameter, *signature.parameters.values()]
     )
     name = re.sub(r"\W", "_", getattr(function, "__name__", "function"))
     cls = type(f"Captured_{name}", (FunctionModule,), {"forward": forward})
-    return cls(function)
+    module: FunctionModule = cls(function)
+    return module
 
 
 def _copy_forward() -> Any:
