@@ -21,7 +21,7 @@ from graphlift.export.program import decompositions
 from graphlift.export.program.call_graph import ModuleCallEntry
 from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
 from graphlift.export.program.verifier import Verifier, verify
-from graphlift.export.runtime.unlift import unlift
+from graphlift.export.runtime.unlift import ExportedModule, unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
@@ -128,7 +128,7 @@ class ExportedProgram:
             yield value
 
     @reports_internal_errors
-    def module(self) -> torch.nn.Module:
+    def module(self) -> ExportedModule:
         """A runnable module: checks its inputs, then runs the graph with the program's state."""
         return unlift(self)
 
