@@ -81,7 +81,9 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
         stem = name.rstrip("_")
     for candidate in (f"{stem}_functional", stem):
         packet = getattr(torch.ops.aten, candidate, None)
-        overload = getattr(packet, op._overloadname, None) if packet is not None else None
+        overload: torch._ops.OpOverload | None = (
+            getattr(packet, op._overloadname, None) if packet is not None else None
+        )
         if overload is not None and not overload._schema.is_mutable:
             if returns_alias(overload):
                 raise MutationError(
@@ -89,7 +91,7 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
                     f"program cannot express that. Use the out-of-place {overload} instead",
                     where=user_where(),
                 )
-            return overload  # type: ignore[no-any-return]
+            return overload
     raise TraceError(
         f"{op} changes a tensor in place and has no functional form to record",
         where=user_where(),
@@ -190,7 +192,8 @@ def _cast_like(recorder: Recorder, value: TraceTensor, target: TraceTensor) -> T
     in (``half.add_(float)`` stays half); the out-of-place op promotes."""
     if value.dtype == target.dtype:
         return value
-    return recorder.call(aten._to_copy.default, (value,), {"dtype": target.dtype})  # type: ignore[no-any-return]
+    converted: TraceTensor = recorder.call(aten._to_copy.default, (value,), {"dtype": target.dtype})
+    return converted
 
 
 def _writes(item: Any) -> bool:

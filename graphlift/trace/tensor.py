@@ -66,6 +66,7 @@ class TraceTensor(torch.Tensor):
         self.version = 0
         self.seen_version = 0
 
+    # torch's Tensor.__repr__ is unannotated (returns Any), which mypy cannot match
     def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]
         return f"TraceTensor({describe_value(self)}, node=%{self.node.name}, device={self.device})"
 
