@@ -148,7 +148,8 @@ class JointRecorder(ReplayRecorder):
             pending += [next_function for next_function, _ in function.next_functions]
 
 
-class JointMode(TraceMode):  # type: ignore[no-untyped-call]  # torch's __init_subclass__ is unannotated
+# torch's TorchDispatchMode.__init_subclass__ is unannotated
+class JointMode(TraceMode):  # type: ignore[no-untyped-call]
     """TraceMode at the autograd level: aliasing ops are recorded as views, so
     autograd gets a fresh tensor for each (they are collapsed at the end)."""
 
