@@ -261,6 +261,7 @@ def _user_placeholders(
             traced_inputs.append(traced)
             specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(node.name), None))
         elif VALUE in entries and symbols is not None and recorder.symbolic is not None:
+            # spec matching gives a dynamic int a Dim or a hint, never a derived dim
             value = symbols.value(node.name, leaf, entries[VALUE])  # type: ignore[arg-type]
             node.meta["val"] = value
             recorder.symbolic.bind(str(_plain_symbol(value)), node, None)

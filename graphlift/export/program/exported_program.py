@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -105,11 +105,11 @@ class ExportedProgram:
 
     @property
     def call_spec_in(self) -> TreeSpec:
-        return self.module_call_graph[0].in_spec  # type: ignore[return-value]
+        return cast(TreeSpec, self.module_call_graph[0].in_spec)  # the root entry has both specs
 
     @property
     def call_spec_out(self) -> TreeSpec:
-        return self.module_call_graph[0].out_spec  # type: ignore[return-value]
+        return cast(TreeSpec, self.module_call_graph[0].out_spec)
 
     def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name in self.graph_signature.parameters:
