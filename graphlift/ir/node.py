@@ -40,7 +40,7 @@ Target = Callable[..., Any] | str
 Argument = Any  # nested tuple/list/dict/slice of Node and constants
 
 
-class ImmutableList(list):  # type: ignore[type-arg]
+class ImmutableList(list[Any]):
     """A list that refuses in-place edits (node arguments must be replaced whole)."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
@@ -49,6 +49,7 @@ class ImmutableList(list):  # type: ignore[type-arg]
             "so that use-def edges stay correct"
         )
 
+    # deliberately not list's signatures: every in-place edit refuses
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
     append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
@@ -56,7 +57,7 @@ class ImmutableList(list):  # type: ignore[type-arg]
         return (ImmutableList, (list(self),))
 
 
-class ImmutableDict(dict):  # type: ignore[type-arg]
+class ImmutableDict(dict[Any, Any]):
     """A dict that refuses in-place edits (see ImmutableList)."""
 
     _refuse = ImmutableList._refuse
