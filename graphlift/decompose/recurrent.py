@@ -63,7 +63,9 @@ def gru_cell(
 
 
 def elman_cell(activation: Callable[[Tensor], Tensor]) -> Cell:
-    def cell(gates_x: Tensor, h: Tensor, w_hh: Tensor, *rest: Tensor, biased: bool) -> tuple[Tensor]:
+    def cell(
+        gates_x: Tensor, h: Tensor, w_hh: Tensor, *rest: Tensor, biased: bool
+    ) -> tuple[Tensor]:
         pre = gates_x + torch.mm(h, w_hh.t())
         if biased:
             pre = pre + rest[0]
@@ -153,10 +155,6 @@ def _scan_direction(
     return (ys, *results[:count])
 
 
-def _call(args: Sequence[Any]) -> RecurrentCall:
-    return RecurrentCall(*args)
-
-
 def _length_is_symbolic(input: Tensor, batch_first: bool) -> bool:
     time = 1 if batch_first and input.dim() == 3 else 0
     return isinstance(input.shape[time], torch.SymInt)
@@ -168,7 +166,7 @@ def keeping_length(op: Any, unrolled: Callable[..., Any]) -> Callable[..., Any]:
     cell, two_states = RECURRENT_CELLS[op]
 
     def decomposition(input: Tensor, hx: Any, *rest: Any) -> Any:
-        call = _call(rest)
+        call = RecurrentCall(*rest)
         if not _length_is_symbolic(input, call.batch_first) or (call.train and call.dropout):
             return unrolled(input, hx, *rest)
         hidden = list(hx) if two_states else [hx]

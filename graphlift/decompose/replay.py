@@ -288,7 +288,9 @@ def replay_body(parent: GraphReplay, body: GraphModule, label: str) -> ReplayedB
 
 def body_names(module: torch.nn.Module) -> frozenset[str]:
     """The names of ``module``'s control-flow bodies (its GraphModule children)."""
-    return frozenset(name for name, child in module.named_children() if isinstance(child, GraphModule))
+    return frozenset(
+        name for name, child in module.named_children() if isinstance(child, GraphModule)
+    )
 
 
 def finish_call(parent: GraphReplay, args: tuple[Any, ...]) -> tuple[Any, ...]:

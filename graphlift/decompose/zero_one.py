@@ -179,7 +179,9 @@ def excludes_only_failing_sizes(
         if env.holds_at(fact, {name: v}, simplified=False) is not True
     ]
     refused_before = [
-        at for at in failing if any(env.holds_at(g, at, simplified=False) is not True for g in before)
+        at
+        for at in failing
+        if any(env.holds_at(g, at, simplified=False) is not True for g in before)
     ]
     return bool(failing) and all(
         at in refused_before or _raises(env, op, args, kwargs, at) for at in failing

@@ -77,7 +77,9 @@ IRREDUCIBLE_CASES: list[tuple[str, nn.Module, Callable[[int], torch.Tensor], Any
 
 
 @pytest.mark.parametrize(
-    ("model", "make", "op"), [c[1:] for c in IRREDUCIBLE_CASES], ids=[c[0] for c in IRREDUCIBLE_CASES]
+    ("model", "make", "op"),
+    [c[1:] for c in IRREDUCIBLE_CASES],
+    ids=[c[0] for c in IRREDUCIBLE_CASES],
 )
 def test_an_op_without_decomposition_stays_in_the_core_program(
     model: nn.Module, make: Callable[[int], torch.Tensor], op: Any

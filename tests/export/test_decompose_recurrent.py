@@ -51,7 +51,9 @@ CASES: dict[str, Callable[[], nn.Module]] = {
     "gru_2_layers_bidirectional": lambda: make(nn.GRU, num_layers=2, bidirectional=True),
     "gru_batch_first": lambda: make(nn.GRU, batch_first=True),
     "rnn_tanh_batch_first": lambda: make(nn.RNN, batch_first=True),
-    "rnn_relu_2_layers_no_bias": lambda: make(nn.RNN, nonlinearity="relu", bias=False, num_layers=2),
+    "rnn_relu_2_layers_no_bias": lambda: make(
+        nn.RNN, nonlinearity="relu", bias=False, num_layers=2
+    ),
 }
 SIZES = [(3, 6), (2, 1), (4, 11), (1, 20)]  # (batch, length)
 
