@@ -20,7 +20,6 @@ from torch._higher_order_ops import scan, while_loop
 
 import graphlift as gl
 from graphlift.errors import ConstraintViolationError, VerificationError
-from graphlift.decompose.table import kept_by_default_table
 from graphlift.export.program.verifier import ALLOWED_PYTHON_TARGETS, CORE_EXTRA_OPS, verify
 from graphlift.ir.graph_module import GraphModule
 from graphlift.trace import control_flow
@@ -102,8 +101,7 @@ def bodies(module: torch.nn.Module, prefix: str = "") -> Iterator[tuple[str, Gra
 
 def is_core(target: Any) -> bool:
     if isinstance(target, torch._ops.OpOverload):
-        core = torch.Tag.core in target.tags or target in CORE_EXTRA_OPS
-        return core or kept_by_default_table(target)
+        return torch.Tag.core in target.tags or target in CORE_EXTRA_OPS
     return target in ALLOWED_PYTHON_TARGETS
 
 
