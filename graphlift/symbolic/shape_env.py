@@ -520,22 +520,27 @@ class ShapeEnv:
             self._assumptions = saved
 
     def guard_assumption(
-        self, assumption: Assumption, exempt: frozenset[str] = frozenset()
+        self, assumption: Assumption, exempt: frozenset[tuple[str, int]] = frozenset()
     ) -> None:
-        """Guard ``assumption.fact``, except where a symbol in ``exempt`` is 0 or
-        1 (sizes at which the op that asked was checked to give the same result)."""
+        """Guard ``assumption.fact``, except where a symbol is at a size of
+        ``exempt``'s (symbol, size) pairs (sizes 0 or 1 at which the op that
+        asked was checked to give the same result)."""
         fact = assumption.fact
-        # A symbol needs the exemption only if the fact fails at 0 or 1 (else "or n <= 1" is noise).
+        # A size needs the exemption only if the fact fails there (else "or n <= 1" is noise).
         # Where the fact is undefined (``s0 % (s0*s1)`` at ``s0 == 0``) it does not hold.
-        needed = [
-            name
-            for name in sorted(exempt)
-            if not all(
-                self.holds_at(fact, {name: v}) for v in (0, 1) if self._ranges[name].contains(v)
-            )
-        ]
-        if needed:
-            fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in needed))
+        exemptions = []
+        for name in sorted({n for n, _ in exempt}):
+            small = [v for v in (0, 1) if self._ranges[name].contains(v)]
+            sizes = [v for v in small if (name, v) in exempt]
+            if all(self.holds_at(fact, {name: v}) for v in sizes):
+                continue
+            symbol = E.symbol(name)
+            if sizes == small:  # every small size checked out
+                exemptions.append(E.le(symbol, E.ONE))
+            else:
+                exemptions.extend(E.eq(symbol, E.integer(v)) for v in sizes)
+        if exemptions:
+            fact = E.logical_or(fact, *exemptions)
         self._record(fact, runtime=False)
 
     def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:

@@ -67,23 +67,25 @@ def guard_unless_agreed(
     env: ShapeEnv, assumptions: list[Assumption], agrees: Callable[[dict[str, Scalar]], bool]
 ) -> None:
     """The 0/1 bookkeeping both checks share (this module's per-op metadata check,
-    ``export/decomp_zero_one.py``'s numeric one): ``agrees({s: v})`` says whether
+    ``decompose/zero_one.py``'s numeric one): ``agrees({s: v})`` says whether
     the result is right with symbol ``s`` at size ``v``. An assumption whose
     symbols all agree at 0 and 1 needs nothing; any other (and one that needs a
-    guard for larger sizes anyway) is guarded with the sizes 0 and 1 that check
-    out exempted."""
+    guard for larger sizes anyway) is guarded with the sizes that check out
+    exempted, one (symbol, size) at a time: an op that is wrong at ``b == 0``
+    but right at ``b == 1`` keeps ``b == 1``."""
     symbols = sorted({name for a in assumptions for name in a.symbols})
-    fine = frozenset(
-        name
-        for name in symbols
-        if all(agrees({name: value}) for value in (0, 1) if env.range_of(name).contains(value))
+    in_range = [(n, v) for n in symbols for v in (0, 1) if env.range_of(n).contains(v)]
+    fine = frozenset((name, value) for name, value in in_range if agrees({name: value}))
+    checked_out = frozenset(
+        name for name in symbols if all(pair in fine for pair in in_range if pair[0] == name)
     )
     for assumption in assumptions:
-        if assumption.needs_guard or not assumption.symbols <= fine:
+        if assumption.needs_guard or not assumption.symbols <= checked_out:
             # The sizes that checked out stay exempt also when another symbol of
             # the same fact disagreed: ``b*t*k != 0`` with ``k`` the culprit
             # must not refuse ``b == 0``, where the op was checked to be right.
-            env.guard_assumption(assumption, exempt=assumption.symbols & fine)
+            exempt = frozenset(pair for pair in fine if pair[0] in assumption.symbols)
+            env.guard_assumption(assumption, exempt=exempt)
 
 
 def _agrees(
@@ -103,7 +105,7 @@ def _agrees(
     try:
         actual = kernel(*concrete_args, **concrete_kwargs)
     except Exception:
-        return False
+        return False  # the op refuses these sizes (eager too): the guard refuses them first
     try:
         _compare(expected, actual, strides=kernel not in VIEW_OR_COPY)
     except _Mismatch:
