@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -541,6 +541,8 @@ class ShapeEnv:
                 exemptions.extend(E.eq(symbol, E.integer(v)) for v in sizes)
         if exemptions:
             fact = E.logical_or(fact, *exemptions)
+            if self.decide_static(fact) is True:
+                return  # the exemptions cover every size the fact refused
         self._record(fact, runtime=False)
 
     def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
@@ -677,6 +679,50 @@ class ShapeEnv:
             where=str(where) if where is not None else None,
             fixes=fixes,
         )
+
+    # --- admitting a size 0 or 1 that a second trace proved ---------------------------------------
+
+    def refused_at(self, name: str, value: int) -> tuple[Guard, ...]:
+        """The guards that do not hold for every input whose symbol ``name`` is ``value``."""
+        at = {name: E.integer(value)}
+        return tuple(
+            guard for guard in self._guards
+            if self.decide_static(substitute(self.simplify(guard.expr), at)) is not True
+        )  # fmt: skip
+
+    def admit(self, name: str, value: int, needs: Sequence[Guard]) -> None:
+        """Let the program run with symbol ``name`` at ``value``, which its guards
+        refused: another trace at that size computed the same values there (the
+        caller proved it), under its own guards ``needs`` (over this env's symbols).
+        Each refusing guard ``g`` becomes ``g or name == value``, each of ``needs``
+        ``name != value or h``; what was learnt from the guards is learnt anew."""
+        at = E.eq(E.symbol(name), E.integer(value))
+        refused = set(self.refused_at(name, value))
+        guards = [
+            self._guard(E.logical_or(g.expr, at), g.where) if g in refused else g
+            for g in self._guards
+        ]
+        guards += [self._guard(E.logical_or(E.logical_not(at), h.expr), h.where) for h in needs]
+        self._relearn(guards)
+
+    def _guard(self, fact: Expr, where: SourceLocation | None) -> Guard:
+        return Guard(fact, self.format(fact), where)
+
+    def _relearn(self, guards: Sequence[Guard]) -> None:
+        """Forget what was learnt from guards (backed ranges back to declared, facts,
+        pins) and learn it again from ``guards``. Replacements stay: they only
+        make the program's checks stricter."""
+        for name, info in self._symbols.items():
+            if info.is_backed:
+                self._ranges[name] = info.declared
+        self._facts, self._facts_by_mono, self._pinned = {}, {}, {}
+        self._guards = []
+        self._reset_caches()
+        for guard in guards:
+            if guard.expr in self._facts or self.decide_static(guard.expr) is True:
+                continue  # implied by the declared ranges and the guards before it
+            self._guards.append(guard)
+            self._learn(guard.expr, guard.where)
 
     # --- the one place a guard is recorded ---------------------------------------------------------
 
