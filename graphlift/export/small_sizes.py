@@ -148,9 +148,9 @@ def _model_fails(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[st
     """Whether eager ``module(*args, **kwargs)`` raises at the cut sizes: asked only
     after the trace there failed, to tell the model's own failure (GPT-J's
     ``[..., -1]`` of an empty sequence) from a trace that could not follow it. Only
-    a module in eval mode is run (no running statistics to update), without
-    gradients and with the random state restored."""
-    if module.training:
+    a module in eval mode or without buffers is run (no running statistics to
+    update), without gradients and with the random state restored."""
+    if module.training and any(True for _ in module.buffers()):
         return False
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
