@@ -64,7 +64,7 @@ COPIES = frozenset({aten.alias.default})
 SCALAR_FUNCTIONS = frozenset({
     operator.add, operator.sub, operator.mul, operator.floordiv, operator.mod, operator.neg,
     operator.truediv, operator.pow, operator.eq, operator.ne, operator.lt, operator.le,
-    operator.gt, operator.ge, operator.and_, operator.or_, operator.not_, math.ceil, math.floor,
+    operator.gt, operator.ge, operator.and_, operator.or_, math.ceil, math.floor,
     torch.sym_max, torch.sym_min, torch.sym_not, torch.sym_float, torch.sym_int,
 })  # fmt: skip
 #: The largest size of a symbol tried for a dim over it to be 0 or 1 (``x[k:]``, k small).
@@ -152,6 +152,9 @@ def _model_fails(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[st
     update), without gradients and with the random state restored."""
     if module.training and any(True for _ in module.buffers()):
         return False
+    state = [*module.parameters(), *module.buffers()]
+    if any(t.device.type == "meta" for t in state):
+        return False  # a model on the meta device cannot run on the example inputs
     try:
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             module(*args, **kwargs)
@@ -212,6 +215,8 @@ def _same_values(first: Capture, second: Capture, name: str, value: int) -> list
         raise _Unreadable("different outputs")
     if other_env is not None and any(not s.is_backed for s in other_env.symbols):
         raise _Unreadable("data-dependent sizes")
+    if not _same_constants(first.constants, second.constants):
+        raise _Unreadable("different lifted constants")  # placeholders are matched by name
     table = _Table()
     with other_env.suppress_guards() if other_env is not None else nullcontext():
         theirs = _Reader(second.graph, other_env, table, building=True)
@@ -270,6 +275,22 @@ def _meta_key(env: ShapeEnv | None, value: Any, rename: Callable[[Any], Any] | N
     if isinstance(value, bool | int | float | torch.SymInt | torch.SymBool | torch.SymFloat):
         return _key(env, value)
     return (type(value).__name__,)
+
+
+def _same_constants(first: dict[str, torch.Tensor], second: dict[str, torch.Tensor]) -> bool:
+    if first.keys() != second.keys():
+        return False
+    for name, value in first.items():
+        other = second[name]
+        if not isinstance(value, torch.Tensor) or not isinstance(other, torch.Tensor):
+            return False
+        if value.dtype != other.dtype or value.shape != other.shape or value.device != other.device:
+            return False
+        if value.device.type == "meta" and value is not other:
+            return False  # no data to compare
+        if value.device.type != "meta" and not torch.equal(value, other):
+            return False
+    return True
 
 
 def _translate(other: ShapeEnv, env: ShapeEnv, name: str) -> list[Guard]:
