@@ -22,9 +22,7 @@ from tests.sweep.runner import GRAPHLIFT, MODES, STAGES, TORCH, run_cell
 pytestmark = pytest.mark.slow
 
 # (case, mode) -> why graphlift is behind torch.export there. Each names the issue-14 item.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("t5", "auto"): "defect 5: decomposing scaled_dot_product_attention would add a guard",
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize("mode", MODES)
