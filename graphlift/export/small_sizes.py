@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -45,7 +45,7 @@ from graphlift.ir.node import Node
 from graphlift.pytree import tree_flatten, tree_unflatten
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic import algebra as E
-from graphlift.symbolic.expr import as_symbol
+from graphlift.symbolic.expr import Poly, as_symbol
 from graphlift.symbolic.guards import Guard
 from graphlift.symbolic.substitute import substitute
 
@@ -69,7 +69,7 @@ SCALAR_FUNCTIONS = frozenset({
 })  # fmt: skip
 #: The largest size of a symbol tried for a dim over it to be 0 or 1 (``x[k:]``, k small).
 MAX_SMALL_POINT = 8
-SIZE_QUERIES = {
+SIZE_QUERIES: dict[Any, Callable[..., Any]] = {
     aten.sym_size.int: lambda t, dim: t.shape[dim],
     aten.sym_stride.int: lambda t, dim: t.stride()[dim],
     aten.sym_numel.default: lambda t: t.numel(),
@@ -135,7 +135,7 @@ def _small_points(captured: Capture, name: str, hint: int) -> list[int]:
         for size in node.meta["val"].shape
         if isinstance(size, torch.SymInt)
     ]
-    over = [e for e in sizes if name in E.free_symbols(e) and E.free_symbols(e) == {name}]
+    over = [e for e in sizes if isinstance(e, Poly) and E.free_symbols(e) == {name}]
     points = []
     for value in range(min(hint, MAX_SMALL_POINT + 1)):
         at = [env.holds_at(E.le(e, E.ONE), {name: value}) for e in over]
@@ -370,7 +370,7 @@ class _Reader:
     def _keeps_shape(self, node: Node) -> bool:
         """Whether ``expand``/``view``/``reshape`` asks for its input's exact shape."""
         shape = [_key(self.env, s) for s in self._counterpart(node.args[0]).meta["val"].shape]
-        asked = [self._scalar_key(s) for s in node.args[1]]  # type: ignore[union-attr]
+        asked = [self._scalar_key(s) for s in cast(Sequence[Any], node.args[1])]
         if len(asked) != len(shape):
             return False
         keep = _key(self.env, -1)
@@ -386,9 +386,11 @@ class _Reader:
 
     def _slices_everything(self, node: Node) -> bool:
         """Whether ``slice(x, dim, start, end, step)`` keeps all of ``x``."""
-        source, dim, start, end, step = (*node.args, *(None, 0, None, None, 1)[len(node.args) :])
+        defaults: list[Any] = [None, 0, None, None, 1]
+        given: list[Any] = [*node.args, *defaults[len(node.args) :]]
+        source, dim, start, end, step = given
         shape = self._counterpart(source).meta["val"].shape
-        size = _key(self.env, shape[dim])  # type: ignore[index]
+        size = _key(self.env, shape[dim])
         start, step = self._scalar_key(start or 0), self._scalar_key(step)
         if start != _key(self.env, 0) or step != _key(self.env, 1):
             return False
@@ -397,7 +399,9 @@ class _Reader:
         end = self._scalar_key(end)
         if end == size:
             return True
-        return end[0] == "int" and (end[1] >= 2**62 or (size[0] == "int" and end[1] >= size[1]))
+        return bool(
+            end[0] == "int" and (end[1] >= 2**62 or (size[0] == "int" and end[1] >= size[1]))
+        )
 
     def _scalar_key(self, arg: Any) -> Any:
         return self.values[arg][1] if isinstance(arg, Node) else _key(self.env, arg)

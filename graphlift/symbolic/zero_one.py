@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import Any, cast
 
 from graphlift.source import SourceLocation
 from graphlift.symbolic import algebra as E
@@ -19,7 +20,16 @@ from graphlift.symbolic.substitute import EvaluationError, evaluate, substitute
 class SmallSizes:
     """Sizes 0 and 1 (a part of ShapeEnv, which owns the fields these methods read)."""
 
-    def _assume(self, question: Expr, hint: Scalar | None, size_oblivious: bool) -> bool | None:
+    # Fields of ShapeEnv these methods assign (declared for the type checker).
+    _assumptions: list[Assumption] | None
+    _facts: dict[Expr, None]
+    _facts_by_mono: dict[Any, list[Expr]]
+    _pinned: dict[Any, int]
+    _guards: list[Guard]
+
+    def _assume(
+        self: Any, question: Expr, hint: Scalar | None, size_oblivious: bool
+    ) -> bool | None:
         """The answer to an undecided ``question`` if backed sizes were at least
         2, when that is how it may be answered without a guard: size-oblivious
         questions (torch's contract: the answer is right for 0 and 1 too), and
@@ -36,9 +46,9 @@ class SmallSizes:
             self._assumptions.append(Assumption(fact, symbols))
         elif not size_oblivious:
             return None  # depends on unbacked symbols too: no checkable assumption
-        return verdict
+        return bool(verdict)
 
-    def _small_symbols(self, question: Expr) -> frozenset[str]:
+    def _small_symbols(self: Any, question: Expr) -> frozenset[str]:
         """The symbols of ``question`` whose range still includes 0 or 1, when
         every symbol in it is backed (so the question can be re-checked on
         concrete sizes); empty otherwise."""
@@ -52,7 +62,7 @@ class SmallSizes:
         )
 
     @contextmanager
-    def assuming_not_0_or_1(self) -> Iterator[list[Assumption]]:
+    def assuming_not_0_or_1(self: Any) -> Iterator[list[Assumption]]:
         """Answer questions that only sizes 0 or 1 leave open as if backed sizes
         were at least 2, without guards; yields the list of assumptions made.
 
@@ -71,7 +81,7 @@ class SmallSizes:
             self._assumptions = saved
 
     def guard_assumption(
-        self, assumption: Assumption, exempt: frozenset[tuple[str, int]] = frozenset()
+        self: Any, assumption: Assumption, exempt: frozenset[tuple[str, int]] = frozenset()
     ) -> None:
         """Guard ``assumption.fact``, except where a symbol is at a size of
         ``exempt``'s (symbol, size) pairs (sizes 0 or 1 at which the op that
@@ -97,7 +107,7 @@ class SmallSizes:
         self._record(fact, runtime=False)
 
     def value_at(
-        self, expr: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True
+        self: Any, expr: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True
     ) -> Scalar:
         """The value of ``expr`` at the example values, with ``overrides`` for some symbols.
 
@@ -109,7 +119,7 @@ class SmallSizes:
         return evaluate(self.simplify(expr) if simplified else expr, {**self._hints, **overrides})
 
     def holds_at(
-        self, fact: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True
+        self: Any, fact: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True
     ) -> bool | None:
         """Whether the boolean ``fact`` holds at the example values with
         ``overrides``; None where it is undefined there (``s0 % s1`` at ``s1 == 0``)."""
@@ -118,7 +128,7 @@ class SmallSizes:
         except (EvaluationError, ZeroDivisionError):
             return None
 
-    def layout_verdict(self, expr: Expr) -> bool | None:
+    def layout_verdict(self: Any, expr: Expr) -> bool | None:
         """A layout question (contiguity) outside an op's metadata computation:
         answered as if backed sizes were at least 2 when only sizes 0 and 1
         leave it open (see :meth:`guard_or`); None otherwise."""
@@ -129,9 +139,9 @@ class SmallSizes:
             return None
         if self.decide_static(simplified) is not None:
             return None
-        return self.decide_static(simplified, size_oblivious=True)
+        return cast("bool | None", self.decide_static(simplified, size_oblivious=True))
 
-    def refused_at(self, name: str, value: int) -> tuple[Guard, ...]:
+    def refused_at(self: Any, name: str, value: int) -> tuple[Guard, ...]:
         """The guards that do not hold for every input whose symbol ``name`` is ``value``."""
         at = {name: E.integer(value)}
         return tuple(
@@ -139,7 +149,7 @@ class SmallSizes:
             if self.decide_static(substitute(self.simplify(guard.expr), at)) is not True
         )  # fmt: skip
 
-    def admit(self, name: str, value: int, needs: Sequence[Guard]) -> None:
+    def admit(self: Any, name: str, value: int, needs: Sequence[Guard]) -> None:
         """Let the program run with symbol ``name`` at ``value``, which its guards
         refused: another trace at that size computed the same values there (the
         caller proved it), under its own guards ``needs`` (over this env's symbols).
@@ -154,10 +164,10 @@ class SmallSizes:
         guards += [self._guard(E.logical_or(E.logical_not(at), h.expr), h.where) for h in needs]
         self._relearn(guards)
 
-    def _guard(self, fact: Expr, where: SourceLocation | None) -> Guard:
+    def _guard(self: Any, fact: Expr, where: SourceLocation | None) -> Guard:
         return Guard(fact, self.format(fact), where)
 
-    def _relearn(self, guards: Sequence[Guard]) -> None:
+    def _relearn(self: Any, guards: Sequence[Guard]) -> None:
         """Forget what was learnt from guards (backed ranges back to declared, facts,
         pins) and learn it again from ``guards``. Replacements stay: they only
         make the program's checks stricter."""
