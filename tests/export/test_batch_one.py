@@ -18,6 +18,10 @@ from torch.export import Dim
 
 import graphlift as gl
 
+# Each test exports twice (graphlift traces a second time at the refused size) and
+# runs torch.export side by side: several seconds each.
+pytestmark = pytest.mark.slow
+
 
 class HeadsReshape(nn.Module):
     """BLOOM's attention: heads split off a fused projection, then ``reshape(b * heads,
@@ -54,7 +58,8 @@ def test_an_op_wrong_only_at_size_zero_keeps_size_one(spec: str) -> None:
     }[spec]
     ours = gl.export(model, (x,), dynamic_shapes=(dims(gl.Dim),))
     theirs = torch.export.export(model, (x,), dynamic_shapes=(dims(Dim),))
-    assert not ours.specializations
+    # Only batch 0 (where eager raises) is refused; Dim.AUTO announces it
+    assert all("[1, inf]" in s.change for s in ours.specializations)
     side_by_side(model, ours, theirs, [torch.randn(b, 5, 96) for b in (0, 1, 2, 5)])
     # Batch 0 is refused where eager raises (reshape(0, -1) of no elements is ambiguous);
     # a named Dim("b") is not narrowed by it, as torch.export does not narrow it either.
@@ -131,7 +136,6 @@ def test_a_branch_on_batch_1_that_changes_the_values_still_refuses_batch_1() -> 
         torch.testing.assert_close(module(x), model(x))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("spec", ["named", "auto"])
 def test_gpt2_with_input_ids_only_keeps_batch_1_like_torch_export(spec: str) -> None:
     """issue 14 defect 4 on a real decoder: GPT-2 (small config, random weights)

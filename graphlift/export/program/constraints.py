@@ -48,7 +48,7 @@ def check_dynamic_dims(
     model_fails: frozenset[tuple[str, int]] = frozenset(),
 ) -> tuple[Specialization, ...]:
     """``model_fails``: (symbol, size) pairs at which the model itself raises
-    (``export/small_sizes.py``); refusing them narrows nothing."""
+    (``export/small_sizes.py``); refusing them narrows no named Dim."""
     violations: list[Violation] = []
     fixes: dict[str, Any] = {}
     report: list[Specialization] = []
@@ -57,7 +57,10 @@ def check_dynamic_dims(
     for dim in dims:
         if isinstance(dim.entry, DerivedDim):
             continue  # checked through its root
-        problem = _problem(shape_env, guards, dim, stand_ins.get(dim.source), model_fails)
+        # A named Dim is not narrowed by sizes the model itself fails at; AUTO and
+        # DYNAMIC dims announce them (module() refuses them before computing).
+        fails = model_fails if hint_kind(dim.entry) is None else frozenset()
+        problem = _problem(shape_env, guards, dim, stand_ins.get(dim.source), fails)
         if problem is None:
             continue
         change, where, fix = problem
