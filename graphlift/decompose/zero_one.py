@@ -52,6 +52,7 @@ def check_decomposition(
         env,
         assumptions,
         lambda at: _agrees(env, op, args, kwargs, result, recorded, constants, at),
+        per_size=True,
     )
 
 

@@ -22,13 +22,7 @@ from tests.sweep.runner import GRAPHLIFT, MODES, STAGES, TORCH, run_cell
 pytestmark = pytest.mark.slow
 
 # (case, mode) -> why graphlift is behind torch.export there. Each names the issue-14 item.
-BATCH_BRANCH = "defect 4: transformers branches on batch != position_ids.shape[0]"
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    **{
-        (name, "named"): BATCH_BRANCH
-        for name in ("gpt2", "mixtral_batched", "mistral", "qwen2", "phi", "gemma")
-    },
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 @pytest.mark.parametrize("mode", MODES)
