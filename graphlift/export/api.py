@@ -26,6 +26,7 @@ from graphlift.export.program.constraints import (
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.program.signature import ExportGraphSignature, InputKind
 from graphlift.export.program.verifier import verify
+from graphlift.export.small_sizes import keep_small_sizes
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
 from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
@@ -126,18 +127,25 @@ def trace_for_export(
         dynamic_shapes, builder = resolve_spec(dynamic_shapes, mod, args, kwargs)
         dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
         specialize = data_dependent == "specialize"
-        captured = capture_model(
-            mod,
-            args,
-            kwargs,
-            dim_specs,
-            specialize_data=specialize,
-            strict=strict,
-            preserved=tuple(preserve_module_call_signature),
-        )
+
+        def trace(args: tuple[Any, ...], kwargs: dict[str, Any], dim_specs: Any) -> Capture:
+            return capture_model(
+                mod,
+                args,
+                kwargs,
+                dim_specs,
+                specialize_data=specialize,
+                strict=strict,
+                preserved=tuple(preserve_module_call_signature),
+            )
+
+        captured = trace(args, kwargs, dim_specs)
+        failing: frozenset[tuple[str, int]] = frozenset()
+        if not strict:  # strict capture's Python guards are not compared (yet)
+            failing = keep_small_sizes(mod, captured, args, kwargs, dim_specs, trace)
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:
-        specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims)
+        specializations = check_dynamic_dims(captured.shape_env, captured.dynamic_dims, failing)
     return Traced(mod, args, kwargs, captured, specializations, builder)
 
 

@@ -20,10 +20,12 @@ that cannot be decided raises :class:`~graphlift.errors.DataDependentError`.
 ``torch._check(cond)`` reaches :meth:`expect_true`, which records a
 :class:`RuntimeAssert` for data-dependent facts instead of guarding.
 
-The methods whose names start with an underscore near the end of the class
-(``_maybe_evaluate_static``, ``_constrain_range_for_size``, ...) and
-``evaluate_sym_node`` are the entry points torch's own Python code calls on
-``node.shape_env``; they adapt torch's calling conventions and delegate.
+The class is assembled from parts, each in its own module: creating symbols
+(``symbol_factory.py``), sizes 0 and 1 (``zero_one.py``: assumptions, exempted
+guards, layout answers, sizes a second trace proved) and the entry points torch's
+own Python code calls on ``node.shape_env`` (``torch_entry.py``:
+``evaluate_sym_node``, ``_maybe_evaluate_static``, ...). This module keeps the
+state, snapshots, deciding, guarding and learning.
 """
 
 from __future__ import annotations
@@ -34,8 +36,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-import torch
-
 from graphlift.errors import ConstraintViolationError, DataDependentError, InternalError
 from graphlift.source import SourceLocation, at_assert, user_frame, user_location
 from graphlift.symbolic import algebra as E
@@ -45,13 +45,14 @@ from graphlift.symbolic.env_state import ShapeEnvState
 from graphlift.symbolic.expr import Expr, Op, Poly, Scalar
 from graphlift.symbolic.guards import Assumption, Guard, Replacement, RuntimeAssert, SymbolInfo
 from graphlift.symbolic.printer import to_python
-from graphlift.symbolic.ranges import UNBOUNDED, ValueRange
+from graphlift.symbolic.ranges import ValueRange
 from graphlift.symbolic.substitute import EvaluationError, Substitution, evaluate, substitute
-from graphlift.symbolic.sym_node import SymNode, wrap
-from graphlift.symbolic.sympy_bridge import from_sympy
+from graphlift.symbolic.symbol_factory import SymbolFactory
+from graphlift.symbolic.torch_entry import TorchEntryPoints
+from graphlift.symbolic.zero_one import SmallSizes
 
 
-class ShapeEnv:
+class ShapeEnv(SymbolFactory, SmallSizes, TorchEntryPoints):
     """Symbols, their ranges and replacements, and the guards of one trace."""
 
     def __init__(self, *, backed_size_oblivious: bool = False) -> None:
@@ -144,88 +145,6 @@ class ShapeEnv:
         finally:
             self._sealed -= 1
 
-    # --- creating symbols ---------------------------------------------------------------
-
-    def create_symbol(
-        self, hint: int, *, min: int = 0, max: int | None = None, source: str = ""
-    ) -> torch.SymInt:
-        """A backed symbol ``s<k>`` for a dynamic input dimension with example value ``hint``.
-
-        ``source`` is how the dimension is reached from the inputs
-        (``"x.size()[0]"``); guards print over it.
-        """
-        declared = ValueRange(min, math.inf if max is None else max)
-        if not declared.contains(hint):
-            raise ConstraintViolationError(
-                f"example value {hint} of {source or 'a dynamic dimension'} is outside "
-                f"its declared range {declared}",
-                fixes=(f"use an example input whose size lies in {declared}",),
-            )
-        name = self._new_name("s", hint, source, declared)
-        return self._wrap_int(E.symbol(name), hint)
-
-    def create_unbacked_symint(
-        self,
-        *,
-        min: int | None = None,
-        max: int | None = None,
-        size_like: bool = False,
-        source: str = "",
-    ) -> torch.SymInt:
-        """An unbacked symbol ``u<k>`` for a data-dependent value (``.item()``, ``nonzero``)."""
-        lower = 0 if size_like and min is None else -math.inf if min is None else min
-        declared = ValueRange(lower, math.inf if max is None else max)
-        name = self._new_name("u", None, source, declared)
-        if size_like:
-            self._size_like.add(name)
-        return self._wrap_int(E.symbol(name), None)
-
-    def create_unbacked_symbool(self, *, source: str = "") -> torch.SymBool:
-        """An unbacked bool, modelled as ``u<k> == 1`` for an integer ``u<k>`` in [0, 1]."""
-        name = self._new_name("u", None, source, ValueRange(0, 1))
-        result = self._wrap(E.eq(E.symbol(name), E.ONE), bool, None)
-        assert isinstance(result, torch.SymBool)
-        return result
-
-    def create_unbacked_symfloat(self, *, source: str = "") -> torch.SymFloat:
-        """An unbacked float ``uf<k>`` (``.item()`` of a floating-point tensor)."""
-        name = self._new_name("uf", None, source, UNBOUNDED)
-        result = self._wrap(E.float_symbol(name), float, None)
-        assert isinstance(result, torch.SymFloat)
-        return result
-
-    def note_origin(self, name: str, origin: str) -> None:
-        """Say where unbacked ``name`` comes from (``aten.nonzero at model.py:12``), for errors."""
-        self._origins[name] = origin
-
-    def symint_of(self, name: str) -> torch.SymInt:
-        """The integer symbol ``name`` as a SymInt (the int behind an unbacked bool)."""
-        return self._wrap_int(E.symbol(name), self._hints.get(name))  # type: ignore[arg-type]
-
-    def _new_name(self, prefix: str, hint: int | None, source: str, declared: ValueRange) -> str:
-        name = f"{prefix}{self._counts[prefix]}"
-        self._counts[prefix] += 1
-        self._symbols[name] = SymbolInfo(name, hint, source, declared)
-        self._ranges[name] = declared
-        if hint is not None:
-            self._hints[name] = hint
-        self._reset_caches()
-        return name
-
-    def _wrap(self, expr: Expr, pytype: type, hint: Scalar | None) -> Any:
-        return wrap(SymNode(expr, self, pytype, hint))
-
-    def _wrap_int(self, expr: Expr, hint: int | None) -> torch.SymInt:
-        result = self._wrap(expr, int, hint)
-        assert isinstance(result, torch.SymInt)
-        return result
-
-    def adopt(self, size: torch.SymInt) -> torch.SymInt:
-        """``size`` (a SymInt of another env over the same symbols, such as the
-        env this one was forked from) as a SymInt of this env."""
-        node = size.node
-        return self._wrap_int(self.simplify(node.symbolic_expr), node._hint)
-
     # --- reading the state --------------------------------------------------------------------
 
     @property
@@ -316,35 +235,37 @@ class ShapeEnv:
         """``expr`` with replacements applied and ops simplified with the known ranges."""
         return self._substitution(expr)
 
-    def _simplify_op(self, op: Op) -> Expr:
-        """Range-aware rewrites of one op (its arguments are already simplified)."""
+    def _simplify_op(self, op: Op, decider: Decider | None = None) -> Expr:
+        """Range-aware rewrites of one op (its arguments are already simplified),
+        with the ranges of ``decider`` (default: the known ranges)."""
         if op.kind != "int":
             return op
         pinned = self._pinned.get(op)
         if pinned is not None:
             return E.integer(pinned)
-        interval = self._decider.bound(op)
+        decider = decider or self._decider
+        interval = decider.bound(op)
         if interval.is_singleton and not math.isinf(interval.lower):
             return E.integer(int(interval.lower))
         a = op.args[0]
         if op.name in ("max", "min") and len(op.args) == 2:
             b = op.args[1]
             assert isinstance(a, Poly) and isinstance(b, Poly)
-            a_wins = self._decider.decide(E.ge(a, b))
+            a_wins = decider.decide(E.ge(a, b))
             if a_wins is not None:
                 return a if a_wins == (op.name == "max") else b
             # max(1, s0) with s0 >= 1: "1 >= s0" is undecided but "s0 >= 1" holds.
-            if self._decider.decide(E.ge(b, a)) is True:
+            if decider.decide(E.ge(b, a)) is True:
                 return b if op.name == "max" else a
         if op.name == "mod" and isinstance(a, Poly):
             # x % m == x when 0 <= x < m
-            inner = self._decider.bound(a)
+            inner = decider.bound(a)
             b = op.args[1]
             assert isinstance(b, Poly)
-            if inner.lower >= 0 and self._decider.decide(E.lt(a, b)) is True:
+            if inner.lower >= 0 and decider.decide(E.lt(a, b)) is True:
                 return a
         if op.name in ("ite",):
-            verdict = self._decider.decide(op.args[0])
+            verdict = decider.decide(op.args[0])
             if verdict is not None:
                 return op.args[1] if verdict else op.args[2]
         return E.factor_poly(op)
@@ -411,6 +332,11 @@ class ShapeEnv:
             verdict = False
         else:
             verdict = decider.decide(simplified, facts)
+        if verdict is None and size_oblivious:
+            # max(1, s0) is s0 once s0 >= 2: simplify again with the oblivious ranges.
+            oblivious = Substitution({}, lambda op: self._simplify_op(op, decider))(simplified)
+            if oblivious is not simplified:
+                verdict = decider.decide(oblivious, self._relevant_facts(oblivious))
         self._decided[key] = verdict
         return verdict
 
@@ -468,92 +394,6 @@ class ShapeEnv:
             self._record(fact, runtime=False)
         return hint
 
-    def _assume(self, question: Expr, hint: Scalar | None, size_oblivious: bool) -> bool | None:
-        """The answer to an undecided ``question`` if backed sizes were at least
-        2, when that is how it may be answered without a guard: size-oblivious
-        questions (torch's contract: the answer is right for 0 and 1 too), and
-        any question inside :meth:`assuming_not_0_or_1` (logged, for the caller
-        to check)."""
-        if not size_oblivious and self._assumptions is None:
-            return None
-        verdict = self.decide_static(question, size_oblivious=True)
-        if verdict is None:
-            return None
-        symbols = self._small_symbols(question)
-        if self._assumptions is not None and symbols:
-            fact = question if verdict else E.logical_not(question)
-            self._assumptions.append(Assumption(fact, symbols))
-        elif not size_oblivious:
-            return None  # depends on unbacked symbols too: no checkable assumption
-        return verdict
-
-    def _small_symbols(self, question: Expr) -> frozenset[str]:
-        """The symbols of ``question`` whose range still includes 0 or 1, when
-        every symbol in it is backed (so the question can be re-checked on
-        concrete sizes); empty otherwise."""
-        free = E.free_symbols(question)
-        if not free <= self._hints.keys():
-            return frozenset()
-        # A symbol whose example is itself 0 or 1 is not assumed away: the
-        # example run is the only evidence there is.
-        return frozenset(
-            name for name in free if self._ranges[name].lower < 2 and self._hints[name] >= 2
-        )
-
-    @contextmanager
-    def assuming_not_0_or_1(self) -> Iterator[list[Assumption]]:
-        """Answer questions that only sizes 0 or 1 leave open as if backed sizes
-        were at least 2, without guards; yields the list of assumptions made.
-
-        The tracer opens this around the metadata computation of one op, then
-        checks each assumption by re-running the op on concrete sizes 0 and 1
-        (:mod:`graphlift.trace.zero_one`), and guards only where the answer
-        matters. That is what lets ``Dim("batch")`` keep sizes 0 and 1 when a
-        kernel asks "is this dim 1?" while broadcasting.
-        """
-        saved = self._assumptions
-        log: list[Assumption] = []
-        self._assumptions = log
-        try:
-            yield log
-        finally:
-            self._assumptions = saved
-
-    def guard_assumption(
-        self, assumption: Assumption, exempt: frozenset[str] = frozenset()
-    ) -> None:
-        """Guard ``assumption.fact``, except where a symbol in ``exempt`` is 0 or
-        1 (sizes at which the op that asked was checked to give the same result)."""
-        fact = assumption.fact
-        # A symbol needs the exemption only if the fact fails at 0 or 1 (else "or n <= 1" is noise).
-        # Where the fact is undefined (``s0 % (s0*s1)`` at ``s0 == 0``) it does not hold.
-        needed = [
-            name
-            for name in sorted(exempt)
-            if not all(
-                self.holds_at(fact, {name: v}) for v in (0, 1) if self._ranges[name].contains(v)
-            )
-        ]
-        if needed:
-            fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in needed))
-        self._record(fact, runtime=False)
-
-    def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
-        """The value of ``expr`` at the example values, with ``overrides`` for some symbols.
-
-        Raises :class:`EvaluationError` where ``expr`` is undefined (a division
-        by zero); :meth:`holds_at` is the total form for facts.
-        """
-        return evaluate(self.simplify(expr), {**self._hints, **overrides})
-
-    def holds_at(self, fact: Expr, overrides: Mapping[str, Scalar]) -> bool | None:
-        """Whether the boolean ``fact`` holds at the example values with
-        ``overrides``; None where it is undefined there (``s0 % s1`` at ``s1 == 0``)."""
-        try:
-            return bool(self.value_at(fact, overrides))
-        except (EvaluationError, ZeroDivisionError):
-            return None
-
     @contextmanager
     def suppress_guards(self) -> Iterator[None]:
         """Answer undecided backed questions from the hints *without* recording guards.
@@ -593,19 +433,6 @@ class ShapeEnv:
             if verdict is not None:
                 return verdict
         return bool(self.evaluate(expr, hint=hint, fallback=default))
-
-    def layout_verdict(self, expr: Expr) -> bool | None:
-        """A layout question (contiguity) outside an op's metadata computation:
-        answered as if backed sizes were at least 2 when only sizes 0 and 1
-        leave it open (see :meth:`guard_or`); None otherwise."""
-        if self._assumptions is not None:
-            return None  # inside an op: assumed and checked like any other question
-        simplified = self.simplify(expr)
-        if not E.free_symbols(simplified) <= self._hints.keys():
-            return None
-        if self.decide_static(simplified) is not None:
-            return None
-        return self.decide_static(simplified, size_oblivious=True)
 
     def expect_true(self, expr: Expr, hint: Scalar | None = None) -> bool:
         """``torch._check(expr)``: True if it holds; data-dependent facts become runtime asserts."""
@@ -756,63 +583,6 @@ class ShapeEnv:
                 if isinstance(moved, Op):
                     self._pinned[moved] = pinned
         self._reset_caches()
-
-    # --- the entry points torch's own code calls on ``node.shape_env`` ------------------------------
-
-    def evaluate_sym_node(
-        self, node: SymNode, size_oblivious: bool = False, fallback_value: bool | None = None
-    ) -> Scalar:
-        """torch's entry point; its ``guard_or_false``/``guard_or_true`` arrive
-        here with a ``fallback_value`` and follow :meth:`guard_or`'s rules."""
-        if fallback_value is not None and node.symbolic_expr.kind == "bool":
-            return self.guard_or(node.symbolic_expr, fallback_value, hint=node._hint)
-        return self.evaluate(
-            node.symbolic_expr,
-            hint=node._hint,
-            size_oblivious=size_oblivious,
-            fallback=fallback_value,
-        )
-
-    def _maybe_evaluate_static(self, expr: object, **_options: object) -> Scalar | None:
-        ours = from_sympy(expr)
-        if ours.kind == "bool":
-            return self.decide_static(ours, size_oblivious=bool(_options.get("size_oblivious")))
-        return E.as_scalar(self.simplify(ours))
-
-    def is_unbacked_symint(self, symbol: object) -> bool:
-        name = E.as_symbol(from_sympy(symbol))
-        return name is not None and self.is_unbacked(name)
-
-    def _constrain_range_for_size(
-        self, symbol: object, min: int | None = None, max: int | None = None
-    ) -> None:
-        name = E.as_symbol(from_sympy(symbol))
-        assert name is not None
-        self._size_like.add(name)
-        upper = math.inf if max is None else max
-        self._tighten(name, ValueRange(0 if min is None else min, upper), user_location())
-        self._reset_caches()
-
-    def constrain_range(self, name: str, *, min: int | None = None, max: int | None = None) -> None:
-        """Tighten a symbol's range (``torch._check`` on a single symbol ends up here too)."""
-        lower = -math.inf if min is None else min
-        self._tighten(name, ValueRange(lower, math.inf if max is None else max), user_location())
-        self._reset_caches()
-
-    def guarding_hint_or_throw(self, expr: object) -> Scalar:
-        ours = from_sympy(expr)
-        hint = self.hint_of(ours)
-        if hint is None:
-            raise self._data_dependent(ours)
-        return hint
-
-    def optimization_hint(self, expr: object, fallback: int | None = None) -> Scalar | None:
-        hint = self.hint_of(from_sympy(expr))
-        return fallback if hint is None else hint
-
-    @contextmanager
-    def ignore_fresh_unbacked_symbols(self) -> Iterator[None]:
-        yield
 
 
 def _comparison_monomials(expr: Expr) -> set[E.Mono]:

@@ -36,6 +36,7 @@ from graphlift.trace.data_dependent import (
     causal_mask_detection_off,
     custom_op,
 )
+from graphlift.trace.python_builtins import symbolic_min_max
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
@@ -81,13 +82,13 @@ SPECIAL_OPS: dict[Any, Handler] = {
 BUILTIN_NAMESPACES = {"aten", "prims", "higher_order"}
 
 
-class TraceMode(TorchDispatchMode):
+class TraceMode(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch's is unannotated
     #: torch's control-flow operators (torch.cond, map, while_loop, scan) reach
     #: __torch_dispatch__ as HigherOrderOperator objects; CONTROL_FLOW_OPS handles them.
     supports_higher_order_operators = True
 
     def __init__(self, recorder: Recorder) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # torch's is unannotated
         self.recorder = recorder
         recorder.trace_mode = self  # control-flow bodies are traced under it again
 
@@ -135,6 +136,7 @@ def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
         stack.enter_context(exporting_flags())
         stack.enter_context(causal_mask_detection_off())
         stack.enter_context(tagged_autograd_functions(recorder))
+        stack.enter_context(symbolic_min_max())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         else:  # the first data-dependent value makes a static trace symbolic

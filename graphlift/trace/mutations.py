@@ -27,7 +27,7 @@ rewritten into ops whose schema declares it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -51,14 +51,33 @@ def written_arguments(
     for index, argument in enumerate(op._schema.arguments):
         if argument.alias_info is None or not argument.alias_info.is_write:
             continue
-        if argument.kwarg_only:  # ATen's out= overloads write keyword-only arguments
-            raise TraceError(
-                f"{op} writes its result into an out= tensor; exported graphs are functional. "
-                "Assign the result instead (`y = torch.add(a, b)` rather than `out=y`)",
-                where=user_where(),
-            )
         written.append(args[index] if index < len(args) else kwargs.get(argument.name))
     return written
+
+
+def out_arguments(op: torch._ops.OpOverload) -> tuple[str, ...]:
+    """The names of the out= tensors ``op`` writes (ATen's out= overloads write
+    keyword-only arguments); empty for in-place and functional ops."""
+    return tuple(a.name for a in op._schema.arguments if a.kwarg_only and _writes(a))
+
+
+def out_functional_form(op: torch._ops.OpOverload) -> torch._ops.OpOverload:
+    """``sin.out`` -> ``sin.default``: the overload of the same op taking the same
+    arguments without the out= ones and writing nothing (as torch's
+    functionalization records an out= call)."""
+    outs = out_arguments(op)
+    wanted = [(a.name, str(a.type)) for a in op._schema.arguments if a.name not in outs]
+    packet = getattr(torch.ops.aten, op._schema.name.split("::")[1])
+    for name in packet.overloads():
+        candidate = getattr(packet, name)
+        arguments = [(a.name, str(a.type)) for a in candidate._schema.arguments]
+        if not candidate._schema.is_mutable and arguments == wanted:
+            return candidate  # type: ignore[no-any-return]
+    raise TraceError(
+        f"{op} writes its result into an out= tensor and has no functional overload to "
+        "record; assign the result instead (`y = torch.add(a, b)` rather than `out=y`)",
+        where=user_where(),
+    )
 
 
 # In-place ops whose functional form has another overload name.
@@ -73,6 +92,8 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
     namespace, name = op._schema.name.split("::")
     if namespace != "aten":
         return None
+    if out_arguments(op):
+        return out_functional_form(op)
     if op in RENAMED_FUNCTIONAL_FORMS:
         return RENAMED_FUNCTIONAL_FORMS[op]
     if name.startswith("__i") and name.endswith("__"):  # __iand__ -> __and__
@@ -81,7 +102,9 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
         stem = name.rstrip("_")
     for candidate in (f"{stem}_functional", stem):
         packet = getattr(torch.ops.aten, candidate, None)
-        overload = getattr(packet, op._overloadname, None) if packet is not None else None
+        overload: torch._ops.OpOverload | None = (
+            getattr(packet, op._overloadname, None) if packet is not None else None
+        )
         if overload is not None and not overload._schema.is_mutable:
             if returns_alias(overload):
                 raise MutationError(
@@ -89,7 +112,7 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
                     f"program cannot express that. Use the out-of-place {overload} instead",
                     where=user_where(),
                 )
-            return overload  # type: ignore[no-any-return]
+            return overload
     raise TraceError(
         f"{op} changes a tensor in place and has no functional form to record",
         where=user_where(),
@@ -108,9 +131,11 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     written = [
         None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)
     ]
-    if op is aten.copy_.default and _same_metadata(written[0], args[1]):
-        recorder.assign(written[0], recorder.traced(args[1]))  # nothing to convert: a plain rebind
-        return written[0]
+    if op is aten.copy_.default:
+        destination = cast(TraceTensor, written[0])  # copy_ writes its (required) self
+        if _same_metadata(destination, args[1]):
+            recorder.assign(destination, recorder.traced(args[1]))  # a plain rebind
+            return destination
     functional = functional_op(op)
     if functional is None:
         fresh = _shadow_tuple(shadow_result) + tuple(
@@ -120,7 +145,10 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     else:
         if op in RENAMED_FUNCTIONAL_FORMS:  # argument defaults need not match
             args = _positional_with_defaults(op, args, kwargs)
-        results = recorder.call(functional, args, kwargs)
+        outs = out_arguments(op)
+        _check_out_shapes(op, written, outs)
+        inputs = {k: v for k, v in kwargs.items() if k not in outs}
+        results = recorder.call(functional, args, inputs)
     results = tuple(results) if isinstance(results, tuple | list) else (results,)
     plain_count = sum(1 for r in op._schema.returns if not _writes(r))
     if len(results) != plain_count + len(written):
@@ -130,6 +158,19 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
         if target is not None:
             recorder.assign(target, _cast_like(recorder, value, target))
     return _eager_returns(op, args, kwargs, results[:plain_count])
+
+
+def _check_out_shapes(op: torch._ops.OpOverload, written: list[Any], outs: tuple[str, ...]) -> None:
+    """An out= tensor of another shape than the result is resized in eager, which
+    an exported program cannot express: refused (the result's shape is read off
+    the op's meta kernel, which resizes its out= arguments the same way)."""
+    for target in written if outs else ():
+        if target is not None and target.shadow.shape != target.shape:
+            raise MutationError(
+                f"{op} resizes its out= tensor; an exported program cannot express that. "
+                "Assign the result instead",
+                where=user_where(),
+            )
 
 
 def _same_elements(args: tuple[Any, ...]) -> bool:
@@ -148,12 +189,13 @@ def _eager_returns(op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dic
     """What the in-place op returns: written arguments for ``Tensor(a!)`` results."""
     by_alias: dict[Any, Any] = {}
     for index, argument in enumerate(op._schema.arguments):
-        if _writes(argument):
+        aliases = _written_aliases(argument)
+        if aliases is not None:
             value = args[index] if index < len(args) else kwargs.get(argument.name)
-            by_alias[tuple(sorted(argument.alias_info.before_set))] = value
+            by_alias[aliases] = value
     remaining = iter(plain)
     values = [
-        by_alias.get(tuple(sorted(r.alias_info.before_set))) if _writes(r) else next(remaining)
+        by_alias.get(_written_aliases(r)) if _writes(r) else next(remaining)
         for r in op._schema.returns
     ]
     if not values:
@@ -187,11 +229,18 @@ def _cast_like(recorder: Recorder, value: TraceTensor, target: TraceTensor) -> T
     in (``half.add_(float)`` stays half); the out-of-place op promotes."""
     if value.dtype == target.dtype:
         return value
-    return recorder.call(aten._to_copy.default, (value,), {"dtype": target.dtype})  # type: ignore[no-any-return]
+    converted: TraceTensor = recorder.call(aten._to_copy.default, (value,), {"dtype": target.dtype})
+    return converted
 
 
 def _writes(item: Any) -> bool:
     return item.alias_info is not None and item.alias_info.is_write
+
+
+def _written_aliases(item: torch._C.Argument) -> tuple[str, ...] | None:
+    """The alias set of a written (``Tensor(a!)``) argument or return, sorted; else None."""
+    alias = item.alias_info
+    return tuple(sorted(alias.before_set)) if alias is not None and alias.is_write else None
 
 
 def _shadow_tuple(result: Any) -> tuple[Any, ...]:

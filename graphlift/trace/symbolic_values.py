@@ -51,6 +51,9 @@ FLOAT_OPERATORS: dict[str, Callable[..., Any]] = {
     "truediv": operator.truediv,
     "fadd": operator.add,
     "fmul": operator.mul,
+    "fpow": operator.pow,  # sdpa's scale: (1.0 / float(s2) ** 0.5) ** 0.5
+    "fmax": torch.sym_max,
+    "fmin": torch.sym_min,
 }
 
 FLOAT_COMPARISONS: dict[str, Callable[..., Any]] = {
@@ -225,6 +228,8 @@ class SymbolicValues:
             return self._apply(compare, self._expression(expr.args[0]), (0, 0))
         if isinstance(expr, Op) and expr.name == "not":
             return self._apply_one(torch.sym_not, self._expression(expr.args[0]))
+        if isinstance(expr, Op) and expr.name == "fneg":
+            return self._apply_one(operator.neg, self._expression(expr.args[0]))
         if isinstance(expr, Op) and expr.name in ("and", "or", *FLOAT_OPERATORS):
             function = FLOAT_OPERATORS.get(expr.name) or (
                 operator.and_ if expr.name == "and" else operator.or_

@@ -23,7 +23,7 @@ is never assumed: it guards as usual.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -64,26 +64,37 @@ def check_assumptions(
 
 
 def guard_unless_agreed(
-    env: ShapeEnv, assumptions: list[Assumption], agrees: Callable[[dict[str, Scalar]], bool]
+    env: ShapeEnv,
+    assumptions: list[Assumption],
+    agrees: Callable[[dict[str, Scalar]], bool],
+    *,
+    per_size: bool = False,
 ) -> None:
     """The 0/1 bookkeeping both checks share (this module's per-op metadata check,
-    ``export/decomp_zero_one.py``'s numeric one): ``agrees({s: v})`` says whether
+    ``decompose/zero_one.py``'s numeric one): ``agrees({s: v})`` says whether
     the result is right with symbol ``s`` at size ``v``. An assumption whose
     symbols all agree at 0 and 1 needs nothing; any other (and one that needs a
-    guard for larger sizes anyway) is guarded with the sizes 0 and 1 that check
-    out exempted."""
+    guard for larger sizes anyway) is guarded with the sizes that check out
+    exempted: of the symbols that check out at both sizes, or with ``per_size``
+    each (symbol, size) that checks out on its own (``b == 1`` where ``b == 0``
+    does not). Export's per-op check is not per size: there a size that checks out
+    alone is decided by the second trace (``export/small_sizes.py``), which keeps
+    ``x + y`` unifying its two dims as torch.export does; a decomposition must not
+    add a guard, so it keeps every size it checked."""
     symbols = sorted({name for a in assumptions for name in a.symbols})
-    fine = frozenset(
-        name
-        for name in symbols
-        if all(agrees({name: value}) for value in (0, 1) if env.range_of(name).contains(value))
-    )
+    in_range = [(n, v) for n in symbols for v in (0, 1) if env.range_of(n).contains(v)]
+    fine = frozenset(pair for pair in in_range if agrees({pair[0]: pair[1]}))
+    whole = frozenset(n for n in symbols if all(p in fine for p in in_range if p[0] == n))
     for assumption in assumptions:
-        if assumption.needs_guard or not assumption.symbols <= fine:
+        if assumption.needs_guard or not assumption.symbols <= whole:
             # The sizes that checked out stay exempt also when another symbol of
             # the same fact disagreed: ``b*t*k != 0`` with ``k`` the culprit
             # must not refuse ``b == 0``, where the op was checked to be right.
-            env.guard_assumption(assumption, exempt=assumption.symbols & fine)
+            exempt = frozenset(
+                (n, v) for n, v in fine
+                if n in assumption.symbols and (per_size or n in whole)
+            )  # fmt: skip
+            env.guard_assumption(assumption, exempt=exempt)
 
 
 def _agrees(
@@ -103,7 +114,7 @@ def _agrees(
     try:
         actual = kernel(*concrete_args, **concrete_kwargs)
     except Exception:
-        return False
+        return False  # the op refuses these sizes (eager too): the guard refuses them first
     try:
         _compare(expected, actual, strides=kernel not in VIEW_OR_COPY)
     except _Mismatch:
@@ -131,7 +142,7 @@ def _concrete(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
     return value
 
 
-def number_at(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
+def number_at(env: ShapeEnv, value: Any, at: Mapping[str, Scalar]) -> Any:
     """``value`` (a symbolic int, float or bool, or a plain number) at the example
     values with ``at`` overriding some symbols."""
     if isinstance(value, torch.SymInt | torch.SymBool | torch.SymFloat):

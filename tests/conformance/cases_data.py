@@ -181,7 +181,7 @@ def data_dependent_cases() -> list:
             m1(item_min_const),
             ints(3),
             source=f"{T}::test_unbacked_min",
-            runs=lambda: (Run((torch.tensor(9),)),),
+            runs=lambda: (Run((torch.tensor([9]),)),),  # the example's rank; n > 4 takes the min
         ),
         case(
             "item-scalar-output",

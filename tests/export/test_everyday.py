@@ -9,6 +9,7 @@ must agree with ours on the sizes both accept.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import io
 from collections.abc import Callable, Iterable
@@ -357,8 +358,11 @@ def test_every_refused_size_in_a_small_declared_range_is_announced() -> None:
     model = EveryThird()
     with pytest.raises(ConstraintViolationError) as caught:
         gl.export(model, (torch.randn(6, 2),), dynamic_shapes=({0: gl.Dim("n", max=12)},))
-    (fix,) = caught.value.fixes.values()
-    assert repr(fix) == "3*n_3"
+    # Size 0 runs like eager (view(3, -1, 2) of no rows is [3, 0, 2]) and is kept since
+    # the 0/1 exemptions are per size; the sizes that are not multiples of 6 are named.
+    assert "sizes 1, 2, 3, 4, 5, 7, ... not supported" in str(caught.value)
+    module = gl.export(model, (torch.randn(6, 2),), dynamic_shapes=({0: gl.Dim.AUTO},)).module()
+    torch.testing.assert_close(module(torch.randn(0, 2)), model(torch.randn(0, 2)))
 
 
 # --- defect 6: .item()-sized slicing needs no torch._check --------------------------------------
@@ -565,3 +569,51 @@ def test_auto_bert_decomposes_and_refuses_only_where_eager_fails() -> None:
         model(*tokens(0, 5))
     with pytest.raises(InputMismatchError):
         core.module()(*tokens(0, 5))
+
+
+class SymbolicFloatScale(nn.Module):
+    """A scale computed from a size in Python floats, as
+    ``scaled_dot_product_attention``'s decomposition does: ``(1 / sqrt(d)) ** 0.5``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.shape[-1]
+        return x * (1.0 / d**0.5) ** 0.5 + (-(d / 3.0)) + torch.sym_max(d / 2.0, 3.0)
+
+
+def test_symbolic_float_powers_negations_and_maxima_are_recorded() -> None:
+    model = SymbolicFloatScale()
+    ep = gl.export(model, (torch.randn(3, 8),), dynamic_shapes=({0: gl.Dim.AUTO, 1: gl.Dim.AUTO},))
+    buffer = io.BytesIO()
+    gl.save(ep, buffer)
+    buffer.seek(0)
+    for program in (ep, gl.load(buffer), ep.run_decompositions()):
+        for shape in ((3, 8), (2, 5), (4, 16)):
+            x = torch.randn(shape)
+            torch.testing.assert_close(program.module()(x), model(x))
+
+
+class MinOfItem(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.item()
+        return torch.arange(min(n, 4)) + max(x.shape[0], 2) * 0
+
+
+def test_python_min_of_an_item_records_sym_min_and_leaves_builtins_alone() -> None:
+    """As torch.export does, ``min``/``max`` of symbolic numbers become
+    ``torch.sym_min``/``sym_max`` while tracing; the builtins are restored after."""
+    before = (builtins.min, builtins.max)
+    ep = gl.export(MinOfItem(), (torch.tensor([3]),), dynamic_shapes=({0: gl.Dim.AUTO},))
+    assert (builtins.min, builtins.max) == before
+    assert torch.sym_min in {n.target for n in ep.graph.nodes}
+    for value in (0, 2, 9):
+        x = torch.tensor([value])
+        torch.testing.assert_close(ep.module()(x), MinOfItem()(x))
+    with pytest.raises(ValueError, match="the model's own"):
+        gl.export(MinThenRaise(), (torch.tensor([3]),))
+    assert (builtins.min, builtins.max) == before
+
+
+class MinThenRaise(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        min(x.item(), 4)
+        raise ValueError("the model's own error")

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.export as te
 import transformers
 from torch import nn
 from transformers.integrations.executorch import TorchExportableModuleWithStaticCache
@@ -717,13 +718,41 @@ def test_updates_through_more_kinds_of_views() -> None:
     check_against_eager(MoreViews(), randn(2, 3, 3))
 
 
-def test_out_arguments_are_refused() -> None:
-    class Out(nn.Module):
-        def forward(self, x):
-            y = torch.empty_like(x)
-            torch.add(x, 1, out=y)
-            return y
+class OutArguments(nn.Module):
+    def forward(self, x, state):
+        y = torch.empty_like(x)
+        torch.add(x, 1, alpha=2, out=y)  # a fresh out= tensor
+        values, indices = torch.empty(0), torch.empty(0, dtype=torch.long)
+        torch.sort(y, dim=-1, out=(values, indices))  # resized from empty: refused below
+        torch.mul(state, 3, out=state)  # an input written through out=
+        return y, state.sum()
 
-    with pytest.raises(TraceError, match="out= tensor") as info:
-        gl.export(Out(), (torch.ones(3),))
-    assert "torch.add(x, 1, out=y)" in str(info.value)
+
+class OutArgumentsSameShape(nn.Module):
+    def forward(self, x, state):
+        y = torch.empty_like(x)
+        torch.add(x, 1, alpha=2, out=y)
+        torch.mul(state, 3, out=state)
+        return torch.sin(y, out=torch.empty_like(y)), state.sum()
+
+
+def test_out_arguments_are_functionalized_like_torch() -> None:
+    """torch's functionalization records ``add.out(x, 1, out=y)`` as ``add.Tensor``
+    and assigns ``y``; writing an input through out= is an input mutation."""
+    model, x, state = OutArgumentsSameShape(), torch.randn(2, 3), torch.randn(3)
+    ep = gl.export(model, (x, state.clone()), dynamic_shapes=({0: gl.Dim("b")}, None))
+    assert not [n for n in ep.graph.nodes if n.op == "call_function" and n.target._schema.is_mutable]
+    reference = te.export(model, (x, state.clone())).run_decompositions({})  # functional form
+    assert [s.kind.name for s in ep.graph_signature.output_specs] == [
+        s.kind.name for s in reference.graph_signature.output_specs
+    ]
+    for rows in (2, 5):
+        x, mine, theirs = torch.randn(rows, 3), state.clone(), state.clone()
+        torch.testing.assert_close(ep.module()(x, mine), model(x, theirs))
+        torch.testing.assert_close(mine, theirs)  # the input was written back
+
+
+def test_an_out_argument_that_eager_resizes_is_refused() -> None:
+    with pytest.raises(MutationError, match="resizes its out= tensor") as info:
+        gl.export(OutArguments(), (torch.randn(2, 3), torch.randn(3)))
+    assert "torch.sort(y, dim=-1, out=(values, indices))" in str(info.value)

@@ -5,8 +5,8 @@
 Found at the end of batch 2's first session, tried as a new user would: torch.export
 exports both and equals eager at batch 1; graphlift refuses batch 1 (a named Dim is a
 ConstraintViolationError raised inside BLOOM's ``query_key_value`` Linear on a 3-d
-input; with AUTO, batch 1 is refused at run time). Sound, but narrower than torch:
-issue 14 (defects 1 and 4). Strict xfails: a fix makes them pass and asks to drop the mark.
+input; with AUTO, batch 1 was refused at run time). Fixed by per-size 0/1 exemptions
+and the second trace at size 1 (export/small_sizes.py); issue 14, defects 1 and 4.
 """
 
 from __future__ import annotations
@@ -19,11 +19,6 @@ from transformers import BloomConfig, BloomModel, GPTJConfig, GPTJModel
 import graphlift as gl
 
 pytestmark = pytest.mark.slow
-
-NARROWER = pytest.mark.xfail(
-    strict=True, reason="issue 14: batch 1 refused with two dynamic dims (torch exports it)"
-)
-
 
 def bloom() -> torch.nn.Module:
     config = BloomConfig(vocab_size=100, hidden_size=32, n_layer=2, n_head=4, use_cache=False)
@@ -54,7 +49,7 @@ def test_torch_export_runs_batch_1_and_2(make, spec: str) -> None:  # type: igno
         torch.testing.assert_close(ep.module()(input_ids=x)[0], model(input_ids=x)[0])
 
 
-@pytest.mark.parametrize("spec", [pytest.param(s, marks=NARROWER) for s in SPECS])
+@pytest.mark.parametrize("spec", list(SPECS))
 @pytest.mark.parametrize("make", [bloom, gptj], ids=["bloom", "gptj"])
 def test_graphlift_runs_batch_1_and_2_like_torch(make, spec: str) -> None:  # type: ignore[no-untyped-def]
     torch.manual_seed(0)

@@ -152,6 +152,25 @@ class Variadic(nn.Module):
         return args
 
 
+class Summed(nn.Module):
+    def forward(self, *tensors):
+        return sum(t.sum(0) for t in tensors)
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_torch_packed_spec_of_varargs_matches_one_tensor_too(count: int) -> None:
+    """torch.export spells ``forward(*tensors)``'s spec as one entry for all of them,
+    also when there is a single tensor: ``(({0: AUTO, 1: AUTO},),)``."""
+    tensors = tuple(torch.randn(4, 3) for _ in range(count))
+    for dims in (gl.Dim, te.Dim):
+        packed = (tuple({0: dims.AUTO, 1: dims.AUTO} for _ in tensors),)
+        ep = gl.export(Summed(), tensors, dynamic_shapes=packed)
+        bigger = tuple(torch.randn(7, 5) for _ in tensors)
+        torch.testing.assert_close(ep.module()(*bigger), Summed()(*bigger))
+    reference = te.export(Summed(), tensors, dynamic_shapes=packed)
+    torch.testing.assert_close(reference.module()(*bigger), Summed()(*bigger))
+
+
 _leaves = st.one_of(
     st.integers(1, 4).map(lambda rows: torch.zeros(rows, 2)), st.none(), st.integers(0, 3)
 )

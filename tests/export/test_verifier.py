@@ -57,6 +57,25 @@ def test_a_non_core_op_fails_the_core_level() -> None:
     assert_names(info.value, "linear")
 
 
+class NoDecomposition(nn.Module):
+    def forward(self, x, y):
+        return torch.addmv(x, y, x) + torch.cholesky(y @ y.mT + torch.eye(4)).sum(0)
+
+
+def test_ops_without_a_decomposition_stay_in_a_core_program_as_in_torch() -> None:
+    """aten.addmv and aten.cholesky are not core ATen, but no table decomposes them:
+    torch.export's run_decompositions() keeps them, and so does the core level."""
+    x, y = torch.randn(4), torch.randn(4, 4)
+    spec = ({0: gl.Dim.AUTO}, {0: gl.Dim.AUTO, 1: gl.Dim.AUTO})
+    core = gl.export(NoDecomposition(), (x, y), dynamic_shapes=spec).run_decompositions()
+    kept = {n.target for n in core.graph.nodes}
+    assert {aten.addmv.default, aten.cholesky.default} <= kept
+    verify(core, level="core")
+    reference = torch.export.export(NoDecomposition(), (x, y)).run_decompositions()
+    assert {aten.addmv.default, aten.cholesky.default} <= {n.target for n in reference.graph.nodes}
+    torch.testing.assert_close(core.module()(x, y), NoDecomposition()(x, y))
+
+
 def test_an_in_place_op_fails() -> None:
     program = exported()
     relu = node(program, aten.relu.default)

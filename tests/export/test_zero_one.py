@@ -172,3 +172,31 @@ def test_a_fact_undefined_at_size_zero_keeps_its_exemption() -> None:
         for shape in ((0, 5, 16), (1, 1, 16), (3, 0, 16), (4, 7, 16)):
             x = torch.randn(shape)
             torch.testing.assert_close(module(x), model(x))
+
+
+class AddCMul(nn.Module):
+    """A ternary pointwise op whose decomposition broadcasts through torch's refs,
+    asking ``s == max(1, s)`` of every dim (op_db's addcmul; lerp and baddbmm too)."""
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(x, y, z)
+
+
+class Lerp(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return torch.lerp(x, y, 0.3)  # z unused
+
+
+@pytest.mark.parametrize("model", [AddCMul(), Lerp()], ids=["addcmul", "lerp"])
+def test_broadcasting_decompositions_keep_every_auto_dim_dynamic(model: nn.Module) -> None:
+    """With sizes >= 2 ``max(1, s)`` is ``s``; the size-oblivious answer is checked at
+    0 and 1 on numbers like every other, so decomposing adds no guard (torch agrees).
+    (Export itself refuses size 1 here, as a reported specialization of ``Dim.AUTO``.)"""
+    inputs = tuple(torch.randn(5, 4) for _ in range(3))
+    spec = tuple({0: gl.Dim.AUTO, 1: gl.Dim.AUTO} for _ in inputs)
+    core = gl.export(model, inputs, dynamic_shapes=spec).run_decompositions()
+    assert torch.ops.aten.addcmul.default not in {n.target for n in core.graph.nodes}
+    module = core.module()
+    for shape in ((2, 9), (5, 4), (7, 3)):
+        tensors = tuple(torch.randn(shape) for _ in range(3))
+        assert_matches_eager(model, module, tensors)

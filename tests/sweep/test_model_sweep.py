@@ -24,27 +24,17 @@ from tests.sweep.runner import GRAPHLIFT, MODES, STAGES, TORCH, run_cell
 pytestmark = pytest.mark.slow
 
 # (case, mode) -> why graphlift is behind torch.export there. Each names the issue-14 item.
-BATCH_BRANCH = "defect 4: transformers branches on batch != position_ids.shape[0]"
-SDPA_GUARD = "defect 5: decomposing scaled_dot_product_attention would add a guard"
-HISTC = "defect 5: aten.histc (grouped_mm experts' tokens per expert) is not decomposed"
-DECODERS_WITH_BATCH_BRANCH = (
-    "gpt2 mixtral_batched mistral qwen2 phi gemma gptneox gptj codegen stablelm cohere olmo "
-    "olmo2 granite starcoder2 qwen3 phi3 gemma2 gptbigcode"
-).split()
+SDPA_GUARD = (
+    "defect 5: decomposing BART-family scaled_dot_product_attention would add a guard "
+    "on the AUTO dims (T5's no longer does)"
+)
 KNOWN_GAPS: dict[tuple[str, str], str] = {
-    **{(name, "named"): BATCH_BRANCH for name in DECODERS_WITH_BATCH_BRANCH},
-    **{(name, "auto"): SDPA_GUARD for name in ("t5", "bart", "mbart", "marian", "pegasus")},
-    **{(name, mode): HISTC for name in ("qwen2moe", "olmoe") for mode in ("static", "auto")},
-    ("qwen2moe", "named"): f"{BATCH_BRANCH}; {HISTC}",
-    ("olmoe", "named"): f"{BATCH_BRANCH}; {HISTC}",
+    **{(name, "auto"): SDPA_GUARD for name in ("bart", "mbart", "marian", "pegasus")},
     ("mamba2", "named"): "defect 5: decomposing einsum would restrict batch (a guard on the Dim)",
     **{
         ("data2vecaudio", mode): "defect 5: decomposing the conv feature reshape would add a guard"
         for mode in ("named", "auto")
     },
-    ("speech2text", "auto"): (
-        "defect 5: decomposing a view of index_select (sinusoidal positions) would add a guard"
-    ),
 }
 
 

@@ -240,6 +240,22 @@ def test_guard_or_on_a_backed_size_guards_even_when_size_oblivious() -> None:
     assert str(x.shape[0]) == "s0"
 
 
+def test_size_oblivious_questions_see_through_max_and_mod_at_sizes_of_two_or_more() -> None:
+    """Broadcasting asks ``s == max(1, s)``; with sizes >= 2 ``max(1, s)`` is ``s``, so
+    the size-oblivious answer is True (it is also the answer at 0 and 1 for ``max``,
+    which the 0/1 check confirms), not a guard. Same for ``s0 % (s0*s1) != 0``."""
+    env = ShapeEnv(backed_size_oblivious=True)
+    s0 = env.create_symbol(5, min=0, source="x.size()[0]")
+    s1 = env.create_symbol(4, min=0, source="x.size()[1]")
+    x, y = s0.node.symbolic_expr, s1.node.symbolic_expr
+    same = E.eq(x, E.maximum(E.ONE, x))
+    assert env.decide_static(same) is None  # s0 may be 0
+    assert env.decide_static(same, size_oblivious=True) is True
+    remainder = E.logical_not(E.eq(E.mod(x, E.mul(x, y)), E.ZERO))
+    assert env.decide_static(remainder, size_oblivious=True) is True
+    assert env.guards == ()
+
+
 def test_an_op_equal_to_a_constant_is_pinned_and_follows_replacements() -> None:
     env = ShapeEnv()
     a, b = sizes(env, 7, 7)

@@ -43,8 +43,12 @@ class Specialization:
 
 
 def check_dynamic_dims(
-    shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]
+    shape_env: ShapeEnv,
+    dims: tuple[DynamicDim, ...],
+    model_fails: frozenset[tuple[str, int]] = frozenset(),
 ) -> tuple[Specialization, ...]:
+    """``model_fails``: (symbol, size) pairs at which the model itself raises
+    (``export/small_sizes.py``); refusing them narrows no named Dim."""
     violations: list[Violation] = []
     fixes: dict[str, Any] = {}
     report: list[Specialization] = []
@@ -53,7 +57,10 @@ def check_dynamic_dims(
     for dim in dims:
         if isinstance(dim.entry, DerivedDim):
             continue  # checked through its root
-        problem = _problem(shape_env, guards, dim, stand_ins.get(dim.source))
+        # A named Dim is not narrowed by sizes the model itself fails at; AUTO and
+        # DYNAMIC dims announce them (module() refuses them before computing).
+        fails = model_fails if hint_kind(dim.entry) is None else frozenset()
+        problem = _problem(shape_env, guards, dim, stand_ins.get(dim.source), fails)
         if problem is None:
             continue
         change, where, fix = problem
@@ -92,13 +99,19 @@ def _hint_stand_ins(shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]) -> dict[s
     for dim in dims:
         if isinstance(dim.entry, Dim) and not isinstance(dim.size, int):
             symbol = as_symbol(shape_env.simplify(dim.size.node.symbolic_expr))
-            if symbol in hint_symbols and symbol != as_symbol(dim.size.node.symbolic_expr):
-                tied.setdefault(symbol, []).append(dim.source)  # type: ignore[arg-type]
+            if symbol is not None and symbol in hint_symbols and (
+                symbol != as_symbol(dim.size.node.symbolic_expr)
+            ):
+                tied.setdefault(symbol, []).append(dim.source)
     return {sources[0]: symbol for symbol, sources in tied.items() if len(sources) == 1}
 
 
 def _problem(
-    shape_env: ShapeEnv, guards: GuardTable, dim: DynamicDim, stand_in: str | None = None
+    shape_env: ShapeEnv,
+    guards: GuardTable,
+    dim: DynamicDim,
+    stand_in: str | None = None,
+    model_fails: frozenset[tuple[str, int]] = frozenset(),
 ) -> tuple[str, str | None, Any] | None:
     """(what changed, the user's line, the suggested entry) or None if the dim stayed as
     declared (``stand_in``: the hint dim's symbol that now carries this dim, if any)."""
@@ -117,12 +130,17 @@ def _problem(
     if own is None:
         return None
     declared = _declared(dim)
+    while (own, declared.lower) in model_fails and declared.lower < declared.upper:
+        declared = ValueRange(declared.lower + 1, declared.upper)
     actual = shape_env.range_of(own)
     refusal = guards.refusal(own, actual)
+    if refusal is not None and all((own, size) in model_fails for size in refusal.refused):
+        refusal = None
     narrowed = actual.lower > declared.lower or actual.upper < declared.upper
     if not narrowed and refusal is None:
         return None
     changes = [f"range {actual} (declared {declared})"] if narrowed else []
+    where: str | None
     if refusal is not None:
         changes.append(f"{_sizes_text(refusal.refused)} not supported")
         where = "; ".join(_guard_line(g) for g in refusal.guards)

@@ -233,11 +233,22 @@ def _unpack_varargs(forward: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
             named = {f"{var.name}_{i}": entry for i, entry in enumerate(packed)}
             return {**{k: v for k, v in spec.items() if k != var.name}, **named}
     packed_length = fixed + 1 + len(kwargs)  # differs from one entry per input unless extra == 1
-    if isinstance(spec, tuple | list) and len(spec) == packed_length and extra != 1:
+    if isinstance(spec, tuple | list) and len(spec) == packed_length:
         packed = spec[fixed]
         if isinstance(packed, tuple | list) and len(packed) == extra:
-            return type(spec)([*spec[:fixed], *packed, *spec[fixed + 1 :]])
+            if extra != 1 or _packs_one_tensor(packed, args[fixed]):
+                return type(spec)([*spec[:fixed], *packed, *spec[fixed + 1 :]])
     return spec
+
+
+def _packs_one_tensor(packed: tuple[Any, ...] | list[Any], value: Any) -> bool:
+    """Whether ``(entry,)`` at ``*args``' position packs the spec of one tensor argument.
+
+    A tensor's own spec in a tuple holds per-dim entries (Dims, hints, None); torch's
+    packed form holds the tensor's whole spec, a dict or a sequence. (A packed ``(None,)``
+    and a 1-d tensor's ``(None,)`` both mean static, so either reading is the same.)
+    """
+    return isinstance(value, torch.Tensor) and isinstance(packed[0], Mapping | tuple | list)
 
 
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
