@@ -77,6 +77,7 @@ def export(
         strict=strict,
         preserve_module_call_signature=preserve_module_call_signature,
         data_dependent=data_dependent,
+        reuse_blocks=reuse_blocks,
     )
     return finish_export(traced)
 
@@ -114,6 +115,7 @@ def trace_for_export(
     strict: bool = False,
     preserve_module_call_signature: tuple[str, ...] = (),
     data_dependent: str = "error",
+    reuse_blocks: bool = False,
 ) -> Traced:
     """Match the spec, capture, and check the capture against the spec
     (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
@@ -134,6 +136,7 @@ def trace_for_export(
             specialize_data=specialize,
             strict=strict,
             preserved=tuple(preserve_module_call_signature),
+            reuse_blocks=reuse_blocks,
         )
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:

@@ -77,6 +77,7 @@ CORE_EXTRA_OPS: set[Any] = {
 # (``aten._assert_scalar(u0 >= 0, ...)``); ``int`` reads an unbacked bool as 0/1.
 ALLOWED_PYTHON_TARGETS |= {
     int, control_flow.cond, control_flow.map_impl, control_flow.while_loop, control_flow.scan,
+    control_flow.invoke_subgraph,  # a shared body of repeated blocks (issue 18)
 }  # fmt: skip
 
 
