@@ -27,6 +27,7 @@ and traced as usual. The key has three parts:
 from __future__ import annotations
 
 import functools
+import sys
 import types
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
@@ -50,6 +51,8 @@ _STRUCTURAL = frozenset(vars(torch.nn.Module())) - {"training"} | {"forward"}
 
 
 _STATE = ("_parameters", "_buffers", "_modules")
+#: nn.Module's own code reads ``__dict__`` only for the state tables (``__getattr__``)
+_MODULE_INTERNALS = "torch.nn.modules.module"
 
 
 class Ineligible(Exception):
@@ -196,8 +199,12 @@ class ReadLog:
 
         def noting(obj: Any, name: str) -> Any:
             path = paths.get(id(obj))
-            if path is not None and name not in _STRUCTURAL and not name.startswith("__"):
-                if name in object.__getattribute__(obj, "__dict__"):
+            if path is not None and name not in _STRUCTURAL:
+                own = object.__getattribute__(obj, "__dict__")
+                if name == "__dict__":  # vars(self), self.__dict__[...]: it may read anything
+                    if sys._getframe(1).f_globals.get("__name__") != _MODULE_INTERNALS:
+                        reads.update((path, key) for key in own if key not in _STRUCTURAL)
+                elif name in own and not name.startswith("__"):
                     reads.add((path, name))
             return object.__getattribute__(obj, name)
 

@@ -135,6 +135,18 @@ class ConfigLayer(Layer):
         return super().forward(x) * self.table[self.layer_idx]
 
 
+class DictLayer(Layer):
+    """Reads its scale through ``vars(self)``, not an attribute access."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.linear(x)) * vars(self)["scale"] + x
+
+
+def test_a_read_through_vars_counts_as_reading_every_attribute() -> None:
+    ep = check(stack(6, lambda i: DictLayer(scale=1.0 + i % 2)))
+    assert len(bodies(ep)) <= 2  # never one body for both scales (eager equality says so)
+
+
 @pytest.mark.parametrize("layer", [IndexedLayer, ConfigLayer])
 def test_a_layer_reading_its_index_is_never_reused(layer: type[Layer]) -> None:
     ep = check(stack(4, lambda i: layer()))
