@@ -129,10 +129,13 @@ def verify(program: ExportedProgram, level: IRLevel = "export") -> None:
 def _verify_bodies(program: ExportedProgram, graph: Any, level: IRLevel, prefix: str) -> None:
     """The same node checks inside every control-flow body, recursively: a core-ATen
     program is core ATen in its branches and loop bodies too. A body binds its
-    symbols itself (its placeholders carry the sizes it uses) and returns a flat tuple."""
+    symbols itself (its placeholders carry the sizes it uses) and returns a flat tuple.
+    A body shared by many calls (a repeated block) is checked once."""
+    checked: set[str] = set()
     for attr in graph.nodes:
-        if attr.op != "get_attr" or not _is_subgraph(attr):
+        if attr.op != "get_attr" or attr.target in checked or not _is_subgraph(attr):
             continue
+        checked.add(str(attr.target))
         body = getattr(graph.owning_module, str(attr.target))
         name = f"{prefix}{attr.target}"
         body.graph.lint()
