@@ -130,8 +130,8 @@ def structure(
         *block.named_buffers(remove_duplicate=False),
     ]
     for name, tensor in named:
-        if not isinstance(tensor, TraceTensor):
-            raise Ineligible
+        if not isinstance(tensor, TraceTensor) or tensor.base is not None:
+            raise Ineligible  # a real tensor, or state that is a view of other state
         state.append((name, first.setdefault(id(tensor), name), tuple(tensor.shape),
                       tensor.stride(), tensor.dtype, tensor.device, tensor.requires_grad))  # fmt: skip
     return (tuple(modules), tuple(state))
@@ -174,6 +174,8 @@ def call_key(
         except Undescribable:
             raise Ineligible from None
         if isinstance(leaf, TraceTensor):
+            if leaf.base is not None and leaf.seen_version != leaf.base.version:
+                raise Ineligible  # a stale view: the flat trace regenerates it at its first use
             described[-1] = (described[-1], leaf.requires_grad, leaf.device)
     env = None if recorder.symbolic is None else recorder.symbolic.shape_env
     stamp = None if env is None else env.knowledge_stamp()

@@ -153,9 +153,6 @@ class BlockReuse:
                      args: tuple[Any, ...], kwargs: dict[str, Any], key: Hashable,
                      leaves: list[Any], paths: dict[int, str]) -> tuple[Template | None, Any]:  # fmt: skip
         recorder = self.recorder
-        for leaf in leaves:
-            if isinstance(leaf, TraceTensor):
-                recorder.current_node(leaf)  # a stale view is regenerated before, not inside
         state = [(n, t) for n, t in (*block.named_parameters(remove_duplicate=False),
                                      *block.named_buffers(remove_duplicate=False))]  # fmt: skip
         before = _Before(recorder, snapshot(block, paths))
