@@ -43,7 +43,7 @@ def inline_blocks(module: GraphModule) -> tuple[GraphModule, dict[str, str]]:
         if node.op == "call_function" and node.target is invoke_subgraph:
             results[node] = _inline_call(flat, module, node, values, copies)
         elif node.op == "call_function" and node.target is getitem and node.args[0] in results:
-            values[node] = results[node.args[0]][node.args[1]]  # type: ignore[index]
+            values[node] = results[node.args[0]][node.args[1]]
             renamed[node.name] = values[node].name
         elif (
             node.op == "get_attr"
@@ -73,18 +73,18 @@ def inline_blocks(module: GraphModule) -> tuple[GraphModule, dict[str, str]]:
 def _inline_call(flat: Graph, module: GraphModule, call: Node, values: dict[Node, Any],
                  copies: list[Node]) -> tuple[Any, ...]:  # fmt: skip
     attr, _identifier, operands = call.args
-    body: GraphModule = getattr(module, str(attr.target))  # type: ignore[union-attr]
+    body: GraphModule = getattr(module, str(attr.target))
     names = call.meta.get("inlined_names") or {}
     stacks = _StackRemap(call.meta.get("nn_module_stack") or {})
     mapping: dict[Node, Any] = {}
     placeholders = [n for n in body.graph.nodes if n.op == "placeholder"]
-    for placeholder, operand in zip(placeholders, operands):  # type: ignore[arg-type]
+    for placeholder, operand in zip(placeholders, operands):
         mapping[placeholder] = values[operand] if isinstance(operand, Node) else operand
     for node in body.graph.nodes:
         if node.op == "placeholder":
             continue
         if node.op == "output":
-            return tuple(map_arg(node.args[0], mapping.__getitem__))  # type: ignore[arg-type]
+            return tuple(map_arg(node.args[0], mapping.__getitem__))
         args, kwargs = map_arg((node.args, node.kwargs), mapping.__getitem__)
         name = names.get(node.name, node.name)
         new = flat.create_node(node.op, node.target, args, kwargs, name, node.type)

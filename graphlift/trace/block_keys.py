@@ -115,8 +115,8 @@ def structure(
         full = f"{block_path}.{path}" if path else block_path
         if root_paths.get(id(submodule)) != full:
             raise Ineligible  # shared with another path: its calls are named elsewhere
-        if type(submodule).__getattribute__ is not object.__getattribute__:
-            raise Ineligible
+        if "__getattribute__" in {k for c in type(submodule).__mro__[:-1] for k in vars(c)}:
+            raise Ineligible  # its own attribute lookup: reads could not be noted
         if submodule is not block and (
             "forward" in vars(submodule) or _has_hooks(submodule, own_hooks)
         ):

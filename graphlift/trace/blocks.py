@@ -124,11 +124,11 @@ class BlockReuse:
                 break
         if self.failures.get(key, 0) >= ATTEMPTS:
             return forward(*args, **kwargs)
-        template, result = self._first_trace(block, forward, args, kwargs, key, leaves, paths)
-        if template is None:
+        made, result = self._first_trace(block, forward, args, kwargs, key, leaves, paths)
+        if made is None:
             self.failures[key] = self.failures.get(key, 0) + 1
         else:
-            self.templates.setdefault(key, []).append(template)
+            self.templates.setdefault(key, []).append(made)
         return result
 
     def _key(
@@ -180,8 +180,8 @@ class BlockReuse:
         graph = recorder.graph
         if template.name is None:
             self._build_body(template)
-        state = dict((*block.named_parameters(remove_duplicate=False),
-                      *block.named_buffers(remove_duplicate=False)))  # fmt: skip
+        state: dict[str, Any] = dict((*block.named_parameters(remove_duplicate=False),
+                                      *block.named_buffers(remove_duplicate=False)))  # fmt: skip
         operands = (*[recorder.current_node(leaves[i]) for i in template.input_leaves],
                     *[recorder.current_node(state[name]) for name, _, _ in template.state],
                     *template.symbols)  # fmt: skip
@@ -370,7 +370,7 @@ def _is_symbolic(node: Node) -> bool:
 
 def _used(node: Node) -> list[Node]:
     found: list[Node] = []
-    map_arg((node.args, node.kwargs), lambda n: found.append(n) or n)
+    map_arg((node.args, node.kwargs), found.append)
     return found
 
 
