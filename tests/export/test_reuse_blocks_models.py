@@ -105,13 +105,15 @@ def images(batch: int, _: int) -> tuple[Any, ...]:
 
 
 DECODER_SPEC = {"input_ids": {0: BATCH, 1: SEQ}}
+T5_SPEC = {
+    "input_ids": {0: BATCH, 1: SEQ},
+    "decoder_input_ids": {0: BATCH, 1: gl.Dim("dec", min=2, max=64)},
+}
+# name: (model, inputs, spec, distinct bodies)
 CASES: dict[str, tuple[Callable[[], nn.Module], Callable[..., Any], Any, int]] = {
-    # name: (model, inputs, spec, distinct bodies)
     "llama": (llama, tokens, DECODER_SPEC, 1),
     "gemma3": (gemma3, tokens, DECODER_SPEC, 2),  # sliding and full attention layers
-    "t5": (t5, encoder_decoder,
-           {"input_ids": {0: BATCH, 1: SEQ}, "decoder_input_ids": {0: BATCH, 1: gl.Dim("dec", min=2, max=64)}},
-           2),  # encoder and decoder blocks  # fmt: skip
+    "t5": (t5, encoder_decoder, T5_SPEC, 2),  # encoder and decoder blocks
     "vit": (vit, images, {"pixel_values": {0: BATCH}}, 1),
 }
 SHAPES = ((2, 8), (3, 13), (5, 2))
