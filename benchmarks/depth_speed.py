@@ -83,12 +83,16 @@ def timed(action: Callable[[], Any]) -> tuple[dict[str, float] | None, Any, str 
 
 
 def measure(
-    layers: int, hidden: int, exporters: dict[str, Callable[..., Any]], order: list[str]
-) -> dict[str, Any]:
+    layers: int, hidden: int, exporters: dict[str, Callable[..., Any]], order: list[str],
+    torch_max_layers: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
     model = make_model(layers, hidden)
     args = (torch.zeros(4, 32, dtype=torch.long, device="meta"),)
     record: dict[str, Any] = {}
     for name in order:
+        if name == "torch" and torch_max_layers is not None and layers > torch_max_layers:
+            record[name] = {"export": None, "decompose": None, "error": "not run", "nodes": None}
+            continue
         export = exporters[name]
         export_seconds, program, error = timed(lambda export=export: export(model, args))
         decompose_seconds = None
@@ -141,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", default="4,16,64,128")
     parser.add_argument("--hidden", type=int, default=4096)
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--torch-max-layers",
+        type=int,
+        default=None,
+        help="measure torch.export only up to this depth (it takes minutes)",
+    )
     options = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch._logging.set_logs(dynamic=logging.ERROR, export=logging.ERROR)
@@ -151,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     for index, layers in enumerate(int(n) for n in options.layers.split(",")):
         print(f"measuring {layers} layers ...", file=sys.stderr, flush=True)
         order = names if index % 2 == 0 else list(reversed(names))
-        results[layers] = measure(layers, options.hidden, made, order)
+        results[layers] = measure(layers, options.hidden, made, order, options.torch_max_layers)
     header = ["layers"] + [
         f"{n} {what}"
         for n in names
