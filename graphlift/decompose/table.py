@@ -8,7 +8,9 @@ delete an entry to keep that op, add an entry to decompose an op your way.
 
 Which ops are decomposed (``decomposition_for``) follows torch.export's rule:
 
-- an op listed in the table is decomposed with the table's callable;
+- an op listed in the table is decomposed with the table's callable (torch's
+  own decompositions of the recurrent ops become a ``scan`` when the sequence
+  length is symbolic: ``recurrent.py``);
 - a CIA ATen op that aliases or mutates (``reshape``, ``contiguous``, ``t``)
   is always decomposed with its CIA kernel, listed or not: whether it returns
   a view depends on its input at run time, which a functional graph cannot say;
@@ -23,8 +25,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch._decomp import _core_aten_decompositions_post_autograd
+from torch._decomp import _core_aten_decompositions_post_autograd, decomposition_table
 
+from graphlift.decompose.recurrent import RECURRENT_CELLS, keeping_length
 from graphlift.errors import DecompositionTableError
 
 aten = torch.ops.aten
@@ -169,6 +172,8 @@ class DecompositionRule:
 
     def _decide(self, op: Any) -> Decomposition | None:
         listed = self.table.get(op) or FUNCTIONALIZED_FORMS.get(op)
+        if listed is not None and op in RECURRENT_CELLS and listed is decomposition_table.get(op):
+            return keeping_length(op, listed)  # torch's own unrolls a symbolic length
         if listed is not None:
             return listed
         if (
@@ -186,3 +191,22 @@ class DecompositionRule:
 def is_core_aten(op: Any) -> bool:
     """True for ops in torch's core ATen opset (``torch.Tag.core``)."""
     return isinstance(op, torch._ops.OpOverload) and torch.Tag.core in op.tags
+
+
+@functools.cache
+def is_irreducible(op: Any) -> bool:
+    """An ATen op outside core ATen that the default table leaves as it is: it has
+    neither a decomposition nor a CompositeImplicitAutograd kernel (``histc``,
+    ``unfold``, ``_trilinear``, ``linalg_vector_norm``). torch.export's default
+    table keeps these too, and its core-ATen programs call them."""
+    return (
+        isinstance(op, torch._ops.OpOverload)
+        and op.namespace == "aten"
+        and not is_core_aten(op)
+        and _default_rule()(op) is None
+    )
+
+
+@functools.cache
+def _default_rule() -> DecompositionRule:
+    return DecompositionRule(_default_table())

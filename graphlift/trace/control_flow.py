@@ -182,6 +182,9 @@ def _module(recorder: Recorder, prefix: str, sub: Subgraph) -> Node:
     """Store ``sub`` as a submodule of the program being recorded; a get_attr node for it."""
     index = sum(1 for name in recorder.subgraphs if name.startswith(prefix))
     name = f"{prefix}_{index}"
+    while name in recorder.subgraphs or name in recorder.reserved_subgraph_names:
+        index += 1
+        name = f"{prefix}_{index}"
     recorder.subgraphs[name] = GraphModule(dict(sub.children), sub.graph)
     return recorder.graph.get_attr(name)
 

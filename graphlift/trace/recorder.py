@@ -78,6 +78,8 @@ class Recorder:
         self.root_graph = graph
         self.lift: Callable[[Node], Node] | None = None
         self.subgraphs: dict[str, Any] = {}
+        # names a new body must not take (a replayed graph's existing bodies)
+        self.reserved_subgraph_names: frozenset[str] = frozenset()
         self.trace_mode: Any = None  # the TraceMode recording into this Recorder
         self.examples: Any = None  # ExampleValues with data_dependent="specialize"
         self.metadata_cache: MetadataCache | None = None  # one per ShapeEnv (or none)
