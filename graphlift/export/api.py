@@ -61,12 +61,12 @@ def export(
     runtime assert, so other data that would decide differently is refused
     when the program runs (docs/data_dependent.md).
 
-    ``reuse_blocks`` (issue 18): True (the default) will let a repeated block
-    be traced once and called as a shared body; False traces every call flat.
-    Block bodies are not built yet, so both give the same flat program today
-    (``ep.inline_subgraphs()`` is then an equal copy). What every export does
-    reuse is per-op metadata: an op called again on the same symbolic
-    metadata skips its meta kernel (graphlift/trace/metadata_cache.py).
+    ``reuse_blocks`` (issue 18): True (the default) traces a repeated block (a
+    child of an ``nn.ModuleList``) once and emits its later calls that are
+    provably the same computation as calls of one shared body
+    (``graphlift.invoke_subgraph``); False traces every call flat.
+    ``ep.inline_subgraphs()`` gives the flat program, equal to the
+    ``reuse_blocks=False`` one (docs/block_reuse.md).
     """
     if not isinstance(reuse_blocks, bool):
         raise ExportError(f"reuse_blocks must be True or False, got {reuse_blocks!r}")
@@ -78,6 +78,7 @@ def export(
         strict=strict,
         preserve_module_call_signature=preserve_module_call_signature,
         data_dependent=data_dependent,
+        reuse_blocks=reuse_blocks,
     )
     return finish_export(traced)
 
@@ -115,6 +116,7 @@ def trace_for_export(
     strict: bool = False,
     preserve_module_call_signature: tuple[str, ...] = (),
     data_dependent: str = "error",
+    reuse_blocks: bool = False,
 ) -> Traced:
     """Match the spec, capture, and check the capture against the spec
     (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
@@ -137,6 +139,7 @@ def trace_for_export(
                 specialize_data=specialize,
                 strict=strict,
                 preserved=tuple(preserve_module_call_signature),
+                reuse_blocks=reuse_blocks,
             )
 
         captured = trace(args, kwargs, dim_specs)

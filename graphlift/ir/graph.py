@@ -175,6 +175,11 @@ class Graph:
         self._len += 1
         return node
 
+    def reserve_name(self, candidate: str) -> str:
+        """A name no node of this graph has or will get, as ``create_node`` would
+        give it now (a node built elsewhere and placed here later keeps it)."""
+        return self._namespace.create_name(candidate)
+
     def placeholder(self, name: str, type_expr: Any = None, default_value: Any = ...) -> Node:
         args = () if default_value is ... else (default_value,)
         return self.create_node("placeholder", name, args, type_expr=type_expr)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import TraceError
+from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
@@ -77,6 +78,15 @@ def scan(combine_fn: Callable[..., Any], init: Sequence[torch.Tensor],
         ys.append(y)
     stacked = tuple(torch.stack([y[j] for y in ys]) for j in range(len(ys[0]))) if ys else ()
     return (*carry, *stacked)
+
+
+@register_side_effect
+def invoke_subgraph(body: Callable[..., Any], identifier: str, operands: Sequence[Any]) -> Any:
+    """A shared body of a repeated block (trace/blocks.py), called on ``operands``:
+    torch's ``invoke_subgraph`` semantics, one body for every equal call. Kept by
+    dead-code elimination even when its results are unused, as the flat program
+    keeps the body's eval-mode dropouts (``ep.inline_subgraphs()`` equals it)."""
+    return body(*operands)
 
 
 # --- tracing a body into its own graph -------------------------------------------------------
@@ -345,4 +355,4 @@ CONTROL_FLOW_OPS: dict[Any, Callable[..., Any]] = {
 }
 
 # The graph targets of recorded control flow (what a graph's call_function node calls).
-CONTROL_FLOW_TARGETS = {cond, map_impl, while_loop, scan}
+CONTROL_FLOW_TARGETS = {cond, map_impl, while_loop, scan, invoke_subgraph}

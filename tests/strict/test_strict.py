@@ -50,7 +50,7 @@ def test_zoo_model_strict_equals_non_strict(case) -> None:  # type: ignore[no-un
     with torch.no_grad():
         strict = gl.export(model, args, kwargs, strict=True)
         loose = gl.export(model, args, kwargs)
-        assert str(strict.graph) == str(loose.graph)
+        assert str(strict.graph) == str(loose.inline_subgraphs().graph)  # strict traces every call
         got = strict.module()(*args, **kwargs)
         want = model(*args, **kwargs)
     for a, b in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(want)):
