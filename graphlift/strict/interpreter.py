@@ -30,6 +30,8 @@ from __future__ import annotations
 import builtins
 import inspect
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, cast
 
 import torch
@@ -77,6 +79,9 @@ class Interpreter:
         self.guards: list[PythonGuard] = []
         self._guarded: set[tuple[int, str]] = set()
         self.frame: Frame | None = None
+        #: What the code being run becomes, inside a loop body or an if path
+        #: converted to graph control flow (None outside them).
+        self.region: str | None = None
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -179,6 +184,7 @@ class Interpreter:
             while True:
                 instruction = frame.listing.instructions[frame.index]
                 if instruction.offset == frame.stop_offset:
+                    frame.stopped = True
                     return False, None
                 frame.f_lasti = instruction.offset
                 frame.index += 1
@@ -215,23 +221,49 @@ class Interpreter:
     # --- refusals and guards --------------------------------------------------------------
 
     def will_set_attribute(self, owner: Any, name: str) -> None:
-        if not self.provenance.is_fresh(owner):
+        if not self._fresh(owner):
             self.log.attribute(owner, name, self._where())
 
     def will_set_item(self, owner: dict[Any, Any], name: Any) -> None:
+        self._fresh(owner)
         self.log.item(owner, name, self._where())
 
     def will_set_cell(self, cell: Any, name: str) -> None:
-        if not self.provenance.is_fresh(cell):
+        if not self._fresh(cell):
             self.log.cell(cell, name, self._where())
 
     def will_change_contents(self, container: Any) -> None:
         """Before a write into ``container`` (an item, a mutating method)."""
-        if isinstance(container, torch.Tensor) or self.provenance.is_fresh(container):
+        if isinstance(container, torch.Tensor) or self._fresh(container):
             return
         if not isinstance(container, list | dict | set):
             self._refuse(f"writing into a {type(container).__name__} that existed before the call")
         self.log.contents(container, self._where())
+
+    def _fresh(self, owner: Any) -> bool:
+        """May ``owner`` be written freely? Inside a traced region only what the
+        region created may: anything else is refused at once."""
+        if self.provenance.is_fresh_in_region(owner):
+            return True
+        if self.region is not None:
+            raise StrictCaptureError(
+                f"{self.region} changes a Python object ({type(owner).__name__}) made before "
+                "it: that code becomes a graph of tensor operations, so a Python effect "
+                "would happen once at export instead of on every run; keep its results "
+                "in tensors (or export with strict=False and data_dependent='specialize')",
+                where=self._where(),
+            )
+        return self.provenance.is_fresh(owner)
+
+    @contextmanager
+    def traced_region(self, description: str) -> Iterator[None]:
+        """Run code that becomes a control-flow body (``description``: what it is)."""
+        saved, self.region = self.region, description
+        try:
+            with self.provenance.region():
+                yield
+        finally:
+            self.region = saved
 
     def finish(self) -> None:
         """Undo every net change to what existed before; raise if there was one."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from graphlift.strict import regions
 from graphlift.strict.branches import convert_if
 from graphlift.strict.frame import NULL, Frame
 from graphlift.strict.instructions import (
@@ -23,6 +24,12 @@ from graphlift.strict.instructions import (
     Handler,
     arg,
     opcode,
+)
+from graphlift.strict.loops import (
+    convert_for,
+    convert_while,
+    has_data_dependent_length,
+    loop_condition,
 )
 
 if TYPE_CHECKING:
@@ -212,6 +219,9 @@ def _delete_attr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 def _binary_subscr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     key = frame.pop()
     container = frame.pop()
+    if interp.region is not None and regions.is_data_dependent_index(container, key):
+        frame.push(regions.select_by_tensor(container, key))  # expert_mask[expert_idx]
+        return NEXT
     frame.push(container[key])
     return NEXT
 
@@ -310,7 +320,11 @@ def _pop_jump(condition: Callable[[Any], bool]) -> Handler:
     def handler(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
         value = frame.pop()
         if isinstance(value, torch.Tensor) and condition in (bool, _CONDITIONS["FALSE"]):
-            convert_if(interp, frame, ins, value)  # an if on a tensor's value: torch.cond
+            repeat = loop_condition(frame, ins)
+            if repeat is not None:  # a while loop on a tensor's value: while_loop
+                convert_while(interp, frame, ins, value, repeat)
+            else:  # an if on a tensor's value: torch.cond
+                convert_if(interp, frame, ins, value)
         elif condition(value):
             frame.jump(ins.argval)
         return NEXT
@@ -334,7 +348,11 @@ def _jump_or_pop(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 
 @opcode("GET_ITER")
 def _get_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(iter(frame.pop()))
+    iterable = frame.pop()
+    if has_data_dependent_length(iterable):  # for x in nonzero(...): scan
+        convert_for(interp, frame, ins, iterable)
+        return NEXT
+    frame.push(iter(iterable))
     return NEXT
 
 
