@@ -98,6 +98,8 @@ class Interpreter:
             )
         if isinstance(fn, types.FunctionType) and _is_user_function(fn):
             return self._interpret(fn, args, kwargs)
+        if fn is builtins.next and args and self.region is not None:
+            self._fresh(args[0])  # advancing an iterator made before a loop body: refused
         if fn is builtins.super and not args:
             return self._zero_argument_super()
         if fn in (builtins.setattr, builtins.delattr, object.__setattr__, object.__delattr__):

@@ -195,6 +195,8 @@ def _analyse(frame: Frame, description: str, *, head: int, start: int, exit: int
     """Check the body's shape and sort its locals into carried, own and closed over."""
     body = regions.instructions(frame, start, end)
     lowest = min(head, start)
+    if head < start and (not body or body[-1].argval != head):  # a for loop's body ends
+        refuse(frame, f"{description} leaves the loop early (break)")  # by jumping to its head
     for instruction in body:
         if instruction.opname in regions.LEAVES:
             refuse(frame, f"{description} leaves the function ({instruction.opname})")

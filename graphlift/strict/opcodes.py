@@ -352,12 +352,17 @@ def _get_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     if has_data_dependent_length(iterable):  # for x in nonzero(...): scan
         convert_for(interp, frame, ins, iterable)
         return NEXT
-    frame.push(iter(iterable))
+    iterator = iter(iterable)
+    if iterator is not iterable:  # a new iterator: the call's own (iter(gen) is gen)
+        interp.provenance.created(iterator)
+    frame.push(iterator)
     return NEXT
 
 
 @opcode("FOR_ITER")
 def _for_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    if interp.region is not None:
+        interp._fresh(frame.stack[-1])  # advancing an iterator made before a loop body
     try:
         frame.push(next(frame.stack[-1]))
     except StopIteration:
