@@ -37,8 +37,9 @@ from typing import Any, NoReturn, cast
 import torch
 
 from graphlift.errors import SideEffectError, StrictCaptureError
-from graphlift.source import INTERPRETED_FRAME, is_user_file
+from graphlift.source import INTERPRETED_FRAME
 from graphlift.strict import opcodes, opcodes_values  # noqa: F401 - they fill OPCODES
+from graphlift.strict.classes import is_user_function
 from graphlift.strict.effects import Provenance, SideEffectLog, mutated_container
 from graphlift.strict.frame import Frame
 from graphlift.strict.guards import PythonGuard, needs_guard
@@ -90,13 +91,13 @@ class Interpreter:
         mutated = mutated_container(fn)
         if mutated is not None:
             self.will_change_contents(mutated[0])
-        if isinstance(fn, torch.nn.Module) and _is_user_function(type(fn).forward):
+        if isinstance(fn, torch.nn.Module) and is_user_function(type(fn).forward):
             return self._call_module(fn, args, kwargs)
-        if isinstance(fn, types.MethodType) and _is_user_function(fn.__func__):
+        if isinstance(fn, types.MethodType) and is_user_function(fn.__func__):
             return self._interpret(
                 cast(types.FunctionType, fn.__func__), (fn.__self__, *args), kwargs
             )
-        if isinstance(fn, types.FunctionType) and _is_user_function(fn):
+        if isinstance(fn, types.FunctionType) and is_user_function(fn):
             return self._interpret(fn, args, kwargs)
         if fn is builtins.next and args and self.region is not None:
             self._fresh(args[0])  # advancing an iterator made before a loop body: refused
@@ -304,19 +305,6 @@ class Interpreter:
         self.guards.append(PythonGuard(kind, owner, name, value, where))
 
 
-def _is_user_function(fn: Any) -> bool:
-    """User code, or a library decorator's wrapper around user code
-    (``@torch.no_grad()``, ``functools.wraps``): the wrapper is interpreted too,
-    so the user function it calls is, and does not escape into CPython."""
-    code = getattr(fn, "__code__", None)
-    if not isinstance(code, types.CodeType):
-        return False
-    if is_user_file(code.co_filename):
-        return True
-    wrapped = getattr(fn, "__wrapped__", None)
-    return wrapped is not None and wrapped is not fn and _is_user_function(wrapped)
-
-
 def _is_user_class(cls: type) -> bool:
     init = cls.__dict__.get("__init__")
-    return init is not None and _is_user_function(init) and not issubclass(cls, BaseException)
+    return init is not None and is_user_function(init) and not issubclass(cls, BaseException)

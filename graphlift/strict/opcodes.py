@@ -12,6 +12,7 @@ import torch
 
 from graphlift.strict import regions
 from graphlift.strict.branches import convert_if
+from graphlift.strict.classes import user_property
 from graphlift.strict.frame import NULL, Frame
 from graphlift.strict.instructions import (
     _IN_PLACE_MUTATES,
@@ -186,7 +187,12 @@ def _store_deref(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 
 @opcode("LOAD_ATTR")
 def _load_attr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(getattr(frame.pop(), ins.argval))
+    owner = frame.pop()
+    getter = user_property(owner, ins.argval)
+    if getter is not None:  # a property in user code: its getter is interpreted
+        frame.push(interp.call(getter.fget, (owner,), {}))
+        return NEXT
+    frame.push(getattr(owner, ins.argval))
     return NEXT
 
 
@@ -202,6 +208,10 @@ def _load_method(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 def _store_attr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     owner = frame.pop()
     value = frame.pop()
+    setter = user_property(owner, ins.argval)
+    if setter is not None and setter.fset is not None:  # interpreted like the getter
+        interp.call(setter.fset, (owner, value), {})
+        return NEXT
     interp.will_set_attribute(owner, ins.argval)
     setattr(owner, ins.argval, value)
     return NEXT

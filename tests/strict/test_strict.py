@@ -288,15 +288,15 @@ def test_a_changed_closure_cell_and_a_swapped_global_function_are_refused() -> N
 
 
 def test_unsupported_python_is_a_typed_error_with_the_line() -> None:
-    class DefinesAClass(nn.Module):
+    class Matches(nn.Module):
         def forward(self, x):
-            class Local:
-                pass
-
+            match x.shape:
+                case (rows, cols):
+                    return x.reshape(cols, rows)
             return x
 
-    with pytest.raises(StrictCaptureError, match="LOAD_BUILD_CLASS") as info:
-        gl.export(DefinesAClass(), (torch.randn(2),), strict=True)
+    with pytest.raises(StrictCaptureError, match="MATCH_SEQUENCE") as info:
+        gl.export(Matches(), (torch.randn(2, 3),), strict=True)
     assert "test_strict.py" in str(info.value) and "in forward" in str(info.value)
     assert isinstance(info.value, gl.errors.GraphliftError) and isinstance(info.value, RuntimeError)
 

@@ -279,3 +279,79 @@ def test_advancing_an_iterator_made_before_a_loop_body_is_refused() -> None:
 
     with pytest.raises(StrictCaptureError, match=r"changes a Python object \(list_iterator\)"):
         gl.capture(zips)(torch.randn(5))
+
+
+# --- user classes, properties and yield from, interpreted --------------------------------------
+
+CALLS: list[str] = []
+
+
+class Scaled(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.factor = 3.0
+
+    @property
+    def scale(self) -> float:
+        CALLS.append("scale")  # a side effect: interpreted, so caught and undone
+        return self.factor * 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+def test_a_user_property_is_interpreted_so_its_side_effects_are_caught() -> None:
+    from graphlift.errors import SideEffectError
+
+    with pytest.raises(SideEffectError, match="list"):
+        gl.export(Scaled(), (torch.randn(2),), strict=True)
+    assert CALLS == []  # undone
+
+
+class Pure(nn.Module):
+    @property
+    def offset(self) -> torch.Tensor:
+        return torch.ones(2) * OFFSET_SCALE
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.offset
+
+
+OFFSET_SCALE = 2.0
+
+
+def test_a_global_a_user_property_reads_is_guarded() -> None:
+    global OFFSET_SCALE
+    ep = gl.export(Pure(), (torch.randn(2),), strict=True)
+    assert [g.name for g in ep.python_guards] == ["OFFSET_SCALE"]
+    torch.testing.assert_close(ep.module()(torch.zeros(2)), torch.full((2,), 2.0))
+    OFFSET_SCALE = 5.0
+    try:
+        with pytest.raises(gl.errors.StaleGlobalError):
+            ep.module()(torch.zeros(2))
+    finally:
+        OFFSET_SCALE = 2.0
+
+
+def test_a_class_statement_and_yield_from_inside_forward() -> None:
+    class Local(nn.Module):
+        def forward(self, x):
+            class Doubler:
+                factor = 2
+
+                def __init__(self, bias):
+                    self.bias = bias
+
+                def apply(self, t):
+                    return t * self.factor + self.bias
+
+            def pieces(t):
+                yield from t.chunk(2)
+                yield t.sum(0, keepdim=True)
+
+            return torch.cat([Doubler(1.0).apply(p) for p in pieces(x)])
+
+    model = Local()
+    x = torch.randn(4, 3)
+    ep = gl.export(model, (x,), strict=True)
+    torch.testing.assert_close(ep.module()(x), model(x))
