@@ -18,8 +18,13 @@ instruction at a time, with these differences:
 - **Module calls are emulated**: a user module's ``__call__`` runs its hooks
   and ``forward`` in the interpreter (hooks are traced, not fired natively),
   graphlift's own bookkeeping hooks run as they are.
-- Generators are run to completion when they are created (model code
-  iterates them at once); ``yield from`` is not modelled.
+- Generators are resumable interpreted frames (``InterpretedGenerator``);
+  ``yield from`` delegates through ``SEND``.
+- **Data-dependent control flow becomes graph control flow**: an ``if`` on a
+  tensor becomes ``cond`` (``branches.py``); a ``for`` over a tensor of
+  data-dependent length becomes ``scan`` and a ``while`` on a tensor
+  ``while_loop`` (``loops.py``). Their bodies run as *traced regions*
+  (``regions.py``), where writes to Python objects made before are refused.
 
 Anything it does not model is a ``StrictCaptureError`` naming the reason and
 the user's line — never a silent fallback to running the code.

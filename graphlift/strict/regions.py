@@ -142,7 +142,7 @@ def select_by_tensor(container: torch.Tensor, key: torch.Tensor) -> torch.Tensor
     whose range is checked when the program runs: Python would ask
     ``int(key)``, which a traced value cannot answer."""
     size = container.shape[0]
-    index = torch.where(key < 0, key + size, key).item()
+    index: Any = torch.where(key < 0, key + size, key).item()  # an unbacked SymInt
     torch._check(index >= 0)
     torch._check(index < size)
     return container.select(0, index)
