@@ -240,6 +240,9 @@ def _binary_subscr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> A
 def _store_subscr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     key, container, value = frame.pop(), frame.pop(), frame.pop()
     interp.will_change_contents(container)
+    if interp.region is not None and regions.is_data_dependent_index(container, key):
+        regions.select_by_tensor(container, key).copy_(value)  # out[c] = ..., as eager
+        return NEXT
     container[key] = value
     return NEXT
 

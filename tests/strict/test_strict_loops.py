@@ -143,6 +143,44 @@ def test_gl_capture_converts_a_loop_in_a_plain_function() -> None:
         torch.testing.assert_close(ep.module()(data), running_max(data))
 
 
+def per_class_mean(x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    out = torch.zeros(4, x.shape[1])
+    for label in torch.unique(labels):  # the classes present: data-dependent
+        out[label] = x[labels == label].mean(0)
+    return out
+
+
+def newton_sqrt(x: torch.Tensor) -> torch.Tensor:
+    y = x.clone()
+    while (y * y - x).abs().max() > 1e-4:
+        y = 0.5 * (y + x / y)
+    return y
+
+
+def nested_sums(x: torch.Tensor) -> torch.Tensor:
+    total = torch.zeros(())
+    for row in x[x.sum(-1) > 0]:
+        for value in row[row > 0]:  # a scan inside a scan
+            total = total + value
+    return total
+
+
+@pytest.mark.parametrize(
+    ("fn", "example", "others"),
+    [
+        (per_class_mean, (torch.randn(10, 3), torch.tensor([0, 1, 1, 3, 0, 0, 1, 3, 3, 0])),
+         [(torch.randn(10, 3), torch.full((10,), 2)), (torch.randn(10, 3), torch.arange(10) % 4)]),
+        (newton_sqrt, (torch.rand(5) + 1,), [(torch.ones(5),), (torch.rand(5) * 100 + 1,)]),
+        (nested_sums, (torch.randn(4, 3),), [(-torch.ones(4, 3),), (torch.ones(4, 3),)]),
+    ],
+    ids=lambda value: getattr(value, "__name__", ""),
+)  # fmt: skip
+def test_loops_a_new_user_writes(fn, example, others) -> None:  # type: ignore[no-untyped-def]
+    ep = gl.capture(fn)(*example)
+    for args in (example, *others):
+        torch.testing.assert_close(ep.module()(*args), fn(*args))
+
+
 # --- refused with the reason and the line ----------------------------------------------------
 
 
