@@ -92,7 +92,12 @@ def convert_for(interp: Interpreter, frame: Frame, get_iter: dis.Instruction, te
     listing = frame.listing
     for_iter = listing.instructions[listing.index_of[get_iter.offset] + 1]
     if for_iter.opname != "FOR_ITER":
-        refuse(frame, "a tensor of data-dependent length is iterated outside a for statement")
+        refuse(
+            frame,
+            "a tensor of data-dependent length is iterated outside a for statement "
+            "(by a comprehension, unpacking or a call): that would make a Python list of "
+            "unknown length; write a for statement that accumulates into a tensor",
+        )
     start = listing.instructions[listing.index_of[for_iter.offset] + 1].offset
     loop = _analyse(frame, FOR_BODY, head=for_iter.offset, start=start, exit=for_iter.argval,
                     end=for_iter.argval, depth=len(frame.stack) + 1)  # fmt: skip

@@ -213,9 +213,14 @@ def grows(x: torch.Tensor) -> torch.Tensor:
     return total
 
 
+def comprehends(x: torch.Tensor) -> torch.Tensor:
+    return torch.stack([value * 2 for value in x[x > 0]])
+
+
 @pytest.mark.parametrize(
     ("fn", "reason"),
     [
+        (comprehends, r"iterated outside a for statement \(by a comprehension"),
         (breaks, r"leaves the loop early \(break\)"),
         (counts, r"assigns 'count', which holds a int before the loop"),
         (appends, r"changes a Python object \(list\) made before it"),
