@@ -217,9 +217,26 @@ def comprehends(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([value * 2 for value in x[x > 0]])
 
 
+def while_breaks(x: torch.Tensor) -> torch.Tensor:
+    while x.sum() > 0:
+        x = x - 1
+        if x.max() > 5:
+            break
+    return x
+
+
+def last_value(x: torch.Tensor) -> torch.Tensor:
+    value = None
+    for value in x[x > 0]:
+        pass
+    return value
+
+
 @pytest.mark.parametrize(
     ("fn", "reason"),
     [
+        (while_breaks, r"while loop on a tensor's value jumps out of the loop \(break\)"),
+        (last_value, r"assigns 'value', which holds a NoneType before the loop and is read"),
         (comprehends, r"iterated outside a for statement \(by a comprehension"),
         (breaks, r"leaves the loop early \(break\)"),
         (counts, r"assigns 'count', which holds a int before the loop"),
