@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 LEAVES = frozenset({"RETURN_VALUE", "YIELD_VALUE", "SEND"})
 _SUBSCRIPT_WRITES = frozenset({"STORE_SUBSCR", "DELETE_SUBSCR"})
+#: 0-dim tensors eager indexing reads as an integer (bool and uint8 ones are masks).
+_INDEX_DTYPES = frozenset({torch.int64, torch.int32, torch.int16, torch.int8})
 
 
 def instructions(frame: Frame, start: int, end: int) -> list[dis.Instruction]:
@@ -130,9 +132,7 @@ def is_data_dependent_index(container: Any, key: Any) -> bool:
         isinstance(container, torch.Tensor)
         and isinstance(key, TraceTensor)
         and key.dim() == 0
-        and not key.dtype.is_floating_point
-        and not key.dtype.is_complex
-        and key.dtype != torch.bool
+        and key.dtype in _INDEX_DTYPES
     )
 
 
