@@ -227,7 +227,7 @@ def while_breaks(x: torch.Tensor) -> torch.Tensor:
 
 def last_value(x: torch.Tensor) -> torch.Tensor:
     value = None
-    for value in x[x > 0]:
+    for value in x[x > 0]:  # noqa: B007 - read after the loop, which is the point
         pass
     return value
 
