@@ -415,3 +415,45 @@ def test_a_class_statement_and_yield_from_inside_forward() -> None:
     x = torch.randn(4, 3)
     ep = gl.export(model, (x,), strict=True)
     torch.testing.assert_close(ep.module()(x), model(x))
+
+
+# --- other transformers MoE models with the same eager expert loop ------------------------------
+
+SMALL = dict(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+             use_cache=False, pad_token_id=0, experts_implementation="eager")  # fmt: skip
+OTHER_MOE = {
+    "Qwen2Moe": dict(
+        num_experts=4,
+        num_experts_per_tok=2,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=16,
+    ),
+    "Olmoe": dict(num_experts=4, num_experts_per_tok=2, eos_token_id=2),
+    "Qwen3Moe": dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=16, head_dim=8),
+}
+
+
+class LogitsOf(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, return_dict=False)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", sorted(OTHER_MOE))
+def test_other_transformers_moe_models_export_strict(family: str) -> None:
+    import transformers
+
+    config = getattr(transformers, f"{family}Config")(**SMALL, **OTHER_MOE[family])
+    torch.manual_seed(0)
+    model = LogitsOf(getattr(transformers, f"{family}ForCausalLM")(config)).eval()
+    ids = torch.randint(0, 128, (2, 8))
+    with torch.no_grad():
+        ep = gl.export(model, (ids,), strict=True)
+        assert sum(getattr(n.target, "__name__", "") == "scan" for n in ep.graph.nodes) == 2
+        for data in (ids, torch.full((2, 8), 7), torch.randint(0, 128, (2, 8))):
+            torch.testing.assert_close(ep.module()(data), model(data), rtol=1e-4, atol=1e-5)
