@@ -72,6 +72,11 @@ def has_data_dependent_length(value: Any) -> bool:
     return isinstance(size, torch.SymInt) and not size.node.has_hint()
 
 
+def is_unbacked(value: Any) -> bool:
+    """A symbolic bool or int with no example value (from ``nonzero`` sizes, ``.item()``)."""
+    return isinstance(value, torch.SymBool | torch.SymInt) and not value.node.has_hint()
+
+
 def loop_condition(frame: Frame, jump: dis.Instruction) -> dis.Instruction | None:
     """The backward jump that repeats ``while``, when ``jump`` is its first test."""
     listing = frame.listing
@@ -142,8 +147,12 @@ def convert_while(interp: Interpreter, frame: Frame, jump: dis.Instruction, pred
     _finish(frame, loop, base, results[1:])
 
 
-def truth(frame: Frame, pred: Any, when: bool) -> torch.Tensor:
-    """``pred`` as the 0-dim bool tensor a loop or branch condition is (negated if not ``when``)."""
+def truth(frame: Frame, pred: Any, when: bool) -> Any:
+    """``pred`` as the 0-dim bool tensor (or SymBool) a loop or branch condition is
+    (negated if not ``when``)."""
+    if is_unbacked(pred):
+        pred = pred if isinstance(pred, torch.SymBool) else pred != 0
+        return pred if when else torch.sym_not(pred)
     if not isinstance(pred, torch.Tensor):
         refuse(
             frame, f"a while loop's condition is a tensor at first, then a {type(pred).__name__}"

@@ -30,6 +30,7 @@ from graphlift.strict.loops import (
     convert_for,
     convert_while,
     has_data_dependent_length,
+    is_unbacked,
     loop_condition,
 )
 
@@ -338,6 +339,8 @@ def _pop_jump(condition: Callable[[Any], bool]) -> Handler:
                 convert_while(interp, frame, ins, value, repeat)
             else:  # an if on a tensor's value: torch.cond
                 convert_if(interp, frame, ins, value)
+        elif is_unbacked(value) and condition in (bool, _CONDITIONS["FALSE"]):
+            convert_if(interp, frame, ins, value)  # an if on a data-dependent size or .item()
         elif condition(value):
             frame.jump(ins.argval)
         return NEXT

@@ -181,6 +181,23 @@ def test_loops_a_new_user_writes(fn, example, others) -> None:  # type: ignore[n
         torch.testing.assert_close(ep.module()(*args), fn(*args))
 
 
+def more_than_two_hits(x: torch.Tensor) -> torch.Tensor:
+    hits = x.nonzero().shape[0]  # an unbacked size: no example value
+    y = x + 1
+    if hits > 2:
+        y = y * 2
+    return y
+
+
+def test_an_if_on_an_unbacked_value_becomes_cond() -> None:
+    with pytest.raises(DataDependentError):
+        gl.export(more_than_two_hits, (torch.tensor([1.0, 0.0, 2.0, 3.0]),))
+    ep = gl.capture(more_than_two_hits)(torch.tensor([1.0, 0.0, 2.0, 3.0]))
+    assert "cond" in [getattr(n.target, "__name__", "") for n in ep.graph.nodes]
+    for data in (torch.tensor([1.0, 0.0, 2.0, 3.0]), torch.tensor([1.0, 0.0, 0.0, 0.0])):
+        torch.testing.assert_close(ep.module()(data), more_than_two_hits(data))
+
+
 # --- refused with the reason and the line ----------------------------------------------------
 
 
