@@ -73,8 +73,15 @@ def has_data_dependent_length(value: Any) -> bool:
 
 
 def is_unbacked(value: Any) -> bool:
-    """A symbolic bool or int with no example value (from ``nonzero`` sizes, ``.item()``)."""
-    return isinstance(value, torch.SymBool | torch.SymInt) and not value.node.has_hint()
+    """A symbolic bool or int with no example value (from ``nonzero`` sizes, ``.item()``)
+    whose truth the shape env cannot decide (a decidable one is decided, as in
+    non-strict export, without a branch)."""
+    if not isinstance(value, torch.SymBool | torch.SymInt) or value.node.has_hint():
+        return False
+    truth = value if isinstance(value, torch.SymBool) else value != 0
+    if not isinstance(truth, torch.SymBool):
+        return False
+    return truth.node.shape_env.decide_static(truth.node.symbolic_expr) is None
 
 
 def loop_condition(frame: Frame, jump: dis.Instruction) -> dis.Instruction | None:
