@@ -179,7 +179,7 @@ class CallCache:
         result = run()
         if state == self._state() and input_nodes == tuple(t.node for t in inputs):
             nodes = self._nodes_after(last)
-            if all("val" in node.meta for node in nodes):
+            if nodes is not None and all("val" in node.meta for node in nodes):
                 self.templates[key] = Template(tuple(inputs), input_nodes, nodes, result)
         return result
 
@@ -189,10 +189,14 @@ class CallCache:
             return (0, 0, 0)
         return (len(env.symbols), len(env.guards), len(env.runtime_asserts))
 
-    def _nodes_after(self, last: Node | None) -> tuple[Node, ...]:
+    def _nodes_after(self, last: Node | None) -> tuple[Node, ...] | None:
+        """The op nodes recorded after ``last``; None when the call recorded control
+        flow (a body and its call), which a template cannot copy."""
         nodes = []
         node = last.next if last is not None else next(iter(self.graph.nodes), None)
         while node is not None and node.op != "root":
+            if node.op == "get_attr":
+                return None
             if node.op == "call_function" and _is_call_node(node):
                 nodes.append(node)
             node = node.next

@@ -39,7 +39,7 @@ import torch
 
 from graphlift.decompose.cache import CallCache
 from graphlift.decompose.recorder import ReplayRecorder, in_env
-from graphlift.decompose.replay import DecomposingMode, GraphReplay, replaying
+from graphlift.decompose.replay import DecomposingMode, GraphReplay, body_names, replaying
 from graphlift.decompose.table import DecompositionRule
 from graphlift.errors import InternalError
 from graphlift.ir.graph import Graph
@@ -96,6 +96,7 @@ class GraphEngine:
             if node.op == "placeholder":
                 self.values[node] = self._placeholder(node)
         self._known_constants()
+        self.recorder.reserved_subgraph_names = body_names(self.module)
         with replaying(self.mode, symbolic=self.shape_env is not None):
             self.nodes.replay_nodes(nodes)
         output = nodes[-1]
@@ -103,9 +104,8 @@ class GraphEngine:
             self.nodes.output_arg(value) for value in map_arg(output.args[0], self.values.get)
         )
         self.graph.output(flat_outputs)
-        return ReplayedGraph(
-            self.graph, flat_outputs, tuple(self.recorder.constants), dict(self.nodes.bodies)
-        )
+        bodies = {**self.nodes.bodies, **self.recorder.subgraphs}  # those decompositions made
+        return ReplayedGraph(self.graph, flat_outputs, tuple(self.recorder.constants), bodies)
 
     def replayed(self, node: Node) -> Any:
         """What ``node`` of the source graph became after ``run``: a node of the

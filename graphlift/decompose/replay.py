@@ -60,10 +60,13 @@ from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
 from graphlift.trace.tensor import TraceTensor
 
 
+# torch's TorchDispatchMode.__init_subclass__ is unannotated
 class DecomposingMode(TraceMode):  # type: ignore[no-untyped-call]
     """TraceMode that runs an op's decomposition (under itself) instead of
     recording the op, whenever the rule says so; equal calls are replayed from
     the first one's nodes (``cache.py``)."""
+
+    recorder: ReplayRecorder
 
     def __init__(
         self,
@@ -83,6 +86,14 @@ class DecomposingMode(TraceMode):  # type: ignore[no-untyped-call]
             return args[0]
         if self.cache is None:
             return self._dispatch(func, types, args, kwargs)
+        if isinstance(func, torch._ops.HigherOrderOperator):
+            # A decomposition's own control flow (recurrent.py): its body is a new
+            # graph, where templates recorded in this one must not be replayed.
+            cache, self.cache = self.cache, None
+            try:
+                return self._dispatch(func, types, args, kwargs)
+            finally:
+                self.cache = cache
         return self.cache.call(
             func, args, kwargs, lambda: self._dispatch(func, types, args, kwargs), self._meta
         )
@@ -97,7 +108,7 @@ class DecomposingMode(TraceMode):  # type: ignore[no-untyped-call]
         return super().__torch_dispatch__(func, types, args, kwargs)
 
     def _meta(self) -> dict[str, Any]:
-        source = self.recorder.source  # type: ignore[attr-defined]
+        source = self.recorder.source
         """The carried meta of the node being replayed; a key it lacks is None, so a
         cached template made from another node does not pass its own value on."""
         return {k: None if source is None else source.meta.get(k) for k in CARRIED_META}
@@ -219,6 +230,7 @@ class GraphReplay:
                 recorded.append(current)
                 current = current.next
             constants = {c.name: c.value for c in self.recorder.constants}
+            constants.update(self.recorder.subgraphs)  # bodies the decomposition made
             check_decomposition(
                 self.shape_env, node.target, args, kwargs, result, recorded, constants, assumptions
             )
@@ -262,7 +274,8 @@ def replay_body(parent: GraphReplay, body: GraphModule, label: str) -> ReplayedB
     sub = Subgraph(Graph())
     replay = parent.child(body, label)
     nodes = list(body.graph.nodes)
-    with _body_scope(parent, sub):
+    created: dict[str, Any] = {}
+    with _body_scope(parent, sub, created, body_names(body)):
         for node in nodes:
             if node.op == "placeholder":
                 replay.values[node] = _operand(replay, sub.graph, node)
@@ -270,7 +283,14 @@ def replay_body(parent: GraphReplay, body: GraphModule, label: str) -> ReplayedB
         outputs = map_arg(nodes[-1].args[0], replay.values.__getitem__)
         sub.graph.output(tuple(replay.output_arg(value) for value in outputs))
     eliminate_dead_code(sub.graph)  # placeholders stay: they are the calling convention
-    return ReplayedBody(sub, replay.bodies)
+    return ReplayedBody(sub, {**replay.bodies, **created})
+
+
+def body_names(module: torch.nn.Module) -> frozenset[str]:
+    """The names of ``module``'s control-flow bodies (its GraphModule children)."""
+    return frozenset(
+        name for name, child in module.named_children() if isinstance(child, GraphModule)
+    )
 
 
 def finish_call(parent: GraphReplay, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -301,13 +321,18 @@ def _take(sub: Subgraph, lifted: list[Node]) -> None:
 
 
 @contextmanager
-def _body_scope(parent: GraphReplay, sub: Subgraph) -> Iterator[None]:
+def _body_scope(
+    parent: GraphReplay, sub: Subgraph, created: dict[str, Any], reserved: frozenset[str]
+) -> Iterator[None]:
     """Record into ``sub.graph`` while the block runs: outer nodes are lifted,
-    symbolic sizes are built inside, and the call cache starts empty (its
-    templates refer to nodes of the graph they were recorded in)."""
+    symbolic sizes are built inside, the call cache starts empty (its
+    templates refer to nodes of the graph they were recorded in), and bodies a
+    decomposition creates land in ``created``, named apart from ``reserved``."""
     recorder, mode = parent.recorder, parent.mode
-    saved = (recorder.graph, recorder.lift, mode.cache)
-    recorder.graph, recorder.lift = sub.graph, sub.lift
+    saved = (recorder.graph, recorder.lift, mode.cache, recorder.subgraphs,
+             recorder.reserved_subgraph_names)  # fmt: skip
+    recorder.graph, recorder.lift, recorder.subgraphs = sub.graph, sub.lift, created
+    recorder.reserved_subgraph_names = reserved
     if mode.cache is not None:
         mode.cache = CallCache(sub.graph, parent.shape_env)
     symbolic = recorder.symbolic
@@ -315,7 +340,8 @@ def _body_scope(parent: GraphReplay, sub: Subgraph) -> Iterator[None]:
         with symbolic.scope(sub.graph, sub.lift) if symbolic is not None else nullcontext():
             yield
     finally:
-        recorder.graph, recorder.lift, mode.cache = saved
+        recorder.graph, recorder.lift, mode.cache = saved[:3]
+        recorder.subgraphs, recorder.reserved_subgraph_names = saved[3:]
 
 
 def _operand(replay: GraphReplay, graph: Graph, node: Node) -> Any:

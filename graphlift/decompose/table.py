@@ -8,7 +8,9 @@ delete an entry to keep that op, add an entry to decompose an op your way.
 
 Which ops are decomposed (``decomposition_for``) follows torch.export's rule:
 
-- an op listed in the table is decomposed with the table's callable;
+- an op listed in the table is decomposed with the table's callable (torch's
+  own decompositions of the recurrent ops become a ``scan`` when the sequence
+  length is symbolic: ``recurrent.py``);
 - a CIA ATen op that aliases or mutates (``reshape``, ``contiguous``, ``t``)
   is always decomposed with its CIA kernel, listed or not: whether it returns
   a view depends on its input at run time, which a functional graph cannot say;
@@ -23,8 +25,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
-from torch._decomp import _core_aten_decompositions_post_autograd
+from torch._decomp import _core_aten_decompositions_post_autograd, decomposition_table
 
+from graphlift.decompose.recurrent import RECURRENT_CELLS, keeping_length
 from graphlift.errors import DecompositionTableError
 
 aten = torch.ops.aten
@@ -108,7 +111,7 @@ def is_cia(op: Any) -> bool:
     """True when ``op`` has a CompositeImplicitAutograd kernel (C++ or Python)."""
     if not isinstance(op, torch._ops.OpOverload):
         return False
-    name: str = op.name()  # type: ignore[no-untyped-call]
+    name: str = op.name()  # type: ignore[no-untyped-call]  # torch's is unannotated
     return torch._C._dispatch_has_kernel_for_dispatch_key(name, _CIA) or _CIA in op.py_kernels
 
 
@@ -120,7 +123,7 @@ def is_preservable_cia(op: torch._ops.OpOverload) -> bool:
     schema = op._schema
     if schema.is_mutable or any(a.alias_info is not None for a in schema.arguments):
         return False
-    return bool(torch._C._dispatch_has_kernel(op.name()))  # type: ignore[no-untyped-call]
+    return bool(torch._C._dispatch_has_kernel(op.name()))  # type: ignore[no-untyped-call]  # unannotated
 
 
 def cia_kernel(op: torch._ops.OpOverload) -> Decomposition:
@@ -145,7 +148,7 @@ def as_table(table: Mapping[Any, Decomposition]) -> dict[Any, Decomposition]:
     plain: dict[Any, Decomposition] = {}
     for op, decomposition in table.items():
         if isinstance(op, torch._ops.OpOverloadPacket):
-            for overload in op.overloads():
+            for overload in op.overloads():  # type: ignore[no-untyped-call]  # torch's is unannotated
                 plain.setdefault(getattr(op, overload), decomposition)
         else:
             plain[op] = decomposition
@@ -169,6 +172,8 @@ class DecompositionRule:
 
     def _decide(self, op: Any) -> Decomposition | None:
         listed = self.table.get(op) or FUNCTIONALIZED_FORMS.get(op)
+        if listed is not None and op in RECURRENT_CELLS and listed is decomposition_table.get(op):
+            return keeping_length(op, listed)  # torch's own unrolls a symbolic length
         if listed is not None:
             return listed
         if (
@@ -186,3 +191,22 @@ class DecompositionRule:
 def is_core_aten(op: Any) -> bool:
     """True for ops in torch's core ATen opset (``torch.Tag.core``)."""
     return isinstance(op, torch._ops.OpOverload) and torch.Tag.core in op.tags
+
+
+@functools.cache
+def is_irreducible(op: Any) -> bool:
+    """An ATen op outside core ATen that the default table leaves as it is: it has
+    neither a decomposition nor a CompositeImplicitAutograd kernel (``histc``,
+    ``unfold``, ``_trilinear``, ``linalg_vector_norm``). torch.export's default
+    table keeps these too, and its core-ATen programs call them."""
+    return (
+        isinstance(op, torch._ops.OpOverload)
+        and op.namespace == "aten"
+        and not is_core_aten(op)
+        and _default_rule()(op) is None
+    )
+
+
+@functools.cache
+def _default_rule() -> DecompositionRule:
+    return DecompositionRule(_default_table())

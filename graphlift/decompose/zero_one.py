@@ -16,6 +16,7 @@ guard, which run_decompositions then refuses as before.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -41,11 +42,12 @@ def check_decomposition(
     kwargs: dict[str, Any],
     result: Any,
     recorded: list[Node],
-    constants: dict[str, torch.Tensor],
+    constants: dict[str, Any],
     assumptions: list[Assumption],
 ) -> None:
     """Guard each assumption the decomposition of ``op`` made that does not hold
-    up numerically at sizes 0 and 1."""
+    up numerically at sizes 0 and 1. ``constants`` holds the lifted constants
+    and the control-flow bodies the recorded nodes read, by name."""
     guard_unless_agreed(
         env,
         assumptions,
@@ -60,7 +62,7 @@ def _agrees(
     kwargs: dict[str, Any],
     result: Any,
     recorded: list[Node],
-    constants: dict[str, torch.Tensor],
+    constants: dict[str, Any],
     at: dict[str, Scalar],
 ) -> bool:
     generator = torch.Generator().manual_seed(0)
@@ -80,7 +82,7 @@ def _agrees(
 
 
 def _inputs(
-    env: ShapeEnv, value: Any, at: dict[str, Scalar], generator: torch.Generator,
+    env: ShapeEnv, value: Any, at: Mapping[str, Scalar], generator: torch.Generator,
     values: dict[Node, Any],
 ) -> Any:  # fmt: skip
     """Random concrete tensors for the op's traced arguments (bound to their nodes)."""
@@ -104,7 +106,7 @@ def _inputs(
 
 
 def _run(
-    env: ShapeEnv, node: Node, values: dict[Node, Any], constants: dict[str, torch.Tensor],
+    env: ShapeEnv, node: Node, values: dict[Node, Any], constants: dict[str, Any],
     at: dict[str, Scalar],
 ) -> Any:  # fmt: skip
     def value_of(arg: Node) -> Any:
@@ -117,6 +119,8 @@ def _run(
             return number_at(env, known, at)  # a size computed before this decomposition
         raise _Unavailable(arg.name)
 
+    if node.op == "get_attr" and str(node.target) in constants:
+        return constants[str(node.target)]  # a control-flow body the decomposition made
     if node.op != "call_function":
         raise _Unavailable(node.name)
     own = node.meta.get("val")
@@ -165,14 +169,20 @@ def excludes_only_failing_sizes(
     program raises anyway, and the decomposed one refuses instead (sizes a
     guard in ``before`` already refuses are excused as well). Each symbol
     of ``fact`` is tried alone at sizes 0 to 8, the others at their examples;
-    no failing size at all also counts as no."""
+    no failing size at all also counts as no. Facts are read as recorded, not
+    simplified: the env has already learned ``fact``, which would make it hold
+    everywhere (T5's cross attention adds ``s0 == 1 or s0 == s2``)."""
     failing = [
         {name: v}
         for name in sorted(free_symbols(fact))
         for v in range(9)  # not filtered by range: the env may be narrowed already
-        if env.holds_at(fact, {name: v}) is not True
+        if env.holds_at(fact, {name: v}, simplified=False) is not True
     ]
-    refused_before = [at for at in failing if any(env.holds_at(g, at) is not True for g in before)]
+    refused_before = [
+        at
+        for at in failing
+        if any(env.holds_at(g, at, simplified=False) is not True for g in before)
+    ]
     return bool(failing) and all(
         at in refused_before or _raises(env, op, args, kwargs, at) for at in failing
     )

@@ -538,19 +538,25 @@ class ShapeEnv:
             fact = E.logical_or(fact, *(E.le(E.symbol(n), E.ONE) for n in needed))
         self._record(fact, runtime=False)
 
-    def value_at(self, expr: Expr, overrides: Mapping[str, Scalar]) -> Scalar:
+    def value_at(
+        self, expr: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True
+    ) -> Scalar:
         """The value of ``expr`` at the example values, with ``overrides`` for some symbols.
 
+        ``simplified=False`` reads ``expr`` as written: simplifying uses what the
+        guards taught the env, so a guard's own fact would read as true everywhere.
         Raises :class:`EvaluationError` where ``expr`` is undefined (a division
         by zero); :meth:`holds_at` is the total form for facts.
         """
-        return evaluate(self.simplify(expr), {**self._hints, **overrides})
+        return evaluate(self.simplify(expr) if simplified else expr, {**self._hints, **overrides})
 
-    def holds_at(self, fact: Expr, overrides: Mapping[str, Scalar]) -> bool | None:
+    def holds_at(
+        self, fact: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True
+    ) -> bool | None:
         """Whether the boolean ``fact`` holds at the example values with
         ``overrides``; None where it is undefined there (``s0 % s1`` at ``s1 == 0``)."""
         try:
-            return bool(self.value_at(fact, overrides))
+            return bool(self.value_at(fact, overrides, simplified=simplified))
         except (EvaluationError, ZeroDivisionError):
             return None
 

@@ -172,6 +172,9 @@ def _module(recorder: Recorder, prefix: str, sub: Subgraph) -> Node:
     """Store ``sub`` as a submodule of the program being recorded; a get_attr node for it."""
     index = sum(1 for name in recorder.subgraphs if name.startswith(prefix))
     name = f"{prefix}_{index}"
+    while name in recorder.subgraphs or name in recorder.reserved_subgraph_names:
+        index += 1
+        name = f"{prefix}_{index}"
     recorder.subgraphs[name] = GraphModule(dict(sub.children), sub.graph)
     return recorder.graph.get_attr(name)
 
@@ -242,7 +245,7 @@ def _merge(recorder: Recorder, a: TraceTensor, b: TraceTensor) -> torch.Tensor:
             f"{a.dim()} dims vs {b.dtype}, {b.dim()} dims)",
             where=user_where(),
         )
-    sizes = []
+    sizes: list[int | torch.SymInt] = []
     for x, y in zip(a.shape, b.shape):
         if isinstance(x, int) and isinstance(y, int) and x == y:
             sizes.append(x)

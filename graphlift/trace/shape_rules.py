@@ -7,6 +7,8 @@ Their result shapes follow from the arguments directly, so these rules compute
 them without running the kernel; the op stays one node, as the model called
 it, and the sequence length stays dynamic. The classification losses' reference
 kernels index with ``arange(batch)`` and specialize the batch the same way.
+The batch-norm kernels' meta strides differ from the kernels' own (a rule
+corrects them, so a later ``view`` decided on them holds at run time).
 Each rule takes the op's shadow (meta) arguments and returns shadow results.
 """
 
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch._prims_common import suggest_memory_format
 
 aten = torch.ops.aten
 
@@ -72,7 +75,7 @@ def classification_loss(
     else one value per sample: the input without its class dim (dim 1, or dim 0
     for an unbatched input), for class-index and probability targets alike."""
     if input.dim() >= 2 and target.dim() == input.dim() - 1:  # class indices: same batch
-        torch._check(
+        torch._check(  # type: ignore[no-untyped-call]  # torch._check is unannotated
             target.shape[0] == input.shape[0],
             lambda: f"expected a target batch of {input.shape[0]}, got {target.shape[0]}",
         )
@@ -83,7 +86,29 @@ def classification_loss(
     return input.new_empty(shape)
 
 
+def batch_norm_layout(op: Any) -> Callable[..., Any]:
+    """The op's meta kernel, with the normalized output laid out as the CPU and CUDA
+    kernels lay it out: dense in the input's suggested memory format. The meta
+    kernel keeps the input's strides instead (a transposed ``[N, L, C]`` -> ``[N, C,
+    L]`` input gives a transposed output), so ``output.transpose(1, 2).view(-1, C)``
+    traced as a view fails in the real program (PatchTST's batch norm does this)."""
+
+    def rule(input: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        output, *stats = op(input, *args, **kwargs)
+        dense = torch.empty_like(output, memory_format=suggest_memory_format(input))
+        return (dense, *stats)
+
+    return rule
+
+
+BATCH_NORMS = (
+    aten.native_batch_norm.default, aten._native_batch_norm_legit.default,
+    aten._native_batch_norm_legit.no_stats, aten._native_batch_norm_legit_no_training.default,
+    aten._native_batch_norm_legit_functional.default,
+)  # fmt: skip
+
 SHAPE_RULES: dict[Any, Callable[..., Any]] = {
+    **{op: batch_norm_layout(op) for op in BATCH_NORMS},
     aten.cross_entropy_loss.default: classification_loss,
     aten.nll_loss.default: classification_loss,
     aten.nll_loss_nd.default: classification_loss,

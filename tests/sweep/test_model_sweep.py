@@ -28,7 +28,6 @@ KNOWN_GAPS: dict[tuple[str, str], str] = {
         (name, "named"): BATCH_BRANCH
         for name in ("gpt2", "mixtral_batched", "mistral", "qwen2", "phi", "gemma")
     },
-    ("t5", "auto"): "defect 5: decomposing scaled_dot_product_attention would add a guard",
 }
 
 

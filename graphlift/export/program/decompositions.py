@@ -72,9 +72,8 @@ def run_decompositions(
     renamed = {old: new.name for old, new in call_values.items()}
     constants = dict(program.constants)
     constants.update({c.target: c.value for c in replayed.constants})
-    module = GraphModule(program.graph_module, replayed.graph)
-    for name, body in replayed.bodies.items():
-        setattr(module, name, body)
+    # the bodies as replayed, and those decompositions made (a recurrent op's scan)
+    module = GraphModule(dict(replayed.bodies), replayed.graph)
     result = type(program)(
         graph_module=module,
         graph_signature=ExportGraphSignature(input_specs, output_specs),

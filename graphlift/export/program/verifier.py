@@ -8,7 +8,9 @@ It runs at the end of ``export()`` (IR level ``"export"``) and of
   ``call_function`` and ``output``;
 - every call is allowed at the IR level: at ``"export"`` any functional ATen
   op; at ``"core"`` only ops tagged ``torch.Tag.core`` (torch's core ATen
-  opset) and the size/assert ops in ``CORE_EXTRA_OPS``; at both, custom ops
+  opset), ATen ops the default table cannot reduce (``histc``, ``unfold``:
+  torch.export's core programs keep them too) and the size/assert ops in
+  ``CORE_EXTRA_OPS``; at both, custom ops
   (other namespaces: preserved by design), higher-order operators and the
   Python targets in ``ALLOWED_PYTHON_TARGETS``;
 - functional only: no op whose schema writes to an argument;
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 
+from graphlift.decompose.table import is_irreducible
 from graphlift.errors import VerificationError
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
@@ -67,10 +70,11 @@ CORE_EXTRA_OPS: set[Any] = {
     aten.sym_storage_offset.default, aten._assert_scalar.default, aten._assert_async.msg,
     aten.sym_constrain_range.default, aten.sym_constrain_range_for_size.default,
     aten._local_scalar_dense.default,
-    # not tagged core, yet torch.export's default table keeps them (it has no
-    # decomposition for them): nn.Bilinear and norms decompose to these in both
-    aten._trilinear.default, aten.linalg_vector_norm.default, aten.clamp_min.Tensor,
+    # listed in the default table, yet its decomposition records clamp_min.Tensor again
+    aten.clamp_min.Tensor,
 }  # fmt: skip
+# Besides these, ops the default table cannot reduce (``decompose.table.is_irreducible``:
+# ``histc``, ``unfold``, ``_trilinear``) stay in core programs, as in torch.export's.
 
 # --- data-dependent values and control flow (issue #8) ---
 # Comparisons and logic over symbolic values feed runtime asserts
@@ -181,6 +185,7 @@ def target_problem(target: Any, level: IRLevel) -> str | None:
             level == "core"
             and torch.Tag.core not in target.tags
             and target not in CORE_EXTRA_OPS
+            and not is_irreducible(target)
             and not functional_form
         ):
             return f"calls {target}, which is not in the core ATen opset"
