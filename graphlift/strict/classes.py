@@ -46,7 +46,8 @@ def user_property(owner: Any, name: str) -> property | None:
     Only for types that look attributes up the ordinary way (no custom
     ``__getattribute__``), where a property on the type always wins."""
     cls = type(owner)
-    if cls.__getattribute__ is not object.__getattribute__:
+    lookup: Any = cls.__getattribute__
+    if lookup is not object.__getattribute__:
         return None
     for klass in cls.__mro__:
         attribute = klass.__dict__.get(name)

@@ -159,7 +159,7 @@ def truth(frame: Frame, pred: Any, when: bool) -> Any:
     (negated if not ``when``)."""
     if is_unbacked(pred):
         pred = pred if isinstance(pred, torch.SymBool) else pred != 0
-        return pred if when else torch.sym_not(pred)
+        return pred if when else torch.sym_not(pred)  # type: ignore[no-untyped-call]
     if not isinstance(pred, torch.Tensor):
         refuse(
             frame, f"a while loop's condition is a tensor at first, then a {type(pred).__name__}"

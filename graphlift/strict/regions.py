@@ -143,6 +143,6 @@ def select_by_tensor(container: torch.Tensor, key: torch.Tensor) -> torch.Tensor
     ``int(key)``, which a traced value cannot answer."""
     size = container.shape[0]
     index: Any = torch.where(key < 0, key + size, key).item()  # an unbacked SymInt
-    torch._check(index >= 0)
-    torch._check(index < size)
+    torch._check(index >= 0)  # type: ignore[no-untyped-call]  # torch's is unannotated
+    torch._check(index < size)  # type: ignore[no-untyped-call]
     return container.select(0, index)
