@@ -262,10 +262,10 @@ def _merge(recorder: Recorder, a: TraceTensor, b: TraceTensor) -> torch.Tensor:
             continue
         env = recorder.ensure_symbolic().shape_env
         if not isinstance(x, int) or not isinstance(y, int):
-            same = x == y
-            if isinstance(same, torch.SymBool) and env.statically_known_true(
+            same = x == y  # a plain True when both sizes are the same expression
+            if same is True or (isinstance(same, torch.SymBool) and env.statically_known_true(
                 same.node.symbolic_expr
-            ):
+            )):  # fmt: skip
                 sizes.append(x)
                 continue
         sizes.append(env.create_unbacked_symint(size_like=True))
@@ -277,7 +277,7 @@ def trace_map(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[s
     body, xs, pos_args = args
     xs = _operands(recorder, list(xs))
     extra = _operands(recorder, list(pos_args))
-    slices = [x.shadow[0] if isinstance(x, TraceTensor) else x[0] for x in xs]
+    slices = [_slice_shadow(x) for x in xs]
     sub = trace_body(recorder, body, [*slices, *extra])
     count = xs[0].shape[0]
     shadows = [
@@ -327,7 +327,7 @@ def trace_scan(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[
     init = _operands(recorder, list(init))
     xs = _operands(recorder, list(xs))
     additional = _operands(recorder, list(additional))
-    slices = [x.shadow[0] for x in xs]
+    slices = [_slice_shadow(x) for x in xs]
     sub = trace_body(recorder, combine_fn, [*init, *slices, *additional])
     count = xs[0].shape[0]
     ys = sub.outputs[len(init) :]
@@ -340,6 +340,15 @@ def trace_scan(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[
             (*_nodes(recorder, additional), *lifted))  # fmt: skip
     results = _record(recorder, scan, call, shadows, init)
     return tree_unflatten(list(results), sub.out_spec)  # (carry, ys) as combine_fn returns
+
+
+def _slice_shadow(value: Any) -> torch.Tensor:
+    """The metadata of one slice along dim 0, made without indexing: ``shadow[0]``
+    would teach the shape env that the length is at least 1, which is false for an
+    empty scan (a loop over ``nonzero()`` may run zero times)."""
+    shadow = value.shadow if isinstance(value, TraceTensor) else value
+    return torch.empty_strided(shadow.shape[1:], shadow.stride()[1:], dtype=shadow.dtype,
+                               device=META)  # fmt: skip
 
 
 def _shadow(value: Any) -> torch.Tensor:
