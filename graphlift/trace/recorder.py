@@ -267,6 +267,12 @@ class Recorder:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
             ) from error
+        except AssertionError as error:  # torch's Python kernels assert on what they expect
+            raise ExportError(
+                f"{op} failed on the traced shapes and dtypes ({error}); if eager runs this "
+                "call, this is a bug in graphlift",
+                where=user_where(),
+            ) from error
 
     def _checked_metadata(
         self, env: ShapeEnv, kernel: Callable[..., Any], args: Any, kwargs: Any
