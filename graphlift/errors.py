@@ -357,6 +357,19 @@ class SerializationError(GraphliftError, RuntimeError):
     format has no encoding for); torch.export.save raises SerializeError."""
 
 
+# --- pictures of graphs ----------------------------------------------------------------
+
+
+class GraphDrawingError(GraphliftError, RuntimeError):
+    """A picture of a graph cannot be made: the pydot package is missing (torch.fx's
+    FxGraphDrawer: RuntimeError), or graphviz's layout program failed."""
+
+
+class GraphvizNotFoundError(GraphDrawingError, FileNotFoundError):
+    """Graphviz's layout program (``dot``) is not installed or not on ``PATH`` (pydot:
+    FileNotFoundError)."""
+
+
 # --- interop with torch.fx ----------------------------------------------------------
 
 
