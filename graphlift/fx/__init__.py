@@ -7,11 +7,12 @@ from graphlift.fx.proxy import Attribute, Proxy
 from graphlift.fx.proxyable import ProxyableClassMeta
 from graphlift.fx.tracer import PH, PHBase, Tracer, symbolic_trace, wrap
 from graphlift.fx.transformer import Transformer
-from graphlift.ir import Graph, GraphModule, Interpreter, Node, ShapeProp
+from graphlift.ir import CodeGen, Graph, GraphModule, Interpreter, Node, ShapeProp
 
 __all__ = [
     "PH",
     "Attribute",
+    "CodeGen",
     "Graph",
     "GraphModule",
     "Interpreter",

@@ -187,7 +187,7 @@ class Tracer(TracerBase):
         else:
             self.root = torch.nn.Module()
             fn = root
-        self.graph = Graph()
+        self.graph = Graph(tracer_cls=type(self))
         self.tensor_constants = {}
         self.object_constants = {}
         self.module_stack = {}

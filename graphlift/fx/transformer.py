@@ -37,6 +37,7 @@ class Transformer(Interpreter):
     def __init__(self, module: GraphModule) -> None:
         super().__init__(module)
         self.new_graph = Graph()
+        self.new_graph.set_codegen(module.graph._codegen)  # same calling convention
         self.tracer = _RecordingTracer(self.new_graph, module)
 
     def placeholder(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Proxy:
@@ -64,7 +65,7 @@ class Transformer(Interpreter):
 
     def transform(self) -> GraphModule:
         """Run every node through the opcode methods; returns the new GraphModule."""
-        result = self.run()
+        result = self.run(enable_io_processing=False)
         if result is not None:
             self.new_graph.output(self.tracer.create_arg(result))
         return GraphModule(self.module, self.new_graph)

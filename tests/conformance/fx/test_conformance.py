@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from . import (  # noqa: F401  (they register cases)
+    cases_codegen,
     cases_editing,
     cases_graph,
     cases_passes,
