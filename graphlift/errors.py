@@ -105,6 +105,12 @@ class GraphTargetError(GraphliftError, ValueError):
     """A node's target has the wrong type for its opcode (torch.fx's lint: ValueError)."""
 
 
+class FxArgumentError(GraphliftError, AssertionError):
+    """An fx API was given an argument torch.fx refuses with an assertion: a
+    ``Tracer.traced_func_name`` the root's class lacks, a ``Node.insert_arg``
+    position outside the arguments."""
+
+
 class RewriteError(GraphliftError, AssertionError):
     """A subgraph-rewrite pattern and its replacement do not fit together (other
     input or output counts; torch.fx's subgraph rewriter: AssertionError)."""

@@ -63,6 +63,22 @@ class Interpreter:
                 return self.graph.process_outputs(output) if enable_io_processing else output
         return None
 
+    def boxed_run(self, args_list: list[Any]) -> Any:
+        """Run with the boxed calling convention: one value per placeholder in
+        ``args_list``, which is cleared so the inputs can be freed early."""
+        placeholders = self.graph.find_nodes(op="placeholder")
+        if len(args_list) != len(placeholders):
+            detail = (
+                "extra arguments" if len(args_list) > len(placeholders) else "missing arguments"
+            )
+            raise GraphError(
+                f"Interpreter.boxed_run expected {len(placeholders)} arguments for placeholders "
+                f"but received {len(args_list)} ({detail})"
+            )
+        env = dict(zip(placeholders, args_list))
+        args_list.clear()
+        return self.run(initial_env=env)
+
     def run_node(self, n: Node) -> Any:
         args, kwargs = self.fetch_args_kwargs_from_env(n)
         return getattr(self, n.op)(n.target, args, kwargs)

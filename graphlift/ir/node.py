@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from graphlift.errors import GraphError, GraphTargetError
+from graphlift.errors import FxArgumentError, GraphError, GraphTargetError
 from graphlift.ir import effects
 
 if TYPE_CHECKING:
@@ -175,6 +175,15 @@ class Node:
         args = list(self._args)
         args[index] = value
         self.args = tuple(args)
+
+    def insert_arg(self, index: int, value: Argument) -> None:
+        """Insert ``value`` into ``args`` before position ``index`` (0..len(args))."""
+        if not 0 <= index <= len(self.args):
+            raise FxArgumentError(
+                f"insert_arg index must be between 0 and {len(self.args)} (the number of "
+                f"arguments of {self.name!r}), got {index}"
+            )
+        self._set_arguments((*self.args[:index], value, *self.args[index:]), self.kwargs)
 
     def update_kwarg(self, key: str, value: Argument) -> None:
         self.kwargs = {**self._kwargs, key: value}
