@@ -104,7 +104,7 @@ class FxGraphDrawer:
     def get_all_dot_graphs(self) -> dict[str, Any]:
         return self._dot_graphs
 
-    def _to_dot(self, module: torch.nn.Module, name: str) -> Any:
+    def _to_dot(self, module: Any, name: str) -> Any:
         pydot = self._pydot
         dot_graph = new_dot_graph(name, rankdir="TB")
         graph = module.graph
@@ -147,7 +147,7 @@ class FxGraphDrawer:
             "fontcolor": "#000000",
         }
 
-    def _node_label(self, module: torch.nn.Module, node: Node) -> str:
+    def _node_label(self, module: Any, node: Node) -> str:
         label = "{" + f"name=%{node.name}|op_code={node.op}\n"
         if node.op == "call_module":
             leaf = _resolve(module, node.target)
@@ -182,7 +182,7 @@ class FxGraphDrawer:
         return rf"|{_escape(opening)}\l{joined},\n{_escape(closing)}\l"
 
 
-def drawable_module(graph_module: Any) -> torch.nn.Module:
+def drawable_module(graph_module: Any) -> Any:
     """The GraphModule to draw: the argument, or an ExportedProgram's ``graph_module``."""
     if isinstance(graph_module, torch.nn.Module) and hasattr(graph_module, "graph"):
         return graph_module

@@ -65,7 +65,7 @@ def require_pydot() -> ModuleType:
 
 if pydot is not None:
 
-    class DotGraph(pydot.Dot):  # type: ignore[misc]
+    class DotGraph(pydot.Dot):  # type: ignore[misc,name-defined]
         """A ``pydot.Dot`` that names the fix when graphviz's program is missing."""
 
         def create(self, prog: Any = None, format: str = "ps", encoding: str | None = None) -> Any:
