@@ -105,6 +105,11 @@ class GraphTargetError(GraphliftError, ValueError):
     """A node's target has the wrong type for its opcode (torch.fx's lint: ValueError)."""
 
 
+class ImmutableArgumentError(GraphliftError, TypeError):
+    """A node's argument list or dict was edited in place (torch.fx's immutable
+    collections: TypeError); assign new arguments instead."""
+
+
 class FxArgumentError(GraphliftError, AssertionError):
     """An fx API was given an argument torch.fx refuses with an assertion: a
     ``Tracer.traced_func_name`` the root's class lacks, a ``Node.insert_arg``

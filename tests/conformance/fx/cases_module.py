@@ -10,6 +10,7 @@ import dataclasses
 import io
 
 import torch
+import torch.utils._pytree as pytree
 
 from .adapter import case
 from .cases_api import Add, MyNamedTup, Pair, SimpleTest
@@ -204,3 +205,40 @@ def preserve_unused_attr_after_unpickle(fx):
     buffer.seek(0)
     reloaded = torch.load(buffer, weights_only=False)
     return [hasattr(reloaded, name) for name in ("foo", "dummy_buffer", "dummy_parameter")]
+
+
+def cat_node(fx):
+    graph = fx.Graph()
+    x = graph.placeholder("x")
+    return graph.call_function(torch.cat, ([x, x],), {"dim": 0})
+
+
+@case("test_no_mutation", raises=True)
+def no_mutation_of_arguments(fx):
+    cat_node(fx).args[0][0] = 4
+
+
+@case("test_no_mutation (kwargs)", raises=True)
+def no_mutation_of_keyword_arguments(fx):
+    cat_node(fx).kwargs["dim"] = 1
+
+
+@case("test_immutable_list_pytree_ops / test_immutable_dict_pytree_ops")
+def immutable_arguments_as_pytrees(fx):
+    node = cat_node(fx)
+    arguments, keywords = node.args[0], node.kwargs
+    flat, spec = pytree.tree_flatten(arguments)
+    rebuilt = pytree.tree_unflatten(flat, spec)
+    flat_kw, spec_kw = pytree.tree_flatten(keywords)
+    rebuilt_kw = pytree.tree_unflatten(flat_kw, spec_kw)
+    return (
+        [n.name for n in flat], rebuilt == arguments, type(rebuilt) is type(arguments),
+        flat_kw, type(rebuilt_kw) is type(keywords),
+    )  # fmt: skip
+
+
+@case("test_copy_it")
+def copy_immutable_arguments(fx):
+    node = cat_node(fx)
+    copied_list, copied_dict = copy.deepcopy(node.args[0]), copy.deepcopy(node.kwargs)
+    return copied_dict == node.kwargs, len(copied_list), type(copied_list) is type(node.args[0])
