@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from graphlift.source import raised_in_graphlift, traceback_frames, user_location_of
 
@@ -70,7 +70,7 @@ def reports_internal_errors(api: Fn) -> Fn:
                 where=str(location) if location else None,
             ) from error
 
-    return entry_point  # type: ignore[return-value]
+    return cast(Fn, entry_point)  # functools.wraps keeps api's signature
 
 
 def _op_context(error: BaseException) -> str:

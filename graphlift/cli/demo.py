@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from rich.console import Console
@@ -26,7 +26,7 @@ from rich.table import Table
 import graphlift
 import graphlift.errors
 from graphlift.cli.output import Output
-from graphlift.examples.tiny_gpt import make_example
+from graphlift.examples.tiny_gpt import TinyGPT, make_example
 
 
 def add_parser(commands: Any) -> None:
@@ -70,14 +70,16 @@ def _print_program_text(console: Console, text: str, verbose: bool, head: int = 
     lines = text.splitlines()
     shown = lines if verbose or len(lines) <= head + 2 else lines[:head]
     # in the summary, a long line (the 32 parameters of graph(...)) ends in an ellipsis
-    crop = {} if verbose else {"no_wrap": True, "overflow": "ellipsis"}
-    console.print("\n".join(shown), markup=False, highlight=False, **crop)
+    console.print(
+        "\n".join(shown), markup=False, highlight=False,
+        no_wrap=None if verbose else True, overflow=None if verbose else "ellipsis",
+    )  # fmt: skip
     if len(shown) < len(lines):
         console.print(f"    ... {len(lines) - len(shown)} more lines (graphlift demo --verbose)")
 
 
 def _demo_symbolic_trace(
-    console: Console, model: torch.nn.Module, verbose: bool, show_code: bool
+    console: Console, model: TinyGPT, verbose: bool, show_code: bool
 ) -> int:
     console.rule("1. symbolic_trace: the Python-level graph (torch.fx style)")
     start = time.perf_counter()
@@ -96,13 +98,13 @@ def _demo_symbolic_trace(
 
 
 def _demo_export(
-    console: Console, model: torch.nn.Module, tokens: torch.Tensor, verbose: bool
+    console: Console, model: TinyGPT, tokens: torch.Tensor, verbose: bool
 ) -> tuple[graphlift.ExportedProgram, int]:
     console.rule(
         "2. export with dynamic batch and sequence: the ATen-level program (torch.export style)"
     )
     batch = graphlift.Dim("batch", min=2, max=64)
-    seq = graphlift.Dim("seq", min=2, max=model.config.max_len)  # type: ignore[union-attr]
+    seq = graphlift.Dim("seq", min=2, max=model.config.max_len)
     spec: Any = {"tokens": {0: batch, 1: seq}}
     start = time.perf_counter()
     try:
@@ -142,7 +144,7 @@ def _demo_export(
 
 
 def _demo_decompose_save_load(
-    console: Console, model: torch.nn.Module, program: graphlift.ExportedProgram
+    console: Console, model: TinyGPT, program: graphlift.ExportedProgram
 ) -> int:
     console.rule("3. run_decompositions, save, load: core ATen in a portable archive")
     start = time.perf_counter()
@@ -156,7 +158,8 @@ def _demo_decompose_save_load(
         graphlift.save(core, path)
         saved = time.perf_counter() - start
         start = time.perf_counter()
-        loaded = graphlift.load(path)
+        # what was just saved: a program, not a package
+        loaded = cast(graphlift.ExportedProgram, graphlift.load(path))
         console.print(
             f"saved {path.stat().st_size:,} bytes in {saved * 1e3:.1f} ms, loaded in "
             f"{(time.perf_counter() - start) * 1e3:.1f} ms (JSON + safetensors, no pickle)"
@@ -175,7 +178,7 @@ def _demo_decompose_save_load(
 
 def _check_against_eager(
     console: Console,
-    model: torch.nn.Module,
+    model: TinyGPT,
     run: Callable[[torch.Tensor], torch.Tensor],
     shapes: Sequence[tuple[int, int]],
 ) -> int:
@@ -183,7 +186,7 @@ def _check_against_eager(
     failures = 0
     generator = torch.Generator().manual_seed(1)
     for batch, length in shapes:
-        tokens = torch.randint(0, model.config.vocab_size, (batch, length), generator=generator)  # type: ignore[union-attr]
+        tokens = torch.randint(0, model.config.vocab_size, (batch, length), generator=generator)
         with torch.no_grad():
             expected, actual = model(tokens), run(tokens)
         error = (expected - actual).abs().max().item()

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 import graphlift as gl
+from graphlift.cli.inspect_commands import load
 from graphlift.cli.model_file import CommandLineError, load_model_file, parse_random
 from graphlift.cli.output import Output
 from graphlift.errors import GraphliftError
@@ -48,8 +49,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace, out: Output) -> int:
     try:
-        with out.step(f"loading {args.archive}"):
-            program = gl.load(args.archive)
+        program = load(args.archive, out)  # a package of methods is refused (ArchiveError)
         inputs, origin = _inputs(program, args)
         with out.step("running"):
             outputs = pytree.tree_leaves(program.module()(*inputs[0], **inputs[1]))

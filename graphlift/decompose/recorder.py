@@ -148,7 +148,8 @@ def shadow_like(value: torch.Tensor, shape_env: ShapeEnv | None) -> torch.Tensor
     """A meta tensor with ``value``'s sizes, strides and offset (in ``shape_env``)
     and dtype; made outside any dispatch mode, so nothing is recorded."""
     with _disable_current_modes():
-        return _shadows(value, None, shape_env)  # type: ignore[no-any-return]
+        shadow: torch.Tensor = _shadows(value, None, shape_env)
+        return shadow
 
 
 def in_env(size: Any, shape_env: ShapeEnv | None) -> Any:

@@ -60,10 +60,13 @@ from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
 from graphlift.trace.tensor import TraceTensor
 
 
+# torch's TorchDispatchMode.__init_subclass__ is unannotated
 class DecomposingMode(TraceMode):  # type: ignore[no-untyped-call]
     """TraceMode that runs an op's decomposition (under itself) instead of
     recording the op, whenever the rule says so; equal calls are replayed from
     the first one's nodes (``cache.py``)."""
+
+    recorder: ReplayRecorder
 
     def __init__(
         self,
@@ -97,7 +100,7 @@ class DecomposingMode(TraceMode):  # type: ignore[no-untyped-call]
         return super().__torch_dispatch__(func, types, args, kwargs)
 
     def _meta(self) -> dict[str, Any]:
-        source = self.recorder.source  # type: ignore[attr-defined]
+        source = self.recorder.source
         """The carried meta of the node being replayed; a key it lacks is None, so a
         cached template made from another node does not pass its own value on."""
         return {k: None if source is None else source.meta.get(k) for k in CARRIED_META}

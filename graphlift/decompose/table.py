@@ -108,7 +108,7 @@ def is_cia(op: Any) -> bool:
     """True when ``op`` has a CompositeImplicitAutograd kernel (C++ or Python)."""
     if not isinstance(op, torch._ops.OpOverload):
         return False
-    name: str = op.name()  # type: ignore[no-untyped-call]
+    name: str = op.name()  # type: ignore[no-untyped-call]  # torch's is unannotated
     return torch._C._dispatch_has_kernel_for_dispatch_key(name, _CIA) or _CIA in op.py_kernels
 
 
@@ -120,7 +120,7 @@ def is_preservable_cia(op: torch._ops.OpOverload) -> bool:
     schema = op._schema
     if schema.is_mutable or any(a.alias_info is not None for a in schema.arguments):
         return False
-    return bool(torch._C._dispatch_has_kernel(op.name()))  # type: ignore[no-untyped-call]
+    return bool(torch._C._dispatch_has_kernel(op.name()))  # type: ignore[no-untyped-call]  # unannotated
 
 
 def cia_kernel(op: torch._ops.OpOverload) -> Decomposition:
@@ -145,7 +145,7 @@ def as_table(table: Mapping[Any, Decomposition]) -> dict[Any, Decomposition]:
     plain: dict[Any, Decomposition] = {}
     for op, decomposition in table.items():
         if isinstance(op, torch._ops.OpOverloadPacket):
-            for overload in op.overloads():
+            for overload in op.overloads():  # type: ignore[no-untyped-call]  # torch's is unannotated
                 plain.setdefault(getattr(op, overload), decomposition)
         else:
             plain[op] = decomposition

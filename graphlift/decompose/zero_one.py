@@ -16,6 +16,7 @@ guard, which run_decompositions then refuses as before.
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -80,7 +81,7 @@ def _agrees(
 
 
 def _inputs(
-    env: ShapeEnv, value: Any, at: dict[str, Scalar], generator: torch.Generator,
+    env: ShapeEnv, value: Any, at: Mapping[str, Scalar], generator: torch.Generator,
     values: dict[Node, Any],
 ) -> Any:  # fmt: skip
     """Random concrete tensors for the op's traced arguments (bound to their nodes)."""

@@ -41,7 +41,7 @@ class CausalSelfAttention(nn.Module):
         head_width = width // self.heads
         q, k, v = (t.view(batch, length, self.heads, head_width).transpose(1, 2) for t in (q, k, v))
         scores = (q @ k.transpose(-2, -1)) / math.sqrt(head_width)
-        causal_mask: torch.Tensor = self.causal_mask  # type: ignore[assignment]
+        causal_mask: torch.Tensor = self.causal_mask  # type: ignore[assignment]  # nn.Module.__getattr__ is typed Tensor | Module
         mask = causal_mask[:length, :length]
         scores = scores.masked_fill(~mask, float("-inf"))
         y = F.softmax(scores, dim=-1) @ v

@@ -92,9 +92,10 @@ def _math_attention(
     if attn_mask is not None and attn_mask.dtype == torch.bool:
         additive = torch.zeros_like(attn_mask, dtype=query.dtype)
         attn_mask = additive.masked_fill(attn_mask.logical_not(), float("-inf"))
-    return aten._scaled_dot_product_attention_math(
+    output: torch.Tensor = aten._scaled_dot_product_attention_math(
         query, key, value, attn_mask, dropout_p, is_causal, scale=scale, enable_gqa=enable_gqa
     )[0]
+    return output
 
 
 #: Ops differentiated through another implementation than the one their
@@ -147,7 +148,8 @@ class JointRecorder(ReplayRecorder):
             pending += [next_function for next_function, _ in function.next_functions]
 
 
-class JointMode(TraceMode):
+# torch's TorchDispatchMode.__init_subclass__ is unannotated
+class JointMode(TraceMode):  # type: ignore[no-untyped-call]
     """TraceMode at the autograd level: aliasing ops are recorded as views, so
     autograd gets a fresh tensor for each (they are collapsed at the end)."""
 
@@ -275,7 +277,7 @@ class JointReplay:
             if node.name in named and isinstance(value, TraceTensor):
                 new = self.recorder.current_node(value)
                 while new.op == "call_function" and new.target in ALIASES:
-                    new = new.args[0]  # type: ignore[assignment]
+                    new = new.args[0]
                 found[node.name] = new
         return found
 
@@ -308,7 +310,7 @@ class JointReplay:
         self.recorder.source = node
         self.recorder.module_stack = node.meta.get("nn_module_stack", {})
         try:
-            function: Any = DIFFERENTIATED_AS.get(node.target, node.target)  # type: ignore[call-overload]
+            function: Any = DIFFERENTIATED_AS.get(node.target, node.target)
             result = function(*args, **kwargs)
         finally:
             self.recorder.source = None

@@ -101,5 +101,6 @@ def _method(model: torch.nn.Module, name: str) -> Callable[..., Any]:
     if not hasattr(torch.nn.Module, name) and name not in model._modules:
         candidate = getattr(type(model), name, None)
         if callable(candidate) and not isinstance(candidate, type):
-            return getattr(model, name)
+            method: Callable[..., Any] = getattr(model, name)
+            return method
     return model.forward

@@ -98,12 +98,13 @@ def function_module(function: Any, signature: inspect.Signature | None = None) -
     signature = signature or inspect.signature(function)
     self_parameter = inspect.Parameter("__module", inspect.Parameter.POSITIONAL_ONLY)
     forward = _copy_forward()
-    forward.__signature__ = signature.replace(  # type: ignore[attr-defined]
+    forward.__signature__ = signature.replace(
         parameters=[self_parameter, *signature.parameters.values()]
     )
     name = re.sub(r"\W", "_", getattr(function, "__name__", "function"))
     cls = type(f"Captured_{name}", (FunctionModule,), {"forward": forward})
-    return cls(function)
+    module: FunctionModule = cls(function)
+    return module
 
 
 def _copy_forward() -> Any:
@@ -260,6 +261,7 @@ def _user_placeholders(
             traced_inputs.append(traced)
             specs.append(InputSpec(InputKind.USER_INPUT, TensorArgument(node.name), None))
         elif VALUE in entries and symbols is not None and recorder.symbolic is not None:
+            # spec matching gives a dynamic int a Dim or a hint, never a derived dim
             value = symbols.value(node.name, leaf, entries[VALUE])  # type: ignore[arg-type]
             node.meta["val"] = value
             recorder.symbolic.bind(str(_plain_symbol(value)), node, None)

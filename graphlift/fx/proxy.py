@@ -18,7 +18,7 @@ import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -130,7 +130,7 @@ class TracerBase:
     def proxy(self, node: Node) -> Proxy:
         return Proxy(node, self)
 
-    def iter(self, obj: Proxy) -> Any:
+    def iter(self, obj: Proxy) -> Iterator[Proxy]:
         raise TraceError(
             f"cannot iterate over a traced value: {CONTROL_FLOW_HINT}", where=user_where()
         )
@@ -169,6 +169,10 @@ class Proxy:
 
     def __repr__(self) -> str:
         return f"Proxy({self.node.name})"
+
+    if TYPE_CHECKING:  # installed with the other operators by _install_operators
+
+        def __getitem__(self, index: Any) -> Proxy: ...
 
     def __getattr__(self, name: str) -> Attribute:
         if name.startswith("__") and name.endswith("__"):
@@ -238,13 +242,17 @@ class Attribute(Proxy):
         self.tracer = root.tracer
         self._node: Node | None = None
 
-    @property  # type: ignore[override]
+    @property
     def node(self) -> Node:
         if self._node is None:
             self._node = self.tracer.create_proxy(
                 "call_function", getattr, (self.root, self.attr), {}
             ).node
         return self._node
+
+    @node.setter
+    def node(self, node: Node) -> None:  # a Proxy's node is writable, so an Attribute's is too
+        self._node = node
 
     def __call__(self, *args: Any, **kwargs: Any) -> Proxy:
         return self.tracer.create_proxy("call_method", self.attr, (self.root, *args), kwargs)

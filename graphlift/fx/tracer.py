@@ -326,7 +326,7 @@ class Tracer(TracerBase):
                 "call_function", _assert_is_none, (placeholder, _specialized(name, value)), {}
             )
         elif _is_plain_constant(value):
-            torch._assert(placeholder == value, _specialized(name, value))
+            torch._assert(placeholder == value, _specialized(name, value))  # type: ignore[no-untyped-call]  # torch's is unannotated
         return value
 
     def _ph_input(self, name: str, marker: PHBase, default: tuple[Any, ...]) -> Proxy:
@@ -359,7 +359,7 @@ class Tracer(TracerBase):
                 "call_function", _assert_is_none, (placeholder, _specialized(name, value)), {}
             )
         elif _is_plain_constant(value):
-            torch._assert(placeholder == value, _specialized(name, value))
+            torch._assert(placeholder == value, _specialized(name, value))  # type: ignore[no-untyped-call]  # torch's is unannotated
         else:
             raise TraceError(
                 f"concrete_args fixes {name} to a {type(value).__name__}, which cannot be "
@@ -387,7 +387,7 @@ class Tracer(TracerBase):
                     patcher.patch_attribute(module, name, recording_wrapper(value))
         self._autowrap_globals(patcher, getattr(fn, "__globals__", {}))
         if is_generated_code(fn):  # a GraphModule's code calls wrapped builtins by name
-            namespace = fn.__globals__  # type: ignore[attr-defined]
+            namespace = fn.__globals__
             for name in self._wrapped_builtins - set(namespace):
                 patcher.patch_item(namespace, name, recording_wrapper(getattr(builtins, name)))
 
@@ -482,7 +482,8 @@ def _by_name(names: list[str], concrete_args: tuple[Any, ...]) -> dict[str, Any]
 
 
 def _placeholder_name(parameter: inspect.Parameter) -> str:
-    stars = {parameter.VAR_POSITIONAL: "*", parameter.VAR_KEYWORD: "**"}.get(parameter.kind, "")
+    kind = parameter.kind
+    stars = "*" if kind is parameter.VAR_POSITIONAL else "**" if kind is parameter.VAR_KEYWORD else ""
     return stars + parameter.name
 
 
@@ -530,7 +531,7 @@ def _positional_form(fn: Callable[..., Any]) -> tuple[Callable[..., Any], list[s
     into ordinary positional parameters (so that one placeholder can stand for
     each and the function can be called positionally), and the placeholder
     names in parameter order (``*args`` and ``**kwargs`` spelled with stars)."""
-    code = fn.__code__  # type: ignore[attr-defined]
+    code = fn.__code__
     count = code.co_argcount + code.co_kwonlyargcount
     names = list(code.co_varnames[:count])
     variadic = code.co_flags & (inspect.CO_VARARGS | inspect.CO_VARKEYWORDS)
@@ -543,7 +544,7 @@ def _positional_form(fn: Callable[..., Any]) -> tuple[Callable[..., Any], list[s
     plain = code.replace(
         co_flags=code.co_flags & ~variadic, co_argcount=len(names), co_kwonlyargcount=0
     )
-    patched = FunctionType(plain, fn.__globals__, fn.__name__, None, fn.__closure__)  # type: ignore[attr-defined]
+    patched = FunctionType(plain, fn.__globals__, fn.__name__, None, fn.__closure__)
     return patched, names
 
 

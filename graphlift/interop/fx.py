@@ -98,7 +98,7 @@ class InputChecks(torch.nn.Module):
         return {k: v for k, v in self.__dict__.items() if k != "_check"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
+        super().__setstate__(state)  # type: ignore[no-untyped-call]  # torch's is unannotated
         self._check = compile_checks(self.source)
 
 
@@ -269,8 +269,7 @@ def _layout_of(module: GraphModule) -> PytreeLayout | None:
     if not isinstance(module, WrappedGraphModule):
         layout = module.meta.get(PYTREE_META)
         return layout if isinstance(layout, PytreeLayout) else None
-    in_spec: TreeSpec = module._in_spec  # type: ignore[assignment]
-    out_spec: TreeSpec = module._out_spec  # type: ignore[assignment]
+    in_spec, out_spec = module._in_spec, module._out_spec
     placeholders = [str(n.target) for n in module.graph.nodes if n.op == "placeholder"]
     names = _argument_names(in_spec, placeholders)
     return None if names is None else PytreeLayout(names, in_spec, out_spec)

@@ -417,4 +417,5 @@ def compile_forward(code: PythonCode) -> Callable[..., Any]:
     linecache.cache[filename] = (len(code.src), None, code.src.splitlines(True), filename)
     namespace = dict(code.globals)
     exec(compile(code.src, filename, "exec"), namespace)
-    return namespace["forward"]  # type: ignore[no-any-return]
+    forward: Callable[..., Any] = namespace["forward"]
+    return forward

@@ -72,7 +72,8 @@ def candidate_name(op: str, target: Target) -> str:
     ``activations_pascal_case``, ``__add__`` -> ``add``)."""
     if op == "call_function":
         if callable(target) and hasattr(target, "_schema"):  # ATen overload: aten.add.Tensor
-            return target._schema.name.split("::")[-1]
+            schema_name: str = target._schema.name
+            return schema_name.split("::")[-1]
         return snake_case(describe_target(target).rsplit(".", 1)[-1])
     name = str(target).lstrip("*")
     if name.startswith("__") and name.endswith("__") and len(name) > 4:
@@ -261,7 +262,7 @@ class Graph:
         """Copy ``node`` (usually from another graph) into this one, mapping its
         input Nodes with ``arg_transform``."""
         args, kwargs = map_arg((node.args, node.kwargs), arg_transform)
-        name = node.name if node.op != "placeholder" else node.target
+        name = node.name if node.op != "placeholder" else str(node.target)
         copied = self.create_node(node.op, node.target, args, kwargs, name, node.type)
         copied.meta = copy.copy(node.meta)
         return copied

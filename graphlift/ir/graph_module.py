@@ -31,7 +31,7 @@ class GraphModule(torch.nn.Module):
     def __new__(cls, *args: Any, **kwargs: Any) -> GraphModule:
         base = next(c for c in cls.__mro__ if not c.__dict__.get("_per_instance_class"))
         instance_class = type(base.__name__, (base,), {"_per_instance_class": True})
-        return super().__new__(instance_class)  # type: ignore[no-any-return]
+        return super().__new__(instance_class)
 
     def __init__(
         self,
@@ -110,7 +110,7 @@ class GraphModule(torch.nn.Module):
 
     def delete_all_unused_submodules(self) -> None:
         """Remove submodules that no node calls or reads (parents of used ones stay)."""
-        used = set()
+        used: set[str] = set()
         for target in _referenced_attributes(self._graph):
             atoms = target.split(".")
             used.update(".".join(atoms[:i]) for i in range(1, len(atoms) + 1))

@@ -13,6 +13,7 @@ instead of reading the wrong leaf.
 
 from __future__ import annotations
 
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -52,7 +53,7 @@ def flatten_input(value: Any, spec: Any, name: str = "input") -> list[Any]:
         _check_keys(value, list(spec.context), name)
         items: Iterable[Any] = (value[key] for key in spec.context)
         paths = [f"{name}[{key!r}]" for key in spec.context]
-    elif kind in (list, tuple, torch_pytree.namedtuple):
+    elif kind in (list, tuple, namedtuple):  # pytree tags namedtuple nodes with the factory
         _check_length(value, len(children), name)
         items = (value[i] for i in range(len(children)))
         paths = [f"{name}[{i}]" for i in range(len(children))]

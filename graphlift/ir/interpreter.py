@@ -27,6 +27,7 @@ class Interpreter:
     ) -> None:
         self.module = module
         self.submodules = dict(module.named_modules())
+        # nn.Module.__getattr__ is typed Tensor | Module for every attribute
         self.graph: Graph = graph if graph is not None else module.graph  # type: ignore[assignment]
         self.env: dict[Node, Any] = {}
         self.garbage_collect_values = garbage_collect_values

@@ -41,7 +41,7 @@ Target = Callable[..., Any] | str
 Argument = Any  # nested tuple/list/dict/slice of Node and constants
 
 
-class ImmutableList(list):  # type: ignore[type-arg]
+class ImmutableList(list[Any]):
     """A list that refuses in-place edits (node arguments must be replaced whole)."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
@@ -50,14 +50,15 @@ class ImmutableList(list):  # type: ignore[type-arg]
             "so that use-def edges stay correct"
         )
 
+    # deliberately not list's signatures: every in-place edit refuses
     __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse  # type: ignore[assignment]
-    append = extend = insert = pop = remove = clear = sort = reverse = _refuse  # type: ignore[assignment]
+    append = extend = insert = pop = remove = clear = sort = reverse = _refuse
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ImmutableList, (list(self),))
 
 
-class ImmutableDict(dict):  # type: ignore[type-arg]
+class ImmutableDict(dict[Any, Any]):
     """A dict that refuses in-place edits (see ImmutableList)."""
 
     _refuse = ImmutableList._refuse
@@ -349,11 +350,12 @@ def format_arg(arg: Argument) -> str:
     """Compact, deterministic text for an argument: Nodes as ``%name``."""
     if isinstance(arg, Node):
         return f"%{arg.name}"
-    if isinstance(arg, tuple) and not hasattr(arg, "_fields"):
-        inner = ", ".join(format_arg(a) for a in arg)
-        return f"({inner},)" if len(arg) == 1 else f"({inner})"
-    if isinstance(arg, tuple):  # namedtuple
-        fields = ", ".join(f"{k}={format_arg(v)}" for k, v in zip(arg._fields, arg))
+    if isinstance(arg, tuple):
+        names: tuple[str, ...] | None = getattr(arg, "_fields", None)  # set on namedtuples
+        if names is None:
+            inner = ", ".join(format_arg(a) for a in arg)
+            return f"({inner},)" if len(arg) == 1 else f"({inner})"
+        fields = ", ".join(f"{k}={format_arg(v)}" for k, v in zip(names, arg))
         return f"{type(arg).__name__}({fields})"
     if isinstance(arg, list):
         return "[" + ", ".join(format_arg(a) for a in arg) + "]"

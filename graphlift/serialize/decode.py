@@ -15,8 +15,9 @@ import torch
 
 from graphlift.errors import ArchiveError, GraphError, PytreeError, VerificationError
 from graphlift.export.package import is_entry_name
+from graphlift.export.program.call_graph import ModuleCallEntry
 from graphlift.export.program.constraints import Specialization
-from graphlift.export.program.exported_program import ExportedProgram, ModuleCallEntry
+from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.program.signature import (
     RETURNED_KINDS,
     ConstantArgument,

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from graphlift.errors import ArchiveError
+
+T = TypeVar("T")
 
 
 class Data:
@@ -25,7 +27,7 @@ class Data:
     def fail(self, problem: str) -> ArchiveError:
         return ArchiveError(f"malformed program.json: {problem}", path=self.path)
 
-    def _expect(self, kind: type | tuple[type, ...], name: str) -> Any:
+    def _expect(self, kind: type[T], name: str) -> T:
         if not isinstance(self.value, kind) or (kind is int and isinstance(self.value, bool)):
             raise self.fail(f"expected {name}, found {_describe(self.value)}")
         return self.value
@@ -67,13 +69,13 @@ class Data:
         return [Data(item, f"{self.path}[{index}]") for index, item in enumerate(value)]
 
     def str(self) -> str:
-        return self._expect(str, "a string")  # type: ignore[no-any-return]
+        return self._expect(str, "a string")
 
     def int(self) -> int:
-        return self._expect(int, "an integer")  # type: ignore[no-any-return]
+        return self._expect(int, "an integer")
 
     def bool(self) -> bool:
-        return self._expect(bool, "a boolean")  # type: ignore[no-any-return]
+        return self._expect(bool, "a boolean")
 
     def optional_str(self) -> builtins.str | None:
         return None if self.value is None else self.str()

@@ -79,7 +79,7 @@ def target_name(target: Any) -> str:
     if isinstance(target, torch._ops.OpOverload):
         return f"{target._schema.name}.{target._overloadname}"
     if isinstance(target, torch._ops.HigherOrderOperator):
-        return f"higher_order::{target.name()}"  # type: ignore[no-untyped-call]
+        return f"higher_order::{target.name()}"  # type: ignore[no-untyped-call]  # torch's is unannotated
     if isinstance(target, LeafFunction):
         return _leaf_name(target)
     name = _NAMES_BY_ID.get(id(target))

@@ -52,8 +52,11 @@ MEMORY_FORMATS = {
     if isinstance(v, torch.memory_format)
 }
 _DEVICE = re.compile(r"[a-z_]{1,20}(:\d{1,4})?$")
-_SYMBOLIC = {torch.SymInt: ("sym_int", int), torch.SymFloat: ("sym_float", float),
-             torch.SymBool: ("sym_bool", bool)}  # fmt: skip
+_SYMBOLIC: dict[type[torch.SymInt | torch.SymFloat | torch.SymBool], tuple[str, type]] = {
+    torch.SymInt: ("sym_int", int),
+    torch.SymFloat: ("sym_float", float),
+    torch.SymBool: ("sym_bool", bool),
+}
 _EXPR_KINDS = {"sym_int": ("int", int), "sym_float": ("float", float), "sym_bool": ("bool", bool)}
 _MAX_DIMS = 64
 _MAX_SIZE = 2**62
@@ -79,7 +82,7 @@ def encode_value(value: Any) -> Any:
         return {"slice": [encode_value(v) for v in (value.start, value.stop, value.step)]}
     for kind, (tag, _) in _SYMBOLIC.items():
         if isinstance(value, kind):
-            return {tag: expr_text(value.node.symbolic_expr)}  # type: ignore[attr-defined]
+            return {tag: expr_text(value.node.symbolic_expr)}
     simple = _simple_tag(value)
     if simple is not None:
         return simple

@@ -150,7 +150,8 @@ def _inverse(
             "(`v = v.clone()`) if the original should not change",
             where=user_where(),
         )
-    return inverse(recorder.call, step, parent, child)
+    written: TraceTensor = inverse(recorder.call, step, parent, child)
+    return written
 
 
 Call = Callable[[Any, tuple[Any, ...], dict[str, Any]], Any]

@@ -242,7 +242,7 @@ def _merge(recorder: Recorder, a: TraceTensor, b: TraceTensor) -> torch.Tensor:
             f"{a.dim()} dims vs {b.dtype}, {b.dim()} dims)",
             where=user_where(),
         )
-    sizes = []
+    sizes: list[int | torch.SymInt] = []
     for x, y in zip(a.shape, b.shape):
         if isinstance(x, int) and isinstance(y, int) and x == y:
             sizes.append(x)

@@ -156,7 +156,8 @@ def _masked_select(env: ShapeEnv) -> Callable[..., Any]:
         # Equal shapes need no broadcasting, whose size-1 questions would guard here
         # (a data-dependent rule gets no 0/1 check): ``masked_select(x, x > 0)``.
         same = [_size_expr(a) for a in x.shape] == [_size_expr(b) for b in mask.shape]
-        shape = x.shape if same else torch.broadcast_shapes(x.shape, mask.shape)
+        # torch.broadcast_shapes is unannotated
+        shape = x.shape if same else torch.broadcast_shapes(x.shape, mask.shape)  # type: ignore[no-untyped-call]
         return x.new_empty((_size(env, "masked_select()", max=math.prod(shape)),))
 
     return rule
@@ -261,7 +262,8 @@ def index_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
                 expanded += [index.new_empty((count,), dtype=torch.long)] * index.dim()
             else:
                 expanded.append(index)
-        return aten.index.Tensor(x, expanded)
+        indexed: torch.Tensor = aten.index.Tensor(x, expanded)
+        return indexed
 
     return recorder.call(op, args, kwargs, rule=rule)
 
@@ -287,7 +289,7 @@ def slice_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
     def rule(shadow: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
         size = shadow.shape[dim]
         start_at = start if start is not None else 0
-        sizes = list(shadow.shape)
+        sizes: list[int | torch.SymInt] = list(shadow.shape)
         sizes[dim] = _size(env, "a slice with a data-dependent end", max=size)
         strides = list(shadow.stride())
         offset = shadow.storage_offset() + start_at * strides[dim]

@@ -14,7 +14,8 @@ once) and with the trace mode switched off.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
@@ -67,7 +68,8 @@ class ExampleValues:
         args = _map(node.args, self._values)
         kwargs = _map(node.kwargs, self._values)
         try:
-            self._values[node] = node.target(*args, **kwargs)  # type: ignore[operator]
+            function = cast(Callable[..., Any], node.target)  # a call_function's target
+            self._values[node] = function(*args, **kwargs)
         except Exception:
             return False
         return True

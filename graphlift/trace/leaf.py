@@ -45,6 +45,8 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 class LeafFunction:
     """A function called as one graph node; see the module docstring."""
 
+    __qualname__: str  # the wrapped function's, set by functools.update_wrapper
+
     def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -63,11 +65,11 @@ class LeafFunction:
             return _record_leaf_call(recorder, self, args, kwargs)
         result = self.fn(*args, **kwargs)
         if self.fake is not None:
-            _check_against_fake(self, result, args, kwargs)
+            _check_against_fake(self, self.fake, result, args, kwargs)
         return result
 
     def __repr__(self) -> str:
-        return f"<leaf function {self.name or self.__qualname__}>"  # type: ignore[attr-defined]
+        return f"<leaf function {self.name or self.__qualname__}>"
 
 
 def leaf_function(fn: Callable[..., Any] | None = None, *, name: str | None = None) -> Any:
@@ -104,7 +106,7 @@ def _record_leaf_call(
     recorder: Recorder, leaf: LeafFunction, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """One node calling ``leaf``; its fake implementation gives the result metadata."""
-    label = leaf.name or leaf.__qualname__  # type: ignore[attr-defined]
+    label = leaf.name or leaf.__qualname__
     if leaf.fake is None:
         raise TraceError(
             f"leaf function {label} has no fake implementation, so the tracer cannot know "
@@ -129,16 +131,20 @@ def _record_leaf_call(
 
 
 def _check_against_fake(
-    leaf: LeafFunction, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    leaf: LeafFunction,
+    fake: Callable[..., Any],
+    result: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
 ) -> None:
     """The real result has the shapes and dtypes the fake gives for these
     arguments: programs were traced with the fake's, so a wrong fake would
     make them compute something else than eager without this check."""
     meta_args, meta_kwargs = tree_map(_meta_like, (args, kwargs))
-    expected = [_describe(t) for t in tree_leaves(leaf.fake(*meta_args, **meta_kwargs))]  # type: ignore[misc]
+    expected = [_describe(t) for t in tree_leaves(fake(*meta_args, **meta_kwargs))]
     actual = [_describe(t) for t in tree_leaves(result)]
     if actual != expected:
-        label = leaf.name or leaf.__qualname__  # type: ignore[attr-defined]
+        label = leaf.name or leaf.__qualname__
         raise RuntimeAssertError(
             f"leaf function {label} returned {', '.join(actual)} where its fake "
             f"implementation says {', '.join(expected)}; programs that call it were traced "

@@ -81,13 +81,13 @@ SPECIAL_OPS: dict[Any, Handler] = {
 BUILTIN_NAMESPACES = {"aten", "prims", "higher_order"}
 
 
-class TraceMode(TorchDispatchMode):
+class TraceMode(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch's is unannotated
     #: torch's control-flow operators (torch.cond, map, while_loop, scan) reach
     #: __torch_dispatch__ as HigherOrderOperator objects; CONTROL_FLOW_OPS handles them.
     supports_higher_order_operators = True
 
     def __init__(self, recorder: Recorder) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # torch's is unannotated
         self.recorder = recorder
         recorder.trace_mode = self  # control-flow bodies are traced under it again
 

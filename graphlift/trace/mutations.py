@@ -27,7 +27,7 @@ rewritten into ops whose schema declares it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -81,7 +81,9 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
         stem = name.rstrip("_")
     for candidate in (f"{stem}_functional", stem):
         packet = getattr(torch.ops.aten, candidate, None)
-        overload = getattr(packet, op._overloadname, None) if packet is not None else None
+        overload: torch._ops.OpOverload | None = (
+            getattr(packet, op._overloadname, None) if packet is not None else None
+        )
         if overload is not None and not overload._schema.is_mutable:
             if returns_alias(overload):
                 raise MutationError(
@@ -89,7 +91,7 @@ def functional_op(op: torch._ops.OpOverload) -> torch._ops.OpOverload | None:
                     f"program cannot express that. Use the out-of-place {overload} instead",
                     where=user_where(),
                 )
-            return overload  # type: ignore[no-any-return]
+            return overload
     raise TraceError(
         f"{op} changes a tensor in place and has no functional form to record",
         where=user_where(),
@@ -108,9 +110,11 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     written = [
         None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)
     ]
-    if op is aten.copy_.default and _same_metadata(written[0], args[1]):
-        recorder.assign(written[0], recorder.traced(args[1]))  # nothing to convert: a plain rebind
-        return written[0]
+    if op is aten.copy_.default:
+        destination = cast(TraceTensor, written[0])  # copy_ writes its (required) self
+        if _same_metadata(destination, args[1]):
+            recorder.assign(destination, recorder.traced(args[1]))  # a plain rebind
+            return destination
     functional = functional_op(op)
     if functional is None:
         fresh = _shadow_tuple(shadow_result) + tuple(
@@ -148,12 +152,13 @@ def _eager_returns(op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dic
     """What the in-place op returns: written arguments for ``Tensor(a!)`` results."""
     by_alias: dict[Any, Any] = {}
     for index, argument in enumerate(op._schema.arguments):
-        if _writes(argument):
+        aliases = _written_aliases(argument)
+        if aliases is not None:
             value = args[index] if index < len(args) else kwargs.get(argument.name)
-            by_alias[tuple(sorted(argument.alias_info.before_set))] = value
+            by_alias[aliases] = value
     remaining = iter(plain)
     values = [
-        by_alias.get(tuple(sorted(r.alias_info.before_set))) if _writes(r) else next(remaining)
+        by_alias.get(_written_aliases(r)) if _writes(r) else next(remaining)
         for r in op._schema.returns
     ]
     if not values:
@@ -187,11 +192,18 @@ def _cast_like(recorder: Recorder, value: TraceTensor, target: TraceTensor) -> T
     in (``half.add_(float)`` stays half); the out-of-place op promotes."""
     if value.dtype == target.dtype:
         return value
-    return recorder.call(aten._to_copy.default, (value,), {"dtype": target.dtype})  # type: ignore[no-any-return]
+    converted: TraceTensor = recorder.call(aten._to_copy.default, (value,), {"dtype": target.dtype})
+    return converted
 
 
 def _writes(item: Any) -> bool:
     return item.alias_info is not None and item.alias_info.is_write
+
+
+def _written_aliases(item: torch._C.Argument) -> tuple[str, ...] | None:
+    """The alias set of a written (``Tensor(a!)``) argument or return, sorted; else None."""
+    alias = item.alias_info
+    return tuple(sorted(alias.before_set)) if alias is not None and alias.is_write else None
 
 
 def _shadow_tuple(result: Any) -> tuple[Any, ...]:

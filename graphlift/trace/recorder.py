@@ -253,7 +253,7 @@ class Recorder:
                     op, args, kwargs, lambda: kernel(*args, **kwargs)
                 )
             return self.metadata_cache.compute(
-                op, args, kwargs, lambda: self._checked_metadata(kernel, args, kwargs)
+                op, args, kwargs, lambda: self._checked_metadata(env, kernel, args, kwargs)
             )
         except GraphliftError:  # DataDependentError names the user's line already
             raise
@@ -262,9 +262,10 @@ class Recorder:
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
             ) from error
 
-    def _checked_metadata(self, kernel: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    def _checked_metadata(
+        self, env: ShapeEnv, kernel: Callable[..., Any], args: Any, kwargs: Any
+    ) -> Any:
         """``kernel``'s result on symbolic shadows, each 0/1 assumption checked."""
-        env = self.symbolic.shape_env  # type: ignore[union-attr]
         with env.assuming_not_0_or_1() as assumptions:
             result = kernel(*args, **kwargs)
         if assumptions:
@@ -376,8 +377,8 @@ class Recorder:
             pairs = [self._convert(v) for v in value]
             return type(value)(p[0] for p in pairs), type(value)(p[1] for p in pairs)
         if isinstance(value, dict):
-            pairs = {k: self._convert(v) for k, v in value.items()}
-            return {k: p[0] for k, p in pairs.items()}, {k: p[1] for k, p in pairs.items()}
+            by_key = {k: self._convert(v) for k, v in value.items()}
+            return {k: p[0] for k, p in by_key.items()}, {k: p[1] for k, p in by_key.items()}
         if isinstance(value, torch.device):
             return value, META
         symbolic = isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool)

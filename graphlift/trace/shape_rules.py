@@ -72,7 +72,7 @@ def classification_loss(
     else one value per sample: the input without its class dim (dim 1, or dim 0
     for an unbatched input), for class-index and probability targets alike."""
     if input.dim() >= 2 and target.dim() == input.dim() - 1:  # class indices: same batch
-        torch._check(
+        torch._check(  # type: ignore[no-untyped-call]  # torch._check is unannotated
             target.shape[0] == input.shape[0],
             lambda: f"expected a target batch of {input.shape[0]}, got {target.shape[0]}",
         )

@@ -27,7 +27,9 @@ def swapped_state(
     cache: dict[int, torch.Tensor] = {}
     try:
         for submodule in module.modules():
-            for table in (submodule._parameters, submodule._buffers):
+            # Any: a Parameter slot holds the plain traced tensor while tracing
+            tables: tuple[dict[str, Any], ...] = (submodule._parameters, submodule._buffers)
+            for table in tables:
                 for name, value in table.items():
                     if value is None:
                         continue

@@ -42,7 +42,7 @@ class TraceTensor(torch.Tensor):
     def __new__(
         cls, shadow: torch.Tensor, node: Node, device: torch.device, requires_grad: bool = False
     ) -> TraceTensor:
-        return torch.Tensor._make_wrapper_subclass(  # type: ignore[no-any-return]
+        return torch.Tensor._make_wrapper_subclass(
             cls,
             shadow.shape,
             strides=shadow.stride(),
@@ -66,18 +66,23 @@ class TraceTensor(torch.Tensor):
         self.version = 0
         self.seen_version = 0
 
+    # torch's Tensor.__repr__ is unannotated (returns Any), which mypy cannot match
     def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]
         return f"TraceTensor({describe_value(self)}, node=%{self.node.name}, device={self.device})"
 
-    def tolist(self) -> Any:  # type: ignore[override]
+    def tolist(self) -> Any:
         """torch's C++ ``tolist`` refuses tensor subclasses; element by element,
         each ``.item()`` is a data-dependent value like any other."""
         if self.dim() == 0:
             return self.item()
         return [row.tolist() for row in self.unbind(0)]
 
+    # torch types Tensor.__torch_dispatch__ as its disabled plain function, while a
+    # subclass must define it as a classmethod: torch's annotation is what is wrong.
     @classmethod
-    def __torch_dispatch__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+    def __torch_dispatch__(  # type: ignore[override]
+        cls, func: Any, types: Any, args: Any = (), kwargs: Any = None
+    ) -> Any:
         raise TraceError(
             f"{func} was called on a traced tensor outside of an export trace; "
             "traced tensors only live while graphlift.export runs the model (was one kept "

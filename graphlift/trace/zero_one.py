@@ -23,7 +23,7 @@ is never assumed: it guards as usual.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -131,7 +131,7 @@ def _concrete(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
     return value
 
 
-def number_at(env: ShapeEnv, value: Any, at: dict[str, Scalar]) -> Any:
+def number_at(env: ShapeEnv, value: Any, at: Mapping[str, Scalar]) -> Any:
     """``value`` (a symbolic int, float or bool, or a plain number) at the example
     values with ``at`` overriding some symbols."""
     if isinstance(value, torch.SymInt | torch.SymBool | torch.SymFloat):

@@ -145,6 +145,27 @@ def test_run_says_when_an_archive_has_no_example_inputs(archive: Path) -> None:
         run_command._inputs(program, arguments)
 
 
+class _TwoMethods(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+
+    def halve(self, x: torch.Tensor) -> torch.Tensor:
+        return x / 2
+
+
+def test_run_refuses_a_package_of_methods(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run`` runs one program; a package archive gets a typed error naming its methods
+    (it used to crash with an AttributeError)."""
+    x = torch.randn(2, 3)
+    package = gl.export_methods(_TwoMethods(), {"forward": ((x,), {}), "halve": ((x,), {})})
+    gl.save(package, tmp_path / "methods.gl")
+    code, facts = run_in_process(capsys, "run", str(tmp_path / "methods.gl"))
+    assert code == 1 and facts["error"]["type"] == "ArchiveError"
+    assert "a package of methods ['forward', 'halve']" in facts["error"]["message"]
+
+
 def test_run_refuses_inputs_outside_the_program_and_reports_a_mismatch(
     archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -92,8 +92,10 @@ def _hint_stand_ins(shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]) -> dict[s
     for dim in dims:
         if isinstance(dim.entry, Dim) and not isinstance(dim.size, int):
             symbol = as_symbol(shape_env.simplify(dim.size.node.symbolic_expr))
-            if symbol in hint_symbols and symbol != as_symbol(dim.size.node.symbolic_expr):
-                tied.setdefault(symbol, []).append(dim.source)  # type: ignore[arg-type]
+            if symbol is not None and symbol in hint_symbols and (
+                symbol != as_symbol(dim.size.node.symbolic_expr)
+            ):
+                tied.setdefault(symbol, []).append(dim.source)
     return {sources[0]: symbol for symbol, sources in tied.items() if len(sources) == 1}
 
 
@@ -123,6 +125,7 @@ def _problem(
     if not narrowed and refusal is None:
         return None
     changes = [f"range {actual} (declared {declared})"] if narrowed else []
+    where: str | None
     if refusal is not None:
         changes.append(f"{_sizes_text(refusal.refused)} not supported")
         where = "; ".join(_guard_line(g) for g in refusal.guards)

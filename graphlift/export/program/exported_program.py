@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -21,7 +21,7 @@ from graphlift.export.program import decompositions
 from graphlift.export.program.call_graph import ModuleCallEntry
 from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
 from graphlift.export.program.verifier import Verifier, verify
-from graphlift.export.runtime.unlift import unlift
+from graphlift.export.runtime.unlift import ExportedModule, unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
@@ -105,11 +105,11 @@ class ExportedProgram:
 
     @property
     def call_spec_in(self) -> TreeSpec:
-        return self.module_call_graph[0].in_spec  # type: ignore[return-value]
+        return cast(TreeSpec, self.module_call_graph[0].in_spec)  # the root entry has both specs
 
     @property
     def call_spec_out(self) -> TreeSpec:
-        return self.module_call_graph[0].out_spec  # type: ignore[return-value]
+        return cast(TreeSpec, self.module_call_graph[0].out_spec)
 
     def named_parameters(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name in self.graph_signature.parameters:
@@ -128,7 +128,7 @@ class ExportedProgram:
             yield value
 
     @reports_internal_errors
-    def module(self) -> torch.nn.Module:
+    def module(self) -> ExportedModule:
         """A runnable module: checks its inputs, then runs the graph with the program's state."""
         return unlift(self)
 

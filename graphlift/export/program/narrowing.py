@@ -19,8 +19,9 @@ just not announced.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import cast
 
 from graphlift.symbolic import ShapeEnv, ValueRange
 from graphlift.symbolic.expr import free_symbols
@@ -116,10 +117,10 @@ def _compile(code: str, symbols: tuple[str, ...]) -> Callable[..., bool]:
         compile(f"def holds({', '.join(symbols)}):\n    return {code}\n", "<guard>", "exec"),
         namespace,
     )
-    return namespace["holds"]  # type: ignore[return-value]
+    return cast(Callable[..., bool], namespace["holds"])  # the function just compiled
 
 
-def _holds(compiled: _CompiledGuard, values: dict[str, object]) -> bool:
+def _holds(compiled: _CompiledGuard, values: Mapping[str, object]) -> bool:
     try:
         return bool(compiled.holds(*(values[name] for name in compiled.symbols)))
     except (ZeroDivisionError, ValueError, OverflowError):

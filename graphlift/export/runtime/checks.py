@@ -163,11 +163,10 @@ def _static_size(size: Any, shape_env: ShapeEnv | None) -> Any:
 def _dynamic_size_check(name: str, dim: int, expr: Any, shape_env: ShapeEnv) -> str:
     source = f"{name}.size()[{dim}]"
     symbol = as_symbol(expr)
-    defining = symbol is not None and shape_env.format(expr) == source
-    if not defining:
+    if symbol is None or shape_env.format(expr) != source:  # not the symbol this size defines
         other = shape_env.format(expr)
         return f"    if {source} != {other}: fail({name!r}, 'size {other} at dim {dim}', {source})"
-    bounds = shape_env.range_of(symbol)  # type: ignore[arg-type]
+    bounds = shape_env.range_of(symbol)
     lower, upper = int(bounds.lower), bounds.upper
     if math.isinf(upper):
         return (
@@ -215,4 +214,5 @@ def compile_checks(source: str) -> Callable[..., None]:
         "fail_structure": fail_structure,
     }
     exec(compile(source, "<graphlift-input-checks>", "exec"), namespace)
-    return namespace["check_inputs"]  # type: ignore[no-any-return]
+    check_inputs: Callable[..., None] = namespace["check_inputs"]
+    return check_inputs

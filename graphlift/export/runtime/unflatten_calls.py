@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from operator import getitem
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -38,6 +38,7 @@ from graphlift.ir.node import Node
 from graphlift.pytree import TreeSpec, tree_unflatten
 
 VALUE_NAME = "unflatten_value"  # meta key of the program's name for a node, while cutting
+ModuleT = TypeVar("ModuleT", bound=GraphModule)  # what CallExtraction._module makes
 
 
 @dataclass
@@ -141,7 +142,7 @@ class CallExtraction:
         results = [sub_graph.mapping[n] for n in outputs]
         sub_graph.graph.output(results[0] if len(results) == 1 else tuple(results))
         self._retag(_replace_with_call(graph, call.nodes, inputs, outputs, relative))
-        return self._module(call, sub_graph.graph)
+        return self._module(call, sub_graph.graph, GraphModule)
 
     def _preserved(
         self,
@@ -183,7 +184,7 @@ class CallExtraction:
             )
         return node
 
-    def _module(self, call: _Call, graph: Graph, cls: type[Any] = GraphModule) -> Any:
+    def _module(self, call: _Call, graph: Graph, cls: type[ModuleT]) -> ModuleT:
         class_name = call.kind.rsplit(".", 1)[-1]
         return cls(self._existing(call.path), graph, class_name)
 

@@ -14,7 +14,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -132,7 +132,7 @@ def _share(module: torch.nn.Module, name: str, value: torch.Tensor, state: torch
     for atom in parents:
         if atom not in owner._modules:
             owner.add_module(atom, torch.nn.Module())
-        owner = owner._modules[atom]  # type: ignore[assignment]
+        owner = cast(torch.nn.Module, owner._modules[atom])  # added above when missing
     if isinstance(value, torch.nn.Parameter):
         owner.register_parameter(leaf, value)
     else:

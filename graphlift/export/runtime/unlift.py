@@ -41,17 +41,25 @@ class WrappedGraphModule(GraphModule):
     subclass around the generated graph code (``_run_graph``)."""
 
     _run_graph: Callable[..., Any]
+    _outer_forward: Callable[..., Any]  # each subclass defines it
+    _in_spec: TreeSpec
+    _out_spec: TreeSpec
 
     def recompile(self) -> Any:
         code = super().recompile()
         cls = type(self)
-        cls._run_graph = cls.forward  # type: ignore[attr-defined]
-        cls.forward = cls._outer_forward  # type: ignore[attr-defined, method-assign]
+        cls._run_graph = cls.forward
+        cls.forward = cls._outer_forward
         return code
 
 
 class ExportedModule(WrappedGraphModule):
     """What ``ExportedProgram.module()`` returns."""
+
+    _flat_layout: tuple[int, tuple[str, ...]] | None
+    _input_check_source: str
+    _check_inputs: Callable[..., None]
+    _python_guards: tuple[Any, ...]  # strict/guards.py: each has check()
 
     def _outer_forward(self, *args: Any, **kwargs: Any) -> Any:
         return self._checked_forward(*args, **kwargs)
@@ -61,7 +69,7 @@ class ExportedModule(WrappedGraphModule):
             guard.check()
         flat = self._flat_inputs(args, kwargs)
         self._check_inputs(*flat)
-        outputs = self._run_graph(*flat)  # type: ignore[attr-defined]
+        outputs = self._run_graph(*flat)
         if self._out_spec == LEAF:
             return outputs[0]
         return tree_unflatten(outputs, self._out_spec)

@@ -102,7 +102,8 @@ class ShapesCollection:
                 return self._shapes[id(leaf)]
             return None
 
-        spec = _mirror(inputs, iter([shape_of(leaf) for leaf in tree_flatten(inputs)[0]]))
+        leaves = [shape_of(leaf) for leaf in tree_flatten(inputs)[0]]
+        spec: dict[str, Any] = _mirror(inputs, iter(leaves))
         missing = [tuple(self._tensors[i].shape) for i in self._shapes if i not in found]
         if missing:
             raise ShapeSpecError(
@@ -154,7 +155,8 @@ class AdditionalInputs:
             _merge(path, values)
             for path, values in zip(_leaf_paths(trees[0]), zip(*(f[0] for f in flat)))
         ]
-        return _mirror(trees[0], iter(leaves))
+        mirrored: dict[str, Any] = _mirror(trees[0], iter(leaves))
+        return mirrored
 
     def verify(self, program: Any) -> None:
         """Run ``program.module()``'s input checks on every added input set (they
@@ -192,7 +194,7 @@ def refine_dynamic_shapes(
     names = placeholder_names(model, args, kwargs)
     declared: dict[str, tuple[str, int, DimEntry]] = {}
 
-    def record(name: str, tensor: torch.Tensor, shape: Any) -> Any:
+    def record(name: str, tensor: torch.Tensor | int, shape: Any) -> Any:
         if not isinstance(tensor, torch.Tensor):  # a dynamic int: its source is its name
             declared[name] = (name, VALUE, shape)
             return shape
@@ -208,7 +210,7 @@ def refine_dynamic_shapes(
     _rewrite_spec(model, args, kwargs, spec, names, record)
     plan = _RefinePlan.from_fixes(error.fixes, declared)
 
-    def apply(name: str, tensor: torch.Tensor, shape: Any) -> Any:
+    def apply(name: str, tensor: torch.Tensor | int, shape: Any) -> Any:
         if not isinstance(tensor, torch.Tensor):
             return plan.refine(name, shape)
         refined = {d: plan.refine(f"{name}.size()[{d}]", e) for d, e in _entries(tensor, shape)}
@@ -319,7 +321,7 @@ def _entries(tensor: torch.Tensor, shape: Any) -> list[tuple[int, DimEntry]]:
     ]
 
 
-TensorEdit = Callable[[str, torch.Tensor, Any], Any]
+TensorEdit = Callable[[str, torch.Tensor | int, Any], Any]  # a tensor, or a dynamic int
 
 
 def _rewrite_spec(
@@ -371,8 +373,8 @@ class _RefinePlan:
     dims derived from it) or, for hints, by source."""
 
     def __init__(self) -> None:
-        self.by_name: dict[str, Dim | None] = {}
-        self.by_source: dict[str, Dim | None] = {}
+        self.by_name: dict[str, Dim | DerivedDim | None] = {}
+        self.by_source: dict[str, Dim | DerivedDim | None] = {}
 
     @classmethod
     def from_fixes(
@@ -418,7 +420,7 @@ class _RefinePlan:
             return self._follow(entry)
         return entry
 
-    def _follow(self, entry: DimEntry | None) -> DimEntry | None:
+    def _follow(self, entry: Dim | DerivedDim | None) -> Dim | DerivedDim | None:
         """Apply name fixes until one stays (a narrowed Dim keeps its name; a
         Dim that only supports even sizes becomes ``2*Dim(...)``)."""
         for _ in range(len(self.by_name) + 1):

@@ -32,7 +32,6 @@ from graphlift.export.spec.dynamic_shapes import (
     Dim,
     DimEntry,
     DimHint,
-    hint_kind,
 )
 from graphlift.symbolic import ShapeEnv
 
@@ -111,8 +110,8 @@ class SymbolMaker:
 
     def _size(self, name: str, dim: int, hint: int, entry: DimEntry) -> Any:
         source = f"{name}.size()[{dim}]"
-        if hint_kind(entry) is not None:
-            return self._hinted(source, hint, entry, lowest=0)  # type: ignore[arg-type]
+        if isinstance(entry, DimHint | BoundedHint):
+            return self._hinted(source, hint, entry, lowest=0)
         if isinstance(entry, Dim):
             return self._named(source, hint, entry)
         root = self.by_name.get(entry.root.name)
@@ -129,9 +128,10 @@ class SymbolMaker:
         self, source: str, example: int, entry: DimHint | BoundedHint, lowest: int
     ) -> torch.SymInt:
         """A hint's symbol: unbounded, or in the range ``Dim.AUTO(min=, max=)`` gives."""
-        bounded = isinstance(entry, BoundedHint)
-        low = entry.min if bounded and entry.min is not None else lowest
-        high = entry.max if bounded else None
+        low, high = lowest, None
+        if isinstance(entry, BoundedHint):
+            low = entry.min if entry.min is not None else lowest
+            high = entry.max
         if example < low or (high is not None and example > high):
             raise DynamicShapesError(
                 f"the example size of {source} is {example}, outside the range of {entry!r}; "

@@ -14,6 +14,7 @@ order torch.fx picks; a cycle between partitions raises GraphError.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,9 +93,7 @@ def _assign_partitions(graph: Graph, split_callback: Callable[[Node], int]) -> d
         partition = partitions.setdefault(name, Partition(name))
         partition.nodes.append(node)
         owner[node] = partition
-        map_arg(
-            (node.args, node.kwargs), lambda used, user=partition: _record_use(owner, used, user)
-        )
+        map_arg((node.args, node.kwargs), functools.partial(_record_use, owner, user=partition))
     return partitions
 
 
