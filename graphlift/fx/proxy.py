@@ -66,8 +66,8 @@ class TracerBase:
             return tuple(self.create_arg(x) for x in a)
         if dataclasses.is_dataclass(a) and not isinstance(a, type):
             # built by a node of its own, from its fields, as torch.fx does
-            fields = {f.name: self.create_arg(getattr(a, f.name)) for f in dataclasses.fields(a)}
-            return self.create_node("call_function", type(a), (), fields)
+            values = {f.name: self.create_arg(getattr(a, f.name)) for f in dataclasses.fields(a)}
+            return self.create_node("call_function", type(a), (), values)
         if isinstance(a, list):
             return [self.create_arg(x) for x in a]
         if isinstance(a, dict):
