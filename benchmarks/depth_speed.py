@@ -4,8 +4,9 @@ A Llama config (Llama-2-7B widths by default) on the meta device, so no weight
 is ever materialized, with ``--layers`` decoder layers (default 4, 16, 64,
 128). For each depth, in one process: export with a dynamic batch and sequence
 length (both libraries' ``Dim(min=2)``, see export_speed.py), then
-``run_decompositions()`` on the result; one run each (these are long), the two
-libraries taking turns going first.
+``run_decompositions()`` on the result; one run each (these are long), taking
+turns going first. "graphlift" is the default (shared block bodies), "graphlift
+flat" is ``reuse_blocks=False``.
 
 Targets (issue 18): the 64-layer export + decomposition within 3x the 4-layer
 one.
@@ -62,10 +63,10 @@ def exporters() -> dict[str, Callable[..., Any]]:
     def theirs(model: Any, args: tuple) -> Any:
         return torch.export.export(model, args, dynamic_shapes=spec(torch.export.Dim))
 
-    # reuse_blocks=False would be a third column once shared bodies exist; today
-    # both settings make the same flat program (docs/block_reuse.md).
-    made = {"graphlift": ours, "torch": theirs}
-    return made
+    def flat(model: Any, args: tuple) -> Any:
+        return ours(model, args, reuse_blocks=False)
+
+    return {"graphlift": ours, "graphlift flat": flat, "torch": theirs}
 
 
 def timed(action: Callable[[], Any]) -> tuple[dict[str, float] | None, Any, str | None]:
@@ -82,12 +83,16 @@ def timed(action: Callable[[], Any]) -> tuple[dict[str, float] | None, Any, str 
 
 
 def measure(
-    layers: int, hidden: int, exporters: dict[str, Callable[..., Any]], order: list[str]
-) -> dict[str, Any]:
+    layers: int, hidden: int, exporters: dict[str, Callable[..., Any]], order: list[str],
+    torch_max_layers: int | None = None,
+) -> dict[str, Any]:  # fmt: skip
     model = make_model(layers, hidden)
     args = (torch.zeros(4, 32, dtype=torch.long, device="meta"),)
     record: dict[str, Any] = {}
     for name in order:
+        if name == "torch" and torch_max_layers is not None and layers > torch_max_layers:
+            record[name] = {"export": None, "decompose": None, "error": "not run", "nodes": None}
+            continue
         export = exporters[name]
         export_seconds, program, error = timed(lambda export=export: export(model, args))
         decompose_seconds = None
@@ -140,6 +145,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", default="4,16,64,128")
     parser.add_argument("--hidden", type=int, default=4096)
     parser.add_argument("--json", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--torch-max-layers",
+        type=int,
+        default=None,
+        help="measure torch.export only up to this depth (it takes minutes)",
+    )
     options = parser.parse_args(argv)
     torch.set_num_threads(1)
     torch._logging.set_logs(dynamic=logging.ERROR, export=logging.ERROR)
@@ -150,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     for index, layers in enumerate(int(n) for n in options.layers.split(",")):
         print(f"measuring {layers} layers ...", file=sys.stderr, flush=True)
         order = names if index % 2 == 0 else list(reversed(names))
-        results[layers] = measure(layers, options.hidden, made, order)
+        results[layers] = measure(layers, options.hidden, made, order, options.torch_max_layers)
     header = ["layers"] + [
         f"{n} {what}"
         for n in names

@@ -105,6 +105,17 @@ class GraphTargetError(GraphliftError, ValueError):
     """A node's target has the wrong type for its opcode (torch.fx's lint: ValueError)."""
 
 
+class ImmutableArgumentError(GraphliftError, TypeError):
+    """A node's argument list or dict was edited in place (torch.fx's immutable
+    collections: TypeError); assign new arguments instead."""
+
+
+class FxArgumentError(GraphliftError, AssertionError):
+    """An fx API was given an argument torch.fx refuses with an assertion: a
+    ``Tracer.traced_func_name`` the root's class lacks, a ``Node.insert_arg``
+    position outside the arguments."""
+
+
 class RewriteError(GraphliftError, AssertionError):
     """A subgraph-rewrite pattern and its replacement do not fit together (other
     input or output counts; torch.fx's subgraph rewriter: AssertionError)."""
@@ -355,6 +366,19 @@ class ArchiveError(GraphliftError, RuntimeError):
 class SerializationError(GraphliftError, RuntimeError):
     """``graphlift.save`` met a program it cannot write (a value the archive
     format has no encoding for); torch.export.save raises SerializeError."""
+
+
+# --- pictures of graphs ----------------------------------------------------------------
+
+
+class GraphDrawingError(GraphliftError, RuntimeError):
+    """A picture of a graph cannot be made: the pydot package is missing (torch.fx's
+    FxGraphDrawer: RuntimeError), or graphviz's layout program failed."""
+
+
+class GraphvizNotFoundError(GraphDrawingError, FileNotFoundError):
+    """Graphviz's layout program (``dot``) is not installed or not on ``PATH`` (pydot:
+    FileNotFoundError)."""
 
 
 # --- interop with torch.fx ----------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A picture of a program: a self-contained interactive HTML page, or SVG through graphviz.
+"""A picture of a program: a self-contained interactive HTML page, or SVG through graphviz
+(run by ``graphlift.fx.passes.graphviz``, which ``FxGraphDrawer`` shares).
 
 The page embeds the graph as JSON, the dagre layout library (vendored from
 the npm package ``@dagrejs/dagre``, see ``assets/VENDORED.md``) and a small
@@ -11,18 +12,16 @@ from __future__ import annotations
 
 import html
 import json
-import shutil
-import subprocess
 from importlib import resources
 from typing import Any
 
 import graphlift as gl
-from graphlift.errors import GraphliftError
+from graphlift.errors import GraphDrawingError
+from graphlift.fx.passes import graphviz
 from graphlift.ir.node import describe_target, describe_value
 
-
-class GraphViewError(GraphliftError, RuntimeError):
-    """A picture of the program cannot be made (e.g. graphviz is not installed)."""
+# a picture of the program cannot be made (e.g. graphviz is not installed)
+GraphViewError = GraphDrawingError
 
 
 def graph_data(program: gl.ExportedProgram) -> dict[str, Any]:
@@ -116,18 +115,6 @@ def render_dot(program: gl.ExportedProgram) -> str:
 
 def write_svg(program: gl.ExportedProgram, path: str) -> None:
     """Lay the graph out with graphviz's ``dot`` and write SVG to ``path``."""
-    dot = shutil.which("dot")
-    if dot is None:
-        raise GraphViewError(
-            "--svg needs graphviz's dot program (apt-get install graphviz, brew install "
-            "graphviz); --html needs nothing"
-        )
-    result = subprocess.run(
-        [dot, "-Tsvg", "-o", path],
-        input=render_dot(program),
-        text=True,
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise GraphViewError(f"dot failed: {result.stderr.strip()[:500]}")
+    svg = graphviz.render(render_dot(program), "svg")
+    with open(path, "wb") as file:
+        file.write(svg)

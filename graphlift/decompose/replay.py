@@ -138,6 +138,7 @@ class GraphReplay:
         self.values: dict[Node, Any] = {}
         self.bodies: dict[str, GraphModule] = {}
         self._pending: dict[Node, ReplayedBody] = {}  # new get_attr -> its replayed body
+        self._replayed: dict[str, ReplayedBody] = {}  # a body shared by calls: replayed once
 
     def child(self, module: GraphModule, label: str) -> GraphReplay:
         """A replay of a body of this graph, sharing recorder, rule and mode."""
@@ -162,9 +163,11 @@ class GraphReplay:
         name; the ``get_attr`` stays. The body is installed when its call is
         replayed, once every body of the call is known (``finish_call``)."""
         name = str(node.target)
-        body = getattr(self.module, name)
-        label = name if self.label is None else f"{self.label}.{name}"
-        replayed = replay_body(self, body, label)
+        replayed = self._replayed.get(name)
+        if replayed is None:
+            body = getattr(self.module, name)
+            label = name if self.label is None else f"{self.label}.{name}"
+            replayed = self._replayed[name] = replay_body(self, body, label)
         new = self.recorder.graph.get_attr(name)
         new.meta = dict(node.meta)
         self._pending[new] = replayed
@@ -303,6 +306,9 @@ def finish_call(parent: GraphReplay, args: tuple[Any, ...]) -> tuple[Any, ...]:
     for body in replayed:
         lifted.extend(outer for outer in body.sub.captured if outer not in lifted)
     for attr, body in zip(attrs, replayed):
+        installed = parent.bodies.get(str(attr.target))
+        if installed is not None and installed.graph is body.sub.graph:
+            continue  # a shared block body, installed by its first call
         _take(body.sub, lifted)
         parent.bodies[str(attr.target)] = GraphModule(dict(body.bodies), body.sub.graph)
     if not lifted:

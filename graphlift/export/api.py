@@ -26,7 +26,7 @@ from graphlift.export.program.constraints import (
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.program.signature import ExportGraphSignature, InputKind
 from graphlift.export.program.verifier import verify
-from graphlift.export.small_sizes import keep_small_sizes
+from graphlift.export.small_sizes import keep_small_sizes, refuses_small_sizes
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
 from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
@@ -61,12 +61,12 @@ def export(
     runtime assert, so other data that would decide differently is refused
     when the program runs (docs/data_dependent.md).
 
-    ``reuse_blocks`` (issue 18): True (the default) will let a repeated block
-    be traced once and called as a shared body; False traces every call flat.
-    Block bodies are not built yet, so both give the same flat program today
-    (``ep.inline_subgraphs()`` is then an equal copy). What every export does
-    reuse is per-op metadata: an op called again on the same symbolic
-    metadata skips its meta kernel (graphlift/trace/metadata_cache.py).
+    ``reuse_blocks`` (issue 18): True (the default) traces a repeated block (a
+    child of an ``nn.ModuleList``) once and emits its later calls that are
+    provably the same computation as calls of one shared body
+    (``graphlift.invoke_subgraph``); False traces every call flat.
+    ``ep.inline_subgraphs()`` gives the flat program, equal to the
+    ``reuse_blocks=False`` one (docs/block_reuse.md).
     """
     if not isinstance(reuse_blocks, bool):
         raise ExportError(f"reuse_blocks must be True or False, got {reuse_blocks!r}")
@@ -78,6 +78,7 @@ def export(
         strict=strict,
         preserve_module_call_signature=preserve_module_call_signature,
         data_dependent=data_dependent,
+        reuse_blocks=reuse_blocks,
     )
     return finish_export(traced)
 
@@ -115,6 +116,7 @@ def trace_for_export(
     strict: bool = False,
     preserve_module_call_signature: tuple[str, ...] = (),
     data_dependent: str = "error",
+    reuse_blocks: bool = False,
 ) -> Traced:
     """Match the spec, capture, and check the capture against the spec
     (ConstraintViolationError, with structured ``violations`` and ``fixes``)."""
@@ -128,7 +130,9 @@ def trace_for_export(
         dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
         specialize = data_dependent == "specialize"
 
-        def trace(args: tuple[Any, ...], kwargs: dict[str, Any], dim_specs: Any) -> Capture:
+        def trace(
+            args: tuple[Any, ...], kwargs: dict[str, Any], dim_specs: Any, reuse: bool = False
+        ) -> Capture:
             return capture_model(
                 mod,
                 args,
@@ -137,11 +141,16 @@ def trace_for_export(
                 specialize_data=specialize,
                 strict=strict,
                 preserved=tuple(preserve_module_call_signature),
+                reuse_blocks=reuse,
             )
 
-        captured = trace(args, kwargs, dim_specs)
+        captured = trace(args, kwargs, dim_specs, reuse_blocks)
         failing: frozenset[tuple[str, int]] = frozenset()
         if not strict:  # strict capture's Python guards are not compared (yet)
+            if captured.subgraphs and reuse_blocks and refuses_small_sizes(captured):
+                # The small-size proof reads flat graphs only: trace without shared
+                # bodies rather than lose a declared size 0 or 1.
+                captured = trace(args, kwargs, dim_specs)
             failing = keep_small_sizes(mod, captured, args, kwargs, dim_specs, trace)
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:

@@ -48,6 +48,7 @@ from graphlift.pytree import (
 from graphlift.strict.interpreter import Interpreter
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol
+from graphlift.trace.blocks import BlockReuse, reusing_blocks
 from graphlift.trace.examples import ExampleValues
 from graphlift.trace.mode import tracing
 from graphlift.trace.recorder import Recorder
@@ -122,9 +123,9 @@ def capture(
     specialize_data: bool = False,
     preserved: tuple[str, ...] = (),
     strict: bool = False,
+    reuse_blocks: bool = False,
 ) -> Capture:
-    graph = Graph()
-    recorder = Recorder(graph, default_device=_default_device(module, args, kwargs))
+    recorder = Recorder(graph := Graph(), default_device=_default_device(module, args, kwargs))
     recorder.name_constant_sources(_tensor_attributes(module))
     if specialize_data:
         recorder.examples = ExampleValues(graph, recorder.subgraphs)
@@ -138,12 +139,15 @@ def capture(
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
     calls = CallRecorder(recorder, preserved)
+    # shared bodies: not under strict capture (it interprets every call) or preserved signatures
+    blocks = BlockReuse(recorder, module) if reuse_blocks and not (strict or preserved) else None
 
     with (
         preserved_global_state(),
         preserved_attributes(module),
         swapped_state(module, lambda t: replacements[id(t)]),
         module_stack(recorder, module, calls),
+        reusing_blocks(blocks, module),
     ):
         with tracing(recorder, symbolic=symbols is not None):
             if strict:

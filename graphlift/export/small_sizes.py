@@ -123,6 +123,20 @@ def keep_small_sizes(
     return frozenset(failing)
 
 
+def refuses_small_sizes(captured: Capture) -> bool:
+    """Whether some guard of ``captured`` refuses a declared size that
+    ``keep_small_sizes`` would try to prove (so a flat graph is worth having)."""
+    env = captured.shape_env
+    if env is None or any(not s.is_backed for s in env.symbols):
+        return False
+    return any(
+        info.declared.contains(value) and env.refused_at(info.name, value)
+        for info in env.symbols
+        if info.name not in env.replacements and info.hint is not None and info.hint >= 2
+        for value in _small_points(captured, info.name, info.hint)
+    )
+
+
 def _small_points(captured: Capture, name: str, hint: int) -> list[int]:
     """Sizes of symbol ``name`` below its example at which some input dim over it is
     0 or 1: 0 and 1 themselves, and ``2`` for a dim of ``x[1:]``'s ``name - 1``."""

@@ -11,6 +11,7 @@ unpacking (``a, b = x.chunk(2)``) and ``assert`` (recorded as ``torch._assert``)
 
 from __future__ import annotations
 
+import dataclasses
 import dis
 import operator
 import sys
@@ -63,6 +64,10 @@ class TracerBase:
             return self.create_node("call_function", type(a), fields, {})
         if isinstance(a, tuple):
             return tuple(self.create_arg(x) for x in a)
+        if dataclasses.is_dataclass(a) and not isinstance(a, type):
+            # built by a node of its own, from its fields, as torch.fx does
+            values = {f.name: self.create_arg(getattr(a, f.name)) for f in dataclasses.fields(a)}
+            return self.create_node("call_function", type(a), (), values)
         if isinstance(a, list):
             return [self.create_arg(x) for x in a]
         if isinstance(a, dict):

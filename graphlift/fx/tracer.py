@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import builtins
 import copy
-import functools
 import inspect
 import math
-import sys
 from collections.abc import Callable
 from types import FunctionType, ModuleType
 from typing import Any
@@ -27,9 +25,20 @@ from typing import Any
 import torch
 import torch.utils._pytree as torch_pytree
 
-from graphlift.errors import TraceError, UnknownAttributeError, UnsupportedTraceError
+from graphlift.errors import (
+    FxArgumentError,
+    TraceError,
+    UnknownAttributeError,
+    UnsupportedTraceError,
+)
 from graphlift.fx.proxy import Proxy, TracerBase, _proxies_in
 from graphlift.fx.proxyable import PROXYABLE_CLASSES
+from graphlift.fx.wrapping import (
+    WRAPPED_FUNCTIONS,
+    recording_wrapper,
+    wrapped_builtins,
+    wrapped_function_ids,
+)
 from graphlift.ir.codegen import is_generated_code
 from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
@@ -71,6 +80,7 @@ class Tracer(TracerBase):
         self.param_shapes_constant = param_shapes_constant
         self.record_stack_traces = True
         self.proxy_buffer_attributes = True
+        self.traced_func_name = "forward"  # the root's method that trace() records
         self.graph = Graph()
         self.root: torch.nn.Module = torch.nn.Module()
         self.tensor_constants: dict[str, torch.Tensor] = {}
@@ -89,7 +99,10 @@ class Tracer(TracerBase):
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         """Leaf modules are recorded as one ``call_module`` node instead of being
         traced through. Default, as torch.fx: modules defined in ``torch.nn``
-        (and ``torch.ao.nn``), except ``Sequential``."""
+        (and ``torch.ao.nn``), except ``Sequential``; and TorchScript modules,
+        whose compiled forward cannot run on Proxies."""
+        if isinstance(m, torch.jit.ScriptModule):
+            return True
         module = type(m).__module__
         return module.startswith(("torch.nn", "torch.ao.nn")) and not isinstance(
             m, torch.nn.Sequential
@@ -178,16 +191,21 @@ class Tracer(TracerBase):
     def trace(
         self,
         root: torch.nn.Module | Callable[..., Any],
-        concrete_args: dict[str, Any] | None = None,
+        concrete_args: dict[str, Any] | tuple[Any, ...] | None = None,
     ) -> Graph:
         """Run ``root`` on Proxies and return the recorded Graph."""
         if isinstance(root, torch.nn.Module):
             self.root = root
-            fn = type(root).forward
+            fn = getattr(type(root), self.traced_func_name, None)
+            if fn is None:
+                raise FxArgumentError(
+                    f"traced_func_name={self.traced_func_name} doesn't exist in "
+                    f"{type(root).__name__}; set tracer.traced_func_name to one of its methods"
+                )
         else:
             self.root = torch.nn.Module()
             fn = root
-        self.graph = Graph()
+        self.graph = Graph(tracer_cls=type(self))
         self.tensor_constants = {}
         self.object_constants = {}
         self.module_stack = {}
@@ -214,8 +232,20 @@ class Tracer(TracerBase):
         self.root = _root_with_constants(self)
         return self.graph
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tracer:
+        """A copy with its own graph and state; modules it refers to (``math``) are shared."""
+        copied = type(self).__new__(type(self))
+        memo[id(self)] = copied
+        for key, value in vars(self).items():
+            shared = key in ("autowrap_modules", "_patcher")
+            copied.__dict__[key] = value if shared else copy.deepcopy(value, memo)
+        return copied
+
     def _placeholders(
-        self, fn: Callable[..., Any], is_method: bool, concrete_args: dict[str, Any]
+        self,
+        fn: Callable[..., Any],
+        is_method: bool,
+        concrete_args: dict[str, Any] | tuple[Any, ...],
     ) -> tuple[Callable[..., Any], list[Any], dict[str, Any]]:
         """One placeholder per parameter; returns the function to call and its
         positional and keyword arguments.
@@ -225,7 +255,7 @@ class Tracer(TracerBase):
         decorator, ``*args``/``**kwargs``/keyword-only parameters become
         ordinary parameters so that one placeholder can stand for each.
         """
-        analysis = inspect.unwrap(fn)
+        analysis, original = inspect.unwrap(fn), fn
         parameters = inspect.signature(analysis).parameters
         names = [_placeholder_name(p) for p in parameters.values()]
         if is_method:
@@ -237,6 +267,10 @@ class Tracer(TracerBase):
             fn, call_order = _positional_form(fn)
             call_order = call_order[1:] if is_method else call_order
             keyword_only = set()
+        if isinstance(concrete_args, tuple):
+            if all(name.startswith("*") for name in names) and concrete_args:
+                return original, self._variadic_inputs(is_method, concrete_args), {}
+            concrete_args = _by_name(names, concrete_args)
         unknown = set(concrete_args) - {name.lstrip("*") for name in names}
         if unknown:
             raise TraceError(
@@ -249,6 +283,17 @@ class Tracer(TracerBase):
         args += [values[name] for name in call_order if name.lstrip("*") not in keyword_only]
         kwargs = {name: values[name] for name in names if name in keyword_only}
         return fn, args, kwargs
+
+    def _variadic_inputs(self, is_method: bool, concrete_args: tuple[Any, ...]) -> list[Any]:
+        """``forward(*args, **kwargs)`` traced with a tuple of ``concrete_args``:
+        one placeholder per item (``input_0``...), passed positionally, as torch.fx does."""
+        args: list[Any] = [self.root] if is_method else []
+        for index, marker in enumerate(concrete_args):
+            proxy = self.create_proxy("placeholder", f"input_{index}", (), {})
+            for attribute, value in vars(marker).items() if isinstance(marker, PHBase) else ():
+                setattr(proxy.node, attribute, value)
+            args.append(proxy)
+        return args
 
     def _input(
         self,
@@ -268,9 +313,7 @@ class Tracer(TracerBase):
         """An input fixed by ``concrete_args``: the graph keeps the input (its
         default is the concrete value) and checks it at run time; ``PH`` leaves
         inside a container stay graph values."""
-        if isinstance(value, PHBase):
-            return self._ph_input(name, value, default)
-        if _contains_placeholder(value):
+        if _contains_placeholder(value):  # also a bare PH: placeholder x_1, as torch.fx names it
             return self._structured_input(name, value)
         if _proxies_in(value):
             placeholder = self.create_proxy("placeholder", name, default, {})
@@ -327,8 +370,8 @@ class Tracer(TracerBase):
 
     def _patch_globals(self, patcher: Patcher, fn: Callable[..., Any]) -> None:
         # Identify the functions to record before any of them is patched away.
-        self._wrapped_ids = _wrapped_function_ids()
-        self._wrapped_builtins = _wrapped_builtins()
+        self._wrapped_ids = wrapped_function_ids()
+        self._wrapped_builtins = wrapped_builtins()
         self._autowrapped_ids = {id(f) for f in self.autowrap_functions} | {
             id(v) for m in self.autowrap_modules for v in vars(m).values() if callable(v)
         }
@@ -337,16 +380,16 @@ class Tracer(TracerBase):
         for namespace, name in WRAPPED_FUNCTIONS:
             target = namespace.get(name, getattr(builtins, name, None))  # wrap("len") works too
             if target is not None:
-                patcher.patch_item(namespace, name, _recording_wrapper(target))
+                patcher.patch_item(namespace, name, recording_wrapper(target))
         for module in self.autowrap_modules:
             for name, value in list(vars(module).items()):
                 if callable(value) and not name.startswith("_"):
-                    patcher.patch_attribute(module, name, _recording_wrapper(value))
+                    patcher.patch_attribute(module, name, recording_wrapper(value))
         self._autowrap_globals(patcher, getattr(fn, "__globals__", {}))
         if is_generated_code(fn):  # a GraphModule's code calls wrapped builtins by name
             namespace = fn.__globals__
             for name in self._wrapped_builtins - set(namespace):
-                patcher.patch_item(namespace, name, _recording_wrapper(getattr(builtins, name)))
+                patcher.patch_item(namespace, name, recording_wrapper(getattr(builtins, name)))
 
     def _autowrap_globals(self, patcher: Patcher, namespace: dict[str, Any]) -> None:
         """Wrap the names in a module's globals that are bound to functions to
@@ -356,7 +399,7 @@ class Tracer(TracerBase):
         for name, value in list(namespace.items()):
             wrapped = id(value) in self._wrapped_ids
             if wrapped or (id(value) in self._autowrapped_ids and not name.startswith("_")):
-                patcher.patch_item(namespace, name, _recording_wrapper(value))
+                patcher.patch_item(namespace, name, recording_wrapper(value))
 
     def _module_getattr(self) -> Callable[..., Any]:
         original = _ORIGINAL_MODULE_GETATTR
@@ -374,9 +417,8 @@ class Tracer(TracerBase):
                 return original(module, *args, **kwargs)
 
             if self._patcher is not None:
-                self._autowrap_globals(
-                    self._patcher, getattr(type(module).forward, "__globals__", {})
-                )
+                forward_function = inspect.getattr_static(type(module), "forward", None)
+                self._autowrap_globals(self._patcher, getattr(forward_function, "__globals__", {}))
             return self.call_module(module, forward, args, kwargs)
 
         return module_call
@@ -418,48 +460,6 @@ class ConstantShapeProxy(Proxy):
 _ORIGINAL_MODULE_GETATTR = torch.nn.Module.__getattr__
 _ORIGINAL_MODULE_CALL = torch.nn.Module.__call__
 
-# (module globals, name) pairs registered with wrap().
-WRAPPED_FUNCTIONS: list[tuple[dict[str, Any], str]] = []
-
-
-def wrap(fn_or_name: str | Callable[..., Any]) -> str | Callable[..., Any]:
-    """Record calls of a module-level function as one ``call_function`` node
-    instead of tracing through it. Call at the top level of the module that
-    defines (or imports) the function::
-
-        def box_area(boxes): ...          # Python control flow inside is fine
-        graphlift.wrap("box_area")        # or graphlift.wrap(box_area)
-    """
-    caller = sys._getframe(1)
-    if caller.f_code.co_name != "<module>":
-        raise UnsupportedTraceError(
-            "wrap() must be called at the top level of a module", where=user_where()
-        )
-    name = fn_or_name if isinstance(fn_or_name, str) else fn_or_name.__name__
-    if (caller.f_globals, name) not in ((g, n) for g, n in WRAPPED_FUNCTIONS):
-        WRAPPED_FUNCTIONS.append((caller.f_globals, name))
-    return fn_or_name
-
-
-def _wrapped_builtins() -> set[str]:
-    """The builtin names registered with wrap() (e.g. ``wrap("len")``)."""
-    return {
-        name
-        for namespace, name in WRAPPED_FUNCTIONS
-        if name not in namespace and hasattr(builtins, name)
-    }
-
-
-def _wrapped_function_ids() -> set[int]:
-    """The functions registered with wrap(), by identity: a GraphModule's
-    generated code refers to them directly, so retracing it must record them too."""
-    found = set()
-    for namespace, name in WRAPPED_FUNCTIONS:
-        target = namespace.get(name, getattr(builtins, name, None))
-        if target is not None:
-            found.add(id(target))
-    return found
-
 
 def _check_self_parameter(parameters: list[inspect.Parameter]) -> None:
     """A module's forward must take ``self`` as an ordinary first parameter."""
@@ -471,23 +471,20 @@ def _check_self_parameter(parameters: list[inspect.Parameter]) -> None:
         )
 
 
+def _by_name(names: list[str], concrete_args: tuple[Any, ...]) -> dict[str, Any]:
+    """``concrete_args`` given positionally, one per parameter (torch.fx: RuntimeError otherwise)."""
+    if len(names) != len(concrete_args):
+        raise UnsupportedTraceError(
+            f"tracing expected {len(names)} arguments but got {len(concrete_args)} concrete "
+            "arguments; pass one per parameter, or a dict by name"
+        )
+    return {name.lstrip("*"): value for name, value in zip(names, concrete_args)}
+
+
 def _placeholder_name(parameter: inspect.Parameter) -> str:
     kind = parameter.kind
     stars = "*" if kind is parameter.VAR_POSITIONAL else "**" if kind is parameter.VAR_KEYWORD else ""
     return stars + parameter.name
-
-
-def _recording_wrapper(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn`` that records a node when any argument is a Proxy, else just runs."""
-
-    @functools.wraps(fn)
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        proxies = _proxies_in((args, kwargs))
-        if proxies:
-            return proxies[0].tracer.create_proxy("call_function", fn, args, kwargs)
-        return fn(*args, **kwargs)
-
-    return recording
 
 
 @register_side_effect
@@ -568,7 +565,7 @@ def _tensor_attribute_names(root: torch.nn.Module) -> dict[int, str]:
 
 def symbolic_trace(
     root: torch.nn.Module | Callable[..., Any],
-    concrete_args: dict[str, Any] | None = None,
+    concrete_args: dict[str, Any] | tuple[Any, ...] | None = None,
 ) -> GraphModule:
     """Trace ``root`` into a GraphModule (torch.fx.symbolic_trace's contract).
 

@@ -7,6 +7,7 @@ It lives in the tracing layer, not the IR, because it records through Proxies.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -17,17 +18,41 @@ from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.input_structure import META_KEY as INPUT_META_KEY
 from graphlift.ir.interpreter import Interpreter
-from graphlift.ir.node import Target
+from graphlift.ir.node import Argument, Node, Target
+
+# What a rewritten node keeps of the node it came from (torch.fx's preserve_node_meta).
+PRESERVED_META = (
+    "stack_trace", "nn_module_stack", "source_fn_stack", "torch_fn", "custom",
+    "from_node", "quantization_tag", "partitioner_tag", "recompute", "ac_graph_id",
+)  # fmt: skip
 
 
 class _RecordingTracer(Tracer):
-    """Records into an existing graph; every module call stays one node."""
+    """Records into an existing graph; every module call stays one node, and
+    each new node keeps the source location and module path of the node whose
+    rewrite made it."""
 
     def __init__(self, graph: Graph, root: torch.nn.Module) -> None:
         super().__init__()
         self.graph = graph
         self.root = root
         self._module_paths = {id(m): name for name, m in root.named_modules()}
+        self.record_stack_traces = False
+        self.source_node: Node | None = None
+
+    def create_node(
+        self,
+        kind: str,
+        target: Target,
+        args: tuple[Argument, ...],
+        kwargs: dict[str, Argument],
+        name: str | None = None,
+        type_expr: Any = None,
+    ) -> Node:
+        node = super().create_node(kind, target, args, kwargs, name, type_expr)
+        source = self.source_node.meta if self.source_node is not None else {}
+        node.meta.update({key: copy.copy(source[key]) for key in PRESERVED_META if key in source})
+        return node
 
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         return True
@@ -37,7 +62,15 @@ class Transformer(Interpreter):
     def __init__(self, module: GraphModule) -> None:
         super().__init__(module)
         self.new_graph = Graph()
+        self.new_graph.set_codegen(module.graph._codegen)  # same calling convention
         self.tracer = _RecordingTracer(self.new_graph, module)
+
+    def run_node(self, n: Node) -> Any:
+        self.tracer.source_node = n
+        try:
+            return super().run_node(n)
+        finally:
+            self.tracer.source_node = None
 
     def placeholder(self, target: Target, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Proxy:
         default = args[0] if args else ...
@@ -64,7 +97,7 @@ class Transformer(Interpreter):
 
     def transform(self) -> GraphModule:
         """Run every node through the opcode methods; returns the new GraphModule."""
-        result = self.run()
+        result = self.run(enable_io_processing=False)
         if result is not None:
             self.new_graph.output(self.tracer.create_arg(result))
         return GraphModule(self.module, self.new_graph)

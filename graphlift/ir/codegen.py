@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from graphlift.errors import GraphError
+from graphlift.ir.custom_codegen import overrides
 from graphlift.ir.input_structure import META_KEY as INPUT_META_KEY
 from graphlift.ir.input_structure import flatten_input, structured_parameters
 from graphlift.ir.node import Argument, Node, last_uses
@@ -107,11 +108,47 @@ class _CodeWriter:
         return code
 
     def _write(self) -> PythonCode:
+        codegen = self.graph._codegen
+        params, body = self._signature(codegen.reads_input_structure)
+        frees = _values_to_free(self.graph)
+        for node in self.graph.nodes:
+            if node.op == "placeholder":
+                continue
+            if node.op == "output" and overrides(codegen, "generate_output"):
+                body.append(codegen.generate_output(node.args[0]))
+                continue
+            line = self._statement(node)
+            dead = frees.get(node, [])
+            if dead and node.op != "output":
+                line += ";  " + "; ".join(f"{name} = None" for name in dead)
+            body.append(line)
+        if self.graph.find_nodes(op="output") == []:
+            body.append("return None")
+        if codegen._body_transformer is not None:
+            body = [
+                line.rstrip("\n") for line in codegen._body_transformer([f"{b}\n" for b in body])
+            ]
+        self.globals.update(codegen.additional_globals())
+        params = _legal_parameter_order(params)
+        head = (
+            codegen.gen_fn_def(params, "")
+            if overrides(codegen, "gen_fn_def")
+            else f"def forward({', '.join([self.root, *params])}):"
+        )
+        lines = [line for statement in body for line in statement.split("\n")]
+        return PythonCode(head + "\n" + "".join(f"    {line}\n" for line in lines), self.globals)
+
+    def _signature(self, structured: bool) -> tuple[list[str], list[str]]:
+        """One parameter per placeholder, or per structured input when ``structured``;
+        and the body lines that bind the placeholders to them."""
         params: list[str] = []
         body: list[str] = []
         placeholders = [node for node in self.graph.nodes if node.op == "placeholder"]
+        groups = (
+            structured_parameters(placeholders) if structured else [("", [n]) for n in placeholders]
+        )
         taken: set[str] = set()
-        for parameter, nodes in structured_parameters(placeholders):
+        for parameter, nodes in groups:
             if parameter:  # leaves of one structured input (concrete_args with PH)
                 name = _unique(parameter, taken | self._used_names)
                 params.append(name)
@@ -127,20 +164,7 @@ class _CodeWriter:
         # keeps its keyword; the body reaches that global through an alias.
         self._shadowed = taken
         self._used_names |= taken
-        frees = _values_to_free(self.graph)
-        for node in self.graph.nodes:
-            if node.op == "placeholder":
-                continue
-            line = self._statement(node)
-            dead = frees.get(node, [])
-            if dead and node.op != "output":
-                line += ";  " + "; ".join(f"{name} = None" for name in dead)
-            body.append(line)
-        if not body or not body[-1].startswith("return"):
-            body.append("return None")
-        signature = ", ".join([self.root, *_legal_parameter_order(params)])
-        src = f"def forward({signature}):\n" + "".join(f"    {line}\n" for line in body)
-        return PythonCode(src, self.globals)
+        return params, body
 
     def _flattening(self, parameter: str, leaves: list[Node]) -> str:
         """``x_1, x_2, = flatten_input(x, spec, 'x')`` for a structured input."""

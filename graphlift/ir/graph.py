@@ -12,13 +12,14 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import torch
 
 from graphlift.errors import GraphError
 from graphlift.ir.codegen import RESERVED_NAMES, PythonCode, generate_python
+from graphlift.ir.custom_codegen import CodeGen, StructuredInputsCodeGen, TransformCodeFunc
 from graphlift.ir.input_structure import process_inputs
 from graphlift.ir.lint import lint_graph
 from graphlift.ir.node import (
@@ -124,12 +125,22 @@ class InsertionPoint(AbstractContextManager["InsertionPoint"]):
 class Graph:
     """A function as a list of Nodes. See graphlift.ir.node for the opcodes."""
 
-    def __init__(self, owning_module: torch.nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        owning_module: torch.nn.Module | None = None,
+        tracer_cls: type | None = None,
+        tracer_extras: dict[str, Any] | None = None,
+    ) -> None:
         self._root = Node(self, "", "root", "", (), {})
         self._len = 0
         self._insert: Callable[[Node], None] = self._root.prepend
         self._namespace = Namespace()
         self.owning_module = owning_module
+        # the Tracer class (and its constructor's extra arguments) that made this
+        # graph, kept for whoever re-traces it, as torch.fx keeps them
+        self._tracer_cls = tracer_cls
+        self._tracer_extras = tracer_extras
+        self._codegen: CodeGen = StructuredInputsCodeGen()
 
     @property
     def nodes(self) -> NodeList:
@@ -174,6 +185,11 @@ class Graph:
         self._insert(node)
         self._len += 1
         return node
+
+    def reserve_name(self, candidate: str) -> str:
+        """A name no node of this graph has or will get, as ``create_node`` would
+        give it now (a node built elsewhere and placed here later keeps it)."""
+        return self._namespace.create_name(candidate)
 
     def placeholder(self, name: str, type_expr: Any = None, default_value: Any = ...) -> Node:
         args = () if default_value is ... else (default_value,)
@@ -269,7 +285,8 @@ class Graph:
         return None
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Graph:
-        copied = Graph()
+        copied = Graph(tracer_cls=self._tracer_cls, tracer_extras=self._tracer_extras)
+        copied._codegen = copy.deepcopy(self._codegen, memo)
         memo[id(self)] = copied
         val_map: dict[Node, Node] = {}
         result = copied.graph_copy(self, val_map)
@@ -287,10 +304,18 @@ class Graph:
              n.type, n.meta)
             for n in self.nodes
         ]  # fmt: skip
-        return {"nodes": records}
+        # a Tracer class defined inside a function cannot be pickled: dropped, as torch.fx does
+        tracer_cls = self._tracer_cls
+        importable = tracer_cls is not None and "<locals>" not in tracer_cls.__qualname__
+        return {
+            "nodes": records,
+            "codegen": self._codegen,
+            "tracer_cls": tracer_cls if importable else None,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        Graph.__init__(self)
+        Graph.__init__(self, tracer_cls=state.get("tracer_cls"))
+        self._codegen = state.get("codegen") or self._codegen
         by_name: dict[str, Node] = {}
         for name, op, target, args, kwargs, type_expr, meta in state["nodes"]:
             args, kwargs = _NodeRef.resolve((args, kwargs), by_name)
@@ -314,10 +339,43 @@ class Graph:
         """Print the nodes as a table (opcode, name, target, args, kwargs), as torch.fx does."""
         print(tabulate_graph(self.nodes))
 
-    def process_inputs(self, *args: Any) -> list[Any]:
-        """The function's arguments as one value per placeholder (structured
-        inputs flattened, see graphlift.ir.input_structure)."""
-        return process_inputs(self.find_nodes(op="placeholder"), args)
+    # --- code generation ------------------------------------------------------------
+
+    def set_codegen(self, codegen: CodeGen) -> None:
+        """Generate ``forward`` with ``codegen`` (a ``CodeGen`` subclass) from now on;
+        a GraphModule picks it up at its next ``recompile()``."""
+        self._codegen = codegen
+
+    def on_generate_code(
+        self, make_transformer: Callable[[TransformCodeFunc | None], TransformCodeFunc]
+    ) -> AbstractContextManager[None]:
+        """Register a transformer of the generated body's lines (a list of
+        statements, each ending in a newline); ``make_transformer`` receives the
+        current one to chain it. Used as a ``with`` block, restores the previous one."""
+        previous = self._codegen._body_transformer
+        self._codegen._body_transformer = make_transformer(previous)
+        codegen = self._codegen
+
+        @contextmanager
+        def restoring() -> Iterator[None]:
+            try:
+                yield
+            finally:
+                codegen._body_transformer = previous
+
+        return restoring()
+
+    def process_inputs(self, *args: Any) -> Any:
+        """The function's arguments as one value per placeholder: structured
+        inputs flattened (see graphlift.ir.input_structure), or what a custom
+        codegen's ``process_inputs`` makes of them."""
+        if isinstance(self._codegen, StructuredInputsCodeGen):
+            return process_inputs(self.find_nodes(op="placeholder"), args)
+        return self._codegen.process_inputs(*args)
+
+    def process_outputs(self, outputs: Any) -> Any:
+        """The output node's value as the generated function returns it."""
+        return self._codegen.process_outputs(outputs)
 
     def python_code(self, root_module: str = "self") -> PythonCode:
         """Generate the Python source of this graph as a ``forward`` method."""

@@ -138,6 +138,12 @@ class GraphModule(torch.nn.Module):
         copied.graph = copy.deepcopy(self._graph)
         return copied
 
+    def _replicate_for_data_parallel(self) -> GraphModule:
+        """nn.DataParallel's replica: a copy with its own graph and forward."""
+        replica = self.__copy__()
+        object.__setattr__(replica, "_is_replica", True)
+        return replica
+
     def __reduce__(self) -> tuple[Any, ...]:
         state = {k: v for k, v in self.__dict__.items() if k != "_code"}
         base = type(self).__mro__[1]

@@ -34,10 +34,19 @@ class Interpreter:
         self.args_iter: Iterator[Any] = iter(())
         self.user_to_last_uses = last_uses(self.graph.nodes) if garbage_collect_values else {}
 
-    def run(self, *args: Any, initial_env: dict[Node, Any] | None = None) -> Any:
-        """Run the graph on ``args``; returns what its output node returns."""
+    def run(
+        self,
+        *args: Any,
+        initial_env: dict[Node, Any] | None = None,
+        enable_io_processing: bool = True,
+    ) -> Any:
+        """Run the graph on ``args``; returns what its output node returns.
+
+        ``args`` are what the generated ``forward`` takes: the graph's codegen
+        turns them into placeholder values and the output back into what
+        ``forward`` returns, unless ``enable_io_processing=False``."""
         self.env = dict(initial_env) if initial_env else {}
-        self.args_iter = iter(self.graph.process_inputs(*args))
+        self.args_iter = iter(self.graph.process_inputs(*args) if enable_io_processing else args)
         for node in self.graph.nodes:
             if node in self.env:
                 continue
@@ -51,8 +60,25 @@ class Interpreter:
             for dead in self.user_to_last_uses.get(node, ()):
                 del self.env[dead]
             if node.op == "output":
-                return self.env[node]
+                output = self.env[node]
+                return self.graph.process_outputs(output) if enable_io_processing else output
         return None
+
+    def boxed_run(self, args_list: list[Any]) -> Any:
+        """Run with the boxed calling convention: one value per placeholder in
+        ``args_list``, which is cleared so the inputs can be freed early."""
+        placeholders = self.graph.find_nodes(op="placeholder")
+        if len(args_list) != len(placeholders):
+            detail = (
+                "extra arguments" if len(args_list) > len(placeholders) else "missing arguments"
+            )
+            raise GraphError(
+                f"Interpreter.boxed_run expected {len(placeholders)} arguments for placeholders "
+                f"but received {len(args_list)} ({detail})"
+            )
+        env = dict(zip(placeholders, args_list))
+        args_list.clear()
+        return self.run(initial_env=env)
 
     def run_node(self, n: Node) -> Any:
         args, kwargs = self.fetch_args_kwargs_from_env(n)

@@ -27,8 +27,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.utils._pytree as torch_pytree
 
-from graphlift.errors import GraphError, GraphTargetError
+from graphlift.errors import FxArgumentError, GraphError, GraphTargetError, ImmutableArgumentError
 from graphlift.ir import effects
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class ImmutableList(list[Any]):
     """A list that refuses in-place edits (node arguments must be replaced whole)."""
 
     def _refuse(self, *args: Any, **kwargs: Any) -> None:
-        raise GraphError(
+        raise ImmutableArgumentError(
             "node arguments are immutable; assign a new value with `node.args = ...` "
             "so that use-def edges stay correct"
         )
@@ -66,6 +67,30 @@ class ImmutableDict(dict[Any, Any]):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (ImmutableDict, (dict(self),))
+
+
+# Node arguments are pytrees, as torch.fx's immutable collections are: tree_map over
+# node.args reaches the Nodes inside and rebuilds the same immutable types.
+torch_pytree.register_pytree_node(
+    ImmutableList,
+    lambda items: (list(items), None),
+    lambda values, _: ImmutableList(values),
+    serialized_type_name="graphlift.ir.node.ImmutableList",
+    flatten_with_keys_fn=lambda items: (
+        [(torch_pytree.SequenceKey(i), v) for i, v in enumerate(items)],
+        None,
+    ),
+)
+torch_pytree.register_pytree_node(
+    ImmutableDict,
+    lambda mapping: (list(mapping.values()), list(mapping)),
+    lambda values, keys: ImmutableDict(zip(keys, values)),
+    serialized_type_name="graphlift.ir.node.ImmutableDict",
+    flatten_with_keys_fn=lambda mapping: (
+        [(torch_pytree.MappingKey(k), v) for k, v in mapping.items()],
+        list(mapping),
+    ),
+)
 
 
 def map_aggregate(arg: Argument, fn: Callable[[Any], Any]) -> Argument:
@@ -176,6 +201,15 @@ class Node:
         args = list(self._args)
         args[index] = value
         self.args = tuple(args)
+
+    def insert_arg(self, index: int, value: Argument) -> None:
+        """Insert ``value`` into ``args`` before position ``index`` (0..len(args))."""
+        if not 0 <= index <= len(self.args):
+            raise FxArgumentError(
+                f"insert_arg index must be between 0 and {len(self.args)} (the number of "
+                f"arguments of {self.name!r}), got {index}"
+            )
+        self._set_arguments((*self.args[:index], value, *self.args[index:]), self.kwargs)
 
     def update_kwarg(self, key: str, value: Argument) -> None:
         self.kwargs = {**self._kwargs, key: value}

@@ -66,6 +66,7 @@ PYTHON_TARGETS: dict[str, Any] = {
     "graphlift.map_impl": control_flow.map_impl,
     "graphlift.while_loop": control_flow.while_loop,
     "graphlift.scan": control_flow.scan,
+    "graphlift.invoke_subgraph": control_flow.invoke_subgraph,  # shared block bodies (issue 18)
     "graphlift.auto_functionalized": auto_functionalized,
 }
 _NAMES_BY_ID = {id(target): name for name, target in PYTHON_TARGETS.items()}

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from graphlift.strict import regions
 from graphlift.strict.frame import Frame
+from graphlift.strict.loops import carried_out, truth
 
 if TYPE_CHECKING:
     from graphlift.strict.interpreter import Interpreter
@@ -84,14 +86,20 @@ def find_branches(frame: Frame, jump: dis.Instruction) -> Branches | str:
     )
 
 
+IF_PATH = "a path of an if on a tensor's value"
+REST_OF_ITERATION = "the rest of an iteration after an if on a tensor's value"
+
+
 def convert_if(interp: Interpreter, frame: Frame, jump: dis.Instruction, pred: Any) -> None:
     """Run both paths of ``if pred:`` as ``torch.cond`` and continue at the merge."""
     branches = find_branches(frame, jump)
+    if isinstance(branches, str) and frame.loop is not None:
+        _convert_rest_of_iteration(interp, frame, jump, pred)
+        return
     if isinstance(branches, str):
         interp._refuse_unsupported(
             f"an if on a tensor's value cannot become torch.cond here: {branches}"
         )
-        return
     base = dict(frame.locals)
     for name in branches.writes:
         if name in base and not isinstance(base[name], torch.Tensor):
@@ -104,47 +112,92 @@ def convert_if(interp: Interpreter, frame: Frame, jump: dis.Instruction, pred: A
         for name in dict.fromkeys((*branches.reads, *branches.writes))
         if isinstance(base.get(name), torch.Tensor)
     )
+    both_paths = [*_region(frame, branches.when_true, branches.merge),
+                  *_region(frame, branches.when_false, branches.merge)]  # fmt: skip
+    written_back = tuple(n for n in inputs if n not in branches.writes
+                         and regions.may_update(both_paths, n))  # fmt: skip
+    regions.check_unaliased(frame, IF_PATH, {n: base[n] for n in written_back})
+    outputs = (*branches.writes, *written_back)
 
     def path(start: int) -> Any:
         def run(*operands: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            local_values = {**base, **dict(zip(inputs, operands))}
-            child = Frame(frame.f_code, frame.f_globals, local_values, (), frame)
-            child.cells = frame.cells
-            child.stack = list(frame.stack)  # a loop's iterator, which the paths leave alone
-            child.jump(start)
-            child.stop_offset = branches.merge
-            interp.execute(child)
+            passed = dict(zip(inputs, operands))
+            versions = regions.snapshot(passed)
+            child = regions.run(interp, frame, IF_PATH, start=start, stop=branches.merge,
+                                local_values={**base, **passed}, stack=list(frame.stack))  # fmt: skip
             if len(child.stack) != len(frame.stack):
                 interp._refuse_unsupported(
                     "an if on a tensor's value cannot become torch.cond: it is part of an "
                     "expression (a conditional expression or and/or), not a statement"
                 )
-            outputs: list[torch.Tensor] = []
-            for name in branches.writes:
-                value = child.locals.get(name)
-                if not isinstance(value, torch.Tensor):
-                    interp._refuse_unsupported(
-                        f"an if on a tensor's value cannot become torch.cond: after one path "
-                        f"{name!r} is {'unbound' if value is None else type(value).__name__}, "
-                        "not a tensor"
-                    )
-                outputs.append(value)
-            return tuple(outputs)
+            return _path_outputs(interp, child, outputs, passed, versions)
 
         return run
 
-    if pred.numel() != 1:
-        bool(pred)  # raises as eager does: the truth value of a multi-element tensor
-    condition = pred if pred.dtype == torch.bool else pred != 0
-    results = torch.cond(
-        condition if condition.dim() == 0 else condition.reshape(()),
-        path(branches.when_true),
-        path(branches.when_false),
-        tuple(base[name] for name in inputs),
-    )
-    for name, value in zip(branches.writes, results):
-        frame.locals[name] = value
+    results = torch.cond(truth(frame, pred, True), path(branches.when_true),
+                         path(branches.when_false), tuple(base[name] for name in inputs))  # fmt: skip
+    _store(frame, outputs, written_back, results)
     frame.jump(branches.merge)
+
+
+def _path_outputs(interp: Interpreter, child: Frame, outputs: tuple[str, ...],
+                  passed: dict[str, Any], versions: dict[str, int]) -> tuple[torch.Tensor, ...]:  # fmt: skip
+    """What a path hands back: its outputs, checked; no update of an input is lost."""
+    for name, before in passed.items():
+        value = child.locals.get(name)
+        if regions.updated(before, versions, name) and (name not in outputs or value is not before):
+            regions.refuse(child, f"{IF_PATH} updates {name!r} in place where the interpreter "
+                           "cannot carry the update out (through a call, or before assigning "
+                           "it); assign the result instead")  # fmt: skip
+    values: list[torch.Tensor] = []
+    for name in outputs:
+        value = child.locals.get(name)
+        if not isinstance(value, torch.Tensor):
+            interp._refuse_unsupported(
+                f"an if on a tensor's value cannot become torch.cond: after one path "
+                f"{name!r} is {'unbound' if value is None else type(value).__name__}, "
+                "not a tensor"
+            )
+        values.append(value)
+    return tuple(values)
+
+
+def _store(frame: Frame, outputs: tuple[str, ...], written_back: tuple[str, ...],
+           results: Any) -> None:  # fmt: skip
+    """Bind the assigned locals to the results; copy updates into updated tensors."""
+    for name, value in zip(outputs, results):
+        if name in written_back:
+            frame.locals[name].copy_(value)
+        else:
+            frame.locals[name] = value
+
+
+def _convert_rest_of_iteration(interp: Interpreter, frame: Frame, jump: dis.Instruction,
+                               pred: Any) -> None:  # fmt: skip
+    """In the body of a converted ``for`` loop, an ``if`` that is not a plain
+    statement (``if ...: continue``) splits the iteration: each path runs to
+    the end of the iteration and hands back the loop's carried values."""
+    loop = frame.loop
+    fall = frame.listing.instructions[frame.listing.index_of[jump.offset] + 1].offset
+    taken_when_true = jump.argval if jump.opname.endswith("IF_TRUE") else fall
+    base = dict(frame.locals)
+
+    def path(start: int) -> Any:
+        def run(*operands: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            passed = dict(zip(loop.carried, operands))
+            versions = regions.snapshot(passed)
+            child = regions.run(interp, frame, REST_OF_ITERATION, start=start, stop=loop.head,
+                                local_values={**base, **passed}, stack=list(frame.stack),
+                                loop=loop)  # fmt: skip
+            return carried_out(child, REST_OF_ITERATION, loop, passed, versions)
+
+        return run
+
+    other = fall if taken_when_true == jump.argval else jump.argval
+    results = torch.cond(truth(frame, pred, True), path(taken_when_true), path(other),
+                         tuple(base[name] for name in loop.carried))  # fmt: skip
+    frame.locals.update(zip(loop.carried, results))  # the iteration ends here
+    frame.jump(loop.head)
 
 
 def _region(frame: Frame, start: int, end: int) -> list[dis.Instruction]:

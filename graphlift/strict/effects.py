@@ -24,6 +24,8 @@ is native code: torch's, or a builtin that does not mutate).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: Methods that change the builtin container they are called on.
@@ -67,18 +69,40 @@ MUTATING_METHODS: dict[type, frozenset[str]] = {
 
 
 class Provenance:
-    """Which objects the captured call created. Objects are kept alive while the
-    capture runs, so an id is never reused for another object."""
+    """Which objects the captured call created, in order. Objects are kept alive
+    while the capture runs, so an id is never reused for another object.
+
+    A traced region (the body of a data-dependent loop, a path of an ``if``
+    on a tensor) raises ``floor``: objects created before the region began are
+    then not fresh *for the region* (``is_fresh_in_region``)."""
 
     def __init__(self) -> None:
-        self._fresh: dict[int, Any] = {}
+        self._fresh: dict[int, tuple[int, Any]] = {}
+        self._count = 0
+        self.floor = 0
 
     def created(self, value: Any) -> Any:
-        self._fresh[id(value)] = value
+        if id(value) not in self._fresh:
+            self._fresh[id(value)] = (self._count, value)
+            self._count += 1
         return value
 
     def is_fresh(self, value: Any) -> bool:
+        """Created by the captured call."""
         return id(value) in self._fresh
+
+    def is_fresh_in_region(self, value: Any) -> bool:
+        """Created inside the innermost traced region (or the call, outside regions)."""
+        entry = self._fresh.get(id(value))
+        return entry is not None and entry[0] >= self.floor
+
+    @contextmanager
+    def region(self) -> Iterator[None]:
+        saved, self.floor = self.floor, self._count
+        try:
+            yield
+        finally:
+            self.floor = saved
 
 
 def mutated_container(method: Any) -> tuple[Any, str] | None:

@@ -71,6 +71,10 @@ class Frame:
         #: Stop (as if returning None) on reaching this offset: one path of an ``if``
         #: run as a function (branches.py).
         self.stop_offset: int | None = None
+        self.stopped = False  # reached stop_offset (rather than returning)
+        #: In the body of a ``for`` loop converted to ``scan`` (loops.py): the loop,
+        #: so an ``if`` with ``continue`` becomes a cond over the rest of the iteration.
+        self.loop: Any = None
 
     @property
     def f_lineno(self) -> int:

@@ -18,8 +18,13 @@ instruction at a time, with these differences:
 - **Module calls are emulated**: a user module's ``__call__`` runs its hooks
   and ``forward`` in the interpreter (hooks are traced, not fired natively),
   graphlift's own bookkeeping hooks run as they are.
-- Generators are run to completion when they are created (model code
-  iterates them at once); ``yield from`` is not modelled.
+- Generators are resumable interpreted frames (``InterpretedGenerator``);
+  ``yield from`` delegates through ``SEND``.
+- **Data-dependent control flow becomes graph control flow**: an ``if`` on a
+  tensor becomes ``cond`` (``branches.py``); a ``for`` over a tensor of
+  data-dependent length becomes ``scan`` and a ``while`` on a tensor
+  ``while_loop`` (``loops.py``). Their bodies run as *traced regions*
+  (``regions.py``), where writes to Python objects made before are refused.
 
 Anything it does not model is a ``StrictCaptureError`` naming the reason and
 the user's line — never a silent fallback to running the code.
@@ -30,13 +35,16 @@ from __future__ import annotations
 import builtins
 import inspect
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn, cast
 
 import torch
 
 from graphlift.errors import SideEffectError, StrictCaptureError
-from graphlift.source import INTERPRETED_FRAME, is_user_file
+from graphlift.source import INTERPRETED_FRAME
 from graphlift.strict import opcodes, opcodes_values  # noqa: F401 - they fill OPCODES
+from graphlift.strict.classes import is_user_function
 from graphlift.strict.effects import Provenance, SideEffectLog, mutated_container
 from graphlift.strict.frame import Frame
 from graphlift.strict.guards import PythonGuard, needs_guard
@@ -77,6 +85,9 @@ class Interpreter:
         self.guards: list[PythonGuard] = []
         self._guarded: set[tuple[int, str]] = set()
         self.frame: Frame | None = None
+        #: What the code being run becomes, inside a loop body or an if path
+        #: converted to graph control flow (None outside them).
+        self.region: str | None = None
 
     # --- calls ----------------------------------------------------------------------------
 
@@ -85,14 +96,16 @@ class Interpreter:
         mutated = mutated_container(fn)
         if mutated is not None:
             self.will_change_contents(mutated[0])
-        if isinstance(fn, torch.nn.Module) and _is_user_function(type(fn).forward):
+        if isinstance(fn, torch.nn.Module) and is_user_function(type(fn).forward):
             return self._call_module(fn, args, kwargs)
-        if isinstance(fn, types.MethodType) and _is_user_function(fn.__func__):
+        if isinstance(fn, types.MethodType) and is_user_function(fn.__func__):
             return self._interpret(
                 cast(types.FunctionType, fn.__func__), (fn.__self__, *args), kwargs
             )
-        if isinstance(fn, types.FunctionType) and _is_user_function(fn):
+        if isinstance(fn, types.FunctionType) and is_user_function(fn):
             return self._interpret(fn, args, kwargs)
+        if fn is builtins.next and args and self.region is not None:
+            self._fresh(args[0])  # advancing an iterator made before a loop body: refused
         if fn is builtins.super and not args:
             return self._zero_argument_super()
         if fn in (builtins.setattr, builtins.delattr, object.__setattr__, object.__delattr__):
@@ -179,6 +192,7 @@ class Interpreter:
             while True:
                 instruction = frame.listing.instructions[frame.index]
                 if instruction.offset == frame.stop_offset:
+                    frame.stopped = True
                     return False, None
                 frame.f_lasti = instruction.offset
                 frame.index += 1
@@ -215,23 +229,49 @@ class Interpreter:
     # --- refusals and guards --------------------------------------------------------------
 
     def will_set_attribute(self, owner: Any, name: str) -> None:
-        if not self.provenance.is_fresh(owner):
+        if not self._fresh(owner):
             self.log.attribute(owner, name, self._where())
 
     def will_set_item(self, owner: dict[Any, Any], name: Any) -> None:
+        self._fresh(owner)
         self.log.item(owner, name, self._where())
 
     def will_set_cell(self, cell: Any, name: str) -> None:
-        if not self.provenance.is_fresh(cell):
+        if not self._fresh(cell):
             self.log.cell(cell, name, self._where())
 
     def will_change_contents(self, container: Any) -> None:
         """Before a write into ``container`` (an item, a mutating method)."""
-        if isinstance(container, torch.Tensor) or self.provenance.is_fresh(container):
+        if isinstance(container, torch.Tensor) or self._fresh(container):
             return
         if not isinstance(container, list | dict | set):
             self._refuse(f"writing into a {type(container).__name__} that existed before the call")
         self.log.contents(container, self._where())
+
+    def _fresh(self, owner: Any) -> bool:
+        """May ``owner`` be written freely? Inside a traced region only what the
+        region created may: anything else is refused at once."""
+        if self.provenance.is_fresh_in_region(owner):
+            return True
+        if self.region is not None:
+            raise StrictCaptureError(
+                f"{self.region} changes a Python object ({type(owner).__name__}) made before "
+                "it: that code becomes a graph of tensor operations, so a Python effect "
+                "would happen once at export instead of on every run; keep its results "
+                "in tensors (or export with strict=False and data_dependent='specialize')",
+                where=self._where(),
+            )
+        return self.provenance.is_fresh(owner)
+
+    @contextmanager
+    def traced_region(self, description: str) -> Iterator[None]:
+        """Run code that becomes a control-flow body (``description``: what it is)."""
+        saved, self.region = self.region, description
+        try:
+            with self.provenance.region():
+                yield
+        finally:
+            self.region = saved
 
     def finish(self) -> None:
         """Undo every net change to what existed before; raise if there was one."""
@@ -270,19 +310,6 @@ class Interpreter:
         self.guards.append(PythonGuard(kind, owner, name, value, where))
 
 
-def _is_user_function(fn: Any) -> bool:
-    """User code, or a library decorator's wrapper around user code
-    (``@torch.no_grad()``, ``functools.wraps``): the wrapper is interpreted too,
-    so the user function it calls is, and does not escape into CPython."""
-    code = getattr(fn, "__code__", None)
-    if not isinstance(code, types.CodeType):
-        return False
-    if is_user_file(code.co_filename):
-        return True
-    wrapped = getattr(fn, "__wrapped__", None)
-    return wrapped is not None and wrapped is not fn and _is_user_function(wrapped)
-
-
 def _is_user_class(cls: type) -> bool:
     init = cls.__dict__.get("__init__")
-    return init is not None and _is_user_function(init) and not issubclass(cls, BaseException)
+    return init is not None and is_user_function(init) and not issubclass(cls, BaseException)

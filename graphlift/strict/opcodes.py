@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from graphlift.strict import regions
 from graphlift.strict.branches import convert_if
+from graphlift.strict.classes import user_property
 from graphlift.strict.frame import NULL, Frame
 from graphlift.strict.instructions import (
     _IN_PLACE_MUTATES,
@@ -23,6 +25,13 @@ from graphlift.strict.instructions import (
     Handler,
     arg,
     opcode,
+)
+from graphlift.strict.loops import (
+    convert_for,
+    convert_while,
+    has_data_dependent_length,
+    is_unbacked,
+    loop_condition,
 )
 
 if TYPE_CHECKING:
@@ -179,7 +188,12 @@ def _store_deref(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 
 @opcode("LOAD_ATTR")
 def _load_attr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(getattr(frame.pop(), ins.argval))
+    owner = frame.pop()
+    getter = user_property(owner, ins.argval)
+    if getter is not None:  # a property in user code: its getter is interpreted
+        frame.push(interp.call(getter.fget, (owner,), {}))
+        return NEXT
+    frame.push(getattr(owner, ins.argval))
     return NEXT
 
 
@@ -195,6 +209,10 @@ def _load_method(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 def _store_attr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     owner = frame.pop()
     value = frame.pop()
+    setter = user_property(owner, ins.argval)
+    if setter is not None and setter.fset is not None:  # interpreted like the getter
+        interp.call(setter.fset, (owner, value), {})
+        return NEXT
     interp.will_set_attribute(owner, ins.argval)
     setattr(owner, ins.argval, value)
     return NEXT
@@ -212,6 +230,9 @@ def _delete_attr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 def _binary_subscr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     key = frame.pop()
     container = frame.pop()
+    if interp.region is not None and regions.is_data_dependent_index(container, key):
+        frame.push(regions.select_by_tensor(container, key))  # expert_mask[expert_idx]
+        return NEXT
     frame.push(container[key])
     return NEXT
 
@@ -220,6 +241,9 @@ def _binary_subscr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> A
 def _store_subscr(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     key, container, value = frame.pop(), frame.pop(), frame.pop()
     interp.will_change_contents(container)
+    if interp.region is not None and regions.is_data_dependent_index(container, key):
+        regions.select_by_tensor(container, key).copy_(value)  # out[c] = ..., as eager
+        return NEXT
     container[key] = value
     return NEXT
 
@@ -310,7 +334,13 @@ def _pop_jump(condition: Callable[[Any], bool]) -> Handler:
     def handler(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
         value = frame.pop()
         if isinstance(value, torch.Tensor) and condition in (bool, _CONDITIONS["FALSE"]):
-            convert_if(interp, frame, ins, value)  # an if on a tensor's value: torch.cond
+            repeat = loop_condition(frame, ins)
+            if repeat is not None:  # a while loop on a tensor's value: while_loop
+                convert_while(interp, frame, ins, value, repeat)
+            else:  # an if on a tensor's value: torch.cond
+                convert_if(interp, frame, ins, value)
+        elif is_unbacked(value) and condition in (bool, _CONDITIONS["FALSE"]):
+            convert_if(interp, frame, ins, value)  # an if on a data-dependent size or .item()
         elif condition(value):
             frame.jump(ins.argval)
         return NEXT
@@ -334,12 +364,21 @@ def _jump_or_pop(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any
 
 @opcode("GET_ITER")
 def _get_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.push(iter(frame.pop()))
+    iterable = frame.pop()
+    if has_data_dependent_length(iterable):  # for x in nonzero(...): scan
+        convert_for(interp, frame, ins, iterable)
+        return NEXT
+    iterator = iter(iterable)
+    if iterator is not iterable:  # a new iterator: the call's own (iter(gen) is gen)
+        interp.provenance.created(iterator)
+    frame.push(iterator)
     return NEXT
 
 
 @opcode("FOR_ITER")
 def _for_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    if interp.region is not None:
+        interp._fresh(frame.stack[-1])  # advancing an iterator made before a loop body
     try:
         frame.push(next(frame.stack[-1]))
     except StopIteration:

@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import builtins
 import dis
+import functools
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from graphlift.strict.classes import build_class
 from graphlift.strict.frame import NULL, Frame
 from graphlift.strict.instructions import (
     NEXT,
@@ -243,3 +246,66 @@ def _reraise(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     if arg(ins):
         frame.pop()  # the offset the exception was raised at (lasti)
     raise error
+
+
+# --- class bodies and yield from -----------------------------------------------------------
+
+
+@opcode("LOAD_BUILD_CLASS")
+def _load_build_class(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    frame.push(functools.partial(build_class, interp))  # the class body is interpreted
+    return NEXT
+
+
+@opcode("LOAD_NAME")
+def _load_name(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    """A name in a class body: the namespace, then globals (guarded), then builtins."""
+    name = ins.argval
+    if name in frame.locals:
+        frame.push(frame.locals[name])
+    elif name in frame.f_globals:
+        interp.guard("global", frame.f_globals, name, frame.f_globals[name])
+        frame.push(frame.f_globals[name])
+    elif hasattr(builtins, name):
+        frame.push(getattr(builtins, name))
+    else:
+        raise NameError(f"name {name!r} is not defined")
+    return NEXT
+
+
+@opcode("STORE_NAME")
+def _store_name(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    frame.locals[ins.argval] = frame.pop()
+    return NEXT
+
+
+@opcode("DELETE_NAME")
+def _delete_name(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    del frame.locals[ins.argval]
+    return NEXT
+
+
+@opcode("GET_YIELD_FROM_ITER")
+def _get_yield_from_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    iterable = frame.pop()
+    iterator = iter(iterable)
+    if iterator is not iterable:
+        interp.provenance.created(iterator)
+    frame.push(iterator)
+    return NEXT
+
+
+@opcode("SEND")
+def _send(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
+    """``yield from``: the delegate's next value, or its return value at the target."""
+    value = frame.pop()
+    delegate = frame.stack[-1]
+    try:
+        result = next(delegate) if value is None else delegate.send(value)
+    except StopIteration as stop:
+        frame.pop()
+        frame.push(stop.value)
+        frame.jump(ins.argval)
+        return NEXT
+    frame.push(result)
+    return NEXT

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from graphlift.errors import TraceError
+from graphlift.ir.effects import register_side_effect
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
@@ -77,6 +78,15 @@ def scan(combine_fn: Callable[..., Any], init: Sequence[torch.Tensor],
         ys.append(y)
     stacked = tuple(torch.stack([y[j] for y in ys]) for j in range(len(ys[0]))) if ys else ()
     return (*carry, *stacked)
+
+
+@register_side_effect
+def invoke_subgraph(body: Callable[..., Any], identifier: str, operands: Sequence[Any]) -> Any:
+    """A shared body of a repeated block (trace/blocks.py), called on ``operands``:
+    torch's ``invoke_subgraph`` semantics, one body for every equal call. Kept by
+    dead-code elimination even when its results are unused, as the flat program
+    keeps the body's eval-mode dropouts (``ep.inline_subgraphs()`` equals it)."""
+    return body(*operands)
 
 
 # --- tracing a body into its own graph -------------------------------------------------------
@@ -252,10 +262,10 @@ def _merge(recorder: Recorder, a: TraceTensor, b: TraceTensor) -> torch.Tensor:
             continue
         env = recorder.ensure_symbolic().shape_env
         if not isinstance(x, int) or not isinstance(y, int):
-            same = x == y
-            if isinstance(same, torch.SymBool) and env.statically_known_true(
+            same = x == y  # a plain True when both sizes are the same expression
+            if same is True or (isinstance(same, torch.SymBool) and env.statically_known_true(
                 same.node.symbolic_expr
-            ):
+            )):  # fmt: skip
                 sizes.append(x)
                 continue
         sizes.append(env.create_unbacked_symint(size_like=True))
@@ -267,7 +277,7 @@ def trace_map(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[s
     body, xs, pos_args = args
     xs = _operands(recorder, list(xs))
     extra = _operands(recorder, list(pos_args))
-    slices = [x.shadow[0] if isinstance(x, TraceTensor) else x[0] for x in xs]
+    slices = [_slice_shadow(x) for x in xs]
     sub = trace_body(recorder, body, [*slices, *extra])
     count = xs[0].shape[0]
     shadows = [
@@ -317,7 +327,7 @@ def trace_scan(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[
     init = _operands(recorder, list(init))
     xs = _operands(recorder, list(xs))
     additional = _operands(recorder, list(additional))
-    slices = [x.shadow[0] for x in xs]
+    slices = [_slice_shadow(x) for x in xs]
     sub = trace_body(recorder, combine_fn, [*init, *slices, *additional])
     count = xs[0].shape[0]
     ys = sub.outputs[len(init) :]
@@ -330,6 +340,15 @@ def trace_scan(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[
             (*_nodes(recorder, additional), *lifted))  # fmt: skip
     results = _record(recorder, scan, call, shadows, init)
     return tree_unflatten(list(results), sub.out_spec)  # (carry, ys) as combine_fn returns
+
+
+def _slice_shadow(value: Any) -> torch.Tensor:
+    """The metadata of one slice along dim 0, made without indexing: ``shadow[0]``
+    would teach the shape env that the length is at least 1, which is false for an
+    empty scan (a loop over ``nonzero()`` may run zero times)."""
+    shadow = value.shadow if isinstance(value, TraceTensor) else value
+    return torch.empty_strided(shadow.shape[1:], shadow.stride()[1:], dtype=shadow.dtype,
+                               device=META)  # fmt: skip
 
 
 def _shadow(value: Any) -> torch.Tensor:
@@ -345,4 +364,4 @@ CONTROL_FLOW_OPS: dict[Any, Callable[..., Any]] = {
 }
 
 # The graph targets of recorded control flow (what a graph's call_function node calls).
-CONTROL_FLOW_TARGETS = {cond, map_impl, while_loop, scan}
+CONTROL_FLOW_TARGETS = {cond, map_impl, while_loop, scan, invoke_subgraph}

@@ -69,7 +69,7 @@ def metadata_reuse(enabled: bool) -> Iterator[None]:
         _reuse_enabled.reset(token)
 
 
-class _Undescribable(Exception):
+class Undescribable(Exception):
     """An argument or result the cache cannot describe exactly."""
 
 
@@ -112,9 +112,9 @@ class MetadataCache:
             return run()
         tensors: list[torch.Tensor] = []
         try:
-            key = (op, _describe(args, tensors), _describe(kwargs, tensors), _global_state(),
+            key = (op, describe(args, tensors), describe(kwargs, tensors), global_state(),
                    self._stamp())  # fmt: skip
-        except _Undescribable:
+        except Undescribable:
             return run()
         entry = self.entries.get(key)
         if entry is not None:
@@ -125,7 +125,7 @@ class MetadataCache:
         if self._stamp() == key[-1]:
             try:
                 self.entries[key] = _template(result, tensors)
-            except _Undescribable:
+            except Undescribable:
                 pass
         return result
 
@@ -138,12 +138,12 @@ class MetadataCache:
         return nullcontext() if self.shape_env is None else self.shape_env.suppress_guards()
 
 
-def _global_state() -> tuple[Any, ...]:
+def global_state() -> tuple[Any, ...]:
     return (torch.get_default_dtype(), torch.is_grad_enabled(),
             torch.is_autocast_enabled("cpu"), torch.are_deterministic_algorithms_enabled())  # fmt: skip
 
 
-def _describe(value: Any, tensors: list[torch.Tensor]) -> Hashable:
+def describe(value: Any, tensors: list[torch.Tensor]) -> Hashable:
     """A hashable description of an argument; tensors are appended to ``tensors``."""
     if isinstance(value, torch.Tensor):
         storage = value.untyped_storage()._cdata
@@ -160,10 +160,10 @@ def _describe(value: Any, tensors: list[torch.Tensor]) -> Hashable:
     if isinstance(value, _SCALARS):
         return (type(value), value)
     if isinstance(value, tuple | list):
-        return (type(value), tuple(_describe(item, tensors) for item in value))
+        return (type(value), tuple(describe(item, tensors) for item in value))
     if isinstance(value, dict):
-        return (dict, tuple((k, _describe(v, tensors)) for k, v in value.items()))
-    raise _Undescribable
+        return (dict, tuple((k, describe(v, tensors)) for k, v in value.items()))
+    raise Undescribable
 
 
 def _size(size: Any) -> Hashable:
@@ -178,15 +178,15 @@ def _template(result: Any, tensors: list[torch.Tensor]) -> Any:
     """``result`` with each tensor replaced by how to rebuild it."""
     if isinstance(result, torch.Tensor):
         if result.device != META or result.layout != torch.strided:
-            raise _Undescribable
+            raise Undescribable
         if result.is_conj() or result.is_neg() or result.requires_grad:
-            raise _Undescribable
+            raise Undescribable
         storage = result.untyped_storage()._cdata
         source = next((i for i, t in enumerate(tensors) if t.untyped_storage()._cdata == storage),
                       None)  # fmt: skip
         same = source is not None and tensors[source] is result
         if source is None and not _is_zero(result.storage_offset()):
-            raise _Undescribable
+            raise Undescribable
         return ResultTensor(source, same, tuple(result.shape), tuple(result.stride()),
                             result.storage_offset(), result.dtype)  # fmt: skip
     if isinstance(result, tuple | list):
@@ -196,11 +196,11 @@ def _template(result: Any, tensors: list[torch.Tensor]) -> Any:
         ]
         storages = {t.untyped_storage()._cdata for t in fresh}
         if len(storages) != len(fresh):
-            raise _Undescribable  # results aliasing each other but no argument
+            raise Undescribable  # results aliasing each other but no argument
         return type(result)(items)
     if result is None or isinstance(result, _SCALARS | float | torch.SymInt):
         return result
-    raise _Undescribable
+    raise Undescribable
 
 
 def _is_zero(offset: Any) -> bool:

@@ -83,6 +83,10 @@ class Recorder:
         self.trace_mode: Any = None  # the TraceMode recording into this Recorder
         self.examples: Any = None  # ExampleValues with data_dependent="specialize"
         self.metadata_cache: MetadataCache | None = None  # one per ShapeEnv (or none)
+        # Block reuse (trace/blocks.py): export's own module hooks, and the nodes
+        # in-place updates replaced while a block's first trace runs.
+        self.trace_hooks: frozenset[Any] = frozenset()
+        self.assign_log: list[Node] | None = None
 
     def ensure_symbolic(self) -> SymbolicValues:
         """The export's symbolic values, created on first need: a static export
@@ -263,6 +267,12 @@ class Recorder:
             raise ExportError(
                 f"{op} failed on the traced shapes and dtypes: {error}", where=user_where()
             ) from error
+        except AssertionError as error:  # torch's Python kernels assert on what they expect
+            raise ExportError(
+                f"{op} failed on the traced shapes and dtypes ({error}); if eager runs this "
+                "call, this is a bug in graphlift",
+                where=user_where(),
+            ) from error
 
     def _checked_metadata(
         self, env: ShapeEnv, kernel: Callable[..., Any], args: Any, kwargs: Any
@@ -294,6 +304,8 @@ class Recorder:
         is written back into the base, whose other views become stale."""
         root = target.base if target.base is not None else target
         self._check_writable(root, target)
+        if self.assign_log is not None:
+            self.assign_log.append(root.node)
         if target.base is None:
             target.node = value.node
             target.version += 1

@@ -128,6 +128,7 @@ def module_stack(
             if observer is not None and key is not None:
                 observer.left(key, output)
 
+    recorder.trace_hooks = frozenset({enter, observe, leave})  # block reuse tells them apart
     pre = torch.nn.modules.module.register_module_forward_pre_hook(enter)
     post = torch.nn.modules.module.register_module_forward_hook(leave, always_call=True)
     observers = [
@@ -143,3 +144,4 @@ def module_stack(
         for handle in observers:
             handle.remove()
         recorder.module_stack = {}
+        recorder.trace_hooks = frozenset()

@@ -104,7 +104,7 @@ def test_svg_through_graphviz_or_a_typed_error(
     if shutil.which("dot"):
         graph_view.write_svg(tiny_gpt, str(tmp_path / "g.svg"))
         assert "<svg" in (tmp_path / "g.svg").read_text()
-    monkeypatch.setattr(graph_view.shutil, "which", lambda name: None)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no graphviz there
     with pytest.raises(graph_view.GraphViewError, match="apt-get install graphviz"):
         graph_view.write_svg(tiny_gpt, str(tmp_path / "h.svg"))
 

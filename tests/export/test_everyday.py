@@ -23,6 +23,7 @@ from torch import nn
 import graphlift as gl
 from graphlift.errors import (
     ConstraintViolationError,
+    ExportError,
     GraphliftError,
     InputMismatchError,
     InternalError,
@@ -285,6 +286,24 @@ def test_an_internal_failure_is_reported_as_a_graphlift_bug(
     assert "aten.linear.default" in message and "float32[4, 3]" in message  # the op and shapes
     assert caught.value.where is not None and __file__ in caught.value.where  # the model's line
     assert isinstance(caught.value.__cause__, ArithmeticError)  # the original, chained
+
+
+class SplitAtTensorIndices(nn.Module):
+    def forward(self, x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+        return torch.tensor_split(x, indices)[1]
+
+
+def test_an_assertion_in_a_torch_kernel_is_a_typed_error_at_the_users_line() -> None:
+    # torch's Python kernel for tensor_split asserts its indices are on the CPU; found
+    # by the op sweep, where it reached the user as a bare AssertionError.
+    auto = te.Dim.AUTO
+    spec = ({0: auto, 1: auto}, {0: auto})
+    with pytest.raises(ExportError) as caught:
+        gl.export(
+            SplitAtTensorIndices(), (torch.randn(7, 3), torch.tensor([2, 5])), dynamic_shapes=spec
+        )
+    assert "tensor_split" in str(caught.value) and "bug in graphlift" in str(caught.value)
+    assert caught.value.where is not None and __file__ in caught.value.where
 
 
 def test_the_users_own_exception_passes_through_unchanged() -> None:

@@ -50,7 +50,8 @@ def test_export_matches_eager_and_torch_export(case) -> None:  # type: ignore[no
     assert [s.target for s in ep.graph_signature.input_specs if s.target] == [
         s.target for s in reference.graph_signature.input_specs if s.target
     ]
-    ours_count, theirs_count = call_nodes(ep.graph), call_nodes(reference.graph)
+    flat = ep.inline_subgraphs()  # repeated layers as torch.export records them
+    ours_count, theirs_count = call_nodes(flat.graph), call_nodes(reference.graph)
     assert abs(ours_count - theirs_count) <= 0.15 * theirs_count, (ours_count, theirs_count)
 
 

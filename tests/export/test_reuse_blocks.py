@@ -1,46 +1,276 @@
-"""The public names of block reuse (DESIGN.md, issue 18): ``reuse_blocks`` and
-``ep.inline_subgraphs()``.
+"""Shared block bodies (issue 18, ``reuse_blocks``): a repeated layer traced once.
 
-Shared block bodies are not built yet; what these tests pin is the contract
-that holds already: both settings give the same program, the flat program
-``inline_subgraphs()`` returns equals the ``reuse_blocks=False`` one, runs
-like eager, and is a new program (its source is never changed).
+Every test compares three things: the program with reuse (``reuse_blocks=True``,
+the default), its flat form ``inline_subgraphs()``, and the program exported
+with ``reuse_blocks=False``. The oracle for "reuse changed nothing" is that the
+inlined printout equals the flat export's byte for byte; the oracle for
+correctness is eager PyTorch at several shapes. Layers that differ in what
+their code reads must get their own trace, never a wrong reuse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 import torch
+from torch import nn
 
 import graphlift as gl
 from graphlift.errors import ExportError
 from graphlift.examples.tiny_gpt import make_example
+from graphlift.interop import to_fx
+from graphlift.trace.control_flow import invoke_subgraph
 from tests.export.test_golden_programs import printout
 
 
-def tiny_gpt(reuse_blocks: bool) -> gl.ExportedProgram:
+class Layer(nn.Module):
+    def __init__(self, width: int = 8, scale: float = 1.0) -> None:
+        super().__init__()
+        self.linear = nn.Linear(width, width)
+        self.scale = scale
+        self.layer_idx = 0  # held, never read by forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.linear(x)) * self.scale + x
+
+
+class Stack(nn.Module):
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+def stack(count: int = 5, make: Callable[[int], nn.Module] = lambda i: Layer()) -> Stack:
+    torch.manual_seed(0)
+    model = Stack([make(i) for i in range(count)]).eval()
+    for index, layer in enumerate(model.layers):
+        if hasattr(layer, "layer_idx"):
+            layer.layer_idx = index
+    return model
+
+
+SPEC = {"x": {0: gl.Dim("batch", min=2, max=32)}}
+SHAPES = ((2, 8), (3, 8), (17, 8))
+
+
+def calls(ep: gl.ExportedProgram) -> int:
+    return sum(1 for node in ep.graph.nodes if node.target is invoke_subgraph)
+
+
+def bodies(ep: gl.ExportedProgram) -> list[str]:
+    return [name for name, _ in ep.graph_module.named_children()]
+
+
+def check(model: nn.Module, spec: object = SPEC, shapes: tuple = SHAPES) -> gl.ExportedProgram:
+    """Export both ways; the inlined program equals the flat one and both equal eager."""
+    example = torch.randn(*shapes[0])
+    reused = gl.export(model, (example,), dynamic_shapes=spec)
+    flat = gl.export(model, (example,), dynamic_shapes=spec, reuse_blocks=False)
+    assert printout(reused.inline_subgraphs()) == printout(flat)
+    for shape in shapes if spec else shapes[:1]:
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(reused.module()(x), model(x))
+    return reused
+
+
+def test_equal_layers_share_one_body() -> None:
+    ep = check(stack(5))
+    assert bodies(ep) == ["repeated_block_0"]
+    assert calls(ep) >= 3  # the first layer (or two) traced, the rest calls of the body
+    assert "layer_idx" not in str(ep)  # held, not read: the layers are the same computation
+
+
+def test_static_shapes_share_one_body_too() -> None:
+    ep = check(stack(4), spec=None)
+    assert calls(ep) >= 2
+
+
+def test_tiny_gpt_with_and_without_reuse() -> None:
     model, (tokens,) = make_example()
     spec = {"tokens": {0: gl.Dim("batch", min=1, max=64), 1: gl.Dim("seq", min=2, max=31)}}
-    return gl.export(model, (tokens,), dynamic_shapes=spec, reuse_blocks=reuse_blocks)
-
-
-def test_both_settings_give_the_same_program() -> None:
-    assert printout(tiny_gpt(True)) == printout(tiny_gpt(False))
-
-
-def test_inline_subgraphs_is_the_flat_program_and_runs_like_eager() -> None:
-    ep = tiny_gpt(True)
-    before = printout(ep)
-    flat = ep.inline_subgraphs()
-    assert flat is not ep and flat.graph is not ep.graph
-    assert printout(flat) == printout(tiny_gpt(False))
-    model, _ = make_example()
+    reused = gl.export(model, (tokens,), dynamic_shapes=spec)
+    flat = gl.export(model, (tokens,), dynamic_shapes=spec, reuse_blocks=False)
+    assert calls(reused) == 1 and calls(flat) == 0
+    before = printout(reused)
+    inlined = reused.inline_subgraphs()
+    assert inlined is not reused and inlined.graph is not reused.graph
+    assert printout(inlined) == printout(flat)
     for batch, seq in ((1, 5), (3, 17)):
         tokens = torch.randint(0, model.config.vocab_size, (batch, seq))
-        torch.testing.assert_close(flat.module()(tokens), model(tokens))
-    last = [node for node in flat.graph.nodes if node.op == "call_function"][-1]
-    last.meta["stack_trace"] = "changed in the copy"
-    assert printout(ep) == before
+        torch.testing.assert_close(reused.module()(tokens), model(tokens))
+        torch.testing.assert_close(inlined.module()(tokens), model(tokens))
+    assert printout(reused) == before  # the source program is not changed
+
+
+def test_a_layer_reading_a_different_attribute_gets_its_own_trace() -> None:
+    # scales 1, 2, 1, 2, 1, 2: two distinct computations, each with its own body
+    ep = check(stack(6, lambda i: Layer(scale=1.0 + i % 2)))
+    assert len(bodies(ep)) == 2
+    # every scale different: nothing to share
+    ep = check(stack(4, lambda i: Layer(scale=1.0 + i)))
+    assert calls(ep) == 0 and bodies(ep) == []
+
+
+class IndexedLayer(Layer):
+    """Reads its index: every layer computes something else."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) + self.layer_idx
+
+
+class ConfigLayer(Layer):
+    """Reads its index through a shared table, as Gemma3 picks sliding windows."""
+
+    table = {0: 1.0, 1: 1.0, 2: 3.0, 3: 1.0}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.table[self.layer_idx]
+
+
+class DictLayer(Layer):
+    """Reads its scale through ``vars(self)``, not an attribute access."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.linear(x)) * vars(self)["scale"] + x
+
+
+def test_a_read_through_vars_counts_as_reading_every_attribute() -> None:
+    ep = check(stack(6, lambda i: DictLayer(scale=1.0 + i % 2)))
+    assert len(bodies(ep)) <= 2  # never one body for both scales (eager equality says so)
+
+
+@pytest.mark.parametrize("layer", [IndexedLayer, ConfigLayer])
+def test_a_layer_reading_its_index_is_never_reused(layer: type[Layer]) -> None:
+    ep = check(stack(4, lambda i: layer()))
+    assert calls(ep) == 0
+
+
+class HalfLayer(nn.Module):
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.register_buffer("shift", torch.ones(8, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.shift
+
+
+def test_a_buffer_of_another_dtype_gets_its_own_body() -> None:
+    dtypes = [torch.float32, torch.float64] * 3
+    ep = check(stack(6, lambda i: HalfLayer(dtypes[i])))
+    assert len(bodies(ep)) == 2
+
+
+def test_a_forward_hook_inside_a_layer_is_not_skipped() -> None:
+    model = stack(4)
+    model.layers[2].linear.register_forward_hook(lambda module, args, out: out * 2)
+    check(model)
+
+
+class CountingLayer(Layer):
+    """Updates a buffer in place (a KV-cache slot, a running count)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("seen", torch.zeros(8))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.add_(x.sum(0))
+        return super().forward(x) + self.seen
+
+
+def test_a_layer_mutating_its_buffer_is_traced_every_time() -> None:
+    model = stack(3, lambda i: CountingLayer())
+    x = torch.randn(4, 8)
+    ep = gl.export(model, (x,), dynamic_shapes=SPEC)
+    assert calls(ep) == 0
+    eager = stack(3, lambda i: CountingLayer())
+    torch.testing.assert_close(ep.module()(x), eager(x))
+
+
+class Passthrough(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(x.shape[0], 8)
+
+
+class Writer(Layer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.last_width = x.shape[-1]  # an attribute write: not a pure computation
+        return super().forward(x)
+
+
+@pytest.mark.parametrize("make", [lambda i: Passthrough(), lambda i: Writer()])
+def test_views_and_attribute_writes_are_traced_every_time(make: Callable[[int], nn.Module]) -> None:
+    model = stack(4, make)
+    gl.export(model, (torch.randn(3, 8),), dynamic_shapes=SPEC)
+    assert all("last_width" not in vars(layer) for layer in model.layers)  # restored
+    assert calls(check(model)) == 0
+
+
+class ItemLayer(Layer):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positive = x[x > 0]  # a data-dependent size: a new symbol per call
+        return super().forward(x) + positive.sum()
+
+
+def test_a_data_dependent_layer_is_traced_every_time() -> None:
+    ep = check(stack(3, lambda i: ItemLayer()))
+    assert calls(ep) == 0
+
+
+def test_strict_capture_traces_every_call() -> None:
+    model = stack(4)
+    ep = gl.export(model, (torch.randn(3, 8),), strict=True)
+    assert calls(ep) == 0
+
+
+def test_save_load_keeps_the_shared_body(tmp_path: Path) -> None:
+    model = stack(5)
+    ep = check(model)
+    gl.save(ep, tmp_path / "stack.gl")
+    loaded = gl.load(tmp_path / "stack.gl")
+    assert calls(loaded) == calls(ep) and bodies(loaded) == bodies(ep)
+    assert printout(loaded.inline_subgraphs()) == printout(ep.inline_subgraphs())
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(loaded.module()(x), model(x))
+
+
+def test_decomposition_replays_the_body_once() -> None:
+    model = stack(5)
+    ep = check(model)
+    core = ep.run_decompositions()
+    assert bodies(core) == bodies(ep) and calls(core) == calls(ep)
+    body = core.graph_module.repeated_block_0.graph
+    assert {str(n.target) for n in body.nodes if n.op == "call_function"} >= {"aten.addmm.default"}
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(core.module()(x), model(x))
+        torch.testing.assert_close(core.inline_subgraphs().module()(x), model(x))
+
+
+def test_to_fx_and_unflatten_run_the_bodies() -> None:
+    model = stack(4)
+    ep = check(model)
+    fx_module = to_fx(ep)
+    unflattened = gl.unflatten(ep)
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(fx_module(x), model(x))
+        torch.testing.assert_close(unflattened(x), model(x))
+
+
+def test_the_body_is_verified_and_printed_once() -> None:
+    ep = check(stack(6))
+    assert str(ep).count("repeated_block_0:") == 1
+    gl.Verifier().check(ep) if hasattr(gl, "Verifier") else None
 
 
 def test_reuse_blocks_must_be_a_bool() -> None:

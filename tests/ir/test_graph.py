@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import graphlift as gl
-from graphlift.errors import GraphError, MissingAttributeError
+from graphlift.errors import GraphError, ImmutableArgumentError, MissingAttributeError
 
 
 def small_graph() -> tuple[gl.Graph, dict[str, gl.Node]]:
@@ -35,8 +35,9 @@ def test_arguments_are_immutable() -> None:
     g = gl.Graph()
     x = g.placeholder("x")
     cat = g.call_function(torch.cat, ([x, x],))
-    with pytest.raises(GraphError, match="immutable"):
+    with pytest.raises(ImmutableArgumentError, match="immutable") as caught:
         cat.args[0].append(x)
+    assert isinstance(caught.value, TypeError)  # as torch.fx's immutable_list raises
 
 
 def test_replace_all_uses_with() -> None:

@@ -9,23 +9,28 @@ original names), ``constants`` (lifted tensors and non-persistent buffers),
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import torch
 
 from graphlift.errors import reports_internal_errors
 from graphlift.export.program import decompositions
-from graphlift.export.program.call_graph import ModuleCallEntry
-from graphlift.export.program.signature import BackwardSignature, ExportGraphSignature
+from graphlift.export.program.call_graph import ModuleCallEntry, renamed_call_graph
+from graphlift.export.program.signature import (
+    BackwardSignature,
+    ExportGraphSignature,
+    SymIntArgument,
+    TensorArgument,
+)
 from graphlift.export.program.verifier import Verifier, verify
 from graphlift.export.runtime.unlift import ExportedModule, unlift
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.pytree import TreeSpec
 from graphlift.symbolic import ShapeEnv
+from graphlift.trace.block_inlining import inline_blocks
 
 
 @dataclass(frozen=True)
@@ -154,18 +159,26 @@ class ExportedProgram:
     def __repr__(self) -> str:
         return f"<ExportedProgram with {len(self.graph.nodes)} nodes>"
 
+    @reports_internal_errors
     def inline_subgraphs(self) -> ExportedProgram:
-        """The flat program, equal to exporting with ``reuse_blocks=False``; this
-        one is left unchanged. Export does not build shared block bodies yet
-        (issue 18), so this is an equal copy with its own graph."""
+        """The flat program: every call of a shared block body (``reuse_blocks``,
+        issue 18) replaced by the body's nodes, giving the graph an export with
+        ``reuse_blocks=False`` gives; this one is left unchanged."""
+        module, renamed = inline_blocks(self.graph_module)
+        names = {node.name: node.name for node in module.graph.nodes} | renamed
+        outputs = [
+            replace(spec, arg=type(spec.arg)(names[spec.arg.name]))
+            if isinstance(spec.arg, TensorArgument | SymIntArgument) else spec
+            for spec in self.graph_signature.output_specs
+        ]  # fmt: skip
         return ExportedProgram(
-            graph_module=copy.deepcopy(self.graph_module),
-            graph_signature=self.graph_signature,
+            graph_module=module,
+            graph_signature=replace(self.graph_signature, output_specs=tuple(outputs)),
             state_dict=dict(self.state_dict),
             constants=dict(self.constants),
             range_constraints=dict(self.range_constraints),
             example_inputs=self.example_inputs,
-            module_call_graph=self.module_call_graph,
+            module_call_graph=renamed_call_graph(self.module_call_graph, names),
             shape_env=self._shape_env,
             specializations=self.specializations,
         )

@@ -81,6 +81,7 @@ CORE_EXTRA_OPS: set[Any] = {
 # (``aten._assert_scalar(u0 >= 0, ...)``); ``int`` reads an unbacked bool as 0/1.
 ALLOWED_PYTHON_TARGETS |= {
     int, control_flow.cond, control_flow.map_impl, control_flow.while_loop, control_flow.scan,
+    control_flow.invoke_subgraph,  # a shared body of repeated blocks (issue 18)
 }  # fmt: skip
 
 
@@ -132,10 +133,13 @@ def verify(program: ExportedProgram, level: IRLevel = "export") -> None:
 def _verify_bodies(program: ExportedProgram, graph: Any, level: IRLevel, prefix: str) -> None:
     """The same node checks inside every control-flow body, recursively: a core-ATen
     program is core ATen in its branches and loop bodies too. A body binds its
-    symbols itself (its placeholders carry the sizes it uses) and returns a flat tuple."""
+    symbols itself (its placeholders carry the sizes it uses) and returns a flat tuple.
+    A body shared by many calls (a repeated block) is checked once."""
+    checked: set[str] = set()
     for attr in graph.nodes:
-        if attr.op != "get_attr" or not _is_subgraph(attr):
+        if attr.op != "get_attr" or attr.target in checked or not _is_subgraph(attr):
             continue
+        checked.add(str(attr.target))
         body = getattr(graph.owning_module, str(attr.target))
         name = f"{prefix}{attr.target}"
         body.graph.lint()

@@ -36,6 +36,7 @@ from graphlift.export.runtime.unlift import unlift
 from graphlift.export.runtime.writeback import apply_mutations_where_made
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
+from graphlift.trace.block_inlining import has_blocks
 
 if TYPE_CHECKING:
     from graphlift.export.program.exported_program import ExportedProgram
@@ -47,7 +48,10 @@ __all__ = ["FlatArgsAdapter", "UnflattenedModule", "unflatten"]
 def unflatten(
     program: ExportedProgram, flat_args_adapter: FlatArgsAdapter | None = None
 ) -> UnflattenedModule:
-    """``torch.export.unflatten``'s counterpart: a module tree mirroring the original."""
+    """``torch.export.unflatten``'s counterpart: a module tree mirroring the original.
+    Shared block bodies are inlined first: each call becomes its own submodule."""
+    if has_blocks(program.graph_module):
+        program = program.inline_subgraphs()
     module = cast(
         UnflattenedModule,
         unlift(program, write_back=apply_mutations_where_made, module_class=UnflattenedModule),

@@ -40,7 +40,7 @@ ORACLE = SimpleNamespace(
     name="torch.fx",
     **{name: getattr(torch.fx, name) for name in (
         "symbolic_trace", "Tracer", "Graph", "GraphModule", "Interpreter", "Transformer",
-        "Proxy", "Node", "wrap", "PH", "ProxyableClassMeta",
+        "Proxy", "Node", "wrap", "PH", "ProxyableClassMeta", "CodeGen",
     )},
     PHBase=torch.fx._symbolic_trace.PHBase,
     TraceError=torch.fx.proxy.TraceError,
@@ -55,6 +55,7 @@ SUBJECT = SimpleNamespace(
     **{name: getattr(graphlift.fx, name) for name in (
         "symbolic_trace", "Tracer", "Graph", "GraphModule", "Interpreter", "Transformer",
         "Proxy", "Node", "wrap", "PH", "PHBase", "ProxyableClassMeta", "TraceError", "ShapeProp",
+        "CodeGen",
     )},
     replace_pattern=graphlift.fx.subgraph_rewriter.replace_pattern,
     replace_pattern_with_filters=graphlift.fx.subgraph_rewriter.replace_pattern_with_filters,

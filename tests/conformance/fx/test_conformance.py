@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from . import (  # noqa: F401  (they register cases)
+    cases_api,
+    cases_codegen,
     cases_editing,
     cases_graph,
+    cases_module,
     cases_passes,
     cases_proxy,
     cases_rewriter,

@@ -1,0 +1,150 @@
+"""Shared block bodies on transformers models (issue 18): small configs with
+random weights and four layers, so that later layers are calls of a body.
+
+For each model: the program with reuse equals eager at several shapes, its
+inlined form equals the ``reuse_blocks=False`` program byte for byte, and the
+number of distinct bodies is what the architecture says (Gemma3 alternates
+sliding-window and full-attention layers: two bodies, never one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import pytest
+import torch
+import transformers
+from torch import nn
+
+import graphlift as gl
+from tests.export.test_golden_programs import printout
+from tests.export.test_reuse_blocks import bodies, calls
+
+VOCAB = 128
+DECODER = dict(
+    vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+    num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+    use_cache=False, pad_token_id=0,
+)  # fmt: skip
+# batch min 2: transformers' mask code branches on batch_size != 1 (docs/block_reuse.md)
+BATCH = gl.Dim("batch", min=2, max=8)
+SEQ = gl.Dim("seq", min=2, max=64)
+
+
+class Logits(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, return_dict=False)[0]
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(
+            input_ids=input_ids, decoder_input_ids=decoder_input_ids, return_dict=False
+        )[0]
+
+
+class Vision(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values, return_dict=False)[0]
+
+
+def llama() -> nn.Module:
+    return Logits(transformers.LlamaForCausalLM(transformers.LlamaConfig(**DECODER)))
+
+
+def gemma3() -> nn.Module:
+    config = transformers.Gemma3TextConfig(
+        **DECODER, head_dim=8, sliding_window=4,
+        layer_types=["sliding_attention", "full_attention"] * 2,
+    )  # fmt: skip
+    return Logits(transformers.Gemma3ForCausalLM(config))
+
+
+def t5() -> nn.Module:
+    config = transformers.T5Config(
+        vocab_size=VOCAB, d_model=32, d_kv=8, d_ff=64, num_layers=4, num_decoder_layers=4,
+        num_heads=4, use_cache=False, decoder_start_token_id=0, pad_token_id=0,
+    )  # fmt: skip
+    return Seq2Seq(transformers.T5ForConditionalGeneration(config))
+
+
+def vit() -> nn.Module:
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=4,
+        num_attention_heads=4, intermediate_size=64,
+    )  # fmt: skip
+    return Vision(transformers.ViTModel(config))
+
+
+def tokens(batch: int, seq: int) -> tuple[Any, ...]:
+    return (torch.randint(3, VOCAB, (batch, seq)),)
+
+
+def encoder_decoder(batch: int, seq: int) -> tuple[Any, ...]:
+    return (torch.randint(3, VOCAB, (batch, seq)), torch.randint(3, VOCAB, (batch, seq + 1)))
+
+
+def images(batch: int, _: int) -> tuple[Any, ...]:
+    return (torch.randn(batch, 3, 32, 32),)
+
+
+DECODER_SPEC = {"input_ids": {0: BATCH, 1: SEQ}}
+T5_SPEC = {
+    "input_ids": {0: BATCH, 1: SEQ},
+    "decoder_input_ids": {0: BATCH, 1: gl.Dim("dec", min=2, max=64)},
+}
+# name: (model, inputs, spec, distinct bodies)
+CASES: dict[str, tuple[Callable[[], nn.Module], Callable[..., Any], Any, int]] = {
+    "llama": (llama, tokens, DECODER_SPEC, 1),
+    "gemma3": (gemma3, tokens, DECODER_SPEC, 2),  # sliding and full attention layers
+    "t5": (t5, encoder_decoder, T5_SPEC, 2),  # encoder and decoder blocks
+    "vit": (vit, images, {"pixel_values": {0: BATCH}}, 1),
+}
+SHAPES = ((2, 8), (3, 13), (5, 2))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_reused_program_equals_eager_and_inlines_to_the_flat_one(name: str) -> None:
+    make, inputs, spec, distinct = CASES[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    example = inputs(*SHAPES[0])
+    reused = gl.export(model, example, dynamic_shapes=spec)
+    flat = gl.export(model, example, dynamic_shapes=spec, reuse_blocks=False)
+    assert len(bodies(reused)) == distinct and calls(reused) >= 2
+    assert printout(reused.inline_subgraphs()) == printout(flat)
+    for shape in SHAPES:
+        args = inputs(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(reused.module()(*args), model(*args))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["llama", "gemma3"])
+def test_decomposed_reused_program_equals_eager(name: str) -> None:
+    make, inputs, spec, distinct = CASES[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    core = gl.export(model, inputs(*SHAPES[0]), dynamic_shapes=spec).run_decompositions()
+    assert len(bodies(core)) == distinct
+    for shape in SHAPES:
+        args = inputs(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(core.module()(*args), model(*args))
