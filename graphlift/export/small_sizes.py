@@ -98,9 +98,13 @@ def keep_small_sizes(
     if env is None or captured.subgraphs or any(not s.is_backed for s in env.symbols):
         return frozenset()
     failing: set[tuple[str, int]] = set()
+    # A symbol another was unified into (``h -> s0``) carries that one's declared
+    # range, which ShapeEnv.admit's relearning from declared ranges would drop: left
+    # alone. (Derived replacements such as ``y -> x - 1`` keep their guards.)
+    roots = {as_symbol(r.value) for r in env.replacements.values()} - {None}
     for info in env.symbols:
         name = info.name
-        if name in env.replacements or info.hint is None or info.hint < 2:
+        if name in env.replacements or name in roots or info.hint is None or info.hint < 2:
             continue
         for value in _small_points(captured, name, info.hint):
             if not info.declared.contains(value) or not env.refused_at(name, value):
@@ -112,7 +116,9 @@ def keep_small_sizes(
             try:
                 other = recapture(*cut)
             except Exception:  # the second trace is optional
-                if _model_fails(module, cut[0], cut[1]):
+                # Only empty inputs: a model that refuses size 1 itself (a check in
+                # forward) narrows a named Dim, as torch.export reports it.
+                if value == 0 and _model_fails(module, cut[0], cut[1]):
                     failing.add((name, value))
                 continue
             try:
