@@ -19,13 +19,20 @@ import graphlift as gl
 from graphlift.errors import GraphDrawingError
 from graphlift.fx.passes import graphviz
 from graphlift.ir.node import describe_target, describe_value
+from graphlift.trace.block_inlining import has_blocks
 
 # a picture of the program cannot be made (e.g. graphviz is not installed)
 GraphViewError = GraphDrawingError
 
 
+def _flat(program: gl.ExportedProgram) -> gl.ExportedProgram:
+    """The picture shows every module's nodes: shared block bodies are inlined."""
+    return program.inline_subgraphs() if has_blocks(program.graph_module) else program
+
+
 def graph_data(program: gl.ExportedProgram) -> dict[str, Any]:
     """Nodes (name, op, target, value, source line, module path) and edges of the top graph."""
+    program = _flat(program)
     nodes, edges = [], []
     module_of = _module_paths(program.graph)
     for node in program.graph.nodes:

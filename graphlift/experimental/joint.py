@@ -57,6 +57,7 @@ from graphlift.ir.passes import eliminate_dead_code
 from graphlift.pytree import tree_flatten, tree_unflatten
 from graphlift.symbolic import ShapeEnv
 from graphlift.trace.autograd_functions import FUNCTIONS, TAG
+from graphlift.trace.block_inlining import has_blocks
 from graphlift.trace.mode import TraceMode, exporting_flags
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
@@ -172,6 +173,8 @@ def export_forward_backward(program: ExportedProgram, joint_loss_index: int = 0)
     """A new program computing ``program``'s outputs and the gradient of its user
     output number ``joint_loss_index`` (a scalar) with respect to every trainable
     parameter and every user input that requires grad. ``program`` is unchanged."""
+    if has_blocks(program.graph_module):  # shared block bodies are differentiated flat
+        program = program.inline_subgraphs()
     _check_supported(program)
     shape_env = program._shape_env.fork() if program._shape_env is not None else None
     joint = JointReplay(program, shape_env)
