@@ -57,6 +57,13 @@ IN_PLACE_VIEW = (
     "the decomposition calls squeeze_/transpose_ on a fresh tensor, which the tracer refuses "
     "(an in-place metadata change cannot be rebound on a traced tensor)"
 )
+ZERO_ONE_SINCE_BATCH_ONE = (
+    "since sizes 0/1 are proven by a second trace (export/small_sizes.py), export's per-op "
+    "0/1 check exempts per symbol, not per size, and the decomposition's 0/1 check then "
+    "finds a guard on a product of AUTO sizes (e.g. (h+1)//2 * (w+1)//2 != 1) that the "
+    "program does not hold: the decomposition is refused (same cause as the model sweep's "
+    "resnet/t5 AUTO gaps)"
+)
 NOT_DECOMPOSED_AGAIN = (
     "clamp_min.default emitted by a decomposition is kept, not decomposed again to clamp "
     "as torch does; the core verifier refuses it"
@@ -68,11 +75,15 @@ KNOWN_GAPS: dict[str, str] = {
         ("_unsafe_masked_index", "_unsafe_masked_index_put_accumulate", "fft.fft2",
          "fft.fftn", "fft.hfft2", "fft.hfftn", "fft.ifft2", "fft.ifftn", "fft.ihfft2",
          "fft.ihfftn", "fft.irfft2", "fft.irfftn", "fft.rfft2", "fft.rfftn", "isin",
-         "linalg.cond", "linalg.matrix_rank", "nn.functional.embedding_bag",
-         "nn.functional.pad.reflect", "nn.functional.pad.replicate", "nn.functional.pdist",
+         "linalg.cond", "linalg.matrix_rank", "nn.functional.pad.reflect", "nn.functional.pad.replicate", "nn.functional.pdist",
          "nn.functional.pixel_shuffle", "nn.functional.scaled_dot_product_attention",
-         "select_scatter", "take"),
+         "select_scatter"),
         DECOMPOSITION_GUARD,
+    ),
+    **dict.fromkeys(
+        ("nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
+         "nn.functional.conv_transpose3d", "nn.functional.instance_norm"),
+        ZERO_ONE_SINCE_BATCH_ONE,
     ),
     **dict.fromkeys(
         ("gradient", "kron", "linalg.multi_dot", "nn.functional.fractional_max_pool3d",
@@ -90,7 +101,7 @@ KNOWN_GAPS: dict[str, str] = {
     "nn.functional.hinge_embedding_loss": "the reduction enum reaches the kernel as 0 and "
     "is refused ('0 is not a valid value for reduction')",
     "tensor_split": "the meta shadow's device leaks into torch's check "
-    "('tensor_indices_or_sections must be on CPU, got meta'), as a bare AssertionError",
+    "('tensor_indices_or_sections must be on CPU, got meta'); reported as an ExportError",
     "torch._scaled_mm": "the meta kernel requires sizes that are multiples of 16, CPU eager "
     "does not: the resized sample is refused",
     "torch._scaled_mm_v2": "the meta kernel requires sizes that are multiples of 16, CPU "
