@@ -82,7 +82,7 @@ KNOWN_GAPS: dict[str, str] = {
     ),
     **dict.fromkeys(
         ("nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
-         "nn.functional.conv_transpose3d", "nn.functional.instance_norm"),
+         "nn.functional.conv_transpose3d", "nn.functional.instance_norm", "linalg.tensorsolve"),
         ZERO_ONE_SINCE_BATCH_ONE,
     ),
     **dict.fromkeys(
