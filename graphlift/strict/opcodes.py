@@ -107,13 +107,13 @@ def _load_fast(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     return NEXT
 
 
-@opcode("STORE_FAST")
+@opcode("STORE_FAST", "STORE_NAME")  # a class body's names are its frame's locals
 def _store_fast(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     frame.locals[ins.argval] = frame.pop()
     return NEXT
 
 
-@opcode("DELETE_FAST")
+@opcode("DELETE_FAST", "DELETE_NAME")
 def _delete_fast(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     del frame.locals[ins.argval]
     return NEXT

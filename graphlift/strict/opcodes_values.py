@@ -273,18 +273,6 @@ def _load_name(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     return NEXT
 
 
-@opcode("STORE_NAME")
-def _store_name(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    frame.locals[ins.argval] = frame.pop()
-    return NEXT
-
-
-@opcode("DELETE_NAME")
-def _delete_name(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
-    del frame.locals[ins.argval]
-    return NEXT
-
-
 @opcode("GET_YIELD_FROM_ITER")
 def _get_yield_from_iter(interp: Interpreter, frame: Frame, ins: dis.Instruction) -> Any:
     iterable = frame.pop()
