@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -95,9 +95,43 @@ def keep_small_sizes(
     and so does eager ``module``): the guards go on refusing those, and a declared
     range that includes them is not narrowed."""
     env = captured.shape_env
-    if env is None or captured.subgraphs or any(not s.is_backed for s in env.symbols):
+    if env is None or captured.subgraphs:
         return frozenset()
     failing: set[tuple[str, int]] = set()
+    for name, value in _refused_small_sizes(captured):
+        try:
+            cut = _cut_inputs(captured, args, kwargs, dim_specs, name, value)
+        except _Unreadable:
+            continue
+        try:
+            other = recapture(*cut)
+        except Exception:  # the second trace is optional
+            # Only empty inputs: a model that refuses size 1 itself (a check in
+            # forward) narrows a named Dim, as torch.export reports it.
+            if value == 0 and _model_fails(module, cut[0], cut[1]):
+                failing.add((name, value))
+            continue
+        try:
+            needs = _same_values(captured, other, name, value)
+        except (_Unreadable, TypeError):
+            continue
+        env.admit(name, value, needs)
+    return frozenset(failing)
+
+
+def refuses_small_sizes(captured: Capture) -> bool:
+    """Whether some guard of ``captured`` refuses a declared size that
+    ``keep_small_sizes`` would try to prove (so a flat graph is worth having)."""
+    return next(_refused_small_sizes(captured), None) is not None
+
+
+def _refused_small_sizes(captured: Capture) -> Iterator[tuple[str, int]]:
+    """The (symbol, size) pairs ``keep_small_sizes`` tries: a declared size at which
+    some input dim is 0 or 1 and which a guard refuses, asked lazily (an admitted
+    size changes the guards). None when a symbol is unbacked."""
+    env = captured.shape_env
+    if env is None or any(not s.is_backed for s in env.symbols):
+        return
     # A symbol another was unified into (``h -> s0``) carries that one's declared
     # range, which ShapeEnv.admit's relearning from declared ranges would drop: left
     # alone. (Derived replacements such as ``y -> x - 1`` keep their guards.)
@@ -107,40 +141,8 @@ def keep_small_sizes(
         if name in env.replacements or name in roots or info.hint is None or info.hint < 2:
             continue
         for value in _small_points(captured, name, info.hint):
-            if not info.declared.contains(value) or not env.refused_at(name, value):
-                continue
-            try:
-                cut = _cut_inputs(captured, args, kwargs, dim_specs, name, value)
-            except _Unreadable:
-                continue
-            try:
-                other = recapture(*cut)
-            except Exception:  # the second trace is optional
-                # Only empty inputs: a model that refuses size 1 itself (a check in
-                # forward) narrows a named Dim, as torch.export reports it.
-                if value == 0 and _model_fails(module, cut[0], cut[1]):
-                    failing.add((name, value))
-                continue
-            try:
-                needs = _same_values(captured, other, name, value)
-            except (_Unreadable, TypeError):
-                continue
-            env.admit(name, value, needs)
-    return frozenset(failing)
-
-
-def refuses_small_sizes(captured: Capture) -> bool:
-    """Whether some guard of ``captured`` refuses a declared size that
-    ``keep_small_sizes`` would try to prove (so a flat graph is worth having)."""
-    env = captured.shape_env
-    if env is None or any(not s.is_backed for s in env.symbols):
-        return False
-    return any(
-        info.declared.contains(value) and env.refused_at(info.name, value)
-        for info in env.symbols
-        if info.name not in env.replacements and info.hint is not None and info.hint >= 2
-        for value in _small_points(captured, info.name, info.hint)
-    )
+            if info.declared.contains(value) and env.refused_at(name, value):
+                yield name, value
 
 
 def _small_points(captured: Capture, name: str, hint: int) -> list[int]:
