@@ -31,7 +31,7 @@ import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import torch
@@ -48,6 +48,8 @@ from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Poly, as_symbol
 from graphlift.symbolic.guards import Guard
 from graphlift.symbolic.substitute import substitute
+from graphlift.trace.block_inlining import inline_block_graph
+from graphlift.trace.control_flow import invoke_subgraph
 
 aten = torch.ops.aten
 
@@ -95,6 +97,7 @@ def keep_small_sizes(
     and so does eager ``module``): the guards go on refusing those, and a declared
     range that includes them is not narrowed."""
     env = captured.shape_env
+    captured = flat_view(captured)
     if env is None or captured.subgraphs:
         return frozenset()
     failing: set[tuple[str, int]] = set()
@@ -104,7 +107,7 @@ def keep_small_sizes(
         except _Unreadable:
             continue
         try:
-            other = recapture(*cut)
+            other = flat_view(recapture(*cut))
         except Exception:  # the second trace is optional
             # Only empty inputs: a model that refuses size 1 itself (a check in
             # forward) narrows a named Dim, as torch.export reports it.
@@ -119,10 +122,17 @@ def keep_small_sizes(
     return frozenset(failing)
 
 
-def refuses_small_sizes(captured: Capture) -> bool:
-    """Whether some guard of ``captured`` refuses a declared size that
-    ``keep_small_sizes`` would try to prove (so a flat graph is worth having)."""
-    return next(_refused_small_sizes(captured), None) is not None
+def flat_view(captured: Capture) -> Capture:
+    """``captured`` read with its shared block bodies inlined: the graph a
+    ``reuse_blocks=False`` trace records (``inline_block_graph``), over the same
+    ShapeEnv. A reused block records no guard (trace/blocks.py), so the guards
+    are the flat trace's too. Other bodies (control flow) stay, and stay unread."""
+    if not any(node.target is invoke_subgraph for node in captured.graph.nodes):
+        return captured
+    graph, _ = inline_block_graph(captured.graph, captured.subgraphs.__getitem__)
+    used = {str(node.target) for node in graph.nodes if node.op == "get_attr"}
+    bodies = {name: body for name, body in captured.subgraphs.items() if name in used}
+    return replace(captured, graph=graph, subgraphs=bodies)
 
 
 def _refused_small_sizes(captured: Capture) -> Iterator[tuple[str, int]]:
