@@ -97,8 +97,10 @@ def keep_small_sizes(
     and so does eager ``module``): the guards go on refusing those, and a declared
     range that includes them is not narrowed."""
     env = captured.shape_env
+    if env is None or next(_refused_small_sizes(captured), None) is None:
+        return frozenset()  # nothing to prove: no need to inline the shared bodies
     captured = flat_view(captured)
-    if env is None or captured.subgraphs:
+    if captured.subgraphs:
         return frozenset()
     failing: set[tuple[str, int]] = set()
     for name, value in _refused_small_sizes(captured):
