@@ -57,12 +57,17 @@ start = time.process_time()
 ep = export(model, (tokens,), dynamic_shapes=spec)
 exported = time.process_time() - start
 start = time.process_time()
-core = ep.run_decompositions()
+try:
+    core, decompose_error = ep.run_decompositions(), None
+except Exception as error:  # recorded: the export time stands on its own
+    core, decompose_error = None, type(error).__name__ + ": " + str(error).splitlines()[0][:300]
 decomposed = time.process_time() - start
 print(json.dumps({{
-    "export_cpu_s": round(exported, 3), "decompose_cpu_s": round(decomposed, 3),
+    "export_cpu_s": round(exported, 3),
+    "decompose_cpu_s": None if core is None else round(decomposed, 3),
+    "decompose_error": decompose_error,
     "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-    "nodes": len(ep.graph.nodes), "core_nodes": len(core.graph.nodes),
+    "nodes": len(ep.graph.nodes), "core_nodes": None if core is None else len(core.graph.nodes),
     "ranges": {{str(k): str(v) for k, v in ep.range_constraints.items()}},
 }}))
 """
