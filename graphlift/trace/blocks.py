@@ -103,6 +103,7 @@ class BlockReuse:
         self.failures: dict[Hashable, int] = {}
         self.reused = 0
         self.tracing_first = False  # blocks inside a first trace are traced as they are
+        self.wrappers: set[Callable[..., Any]] = set()  # our forward wrappers (nested blocks)
 
     def call(self, block: torch.nn.Module, forward: Callable[..., Any],
              args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # fmt: skip
@@ -143,7 +144,7 @@ class BlockReuse:
         block_path = self.root_paths.get(id(block))
         if block_path is None:
             raise Ineligible
-        tree = structure(block, block_path, self.root_paths, recorder.trace_hooks)
+        tree = structure(block, block_path, self.root_paths, recorder.trace_hooks, self.wrappers)
         arguments, leaves = call_key(recorder, args, kwargs)
         return (type(block), tree, arguments), leaves
 
@@ -206,7 +207,10 @@ class BlockReuse:
                 values.append(recorder.wrap(shadow, node, value.device, value.requires_grad))
         call.meta["val"] = tuple(values)
         self.reused += 1
-        flat = [values[o] if isinstance(o, _Output) else o for o in template.outputs]
+        flat = [
+            values[o] if isinstance(o, _Output) else leaves[o] if isinstance(o, _Input) else o
+            for o in template.outputs
+        ]
         return tree_unflatten(flat, template.out_spec)
 
     def _build_body(self, template: Template) -> None:
@@ -233,6 +237,12 @@ class BlockReuse:
 
 class _Output(int):
     """An index into a template's tensor outputs (a plain int output stays an int)."""
+
+
+class _Input(int):
+    """An output that is an argument passed through unchanged (T5 hands its
+    ``position_bias`` on from layer to layer): an index into the call's flat
+    arguments, so a reuse returns its own argument, as the flat trace does."""
 
 
 @contextmanager
@@ -301,7 +311,7 @@ def _template(recorder: Recorder, anchor: Node | None, leaves: list[Any],
                 raise Ineligible  # reads a value the call did not receive
             symbols.append(used)
     flat, out_spec = tree_flatten(result)
-    outputs, output_nodes, out_values = _outputs(recorder, flat, inside)
+    outputs, output_nodes, out_values = _outputs(recorder, flat, inside, leaves)
     return Template(
         reads=(), inputs=[(v.node, v) for v in inputs], input_leaves=input_leaves,
         state=[(name, t.node, t) for name, t in state], symbols=symbols, nodes=nodes,
@@ -310,14 +320,20 @@ def _template(recorder: Recorder, anchor: Node | None, leaves: list[Any],
 
 
 def _outputs(
-    recorder: Recorder, flat: list[Any], inside: set[Node]
+    recorder: Recorder, flat: list[Any], inside: set[Node], leaves: list[Any]
 ) -> tuple[list[Any], list[Node], list[TraceTensor]]:
     outputs: list[Any] = []
     output_nodes: list[Node] = []
     values: list[TraceTensor] = []
     storages: set[int] = set()
+    arguments = {id(leaf): index for index, leaf in enumerate(leaves)}
     for leaf in flat:
-        if isinstance(leaf, TraceTensor):
+        passed = arguments.get(id(leaf))
+        if passed is not None and isinstance(leaf, TraceTensor):
+            if recorder.current_node(leaf) is not leaf.node:
+                raise Ineligible  # an argument updated in place
+            outputs.append(_Input(passed))
+        elif isinstance(leaf, TraceTensor):
             node = recorder.current_node(leaf)
             storage = leaf.shadow.untyped_storage()._cdata
             if node not in inside or leaf.base is not None or storage in storages:
@@ -387,8 +403,13 @@ def reusing_blocks(reuse: BlockReuse | None, root: torch.nn.Module) -> Iterator[
                 continue
             for child in module.children():
                 if "forward" not in vars(child) and not patcher.is_patched(child, "forward"):
-                    patcher.patch_attribute(child, "forward", _wrapped(reuse, child))
-        yield
+                    wrapper = _wrapped(reuse, child)
+                    reuse.wrappers.add(wrapper)
+                    patcher.patch_attribute(child, "forward", wrapper)
+        try:
+            yield
+        finally:
+            reuse.wrappers.clear()
 
 
 def _wrapped(reuse: BlockReuse, block: torch.nn.Module) -> Callable[..., Any]:

@@ -225,6 +225,58 @@ def test_a_data_dependent_layer_is_traced_every_time() -> None:
     assert calls(ep) == 0
 
 
+class NestedBlock(nn.Module):
+    """A T5-style block: its own ``nn.ModuleList`` of parts, and an argument (the
+    position bias) handed on unchanged to the next block."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList([Layer(width), Layer(width, scale=0.5)])
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for part in self.parts:
+            x = part(x) + bias
+        return x, bias
+
+
+class BiasUpdatingBlock(NestedBlock):
+    """Hands its argument on after updating it in place: not a pass-through."""
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, bias = super().forward(x, bias)
+        bias.mul_(0.25)
+        return x, bias
+
+
+class NestedStack(nn.Module):
+    def __init__(self, make: Callable[[], nn.Module], count: int = 5) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([make() for _ in range(count)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = x.mean(0)  # made here, handed from block to block
+        for block in self.blocks:
+            x, bias = block(x, bias)
+        return x * bias
+
+
+def test_nested_blocks_share_the_outer_body_and_hand_arguments_on() -> None:
+    torch.manual_seed(0)
+    ep = check(NestedStack(NestedBlock).eval())
+    # the outer blocks are the shared unit (their inner lists were wrapped, not
+    # user code); the passed-through bias is the caller's own value, not an output
+    assert bodies(ep) == ["repeated_block_0"] and calls(ep) >= 3
+    body = ep.graph_module.repeated_block_0.graph
+    assert len(list(body.nodes)[-1].args[0]) == 1  # only x is computed by the body
+
+
+def test_an_argument_updated_in_place_and_returned_is_not_passed_through() -> None:
+    torch.manual_seed(0)
+    ep = check(NestedStack(BiasUpdatingBlock).eval())
+    updates = [n for n in ep.graph.nodes if n.args[1:] == (0.25,)]
+    assert len(updates) == 5  # every block traced (only its inner parts may be shared)
+
+
 def test_strict_capture_traces_every_call() -> None:
     model = stack(4)
     ep = gl.export(model, (torch.randn(3, 8),), strict=True)

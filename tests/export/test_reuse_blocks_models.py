@@ -129,6 +129,8 @@ def test_reused_program_equals_eager_and_inlines_to_the_flat_one(name: str) -> N
     reused = gl.export(model, example, dynamic_shapes=spec)
     flat = gl.export(model, example, dynamic_shapes=spec, reuse_blocks=False)
     assert len(bodies(reused)) == distinct and calls(reused) >= 2
+    if name == "t5":  # block 0 holds the relative bias; 1 is traced; 2 and 3 of each stack share
+        assert calls(reused) == 4
     assert printout(reused.inline_subgraphs()) == printout(flat)
     for shape in SHAPES:
         args = inputs(*shape)
