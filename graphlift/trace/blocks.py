@@ -66,6 +66,7 @@ from graphlift.trace.block_keys import (
 )
 from graphlift.trace.control_flow import invoke_subgraph
 from graphlift.trace.recorder import META, Recorder
+from graphlift.trace.state import CallObserver
 from graphlift.trace.tensor import TraceTensor
 
 #: failed templates per key before a key's calls are traced without trying again
@@ -89,6 +90,8 @@ class Template:
     out_spec: Any
     out_values: list[TraceTensor]
     name: str | None = None  # the body's submodule, once built
+    key: str = ""  # the first call's module-stack key
+    input_names: list[str] = field(default_factory=list)  # names of inputs' nodes, once built
     inlined: dict[str, str] = field(default_factory=dict)  # body node -> template node
     candidates: list[tuple[str, str]] = field(default_factory=list)  # template node, name base
 
@@ -96,8 +99,11 @@ class Template:
 class BlockReuse:
     """Block reuse for one export (see the module docstring)."""
 
-    def __init__(self, recorder: Recorder, root: torch.nn.Module) -> None:
+    def __init__(
+        self, recorder: Recorder, root: torch.nn.Module, observer: CallObserver | None = None
+    ) -> None:
         self.recorder = recorder
+        self.observer = observer  # told of each reuse: the module call graph's inner calls
         self.root_paths = relative_paths(root)
         self.templates: dict[Hashable, list[Template]] = {}
         self.failures: dict[Hashable, int] = {}
@@ -169,6 +175,9 @@ class BlockReuse:
             if not before.unchanged(recorder) or snapshot(block, paths) != before.attributes:
                 raise Ineligible
             template = _template(recorder, before.anchor, leaves, state, result, assigned)
+            template.key = next(reversed(recorder.module_stack))
+            if not _inside_call(template.nodes, template.key):
+                raise Ineligible  # calls a module outside the block
             template.reads = read_values(block, log.reads, paths)
         except Ineligible:
             return None, result
@@ -207,11 +216,26 @@ class BlockReuse:
                 values.append(recorder.wrap(shadow, node, value.device, value.requires_grad))
         call.meta["val"] = tuple(values)
         self.reused += 1
+        if self.observer is not None:
+            self._tell_observer(template, operands, flat_names)
         flat = [
             values[o] if isinstance(o, _Output) else leaves[o] if isinstance(o, _Input) else o
             for o in template.outputs
         ]
         return tree_unflatten(flat, template.out_spec)
+
+    def _tell_observer(
+        self, template: Template, operands: tuple[Any, ...], flat_names: dict[str, str]
+    ) -> None:
+        """The first call's values as this call's: its arguments and state are
+        this call's operands, its computed values the names inlining gives them."""
+        assert self.observer is not None
+        kept = set(template.inlined.values())
+        values: dict[str, Any] = {t: (n if t in kept else "") for t, n in flat_names.items()}
+        firsts = [*template.input_names, *(node.name for _, node, _ in template.state)]
+        values.update(zip(firsts, operands))
+        key = next(reversed(self.recorder.module_stack))
+        self.observer.repeated(template.key, key, values)
 
     def _build_body(self, template: Template) -> None:
         body = Graph()
@@ -232,6 +256,7 @@ class BlockReuse:
         template.name = f"repeated_block_{len(self.recorder.subgraphs)}"
         self.recorder.subgraphs[template.name] = GraphModule({}, body)
         template.candidates = [(n.name, candidate_name(n.op, n.target)) for n in template.nodes]
+        template.input_names = [node.name for node, _ in template.inputs]
         template.inputs, template.nodes, template.output_nodes = [], [], []  # the body has them
 
 
@@ -369,6 +394,17 @@ EVAL_MODE_CALLS: dict[Any, Callable[[Node], bool]] = {
         (node.args[4] if len(node.args) > 4 else node.kwargs.get("dropout_p", 0.0)) == 0.0
     ),
 }
+
+
+def _inside_call(nodes: list[Node], key: str) -> bool:
+    """Whether every node was recorded inside the call ``key`` (its module stack
+    ends at that call or a module within it)."""
+    stacks = {id(s): s for n in nodes if (s := n.meta.get("nn_module_stack")) is not None}
+    for stack in stacks.values():
+        last = next(reversed(stack), "")
+        if last != key and not last.startswith(key + "."):
+            return False
+    return True
 
 
 def _after(graph: Graph, anchor: Node | None) -> Iterator[Node]:

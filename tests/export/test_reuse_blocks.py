@@ -68,12 +68,19 @@ def bodies(ep: gl.ExportedProgram) -> list[str]:
     return [name for name, _ in ep.graph_module.named_children()]
 
 
+def called(ep: gl.ExportedProgram) -> list[str]:
+    """The modules the call graph lists as called (with a signature)."""
+    return [entry.fqn for entry in ep.module_call_graph if entry.in_spec is not None]
+
+
 def check(model: nn.Module, spec: object = SPEC, shapes: tuple = SHAPES) -> gl.ExportedProgram:
     """Export both ways; the inlined program equals the flat one and both equal eager."""
     example = torch.randn(*shapes[0])
     reused = gl.export(model, (example,), dynamic_shapes=spec)
     flat = gl.export(model, (example,), dynamic_shapes=spec, reuse_blocks=False)
     assert printout(reused.inline_subgraphs()) == printout(flat)
+    assert reused.inline_subgraphs().module_call_graph == flat.module_call_graph
+    assert called(reused) == called(flat)  # every inner module of a reused call has its entry
     for shape in shapes if spec else shapes[:1]:
         x = torch.randn(*shape)
         with torch.no_grad():
@@ -262,12 +269,21 @@ class NestedStack(nn.Module):
 
 def test_nested_blocks_share_the_outer_body_and_hand_arguments_on() -> None:
     torch.manual_seed(0)
-    ep = check(NestedStack(NestedBlock).eval())
+    model = NestedStack(NestedBlock).eval()
+    ep = check(model)
     # the outer blocks are the shared unit (their inner lists were wrapped, not
     # user code); the passed-through bias is the caller's own value, not an output
     assert bodies(ep) == ["repeated_block_0"] and calls(ep) >= 3
     body = ep.graph_module.repeated_block_0.graph
     assert len(list(body.nodes)[-1].args[0]) == 1  # only x is computed by the body
+    entries = {entry.fqn: entry for entry in ep.module_call_graph}
+    inner = entries["blocks.4.parts.1"]  # a module of a reused call, as the flat trace has it
+    assert inner.signature is not None and len(inner.inputs) == len(inner.outputs) == 1
+    unflattened = gl.unflatten(ep)
+    assert [n for n, _ in unflattened.named_modules()] == [n for n, _ in model.named_modules()]
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(unflattened(x), model(x))
 
 
 def test_an_argument_updated_in_place_and_returned_is_not_passed_through() -> None:

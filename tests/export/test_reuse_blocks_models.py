@@ -22,7 +22,7 @@ from torch import nn
 
 import graphlift as gl
 from tests.export.test_golden_programs import printout
-from tests.export.test_reuse_blocks import bodies, calls
+from tests.export.test_reuse_blocks import bodies, called, calls
 
 VOCAB = 128
 DECODER = dict(
@@ -132,6 +132,9 @@ def test_reused_program_equals_eager_and_inlines_to_the_flat_one(name: str) -> N
     if name == "t5":  # block 0 holds the relative bias; 1 is traced; 2 and 3 of each stack share
         assert calls(reused) == 4
     assert printout(reused.inline_subgraphs()) == printout(flat)
+    # the inner modules of reused calls are in the call graph, as without reuse
+    assert called(reused) == called(flat)
+    assert reused.inline_subgraphs().module_call_graph == flat.module_call_graph
     for shape in SHAPES:
         args = inputs(*shape)
         with torch.no_grad():
@@ -150,3 +153,26 @@ def test_decomposed_reused_program_equals_eager(name: str) -> None:
         args = inputs(*shape)
         with torch.no_grad():
             torch.testing.assert_close(core.module()(*args), model(*args))
+
+
+@pytest.mark.slow
+def test_llama_call_graph_and_unflatten_match_torch_export() -> None:
+    """Every module path torch.export lists, in its order; ``unflatten`` gives the
+    model's tree and equals eager (``unflatten`` inlines the bodies first)."""
+    make, inputs, spec, _ = CASES["llama"]
+    torch.manual_seed(0)
+    model = make().eval()
+    example = inputs(*SHAPES[0])
+    reused = gl.export(model, example, dynamic_shapes=spec)
+    torch_dims = {
+        "input_ids": {0: torch.export.Dim("batch", min=2, max=8),
+                      1: torch.export.Dim("seq", min=2, max=64)},
+    }  # fmt: skip
+    reference = torch.export.export(model, example, dynamic_shapes=torch_dims)
+    assert [e.fqn for e in reused.module_call_graph] == [e.fqn for e in reference.module_call_graph]
+    unflattened = gl.unflatten(reused)
+    assert [n for n, _ in unflattened.named_modules()] == [n for n, _ in model.named_modules()]
+    for shape in SHAPES:
+        args = inputs(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(unflattened(*args), model(*args))
