@@ -10,17 +10,20 @@ their code reads must get their own trace, never a wrong reuse.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+import torch.fx
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 import graphlift as gl
 from graphlift.errors import ExportError
 from graphlift.examples.tiny_gpt import make_example
-from graphlift.interop import to_fx
+from graphlift.interop import from_fx, to_fx
 from graphlift.trace.control_flow import invoke_subgraph
 from tests.export.test_golden_programs import printout
 
@@ -333,6 +336,40 @@ def test_to_fx_and_unflatten_run_the_bodies() -> None:
         x = torch.randn(*shape)
         torch.testing.assert_close(fx_module(x), model(x))
         torch.testing.assert_close(unflattened(x), model(x))
+
+
+def test_to_fx_calls_each_body_as_a_submodule_fx_tools_understand() -> None:
+    """torch.fx's own idiom: ``call_module`` of one body submodule per reuse, no
+    graphlift function in the graph; it runs like eager, prints, propagates
+    shapes, survives fx's dead-code elimination and pickling, and converts back."""
+    model = stack(5)
+    ep = check(model)
+    fx_module = to_fx(ep)
+    block_calls = [n for n in fx_module.graph.nodes if n.op == "call_module"
+                   and n.target == "repeated_block_0"]  # fmt: skip
+    assert len(block_calls) == calls(ep) >= 3
+    assert not any(
+        getattr(n.target, "__module__", "").startswith("graphlift")
+        for n in fx_module.graph.nodes if n.op == "call_function"
+    )  # fmt: skip
+    assert isinstance(fx_module.repeated_block_0, torch.fx.GraphModule)
+    readable = fx_module.print_readable(print_output=False)
+    assert "class repeated_block_0(torch.nn.Module)" in readable
+    assert readable.count("self.repeated_block_0(") == calls(ep)
+    x = torch.randn(4, 8)
+    ShapeProp(fx_module).propagate(x)
+    for node in block_calls:
+        (output,) = [u for u in node.users]
+        assert output.meta["tensor_meta"].shape == (4, 8)
+    assert not fx_module.graph.eliminate_dead_code()  # every call's result is used
+    restored = pickle.loads(pickle.dumps(fx_module))
+    back = from_fx(to_fx(ep, checks=False))
+    assert back.code == ep.module().code  # the block calls come back as they were
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        expected = model(x)
+        for module in (fx_module, restored, to_fx(back)):
+            torch.testing.assert_close(module(x), expected)
 
 
 def test_the_body_is_verified_and_printed_once() -> None:
