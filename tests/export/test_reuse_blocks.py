@@ -10,6 +10,7 @@ their code reads must get their own trace, never a wrong reuse.
 
 from __future__ import annotations
 
+import functools
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from graphlift.errors import ExportError
 from graphlift.examples.tiny_gpt import make_example
 from graphlift.interop import from_fx, to_fx
 from graphlift.trace.control_flow import invoke_subgraph
+from tests.export.test_golden_programs import CASES as GOLDEN_CASES
 from tests.export.test_golden_programs import printout
 
 
@@ -382,3 +384,36 @@ def test_reuse_blocks_must_be_a_bool() -> None:
     model, (tokens,) = make_example()
     with pytest.raises(ExportError, match="reuse_blocks must be True or False"):
         gl.export(model, (tokens,), reuse_blocks="yes")  # type: ignore[arg-type]
+
+
+# --- reuse never changes a program -------------------------------------------------------
+
+
+def flat_export(
+    monkeypatch: pytest.MonkeyPatch, make: Callable[[], gl.ExportedProgram]
+) -> gl.ExportedProgram:
+    """``make()`` with every ``gl.export`` call it makes tracing every call flat."""
+    with monkeypatch.context() as patched:
+        patched.setattr(gl, "export", functools.partial(gl.export, reuse_blocks=False))
+        return make()
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_golden_programs_inline_to_their_flat_export(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every golden program (pinned with reuse on): inlined, it prints byte for
+    byte as the ``reuse_blocks=False`` export, and so does its decomposition."""
+    reused = GOLDEN_CASES[name]()
+    flat = flat_export(monkeypatch, GOLDEN_CASES[name])
+    assert calls(flat) == 0
+    assert printout(reused.inline_subgraphs()) == printout(flat)
+    assert reused.inline_subgraphs().module_call_graph == flat.module_call_graph
+    core = reused.inline_subgraphs().run_decompositions()
+    assert printout(core) == printout(flat.run_decompositions())
+
+
+def test_the_golden_tiny_gpt_programs_do_share_a_body() -> None:
+    """The equalities above are not vacuous: the pinned tiny GPT programs call a body."""
+    for name in ("tiny_gpt_static", "tiny_gpt_dynamic"):
+        assert calls(GOLDEN_CASES[name]()) >= 1
