@@ -284,6 +284,8 @@ def test_nested_blocks_share_the_outer_body_and_hand_arguments_on() -> None:
     entries = {entry.fqn: entry for entry in ep.module_call_graph}
     inner = entries["blocks.4.parts.1"]  # a module of a reused call, as the flat trace has it
     assert inner.signature is not None and len(inner.inputs) == len(inner.outputs) == 1
+    reference = torch.export.export(model, (torch.randn(3, 8),))
+    assert [e.fqn for e in ep.module_call_graph] == [e.fqn for e in reference.module_call_graph]
     unflattened = gl.unflatten(ep)
     assert [n for n, _ in unflattened.named_modules()] == [n for n, _ in model.named_modules()]
     for shape in SHAPES:
