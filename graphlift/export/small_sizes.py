@@ -484,6 +484,8 @@ class _Reader:
         given: list[Any] = [*node.args, *defaults[len(node.args) :]]
         source, dim, start, end, step = given
         shape = self._counterpart(source).meta["val"].shape
+        if not -len(shape) <= dim < len(shape):
+            raise _Unreadable("a slice of a dim the other trace does not have")
         size = _key(self.env, shape[dim])
         start, step = self._scalar_key(start or 0), self._scalar_key(step)
         if start != _key(self.env, 0) or step != _key(self.env, 1):
@@ -504,7 +506,10 @@ class _Reader:
         args = [self.live[a] if isinstance(a, Node) and a in self.live else a for a in node.args]
         if node.target in SIZE_QUERIES:
             tensor = self._counterpart(node.args[0]).meta["val"]
-            return SIZE_QUERIES[node.target](tensor, *args[1:])
+            try:
+                return SIZE_QUERIES[node.target](tensor, *args[1:])
+            except IndexError:  # ``squeeze`` dropped that dim in the other trace
+                raise _Unreadable("a size of a dim the other trace does not have") from None
         return node.target(*args)  # type: ignore[operator]
 
     def _arg(self, arg: Any) -> Any:

@@ -408,3 +408,22 @@ def test_auto_programs_match_eager_and_transformations_leave_the_source(
             print(f"  {count:6d}  {outcome}")
     assert OUTCOMES["auto: exported"] >= AUTO_EXAMPLES // 2
     assert OUTCOMES["auto: run matched eager"] >= OUTCOMES["auto: exported"]
+
+
+def test_auto_regression_squeeze_of_a_dim_the_small_size_trace_drops() -> None:
+    """The default AUTO fuzz: at y's dim 2 == 1 the second trace (export/small_sizes.py)
+    squeezes a dim the first trace keeps, and reading the first graph's slice of it
+    there raised IndexError inside export (an InternalError). The proof now gives up
+    on it: that size stays refused, announced."""
+    program = fp.make_program((fp.Squeeze(axis=1), fp.SliceHalf(axis=0)), inputs=2)
+    a, b, c = fp.Size("a"), fp.Size("b"), fp.Size("c")
+    case = fp.FuzzCase(
+        program,
+        (fp.Var("a", 2, None), fp.Var("b", 2, None), fp.Var("c", 1, None)),
+        ((a, b, b), (a, b, c)),
+        (("a", 3), ("b", 2), ("c", 1)),
+        tuple(fp.Trial((("a", va), ("b", vb), ("c", vc))) for va, vb, vc in
+              ((3, 2, 1), (1, 1, 1), (4, 3, 1), (0, 2, 1))),
+    )  # fmt: skip
+    gl.export(program, fp.make_inputs(case.example_shapes()), dynamic_shapes=auto_spec(case))
+    fuzz_auto_programs.hypothesis.inner_test(case)  # type: ignore[attr-defined]
