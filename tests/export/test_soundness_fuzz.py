@@ -373,6 +373,9 @@ def fuzz_auto_programs(case: fp.FuzzCase) -> None:
             assert_same(actual, expected, where)
             record("auto: run matched eager")
         elif error is not None:
+            if eager_error is not None and type(error) is type(eager_error):
+                record("auto: raised like eager")  # the model's own failure, as in eager
+                continue
             assert isinstance(error, InputMismatchError), (
                 f"{where}: {type(error).__name__}: {error}"
             )
@@ -527,6 +530,34 @@ def test_auto_regression_a_relation_at_size_1_of_the_other_dim_is_announced() ->
     ep = gl.export(program, fp.make_inputs(case.example_shapes()), dynamic_shapes=auto_spec(case))
     announced = {s.source: s.change for s in ep.specializations}
     assert "sizes 2 and 3 not supported while x.size()[0] == 1" in announced["x.size()[1]"]
+
+
+def test_auto_regression_a_program_failing_where_eager_fails_is_sound() -> None:
+    """The same run: ``F.pad`` with a negative amount fails in eager at size 0
+    (``narrow(): length must be non-negative``), while the meta kernel's sizes allow
+    it; the program runs the same kernel and raises the same RuntimeError, as the
+    named-Dim fuzz accepts. The AUTO check asked for an InputMismatchError instead."""
+    program = fp.make_program(
+        (fp.Pad(amounts=(2, 2, 1, -1)), fp.Reverse(), fp.Select(axis=3, kind="size_minus_one"),
+         fp.Matmul(index=None)),
+        inputs=3,
+    )  # fmt: skip
+    b, one = fp.Size("b"), fp.Size(static=1)
+    case = fp.FuzzCase(
+        program,
+        (fp.Var("b", 2, None),),
+        ((b, b, b), (b, one, b), (b, one, one)),
+        (("b", 2),),
+        tuple(fp.Trial((("b", value),)) for value in (0, 3)),
+    )
+    fuzz_auto_programs.hypothesis.inner_test(case)  # type: ignore[attr-defined]
+    ep = gl.export(program, fp.make_inputs(case.example_shapes()), dynamic_shapes=auto_spec(case))
+    inputs = fp.make_inputs(case.shapes(fp.Trial((("b", 0),))))
+    with pytest.raises(RuntimeError, match="narrow") as eager:
+        program(*inputs)
+    with pytest.raises(RuntimeError, match="narrow") as ours:
+        ep.module()(*inputs)
+    assert type(ours.value) is type(eager.value)
 
 
 def test_auto_regression_squeeze_of_a_dim_the_small_size_trace_drops() -> None:
