@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from operator import getitem
 from typing import Any
 
@@ -39,6 +40,7 @@ from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
 from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
+from graphlift.trace.sized_shadow import has_symbolic_shadow, sized_metadata
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 from graphlift.trace.zero_one import check_assumptions
@@ -247,20 +249,19 @@ class Recorder:
         """``op`` run on shadows: its result's metadata. Questions only sizes 0
         and 1 leave open are assumed away, then checked on this op (zero_one.py);
         not under a data-dependent ``rule``, which makes new symbols when run."""
-        kernel = rule or SHAPE_RULES.get(op) or op
         try:
             if rule is not None:
-                return kernel(*args, **kwargs)
-            env = None if self.symbolic is None else self.symbolic.shape_env
-            if self.metadata_cache is None or self.metadata_cache.shape_env is not env:
-                self.metadata_cache = MetadataCache(env)  # a static trace that turned symbolic
-            if env is None:
-                return self.metadata_cache.compute(
-                    op, args, kwargs, lambda: kernel(*args, **kwargs)
-                )
-            return self.metadata_cache.compute(
-                op, args, kwargs, lambda: self._checked_metadata(env, kernel, args, kwargs)
-            )
+                return rule(*args, **kwargs)
+            kernel = SHAPE_RULES.get(op) or op
+            try:
+                return self._cached_metadata(op, kernel, args, kwargs)
+            except RuntimeError:
+                # A C++ kernel reading concrete sizes() of a symbolic shadow fails;
+                # over SizedShadows the read guards, as under torch's FakeTensorMode.
+                if kernel is not op or not has_symbolic_shadow((args, kwargs)):
+                    raise
+                sized = partial(sized_metadata, op)
+                return self._cached_metadata(op, sized, args, kwargs)
         except GraphliftError:  # DataDependentError names the user's line already
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
@@ -273,6 +274,18 @@ class Recorder:
                 "call, this is a bug in graphlift",
                 where=user_where(),
             ) from error
+
+    def _cached_metadata(
+        self, op: torch._ops.OpOverload, kernel: Callable[..., Any], args: Any, kwargs: Any
+    ) -> Any:
+        env = None if self.symbolic is None else self.symbolic.shape_env
+        if self.metadata_cache is None or self.metadata_cache.shape_env is not env:
+            self.metadata_cache = MetadataCache(env)  # a static trace that turned symbolic
+        if env is None:
+            return self.metadata_cache.compute(op, args, kwargs, lambda: kernel(*args, **kwargs))
+        return self.metadata_cache.compute(
+            op, args, kwargs, lambda: self._checked_metadata(env, kernel, args, kwargs)
+        )
 
     def _checked_metadata(
         self, env: ShapeEnv, kernel: Callable[..., Any], args: Any, kwargs: Any

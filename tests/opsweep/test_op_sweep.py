@@ -47,11 +47,6 @@ DECOMPOSITION_GUARD = (
     "Dim.AUTO here, torch specializes it; or an algorithm chosen by size); graphlift refuses "
     "a decomposition that narrows the program, torch's run_decompositions guards silently"
 )
-CIA_ON_SYMBOLIC_META = (
-    "the composite kernel run on symbolic meta shadows trips torch's python_arg_parser "
-    "INTERNAL ASSERT (dispatch_on_subclass with no overloaded args); torch's FakeTensorMode "
-    "decomposes composite ops in Python first"
-)
 NO_META_KERNEL = "an inner op has no meta kernel (masked_select / histogram on meta tensors)"
 IN_PLACE_VIEW = (
     "the decomposition calls squeeze_/transpose_ on a fresh tensor, which the tracer refuses "
@@ -84,11 +79,6 @@ KNOWN_GAPS: dict[str, str] = {
         ("nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
          "nn.functional.conv_transpose3d", "nn.functional.instance_norm", "linalg.tensorsolve"),
         ZERO_ONE_SINCE_BATCH_ONE,
-    ),
-    **dict.fromkeys(
-        ("gradient", "kron", "linalg.multi_dot", "nn.functional.fractional_max_pool3d",
-         "resize_as_", "take_along_dim"),
-        CIA_ON_SYMBOLIC_META,
     ),
     **dict.fromkeys(("combinations", "histogram"), NO_META_KERNEL),
     **dict.fromkeys(("nanquantile", "quantile", "stft"), IN_PLACE_VIEW),

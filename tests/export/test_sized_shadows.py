@@ -1,0 +1,98 @@
+"""Ops whose C++ kernel reads concrete sizes of a symbolic tensor (trace/sized_shadow.py).
+
+``kron``, ``linalg.multi_dot``, ``take_along_dim``, ``gradient`` (composite
+kernels) and ``fractional_max_pool3d`` (a meta kernel) call ``sizes()`` in C++.
+On a plain symbolic meta shadow that tripped torch's python_arg_parser
+INTERNAL ASSERT. Like torch's FakeTensorMode, graphlift now answers the read
+symbolically and the int C++ takes guards: the op is exported whole, its read
+sizes specialized, exactly as torch.export does (compared live below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+import torch.export as te
+from torch import nn
+
+import graphlift as gl
+from graphlift.errors import ConstraintViolationError, ExportError, InputMismatchError
+
+AUTO = gl.Dim.AUTO
+
+
+class Call(nn.Module):
+    def __init__(self, function: Callable[..., Any]) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, *tensors: torch.Tensor) -> Any:
+        return self.function(*tensors)
+
+
+def fractional_pool(x: torch.Tensor) -> torch.Tensor:
+    samples = torch.full((x.shape[0], x.shape[1], 3), 0.5)
+    return nn.functional.fractional_max_pool3d(x, 2, output_size=(2, 2, 2), _random_samples=samples)
+
+
+CASES: dict[str, tuple[Callable[..., Any], tuple[tuple[int, ...], ...]]] = {
+    "kron": (torch.kron, ((2, 3), (4, 5))),
+    "multi_dot": (lambda a, b, c: torch.linalg.multi_dot([a, b, c]), ((2, 3), (3, 4), (4, 5))),
+    "take_along_dim": (lambda x: torch.take_along_dim(x, x.argsort(1), 1), ((3, 4),)),
+    "gradient": (lambda x: torch.gradient(x)[0], ((5,),)),
+    "fractional_max_pool3d": (fractional_pool, ((2, 3, 5, 5, 5),)),
+}
+
+
+def auto_spec(shapes: tuple[tuple[int, ...], ...], auto: Any) -> tuple[Any, ...]:
+    return (tuple({axis: auto for axis in range(len(shape))} for shape in shapes),)
+
+
+def grown(shapes: tuple[tuple[int, ...], ...]) -> list[torch.Tensor]:
+    return [torch.randn(*(s + 1 for s in shape)) for shape in shapes]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_exported_whole_and_specialized_like_torch(name: str) -> None:
+    function, shapes = CASES[name]
+    torch.manual_seed(0)
+    inputs = [torch.randn(*shape) for shape in shapes]
+    model = Call(function)
+    ep = gl.export(model, tuple(inputs), dynamic_shapes=auto_spec(shapes, AUTO))
+    torch.testing.assert_close(ep.module()(*inputs), model(*inputs))
+    theirs = te.export(model, tuple(inputs), dynamic_shapes=auto_spec(shapes, te.Dim.AUTO))
+    # every size the kernel read is specialized, as in torch's program
+    assert not ep.range_constraints and not theirs.range_constraints
+    assert ep.specializations
+    with pytest.raises(InputMismatchError):
+        ep.module()(*grown(shapes))
+
+
+def test_op_recorded_whole() -> None:
+    ep = gl.export(
+        Call(torch.kron), (torch.randn(2, 3), torch.randn(4, 5)),
+        dynamic_shapes=auto_spec(((2, 3), (4, 5)), AUTO),
+    )  # fmt: skip
+    targets = [str(n.target) for n in ep.graph.nodes if n.op == "call_function"]
+    assert targets == ["aten.kron.default"]
+
+
+def test_named_dim_read_by_the_kernel_is_a_violation() -> None:
+    with pytest.raises(ConstraintViolationError, match=r"tensors_0.size\(\)\[0\].*static: 2"):
+        gl.export(
+            Call(lambda x, y: torch.kron(x, y)), (torch.randn(2, 3), torch.randn(4, 5)),
+            dynamic_shapes=({0: gl.Dim("rows")}, None),
+        )  # fmt: skip
+
+
+def test_a_kernel_that_fails_on_its_inputs_still_reports_the_op() -> None:
+    shapes = ((2, 3), (4, 5))  # 3 != 4: eager refuses as well
+    with pytest.raises(ExportError, match=r"multi_dot|mm|size"):
+        gl.export(
+            Call(lambda a, b: torch.linalg.multi_dot([a, b])),
+            tuple(torch.randn(*s) for s in shapes),
+            dynamic_shapes=auto_spec(shapes, AUTO),
+        )
