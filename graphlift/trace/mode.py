@@ -36,6 +36,7 @@ from graphlift.trace.data_dependent import (
     causal_mask_detection_off,
     custom_op,
 )
+from graphlift.trace.mutations import VIEWS_IN_PLACE, change_view_in_place
 from graphlift.trace.python_builtins import symbolic_min_max
 from graphlift.trace.recorder import Recorder
 
@@ -71,6 +72,7 @@ SPECIAL_OPS: dict[Any, Handler] = {
     aten.detach.default: _alias,
     **DATA_DEPENDENT_OPS,
     **CONTROL_FLOW_OPS,
+    **dict.fromkeys(VIEWS_IN_PLACE, change_view_in_place),
     aten.resize_.default: _unsupported_storage_change,
     aten.set_.source_Tensor: _unsupported_storage_change,
     aten.set_.source_Storage: _unsupported_storage_change,

@@ -40,7 +40,11 @@ from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
 from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
-from graphlift.trace.sized_shadow import has_symbolic_shadow, sized_metadata
+from graphlift.trace.sized_shadow import (
+    has_composite_kernel,
+    has_symbolic_shadow,
+    sized_metadata,
+)
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 from graphlift.trace.zero_one import check_assumptions
@@ -231,6 +235,12 @@ class Recorder:
             track_views(op, (self.traced(args[0]), *args[1:]), kwargs, wrapped)
         return wrapped
 
+    def call_functional(
+        self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Record ``op``, the functional form of an in-place call (trace/mutations.py)."""
+        return self.call(op, args, kwargs)
+
     def record_call(
         self, target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
         shadow_result: Any,
@@ -255,10 +265,15 @@ class Recorder:
             kernel = SHAPE_RULES.get(op) or op
             try:
                 return self._cached_metadata(op, kernel, args, kwargs)
-            except RuntimeError:
-                # A C++ kernel reading concrete sizes() of a symbolic shadow fails;
-                # over SizedShadows the read guards, as under torch's FakeTensorMode.
-                if kernel is not op or not has_symbolic_shadow((args, kwargs)):
+            except (RuntimeError, ValueError):
+                # A C++ kernel reading concrete sizes() of a symbolic shadow fails, and
+                # so does a composite op whose Python meta kernel (a torch._refs
+                # function) takes other arguments than the op (reduction as a string):
+                # over SizedShadows, composite kernels run first and size reads guard,
+                # as under torch's FakeTensorMode (trace/sized_shadow.py).
+                if kernel is not op or not (
+                    has_composite_kernel(op) or has_symbolic_shadow((args, kwargs))
+                ):
                     raise
                 sized = partial(sized_metadata, op)
                 return self._cached_metadata(op, sized, args, kwargs)
@@ -331,6 +346,10 @@ class Recorder:
         """The node holding ``value``'s current content (a stale view is regenerated)."""
         refresh(self, value)
         return value.node
+
+    def is_input(self, traced: TraceTensor) -> bool:
+        """Whether ``traced`` is a graph input: a user input, parameter, buffer or constant."""
+        return id(traced) in self._inputs
 
     def _check_writable(self, root: TraceTensor, target: TraceTensor) -> None:
         if root.node.graph is not self.graph:

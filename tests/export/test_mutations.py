@@ -501,14 +501,16 @@ def test_mutating_a_constant_is_refused() -> None:
     assert "register_buffer" in str(info.value)
 
 
-def test_in_place_change_of_sizes_is_refused() -> None:
+def test_in_place_change_of_an_inputs_sizes_is_refused() -> None:
+    """A fresh tensor's ``unsqueeze_`` is recorded (tests/export/test_views_in_place.py);
+    an input's would change the caller's tensor, which a program cannot express."""
+
     class Unsqueeze(nn.Module):
         def forward(self, x):
-            y = x.clone()
-            y.unsqueeze_(0)
-            return y
+            x.unsqueeze_(0)
+            return x
 
-    with pytest.raises(MutationError, match="sizes or strides"):
+    with pytest.raises(MutationError, match="sizes or strides of the input 'x'"):
         gl.export(Unsqueeze(), (torch.ones(4),))
 
 

@@ -20,17 +20,9 @@ from torch import nn
 
 import graphlift as gl
 from graphlift.errors import ConstraintViolationError, ExportError, InputMismatchError
+from tests.export.op_modules import Call, auto_spec
 
 AUTO = gl.Dim.AUTO
-
-
-class Call(nn.Module):
-    def __init__(self, function: Callable[..., Any]) -> None:
-        super().__init__()
-        self.function = function
-
-    def forward(self, *tensors: torch.Tensor) -> Any:
-        return self.function(*tensors)
 
 
 def fractional_pool(x: torch.Tensor) -> torch.Tensor:
@@ -45,10 +37,6 @@ CASES: dict[str, tuple[Callable[..., Any], tuple[tuple[int, ...], ...]]] = {
     "gradient": (lambda x: torch.gradient(x)[0], ((5,),)),
     "fractional_max_pool3d": (fractional_pool, ((2, 3, 5, 5, 5),)),
 }
-
-
-def auto_spec(shapes: tuple[tuple[int, ...], ...], auto: Any) -> tuple[Any, ...]:
-    return (tuple({axis: auto for axis in range(len(shape))} for shape in shapes),)
 
 
 def grown(shapes: tuple[tuple[int, ...], ...]) -> list[torch.Tensor]:
@@ -96,3 +84,24 @@ def test_a_kernel_that_fails_on_its_inputs_still_reports_the_op() -> None:
             tuple(torch.randn(*s) for s in shapes),
             dynamic_shapes=auto_spec(shapes, AUTO),
         )
+
+
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_composite_kernel_runs_before_a_refs_meta_kernel(reduction: str, dynamic: bool) -> None:
+    """torch registers its ``_refs`` function as the Meta kernel of hinge_embedding_loss;
+    the python dispatcher picks it over the composite kernel, and it wants the
+    reduction as a string, not ATen's enum ("0 is not a valid value for reduction")."""
+    model = Call(
+        lambda x, y: nn.functional.hinge_embedding_loss(x, y, margin=0.5, reduction=reduction)
+    )
+    shapes = ((4, 3), (4, 3))
+    target = lambda *s: torch.randint(0, 2, s).float() * 2 - 1  # noqa: E731
+    ep = gl.export(
+        model, (torch.randn(*shapes[0]), target(*shapes[1])),
+        dynamic_shapes=auto_spec(shapes, AUTO) if dynamic else None,
+    )  # fmt: skip
+    for program in (ep, ep.run_decompositions()):
+        for rows in (4, 6, 9) if dynamic else (4,):
+            x, y = torch.randn(rows, 3), target(rows, 3)
+            torch.testing.assert_close(program.module()(x, y), model(x, y))

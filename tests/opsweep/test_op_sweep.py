@@ -48,20 +48,12 @@ DECOMPOSITION_GUARD = (
     "a decomposition that narrows the program, torch's run_decompositions guards silently"
 )
 NO_META_KERNEL = "an inner op has no meta kernel (masked_select / histogram on meta tensors)"
-IN_PLACE_VIEW = (
-    "the decomposition calls squeeze_/transpose_ on a fresh tensor, which the tracer refuses "
-    "(an in-place metadata change cannot be rebound on a traced tensor)"
-)
 ZERO_ONE_SINCE_BATCH_ONE = (
     "since sizes 0/1 are proven by a second trace (export/small_sizes.py), export's per-op "
     "0/1 check exempts per symbol, not per size, and the decomposition's 0/1 check then "
     "finds a guard on a product of AUTO sizes (e.g. (h+1)//2 * (w+1)//2 != 1) that the "
     "program does not hold: the decomposition is refused (same cause as the model sweep's "
     "resnet/t5 AUTO gaps)"
-)
-NOT_DECOMPOSED_AGAIN = (
-    "clamp_min.default emitted by a decomposition is kept, not decomposed again to clamp "
-    "as torch does; the core verifier refuses it"
 )
 
 #: op key -> why graphlift is behind torch.export there (strict: a closed gap fails).
@@ -81,15 +73,8 @@ KNOWN_GAPS: dict[str, str] = {
         ZERO_ONE_SINCE_BATCH_ONE,
     ),
     **dict.fromkeys(("combinations", "histogram"), NO_META_KERNEL),
-    **dict.fromkeys(("nanquantile", "quantile", "stft"), IN_PLACE_VIEW),
-    **dict.fromkeys(
-        ("nn.functional.cosine_embedding_loss", "nn.functional.margin_ranking_loss"),
-        NOT_DECOMPOSED_AGAIN,
-    ),
     "item": "a program returning a SymFloat (x.item() of a float tensor) is refused; "
     "torch returns the Python float",
-    "nn.functional.hinge_embedding_loss": "the reduction enum reaches the kernel as 0 and "
-    "is refused ('0 is not a valid value for reduction')",
     "tensor_split": "the meta shadow's device leaks into torch's check "
     "('tensor_indices_or_sections must be on CPU, got meta'); reported as an ExportError",
     "torch._scaled_mm": "the meta kernel requires sizes that are multiples of 16, CPU eager "
