@@ -26,7 +26,7 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graphlift.errors import TraceError
+from graphlift.errors import MutationError, TraceError
 from graphlift.patching import Patcher
 from graphlift.source import user_where
 from graphlift.trace.autograd_functions import tagged_autograd_functions
@@ -49,8 +49,8 @@ def _unsupported_storage_change(
     recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """``resize_`` and ``set_`` replace a tensor's storage: there is no
-    functional form to record."""
-    raise TraceError(
+    functional form to record. A RuntimeError, as torch.export raises there."""
+    raise MutationError(
         f"{op} changes the storage of a tensor, which an exported program cannot express; "
         "create a new tensor of the size you need instead",
         where=user_where(),

@@ -132,7 +132,9 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     ]
     if op is aten.copy_.default:
         destination = cast(TraceTensor, written[0])  # copy_ writes its (required) self
-        if _same_metadata(destination, args[1]):
+        # into a graph input, ``aten.copy`` is recorded: the mutation output is named
+        # after it, as in torch.export's signature (``user_inputs_to_mutate: {copy: y}``)
+        if _same_metadata(destination, args[1]) and not recorder.is_input(destination):
             recorder.assign(destination, recorder.traced(args[1]))  # a plain rebind
             return destination
     functional = functional_op(op)

@@ -75,9 +75,7 @@ def compare(expected: dict[str, Any], got: Observation, error: BaseException | N
 #: open gaps). Strict xfails: a fix makes the test pass and asks to remove the entry.
 KNOWN_GAPS: dict[str, str] = {
     "callable-input": "a module passed as an input is refused (torch treats it as a constant)",
-    "copy-into-input": "copy_ into an input names the mutation output after its source node",
     "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
-    "resize-refused": "resize_ of a fresh tensor is refused (torch functionalizes it)",
     "tensor-from-items": "torch.tensor([...]) over .item() values is a data-dependent error",
 }
 
