@@ -37,7 +37,7 @@ from graphlift.trace.data_dependent import (
     custom_op,
 )
 from graphlift.trace.mutations import VIEWS_IN_PLACE, change_view_in_place
-from graphlift.trace.python_builtins import symbolic_min_max
+from graphlift.trace.python_builtins import symbolic_min_max, symbolic_tensor_data
 from graphlift.trace.recorder import Recorder
 
 aten = torch.ops.aten
@@ -139,6 +139,7 @@ def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
         stack.enter_context(causal_mask_detection_off())
         stack.enter_context(tagged_autograd_functions(recorder))
         stack.enter_context(symbolic_min_max())
+        stack.enter_context(symbolic_tensor_data())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         else:  # the first data-dependent value makes a static trace symbolic

@@ -76,7 +76,6 @@ def compare(expected: dict[str, Any], got: Observation, error: BaseException | N
 KNOWN_GAPS: dict[str, str] = {
     "callable-input": "a module passed as an input is refused (torch treats it as a constant)",
     "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run",
-    "tensor-from-items": "torch.tensor([...]) over .item() values is a data-dependent error",
 }
 
 
