@@ -36,6 +36,7 @@ from graphlift.trace.data_dependent import (
     causal_mask_detection_off,
     custom_op,
 )
+from graphlift.trace.device_hint import user_device_hints
 from graphlift.trace.mutations import VIEWS_IN_PLACE, change_view_in_place
 from graphlift.trace.python_builtins import symbolic_min_max, symbolic_tensor_data
 from graphlift.trace.recorder import Recorder
@@ -121,7 +122,7 @@ def exporting_flags() -> Iterator[None]:
     # breaking later eager calls of torch.cond in the same process. The
     # function keeps its identity (only its code is swapped): dynamo keys its
     # own rules on that object.
-    with Patcher() as patcher:
+    with Patcher() as patcher, user_device_hints():
         patcher.patch_attribute(torch.compiler, "_is_compiling_flag", True)
         patcher.patch_attribute(torch.compiler, "_is_exporting_flag", True)
         patcher.patch_attribute(torch.compiler.is_dynamo_compiling, "__code__", _true.__code__)

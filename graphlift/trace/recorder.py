@@ -37,6 +37,7 @@ from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
 from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
+from graphlift.trace.device_hint import computing_on
 from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.shape_rules import SHAPE_RULES
@@ -220,7 +221,8 @@ class Recorder:
                 return rewritten
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
-        result = self._metadata(op, shadow_args, shadow_kwargs, rule)
+        with computing_on(self._result_device(args, kwargs)):
+            result = self._metadata(op, shadow_args, shadow_kwargs, rule)
         if self.symbolic is not None:  # facts the op's metadata assumed run before it
             self.symbolic.emit_runtime_asserts()
         if op._schema.is_mutable:

@@ -105,3 +105,23 @@ def test_composite_kernel_runs_before_a_refs_meta_kernel(reduction: str, dynamic
         for rows in (4, 6, 9) if dynamic else (4,):
             x, y = torch.randn(rows, 3), target(rows, 3)
             torch.testing.assert_close(program.module()(x, y), model(x, y))
+
+
+def test_meta_kernels_see_the_users_device() -> None:
+    """torch's meta kernel of ``_scaled_mm`` checks CUDA's multiple-of-16 rule when
+    ``device_hint`` says "cuda", which it says for every plain meta tensor; the
+    shadows of CPU tensors now answer "cpu", so no such guard narrows the program."""
+    fp8 = torch.float8_e4m3fn
+
+    def scaled(a: torch.Tensor, b: torch.Tensor, sa: torch.Tensor, sb: torch.Tensor) -> Any:
+        return torch._scaled_mm(a, b, sa, sb, out_dtype=torch.float32)
+
+    def inputs(m: int, k: int, n: int) -> tuple[torch.Tensor, ...]:
+        return (torch.randn(m, k).to(fp8), torch.randn(k, n).to(fp8), torch.tensor(0.5),
+                torch.tensor(2.0))  # fmt: skip
+
+    shapes = ((15, 16), (16, 32), (), ())
+    ep = gl.export(Call(scaled), inputs(15, 16, 32), dynamic_shapes=auto_spec(shapes, AUTO))
+    for m, k, n in ((15, 16, 32), (7, 17, 5), (3, 33, 9)):
+        args = inputs(m, k, n)
+        torch.testing.assert_close(ep.module()(*args), scaled(*args))

@@ -77,10 +77,6 @@ KNOWN_GAPS: dict[str, str] = {
     "torch returns the Python float",
     "tensor_split": "the meta shadow's device leaks into torch's check "
     "('tensor_indices_or_sections must be on CPU, got meta'); reported as an ExportError",
-    "torch._scaled_mm": "the meta kernel requires sizes that are multiples of 16, CPU eager "
-    "does not: the resized sample is refused",
-    "torch._scaled_mm_v2": "the meta kernel requires sizes that are multiples of 16, CPU "
-    "eager does not: the resized sample is refused",
 }  # fmt: skip
 
 
