@@ -226,3 +226,23 @@ def test_tensor_from_item_values_and_sizes_records_the_elements() -> None:
         for got, expected in zip(ep.module()(*args), FromItems()(*args)):
             assert got.dtype == expected.dtype and torch.equal(got, expected)
     assert type(torch.tensor).__name__ == "builtin_function_or_method"  # unpatched again
+
+
+def test_a_float_item_is_returned_as_a_python_float(tmp_path: Any) -> None:
+    """``x.item()`` of a float tensor returned by the model: a SymFloat output
+    (``SymFloatArgument``), returned as a Python float as eager and torch.export
+    return it, also after decomposition and a save/load round trip."""
+
+    class Item(torch.nn.Module):
+        def forward(self, x):
+            return x.item(), x * 2
+
+    ep = gl.export(Item(), (torch.tensor(1.5),))
+    assert type(ep.graph_signature.output_specs[0].arg).__name__ == "SymFloatArgument"
+    gl.save(ep, tmp_path / "item.gl")
+    programs = (ep, ep.run_decompositions(), gl.load(tmp_path / "item.gl"))
+    for value in (1.5, -8.25, 0.0):
+        x = torch.tensor(value)
+        for program in programs:
+            got, doubled = program.module()(x)
+            assert type(got) is float and got == value and torch.equal(doubled, x * 2)

@@ -73,8 +73,6 @@ KNOWN_GAPS: dict[str, str] = {
         ZERO_ONE_SINCE_BATCH_ONE,
     ),
     **dict.fromkeys(("combinations", "histogram"), NO_META_KERNEL),
-    "item": "a program returning a SymFloat (x.item() of a float tensor) is refused; "
-    "torch returns the Python float",
     "tensor_split": "the meta shadow's device leaks into torch's check "
     "('tensor_indices_or_sections must be on CPU, got meta'); reported as an ExportError",
 }  # fmt: skip
