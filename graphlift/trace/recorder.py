@@ -40,6 +40,7 @@ from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
 from graphlift.trace.device_hint import computing_on
 from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
+from graphlift.trace.real_kernel import can_run_real_kernel, real_kernel_metadata
 from graphlift.trace.shape_rules import SHAPE_RULES
 from graphlift.trace.sized_shadow import (
     has_composite_kernel,
@@ -221,16 +222,15 @@ class Recorder:
                 return rewritten
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
-        with computing_on(self._result_device(args, kwargs)):
-            result = self._metadata(op, shadow_args, shadow_kwargs, rule)
+        device = self._result_device(args, kwargs)
+        with computing_on(device):
+            result = self._metadata(op, shadow_args, shadow_kwargs, rule, device)
         if self.symbolic is not None:  # facts the op's metadata assumed run before it
             self.symbolic.emit_runtime_asserts()
         if op._schema.is_mutable:
             return record_mutation(self, op, args, kwargs, result)
         node = self.record(op, node_args, node_kwargs)
-        wrapped = self._wrap_result(
-            node, result, self._result_device(args, kwargs), self._requires_grad(args)
-        )
+        wrapped = self._wrap_result(node, result, device, self._requires_grad(args))
         if self.symbolic is not None:
             self.symbolic.bind_sizes(wrapped)
         if args and isinstance(args[0], torch.Tensor):  # a view of a state tensor or constant
@@ -256,8 +256,9 @@ class Recorder:
         )
 
     def _metadata(
-        self, op: torch._ops.OpOverload, args: Any, kwargs: Any, rule: Callable[..., Any] | None
-    ) -> Any:
+        self, op: torch._ops.OpOverload, args: Any, kwargs: Any,
+        rule: Callable[..., Any] | None, device: torch.device,
+    ) -> Any:  # fmt: skip
         """``op`` run on shadows: its result's metadata. Questions only sizes 0
         and 1 leave open are assumed away, then checked on this op (zero_one.py);
         not under a data-dependent ``rule``, which makes new symbols when run."""
@@ -268,17 +269,10 @@ class Recorder:
             try:
                 return self._cached_metadata(op, kernel, args, kwargs)
             except (RuntimeError, ValueError):
-                # A C++ kernel reading concrete sizes() of a symbolic shadow fails, and
-                # so does a composite op whose Python meta kernel (a torch._refs
-                # function) takes other arguments than the op (reduction as a string):
-                # over SizedShadows, composite kernels run first and size reads guard,
-                # as under torch's FakeTensorMode (trace/sized_shadow.py).
-                if kernel is not op or not (
-                    has_composite_kernel(op) or has_symbolic_shadow((args, kwargs))
-                ):
+                fallback = None if kernel is not op else _fallback_kernel(op, args, kwargs, device)
+                if fallback is None:
                     raise
-                sized = partial(sized_metadata, op)
-                return self._cached_metadata(op, sized, args, kwargs)
+                return self._cached_metadata(op, fallback, args, kwargs)
         except GraphliftError:  # DataDependentError names the user's line already
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
@@ -463,6 +457,26 @@ class Recorder:
             if node.op != "placeholder":
                 return node
         return None
+
+
+def _fallback_kernel(
+    op: torch._ops.OpOverload, args: Any, kwargs: Any, device: torch.device
+) -> Callable[..., Any] | None:
+    """What computes ``op``'s metadata when its kernel failed on the shadows, or None.
+
+    - A C++ kernel reading concrete ``sizes()`` of a symbolic shadow fails, and so
+      does a composite op whose Python meta kernel (a ``torch._refs`` function)
+      takes other arguments than the op (a reduction as a string): over
+      SizedShadows composite kernels run first and size reads guard, as under
+      torch's FakeTensorMode (trace/sized_shadow.py).
+    - An op without a meta kernel (``histogram``) on static sizes: its CPU kernel
+      on zeros, where that is sound (trace/real_kernel.py).
+    """
+    if can_run_real_kernel(op, (args, kwargs), device):
+        return partial(real_kernel_metadata, op)
+    if has_composite_kernel(op) or has_symbolic_shadow((args, kwargs)):
+        return partial(sized_metadata, op)
+    return None
 
 
 def user_annotations() -> dict[str, Any] | None:

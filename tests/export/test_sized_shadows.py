@@ -125,3 +125,20 @@ def test_meta_kernels_see_the_users_device() -> None:
     for m, k, n in ((15, 16, 32), (7, 17, 5), (3, 33, 9)):
         args = inputs(m, k, n)
         torch.testing.assert_close(ep.module()(*args), scaled(*args))
+
+
+def test_an_op_without_meta_kernel_on_static_sizes_runs_its_cpu_kernel() -> None:
+    """``histogram`` has no meta kernel; on static sizes its metadata comes from
+    the CPU kernel on zeros (torch's FakeTensor fallback). On symbolic sizes that
+    would specialize silently: refused, with the op named."""
+
+    def histogram(x: torch.Tensor) -> Any:
+        return torch.histogram(x, bins=4)
+
+    ep = gl.export(Call(histogram), (torch.randn(6),))
+    for program in (ep, ep.run_decompositions()):
+        x = torch.randn(6)
+        for got, expected in zip(program.module()(x), histogram(x)):
+            torch.testing.assert_close(got, expected)
+    with pytest.raises(ExportError, match="histogram"):
+        gl.export(Call(histogram), (torch.randn(6),), dynamic_shapes=auto_spec(((6,),), AUTO))

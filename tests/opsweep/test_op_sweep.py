@@ -47,7 +47,6 @@ DECOMPOSITION_GUARD = (
     "Dim.AUTO here, torch specializes it; or an algorithm chosen by size); graphlift refuses "
     "a decomposition that narrows the program, torch's run_decompositions guards silently"
 )
-NO_META_KERNEL = "an inner op has no meta kernel (masked_select / histogram on meta tensors)"
 ZERO_ONE_SINCE_BATCH_ONE = (
     "since sizes 0/1 are proven by a second trace (export/small_sizes.py), export's per-op "
     "0/1 check exempts per symbol, not per size, and the decomposition's 0/1 check then "
@@ -72,7 +71,11 @@ KNOWN_GAPS: dict[str, str] = {
          "nn.functional.conv_transpose3d", "nn.functional.instance_norm", "linalg.tensorsolve"),
         ZERO_ONE_SINCE_BATCH_ONE,
     ),
-    **dict.fromkeys(("combinations", "histogram"), NO_META_KERNEL),
+    "combinations": "its composite kernel calls masked_select, whose output size depends on "
+    "values (no meta kernel); graphlift computes a composite op's metadata on shadows, while "
+    "torch's FakeTensorMode runs the decomposition under itself and masked_select makes an "
+    "unbacked size there. Fix: record the decomposition under TraceMode when the metadata "
+    "needs a data-dependent inner op",
     "tensor_split": "the meta shadow's device leaks into torch's check "
     "('tensor_indices_or_sections must be on CPU, got meta'); reported as an ExportError",
 }  # fmt: skip
