@@ -26,7 +26,7 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graphlift.errors import MutationError, TraceError
+from graphlift.errors import ExportError, GraphliftError, MutationError, TraceError
 from graphlift.patching import Patcher
 from graphlift.source import user_where
 from graphlift.trace.autograd_functions import tagged_autograd_functions
@@ -40,6 +40,7 @@ from graphlift.trace.device_hint import user_device_hints
 from graphlift.trace.mutations import VIEWS_IN_PLACE, change_view_in_place
 from graphlift.trace.python_builtins import symbolic_min_max, symbolic_tensor_data
 from graphlift.trace.recorder import Recorder
+from graphlift.trace.sized_shadow import has_composite_kernel as is_composite
 
 aten = torch.ops.aten
 
@@ -107,7 +108,28 @@ class TraceMode(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch's 
                 "(supported: cond, map, while_loop, scan)",
                 where=user_where(),
             )
-        return self.recorder.call(func, args, kwargs or {})
+        return self._record(func, args, kwargs or {})
+
+    def _record(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        """Record ``func``; a composite op whose metadata needs an inner op without a
+        meta kernel (``combinations`` calls ``masked_select``, whose size depends on
+        values) is recorded as its decomposition instead, traced under this mode, where
+        that inner op makes its data-dependent size as torch's FakeTensorMode does."""
+        try:
+            return self.recorder.call(func, args, kwargs)
+        except ExportError as error:
+            if not isinstance(error.__cause__, RuntimeError | AssertionError):
+                raise
+            if not is_composite(func):
+                raise
+            failure = error
+        try:
+            with self:
+                return func.decompose(*args, **kwargs)
+        except GraphliftError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as error:
+            raise failure from error  # the op's own refusal names the op and the user's line
 
 
 @contextmanager

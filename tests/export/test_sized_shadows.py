@@ -142,3 +142,23 @@ def test_an_op_without_meta_kernel_on_static_sizes_runs_its_cpu_kernel() -> None
             torch.testing.assert_close(got, expected)
     with pytest.raises(ExportError, match="histogram"):
         gl.export(Call(histogram), (torch.randn(6),), dynamic_shapes=auto_spec(((6,),), AUTO))
+
+
+def test_composite_op_needing_a_data_dependent_inner_op_is_recorded_decomposed() -> None:
+    """``combinations`` calls ``masked_select`` (no meta kernel: its size depends on
+    values); the op is recorded as its decomposition, traced under the mode, where
+    masked_select makes an unbacked size. Its C++ kernel reads the length as an
+    int, so with Dim.AUTO the length is specialized (announced), as in torch."""
+
+    def pairs(x: torch.Tensor) -> Any:
+        return torch.combinations(x, r=2)
+
+    ep = gl.export(Call(pairs), (torch.randn(4),), dynamic_shapes=auto_spec(((4,),), AUTO))
+    targets = {str(n.target) for n in ep.graph.nodes if n.op == "call_function"}
+    assert "aten.combinations.default" not in targets and ep.specializations
+    for program in (ep, ep.run_decompositions()):
+        for _ in range(3):
+            x = torch.randn(4)
+            torch.testing.assert_close(program.module()(x), pairs(x))
+        with pytest.raises(InputMismatchError):
+            program.module()(torch.randn(6))

@@ -71,13 +71,10 @@ KNOWN_GAPS: dict[str, str] = {
          "nn.functional.conv_transpose3d", "nn.functional.instance_norm", "linalg.tensorsolve"),
         ZERO_ONE_SINCE_BATCH_ONE,
     ),
-    "combinations": "its composite kernel calls masked_select, whose output size depends on "
-    "values (no meta kernel); graphlift computes a composite op's metadata on shadows, while "
-    "torch's FakeTensorMode runs the decomposition under itself and masked_select makes an "
-    "unbacked size there. Fix: record the decomposition under TraceMode when the metadata "
-    "needs a data-dependent inner op",
-    "tensor_split": "the meta shadow's device leaks into torch's check "
-    "('tensor_indices_or_sections must be on CPU, got meta'); reported as an ExportError",
+    "tensor_split": "with a tensor of indices its composite kernel reads each index with "
+    ".item() and wraps negative ones (`if idx < 0`), a data-dependent branch on an unbacked "
+    "u0 (DataDependentError: could not decide u0 <= -1); torch.export's non-strict tracing "
+    "answers such guards on unbacked values (guard_or_false) where graphlift refuses",
 }  # fmt: skip
 
 
