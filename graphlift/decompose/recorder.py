@@ -47,6 +47,15 @@ class ReplayRecorder(Recorder):
                     node.meta[key] = self.source.meta[key]
         return node
 
+    def call_functional(
+        self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The functional form of an in-place call goes through the decomposing mode
+        again: ``clamp_min_`` in a composite kernel becomes ``clamp_min``, which the
+        table decomposes further, as torch's functionalization does before its table."""
+        with self.trace_mode:
+            return op(*args, **kwargs)
+
     def _convert(self, value: Any) -> tuple[Any, Any]:
         """As the Recorder's, except that a real tensor a decomposition creates
         inside a control-flow body is lifted into the body too (as a program

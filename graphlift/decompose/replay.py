@@ -154,7 +154,8 @@ class GraphReplay:
     def output_arg(self, value: Any) -> Any:
         if isinstance(value, TraceTensor):
             return self.recorder.local(value.node)
-        if isinstance(value, torch.SymInt) and self.recorder.symbolic is not None:
+        symbolic = isinstance(value, torch.SymInt | torch.SymFloat)
+        if symbolic and self.recorder.symbolic is not None:
             return self.recorder.symbolic.node_for(value)
         return value
 

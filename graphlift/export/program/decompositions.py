@@ -26,6 +26,7 @@ from graphlift.export.program.signature import (
     InputKind,
     InputSpec,
     OutputSpec,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -126,10 +127,11 @@ def _input_specs(
 
 
 def _renamed_output(spec: OutputSpec, arg: Any) -> OutputSpec:
-    if isinstance(spec.arg, TensorArgument) and isinstance(arg, Node):
-        return replace(spec, arg=TensorArgument(arg.name))
-    if isinstance(spec.arg, SymIntArgument) and isinstance(arg, Node):
-        return replace(spec, arg=SymIntArgument(arg.name))
+    named = spec.arg
+    if isinstance(named, TensorArgument | SymIntArgument | SymFloatArgument) and isinstance(
+        arg, Node
+    ):
+        return replace(spec, arg=type(named)(arg.name))
     return spec
 
 
