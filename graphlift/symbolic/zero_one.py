@@ -6,15 +6,22 @@ second trace proved (``admit``). docs/zero_one.md has the whole story.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
 from graphlift.source import SourceLocation
 from graphlift.symbolic import algebra as E
+from graphlift.symbolic.decide import decide
 from graphlift.symbolic.expr import Expr, Scalar
 from graphlift.symbolic.guards import Assumption, Guard
+from graphlift.symbolic.ranges import ValueRange
 from graphlift.symbolic.substitute import EvaluationError, evaluate, substitute
+
+#: ``holds_where_admitted`` evaluates a fact at every size up to this and decides
+#: it above (half of it for three symbols: at most 6**3 cells).
+SMALL_BOX = 8
 
 
 class SmallSizes:
@@ -26,6 +33,7 @@ class SmallSizes:
     _facts_by_mono: dict[Any, list[Expr]]
     _pinned: dict[Any, int]
     _guards: list[Guard]
+    _ranges: dict[str, ValueRange]
 
     def _assume(
         self: Any, question: Expr, hint: Scalar | None, size_oblivious: bool
@@ -81,11 +89,15 @@ class SmallSizes:
             self._assumptions = saved
 
     def guard_assumption(
-        self: Any, assumption: Assumption, exempt: frozenset[tuple[str, int]] = frozenset()
+        self: Any,
+        assumption: Assumption,
+        exempt: frozenset[tuple[str, int]] = frozenset(),
+        joint: frozenset[frozenset[tuple[str, int]]] = frozenset(),
     ) -> None:
         """Guard ``assumption.fact``, except where a symbol is at a size of
-        ``exempt``'s (symbol, size) pairs (sizes 0 or 1 at which the op that
-        asked was checked to give the same result)."""
+        ``exempt``'s (symbol, size) pairs, or the symbols are at once at the sizes
+        of a ``joint`` point (sizes 0 or 1 at which the op that asked was checked
+        to give the same result)."""
         fact = assumption.fact
         # A size needs the exemption only if the fact fails there (else "or n <= 1" is noise).
         # Where the fact is undefined (``s0 % (s0*s1)`` at ``s0 == 0``) it does not hold.
@@ -100,11 +112,50 @@ class SmallSizes:
                 exemptions.append(E.le(symbol, E.ONE))
             else:
                 exemptions.extend(E.eq(symbol, E.integer(v)) for v in sizes)
+        for point in sorted(joint, key=sorted):
+            exemptions.append(
+                E.logical_and(*(E.eq(E.symbol(n), E.integer(v)) for n, v in sorted(point)))
+            )
         if exemptions:
             fact = E.logical_or(fact, *exemptions)
-            if self.decide_static(fact) is True:
+            if self.decide_static(fact) is True or self.holds_where_admitted(fact):
                 return  # the exemptions cover every size the fact refused
         self._record(fact, runtime=False)
+
+    def holds_where_admitted(self: Any, fact: Expr) -> bool:
+        """Whether ``fact`` holds for every input the ranges and guards admit: a
+        proof, not a sample. Each symbol's range is cut into its sizes up to
+        ``SMALL_BOX`` and the rest; where every symbol is at a size the fact is
+        evaluated, and where it fails a guard over those symbols alone must
+        refuse the sizes (``((h + 1)//2)*((w + 1)//2) != 1 or (h == 1 and w ==
+        1)`` once ``h != 2`` and ``w != 2`` are guarded); elsewhere it is decided
+        over the ranges, sizes substituted (``s0*s4 != 1`` for ``s0 > 8``, ``s4 == 0``)."""
+        names = sorted(E.free_symbols(fact))
+        if not names or len(names) > 3 or not set(names) <= self._hints.keys():
+            return False
+        box = SMALL_BOX if len(names) <= 2 else SMALL_BOX // 2
+        ties = {n: r.value for n, r in self._replacements.items()}
+        guards = [substitute(g.expr, ties) for g in self._guards]
+        guards = [g for g in guards if E.free_symbols(g) <= set(names)]
+        cells: list[list[int | ValueRange]] = []
+        for name in names:
+            lower, upper = self._ranges[name].lower, self._ranges[name].upper
+            sizes: list[int | ValueRange] = list(range(int(lower), int(min(upper, box)) + 1))
+            if upper > box:
+                sizes.append(ValueRange(max(lower, box + 1), upper))
+            cells.append(sizes)
+        for cell in itertools.product(*cells):
+            at = {n: v for n, v in zip(names, cell) if isinstance(v, int)}
+            if len(at) < len(names):
+                tails = {n: v for n, v in zip(names, cell) if isinstance(v, ValueRange)}
+                fixed = substitute(fact, {n: E.integer(v) for n, v in at.items()})
+                if decide(fixed, {**self._ranges, **tails}) is not True:
+                    return False
+            elif self.holds_at(fact, at, simplified=False) is not True and not any(
+                self.holds_at(g, at, simplified=False) is not True for g in guards
+            ):
+                return False  # an admitted input where the fact fails
+        return True
 
     def value_at(
         self: Any, expr: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True
