@@ -42,11 +42,6 @@ SAMPLES = int(os.environ.get("GRAPHLIFT_OPSWEEP_SAMPLES", "1"))
 LIVE_TORCH = SAMPLES > 1 or os.environ.get("GRAPHLIFT_OPSWEEP_TORCH") == "1"
 
 # Why graphlift is behind torch.export, by cause (measured with one sample per op).
-DECOMPOSITION_GUARD = (
-    "the decomposition branches on a dynamic size (a size-1 example dim stays dynamic with "
-    "Dim.AUTO here, torch specializes it; or an algorithm chosen by size); graphlift refuses "
-    "a decomposition that narrows the program, torch's run_decompositions guards silently"
-)
 CIA_ON_SYMBOLIC_META = (
     "the composite kernel run on symbolic meta shadows trips torch's python_arg_parser "
     "INTERNAL ASSERT (dispatch_on_subclass with no overloaded args); torch's FakeTensorMode "
@@ -57,13 +52,6 @@ IN_PLACE_VIEW = (
     "the decomposition calls squeeze_/transpose_ on a fresh tensor, which the tracer refuses "
     "(an in-place metadata change cannot be rebound on a traced tensor)"
 )
-ZERO_ONE_SINCE_BATCH_ONE = (
-    "since sizes 0/1 are proven by a second trace (export/small_sizes.py), export's per-op "
-    "0/1 check exempts per symbol, not per size, and the decomposition's 0/1 check then "
-    "finds a guard on a product of AUTO sizes (e.g. (h+1)//2 * (w+1)//2 != 1) that the "
-    "program does not hold: the decomposition is refused (same cause as the model sweep's "
-    "resnet/t5 AUTO gaps)"
-)
 NOT_DECOMPOSED_AGAIN = (
     "clamp_min.default emitted by a decomposition is kept, not decomposed again to clamp "
     "as torch does; the core verifier refuses it"
@@ -71,20 +59,6 @@ NOT_DECOMPOSED_AGAIN = (
 
 #: op key -> why graphlift is behind torch.export there (strict: a closed gap fails).
 KNOWN_GAPS: dict[str, str] = {
-    **dict.fromkeys(
-        ("_unsafe_masked_index", "_unsafe_masked_index_put_accumulate", "fft.fft2",
-         "fft.fftn", "fft.hfft2", "fft.hfftn", "fft.ifft2", "fft.ifftn", "fft.ihfft2",
-         "fft.ihfftn", "fft.irfft2", "fft.irfftn", "fft.rfft2", "fft.rfftn", "isin",
-         "linalg.cond", "linalg.matrix_rank", "nn.functional.pad.reflect", "nn.functional.pad.replicate", "nn.functional.pdist",
-         "nn.functional.pixel_shuffle", "nn.functional.scaled_dot_product_attention",
-         "select_scatter"),
-        DECOMPOSITION_GUARD,
-    ),
-    **dict.fromkeys(
-        ("nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
-         "nn.functional.conv_transpose3d", "nn.functional.instance_norm", "linalg.tensorsolve"),
-        ZERO_ONE_SINCE_BATCH_ONE,
-    ),
     **dict.fromkeys(
         ("gradient", "kron", "linalg.multi_dot", "nn.functional.fractional_max_pool3d",
          "resize_as_", "take_along_dim"),
