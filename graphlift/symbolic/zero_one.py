@@ -6,8 +6,10 @@ second trace proved (``admit``). docs/zero_one.md has the whole story.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -16,12 +18,57 @@ from graphlift.symbolic import algebra as E
 from graphlift.symbolic.decide import decide
 from graphlift.symbolic.expr import Expr, Scalar
 from graphlift.symbolic.guards import Assumption, Guard
+from graphlift.symbolic.printer import to_python
 from graphlift.symbolic.ranges import ValueRange
 from graphlift.symbolic.substitute import EvaluationError, evaluate, substitute
 
 #: ``holds_where_admitted`` evaluates a fact at every size up to this and decides
 #: it above (half of it for three symbols: at most 6**3 cells).
 SMALL_BOX = 8
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expr: Expr, names: tuple[str, ...]) -> Callable[..., object]:
+    """``expr`` as a Python function of ``names`` (evaluated at many sizes)."""
+    namespace: dict[str, object] = {"math": math}
+    code = f"def holds({', '.join(names)}):\n    return {to_python(expr)}\n"
+    exec(compile(code, "<fact>", "exec"), namespace)  # our own printout of our own expr
+    return cast("Callable[..., object]", namespace["holds"])
+
+
+def _holds(function: Callable[..., object], values: Sequence[int]) -> bool | None:
+    """A compiled fact at ``values``; None where it is undefined."""
+    try:
+        return bool(function(*values))
+    except (ZeroDivisionError, ValueError, OverflowError):
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _proved(
+    fact: Expr, names: tuple[str, ...], ranges: tuple[ValueRange, ...], guards: tuple[Expr, ...]
+) -> bool:
+    """:meth:`SmallSizes.holds_where_admitted` as a pure function of the fact, its
+    symbols' ranges and the guards over them (asked again by every layer)."""
+    box = SMALL_BOX if len(names) <= 2 else SMALL_BOX // 2
+    points = [list(range(int(r.lower), int(min(r.upper, box)) + 1)) for r in ranges]
+    tails = [ValueRange(max(r.lower, box + 1), r.upper) if r.upper > box else None for r in ranges]
+    # Cells with a symbol above the box first: deciding them is cheaper, and a
+    # guard that is needed fails there at once.
+    axes = [[*p, t] if t is not None else p for p, t in zip(points, tails)]
+    for cell in itertools.product(*axes):
+        big = {n: v for n, v in zip(names, cell) if isinstance(v, ValueRange)}
+        if not big:
+            continue
+        fixed = {n: E.integer(v) for n, v in zip(names, cell) if isinstance(v, int)}
+        if decide(substitute(fact, fixed), {**dict(zip(names, ranges)), **big}) is not True:
+            return False
+    refusing = [_compiled(g, names) for g in guards]
+    holds = _compiled(fact, names)
+    for values in itertools.product(*points):
+        if _holds(holds, values) is not True and all(_holds(g, values) for g in refusing):
+            return False  # an admitted input where the fact fails
+    return True
 
 
 class SmallSizes:
@@ -130,32 +177,13 @@ class SmallSizes:
         refuse the sizes (``((h + 1)//2)*((w + 1)//2) != 1 or (h == 1 and w ==
         1)`` once ``h != 2`` and ``w != 2`` are guarded); elsewhere it is decided
         over the ranges, sizes substituted (``s0*s4 != 1`` for ``s0 > 8``, ``s4 == 0``)."""
-        names = sorted(E.free_symbols(fact))
+        names = tuple(sorted(E.free_symbols(fact)))
         if not names or len(names) > 3 or not set(names) <= self._hints.keys():
             return False
-        box = SMALL_BOX if len(names) <= 2 else SMALL_BOX // 2
         ties = {n: r.value for n, r in self._replacements.items()}
-        guards = [substitute(g.expr, ties) for g in self._guards]
-        guards = [g for g in guards if E.free_symbols(g) <= set(names)]
-        cells: list[list[int | ValueRange]] = []
-        for name in names:
-            lower, upper = self._ranges[name].lower, self._ranges[name].upper
-            sizes: list[int | ValueRange] = list(range(int(lower), int(min(upper, box)) + 1))
-            if upper > box:
-                sizes.append(ValueRange(max(lower, box + 1), upper))
-            cells.append(sizes)
-        for cell in itertools.product(*cells):
-            at = {n: v for n, v in zip(names, cell) if isinstance(v, int)}
-            if len(at) < len(names):
-                tails = {n: v for n, v in zip(names, cell) if isinstance(v, ValueRange)}
-                fixed = substitute(fact, {n: E.integer(v) for n, v in at.items()})
-                if decide(fixed, {**self._ranges, **tails}) is not True:
-                    return False
-            elif self.holds_at(fact, at, simplified=False) is not True and not any(
-                self.holds_at(g, at, simplified=False) is not True for g in guards
-            ):
-                return False  # an admitted input where the fact fails
-        return True
+        guards = (substitute(g.expr, ties) if ties else g.expr for g in self._guards)
+        relevant = tuple(g for g in guards if E.free_symbols(g) <= set(names))
+        return _proved(fact, names, tuple(self._ranges[n] for n in names), relevant)
 
     def value_at(
         self: Any, expr: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True

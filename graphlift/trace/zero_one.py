@@ -103,9 +103,11 @@ def guard_unless_agreed(
                 (n, v) for n, v in fine
                 if n in assumption.symbols and (per_size or n in whole)
             )  # fmt: skip
+            for point in _joint_points(env, assumption, in_range):
+                if point not in joint_checked:
+                    joint_checked[point] = agrees(dict(point))
             joint = frozenset(
-                point for point in _joint_points(env, assumption, in_range)
-                if joint_checked.setdefault(point, agrees(dict(point)))
+                point for point in _joint_points(env, assumption, in_range) if joint_checked[point]
             )  # fmt: skip
             env.guard_assumption(assumption, exempt=exempt, joint=joint)
 
