@@ -139,8 +139,8 @@ def capture(
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
     calls = CallRecorder(recorder, preserved)
-    # shared bodies: not under strict capture (it interprets every call) or preserved signatures
-    blocks = BlockReuse(recorder, module) if reuse_blocks and not (strict or preserved) else None
+    reuse = reuse_blocks and not (strict or preserved)  # strict interprets each call; preserved
+    blocks = BlockReuse(recorder, module, calls) if reuse else None  # signatures need calls
 
     with (
         preserved_global_state(),

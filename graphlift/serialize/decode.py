@@ -42,6 +42,7 @@ from graphlift.serialize.shape_env_state import ExprReader, range_from_data, sha
 from graphlift.serialize.targets import resolve_target
 from graphlift.serialize.tensors import StorageReader
 from graphlift.serialize.values import ValueDecoder
+from graphlift.trace.block_inlining import inlined_names
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _TARGET_PATTERNS = {
@@ -365,8 +366,9 @@ def _check_call_specs(program: ExportedProgram, data: Data) -> None:
 
 def _check_call_values(program: ExportedProgram, data: Data) -> None:
     """Every value a module call names is a node of the graph ("" when the
-    program no longer computes it)."""
-    names = {node.name for node in program.graph.nodes}
+    program no longer computes it), or of a shared block body under the name
+    inlining gives it."""
+    names = {node.name for node in program.graph.nodes} | inlined_names(program.graph_module)
     for index, entry in enumerate(program.module_call_graph):
         for arg in (*entry.inputs, *entry.outputs):
             if not isinstance(arg, ConstantArgument) and arg.name and arg.name not in names:
