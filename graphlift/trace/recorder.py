@@ -69,6 +69,11 @@ class LiftedConstant:
 class Recorder:
     """Records ATen calls into ``graph``. One Recorder per export."""
 
+    #: How an op's 0/1 assumptions are exempted (``trace/zero_one.py``): per symbol
+    #: for export, where the second trace settles a size that checks out alone;
+    #: per (symbol, size) when nothing may add a guard (decomposition's recorder).
+    exempts_per_size: bool = False
+
     def __init__(self, graph: Graph, default_device: torch.device) -> None:
         self.graph = graph
         self.default_device = default_device
@@ -305,7 +310,9 @@ class Recorder:
         with env.assuming_not_0_or_1() as assumptions:
             result = kernel(*args, **kwargs)
         if assumptions:
-            check_assumptions(env, kernel, args, kwargs, result, assumptions)
+            check_assumptions(
+                env, kernel, args, kwargs, result, assumptions, per_size=self.exempts_per_size
+            )
         return result
 
     def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:

@@ -41,36 +41,8 @@ ORACLE: dict[str, dict[str, str]] = json.loads(ORACLE_PATH.read_text())
 SAMPLES = int(os.environ.get("GRAPHLIFT_OPSWEEP_SAMPLES", "1"))
 LIVE_TORCH = SAMPLES > 1 or os.environ.get("GRAPHLIFT_OPSWEEP_TORCH") == "1"
 
-# Why graphlift is behind torch.export, by cause (measured with one sample per op).
-DECOMPOSITION_GUARD = (
-    "the decomposition branches on a dynamic size (a size-1 example dim stays dynamic with "
-    "Dim.AUTO here, torch specializes it; or an algorithm chosen by size); graphlift refuses "
-    "a decomposition that narrows the program, torch's run_decompositions guards silently"
-)
-ZERO_ONE_SINCE_BATCH_ONE = (
-    "since sizes 0/1 are proven by a second trace (export/small_sizes.py), export's per-op "
-    "0/1 check exempts per symbol, not per size, and the decomposition's 0/1 check then "
-    "finds a guard on a product of AUTO sizes (e.g. (h+1)//2 * (w+1)//2 != 1) that the "
-    "program does not hold: the decomposition is refused (same cause as the model sweep's "
-    "resnet/t5 AUTO gaps)"
-)
-
 #: op key -> why graphlift is behind torch.export there (strict: a closed gap fails).
 KNOWN_GAPS: dict[str, str] = {
-    **dict.fromkeys(
-        ("_unsafe_masked_index", "_unsafe_masked_index_put_accumulate", "fft.fft2",
-         "fft.fftn", "fft.hfft2", "fft.hfftn", "fft.ifft2", "fft.ifftn", "fft.ihfft2",
-         "fft.ihfftn", "fft.irfft2", "fft.irfftn", "fft.rfft2", "fft.rfftn", "isin",
-         "linalg.cond", "linalg.matrix_rank", "nn.functional.pad.reflect", "nn.functional.pad.replicate", "nn.functional.pdist",
-         "nn.functional.pixel_shuffle", "nn.functional.scaled_dot_product_attention",
-         "select_scatter"),
-        DECOMPOSITION_GUARD,
-    ),
-    **dict.fromkeys(
-        ("nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
-         "nn.functional.conv_transpose3d", "nn.functional.instance_norm", "linalg.tensorsolve"),
-        ZERO_ONE_SINCE_BATCH_ONE,
-    ),
     "tensor_split": "with a tensor of indices its composite kernel reads each index with "
     ".item() and wraps negative ones (`if idx < 0`), a data-dependent branch on an unbacked "
     "u0 (DataDependentError: could not decide u0 <= -1); torch.export's non-strict tracing "

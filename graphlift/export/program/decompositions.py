@@ -20,6 +20,7 @@ from graphlift.decompose.engine import GraphEngine
 from graphlift.decompose.table import Decomposition, DecompositionRule, default_decompositions
 from graphlift.export.program.call_graph import renamed_call_graph
 from graphlift.export.program.constraints import range_constraints
+from graphlift.export.program.decomposition_narrowing import announce_narrowings
 from graphlift.export.program.signature import (
     ConstantArgument,
     ExportGraphSignature,
@@ -84,7 +85,10 @@ def run_decompositions(
         example_inputs=program.example_inputs,
         module_call_graph=renamed_call_graph(program.module_call_graph, renamed),
         shape_env=shape_env,
-        specializations=program.specializations,
+        specializations=(
+            *program.specializations,
+            *announce_narrowings(program._shape_env, shape_env, replayed.narrowings),
+        ),
     )
     verify(result, level="core" if decomp_table is None else "export")
     return result
