@@ -29,6 +29,7 @@ from graphlift.export.program.signature import (
     InputSpec,
     OutputKind,
     OutputSpec,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -373,11 +374,12 @@ def _outputs(recorder: Recorder, flat_outputs: list[Any]) -> tuple[list[Any], li
     args: list[Any] = []
     specs: list[OutputSpec] = []
     for index, leaf in enumerate(flat_outputs):
-        if isinstance(leaf, torch.SymInt) and recorder.symbolic is not None:
+        if isinstance(leaf, torch.SymInt | torch.SymFloat) and recorder.symbolic is not None:
             node = recorder.symbolic.node_for(leaf)
             args.append(node)
             name = node.name if isinstance(node, Node) else f"output_{index}"
-            specs.append(OutputSpec(OutputKind.USER_OUTPUT, SymIntArgument(name), None))
+            kind = SymIntArgument if isinstance(leaf, torch.SymInt) else SymFloatArgument
+            specs.append(OutputSpec(OutputKind.USER_OUTPUT, kind(name), None))
             continue
         if isinstance(leaf, torch.Tensor) and not isinstance(leaf, TraceTensor):
             leaf = recorder.constant(leaf)  # a tensor the model returns untouched

@@ -26,6 +26,7 @@ from graphlift.export.program.signature import (
     InputSpec,
     OutputKind,
     OutputSpec,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -248,13 +249,15 @@ def _meta(data: Data, values: ValueDecoder, node: Any) -> dict[str, Any]:
 
 
 def _argument(data: Data, values: ValueDecoder) -> Any:
-    data.fields((), ("tensor", "sym_int", "constant"))
+    data.fields((), ("tensor", "sym_int", "sym_float", "constant"))
     if len(data.value) != 1:
-        raise data.fail("expected one of 'tensor', 'sym_int', 'constant'")
+        raise data.fail("expected one of 'tensor', 'sym_int', 'sym_float', 'constant'")
     if "tensor" in data.value:
         return TensorArgument(data["tensor"].str())
     if "sym_int" in data.value:
         return SymIntArgument(data["sym_int"].str())
+    if "sym_float" in data.value:
+        return SymFloatArgument(data["sym_float"].str())
     name, value = data["constant"].items(2)
     constant = values(value)
     if not (constant is None or isinstance(constant, int | float | bool | str)):
