@@ -91,6 +91,8 @@ def _inputs(
     its input's strides, which the per-op check held to the real ones (on dims
     larger than 1, the only ones a view's validity depends on)."""
     if isinstance(value, TraceTensor):
+        if value.node in values:  # one tensor passed twice (q, k and v of self-attention)
+            return values[value.node]
         shape = [number_at(env, s, at) for s in value.shape]
         strides = [number_at(env, s, at) for s in value.stride()]
         offset = number_at(env, value.storage_offset(), at)
@@ -140,9 +142,17 @@ def _run(
     if isinstance(own, torch.SymInt | torch.SymFloat | torch.SymBool):
         return number_at(env, own, at)  # a size (of an input the check has no data for)
     call_args, call_kwargs = map_arg((node.args, node.kwargs), value_of)
+    if _is_meta(call_kwargs.get("device")):
+        # The check's tensors live on the CPU; a factory of the meta program
+        # (``full_like(..., device="meta")``) makes its tensor there too.
+        call_kwargs = {**call_kwargs, "device": torch.device("cpu")}
     target = node.target
     assert callable(target), node.format_node()  # call_function targets are callables
     return target(*call_args, **call_kwargs)
+
+
+def _is_meta(device: Any) -> bool:
+    return isinstance(device, torch.device | str) and torch.device(device).type == "meta"
 
 
 def _pick(result: Any, values: dict[Node, Any]) -> Any:

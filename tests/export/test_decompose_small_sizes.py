@@ -249,3 +249,42 @@ def test_auto_dims_narrowed_by_a_decomposition_are_announced() -> None:
     assert ran >= 4
     again = decompose_quietly(core)  # nothing left to narrow
     assert announced(again) == announced(core)
+
+
+class MetaBoolMaskAttention(nn.Module):
+    """A decoder's attention core on the meta device (a large config exported
+    without weights, issue 18): heads split by a transpose, a boolean causal mask.
+    torch's composite sdpa on meta takes the math path, which builds the mask's
+    ``-inf`` fill with factories on the meta device."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, s, _ = x.shape
+        q = x.view(b, s, 4, 8).transpose(1, 2)
+        mask = torch.ones(s, s, dtype=torch.bool, device=x.device).tril()
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=mask, scale=0.3)
+
+
+def test_meta_device_attention_keeps_batch_one_through_decomposition() -> None:
+    """The 0/1 check of a decomposition runs the op and the recorded ops on CPU
+    numbers; factories recorded for the meta device must make CPU tensors there
+    too, or every such check 'fails' and a named batch min 1 is refused."""
+    x = torch.randn(4, 6, 32, device="meta")
+    spec = ({0: gl.Dim("batch", min=1, max=64), 1: gl.Dim("seq", min=2, max=64)},)
+    ep = gl.export(MetaBoolMaskAttention(), (x,), dynamic_shapes=spec)
+    core = decompose_quietly(ep)
+    assert [(r.lower, r.upper) for r in core.range_constraints.values()] == [(1, 64), (2, 64)]
+    for batch in (1, 3):
+        out = core.module()(torch.randn(batch, 5, 32, device="meta"))
+        assert out.shape == (batch, 4, 5, 8) and out.device.type == "meta"
+
+
+def test_one_tensor_passed_as_query_key_and_value_decomposes_for_every_batch() -> None:
+    """The 0/1 check draws one random tensor per traced tensor, not per argument:
+    self-attention passes the same tensor three times."""
+    model = MetaBoolMaskAttention()
+    x = torch.randn(4, 6, 32)
+    spec = ({0: gl.Dim("batch", min=1, max=64), 1: gl.Dim("seq", min=2, max=64)},)
+    core = decompose_quietly(gl.export(model, (x,), dynamic_shapes=spec))
+    for batch, seq in ((1, 2), (1, 5), (3, 7)):
+        y = torch.randn(batch, seq, 32)
+        torch.testing.assert_close(core.module()(y), model(y))
