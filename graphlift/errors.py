@@ -180,6 +180,12 @@ class DataDependentError(GraphliftError, RuntimeError):
         super().__init__(message, where=where)
 
 
+class NarrowingWarning(UserWarning):
+    """A transformation narrowed a ``Dim.AUTO`` dim of the program it made
+    (``run_decompositions``: a decomposition that branches on a size); the new
+    program's ``specializations`` say which sizes, its source is unchanged."""
+
+
 class ConstraintViolationError(GraphliftError, RuntimeError):
     """The traced program contradicts a user's dynamic-shape spec.
 

@@ -39,7 +39,13 @@ import torch
 
 from graphlift.decompose.cache import CallCache
 from graphlift.decompose.recorder import ReplayRecorder, in_env
-from graphlift.decompose.replay import DecomposingMode, GraphReplay, body_names, replaying
+from graphlift.decompose.replay import (
+    DecomposingMode,
+    GraphReplay,
+    Narrowing,
+    body_names,
+    replaying,
+)
 from graphlift.decompose.table import DecompositionRule
 from graphlift.errors import InternalError
 from graphlift.ir.graph import Graph
@@ -61,6 +67,7 @@ class ReplayedGraph:
     outputs: tuple[Any, ...]
     constants: tuple[LiftedConstant, ...]
     bodies: Mapping[str, GraphModule]
+    narrowings: tuple[Narrowing, ...] = ()  # guards kept over Dim.AUTO sizes (replay.py)
 
 
 class GraphEngine:
@@ -105,7 +112,13 @@ class GraphEngine:
         )
         self.graph.output(flat_outputs)
         bodies = {**self.nodes.bodies, **self.recorder.subgraphs}  # those decompositions made
-        return ReplayedGraph(self.graph, flat_outputs, tuple(self.recorder.constants), bodies)
+        return ReplayedGraph(
+            self.graph,
+            flat_outputs,
+            tuple(self.recorder.constants),
+            bodies,
+            tuple(self.nodes.narrowings),
+        )
 
     def replayed(self, node: Node) -> Any:
         """What ``node`` of the source graph became after ``run``: a node of the

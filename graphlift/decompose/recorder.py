@@ -36,6 +36,8 @@ CARRIED_META = ("stack_trace", "nn_module_stack", "custom", "autograd_function")
 
 
 class ReplayRecorder(Recorder):
+    # A decomposition must add no guard: each size an op checked out at stays.
+    exempts_per_size = True
     source: Node | None = None
     shape_env: ShapeEnv | None = None
 
@@ -46,6 +48,15 @@ class ReplayRecorder(Recorder):
                 if key in self.source.meta:
                     node.meta[key] = self.source.meta[key]
         return node
+
+    def call_functional(
+        self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """The functional form of an in-place call goes through the decomposing mode
+        again: ``clamp_min_`` in a composite kernel becomes ``clamp_min``, which the
+        table decomposes further, as torch's functionalization does before its table."""
+        with self.trace_mode:
+            return op(*args, **kwargs)
 
     def _convert(self, value: Any) -> tuple[Any, Any]:
         """As the Recorder's, except that a real tensor a decomposition creates

@@ -53,7 +53,8 @@ from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node, map_arg
 from graphlift.ir.passes import eliminate_dead_code
 from graphlift.symbolic import ShapeEnv
-from graphlift.symbolic.expr import as_symbol
+from graphlift.symbolic.expr import as_symbol, free_symbols
+from graphlift.symbolic.guards import Guard
 from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS, Subgraph
 from graphlift.trace.leaf import LeafFunction
 from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
@@ -137,6 +138,7 @@ class GraphReplay:
         self.label = label
         self.values: dict[Node, Any] = {}
         self.bodies: dict[str, GraphModule] = {}
+        self.narrowings: list[Narrowing] = []  # kept guards over Dim.AUTO sizes (top level)
         self._pending: dict[Node, ReplayedBody] = {}  # new get_attr -> its replayed body
         self._replayed: dict[str, ReplayedBody] = {}  # a body shared by calls: replayed once
 
@@ -154,7 +156,8 @@ class GraphReplay:
     def output_arg(self, value: Any) -> Any:
         if isinstance(value, TraceTensor):
             return self.recorder.local(value.node)
-        if isinstance(value, torch.SymInt) and self.recorder.symbolic is not None:
+        symbolic = isinstance(value, torch.SymInt | torch.SymFloat)
+        if symbolic and self.recorder.symbolic is not None:
             return self.recorder.symbolic.node_for(value)
         return value
 
@@ -194,14 +197,29 @@ class GraphReplay:
             self.recorder.source = None
         if self.shape_env is not None:
             for guard in self.shape_env.guards[known:]:
-                # At the top level, a guard refusing only sizes where the op itself
-                # raises keeps every input the original program could run.
-                before = [g.expr for g in self.shape_env.guards[:known]]
-                if self.label is not None or not excludes_only_failing_sizes(
-                    self.shape_env, node.target, args, kwargs, guard.expr, before
-                ):
-                    self._refuse_new_guard(node, guard)
+                self._judge_new_guard(node, args, kwargs, guard, known)
         return result
+
+    def _judge_new_guard(
+        self, node: Node, args: Any, kwargs: Any, guard: Guard, known: int
+    ) -> None:
+        """A guard decomposing ``node`` added, at the top level: kept when it refuses
+        only sizes where the op itself raises (every input the original program
+        could run still runs), or when it is over ``Dim.AUTO`` sizes only (the user
+        let the program choose their ranges; kept and announced as a narrowing).
+        Anything else is refused: a named Dim's declared range is a promise."""
+        assert self.shape_env is not None
+        if self.label is None:
+            before = [g.expr for g in self.shape_env.guards[:known]]
+            if excludes_only_failing_sizes(
+                self.shape_env, node.target, args, kwargs, guard.expr, before
+            ):
+                return
+            symbols = free_symbols(guard.expr)
+            if symbols and all(self.shape_env.is_auto(name) for name in symbols):
+                self.narrowings.append(Narrowing(node, guard))
+                return
+        self._refuse_new_guard(node, guard)
 
     def _control_flow(self, node: Node, args: Any, kwargs: Any) -> Any:
         """The call as it was (same result metadata), over the replayed bodies;
@@ -262,6 +280,14 @@ class GraphReplay:
             "decomposition table) or export that dimension as static",
             where=node.meta.get("stack_trace"),
         )
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """A guard decomposing ``node`` needed over ``Dim.AUTO`` sizes only."""
+
+    node: Node
+    guard: Guard
 
 
 @dataclass

@@ -86,15 +86,19 @@ def _inputs(
     env: ShapeEnv, value: Any, at: Mapping[str, Scalar], generator: torch.Generator,
     values: dict[Node, Any],
 ) -> Any:  # fmt: skip
-    """Random concrete tensors for the op's traced arguments (bound to their nodes)."""
+    """Random concrete tensors for the op's traced arguments (bound to their nodes),
+    laid out as recorded: a decomposition chooses ``view`` over ``reshape`` from
+    its input's strides, which the per-op check held to the real ones (on dims
+    larger than 1, the only ones a view's validity depends on)."""
     if isinstance(value, TraceTensor):
         shape = [number_at(env, s, at) for s in value.shape]
-        if value.dtype.is_floating_point or value.dtype.is_complex:
-            tensor = torch.randn(shape, generator=generator, dtype=value.dtype)
-        elif value.dtype is torch.bool:
-            tensor = torch.rand(shape, generator=generator) > 0.5
-        else:
-            tensor = torch.randint(0, 2, shape, generator=generator, dtype=value.dtype)
+        strides = [number_at(env, s, at) for s in value.stride()]
+        offset = number_at(env, value.storage_offset(), at)
+        if 0 in shape or min(strides, default=0) < 0:
+            offset, strides = 0, list(torch.empty(shape).stride())
+        extent = offset + sum((n - 1) * st for n, st in zip(shape, strides)) + 1
+        storage = _random([extent if 0 not in shape else 0], value.dtype, generator)
+        tensor = storage.as_strided(shape, strides, offset)
         values[value.node] = tensor
         return tensor
     if isinstance(value, torch.SymInt | torch.SymFloat | torch.SymBool):
@@ -104,6 +108,14 @@ def _inputs(
     if isinstance(value, dict):
         return {k: _inputs(env, v, at, generator, values) for k, v in value.items()}
     return value
+
+
+def _random(shape: list[int], dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
+    if dtype.is_floating_point or dtype.is_complex:
+        return torch.randn(shape, generator=generator, dtype=dtype)
+    if dtype is torch.bool:
+        return torch.rand(shape, generator=generator) > 0.5
+    return torch.randint(0, 2, shape, generator=generator, dtype=dtype)
 
 
 def _run(

@@ -15,6 +15,7 @@ from graphlift.export.program.signature import (
     OutputProvenance,
     OutputSource,
     OutputSpec,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "OutputSpec",
     "ShapesCollection",
     "Specialization",
+    "SymFloatArgument",
     "SymIntArgument",
     "TensorArgument",
     "UnflattenedModule",

@@ -29,6 +29,7 @@ from graphlift.export.program.signature import (
     InputSpec,
     OutputKind,
     OutputSpec,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -139,8 +140,8 @@ def capture(
     traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
     calls = CallRecorder(recorder, preserved)
-    # shared bodies: not under strict capture (it interprets every call) or preserved signatures
-    blocks = BlockReuse(recorder, module) if reuse_blocks and not (strict or preserved) else None
+    reuse = reuse_blocks and not (strict or preserved)  # strict interprets each call; preserved
+    blocks = BlockReuse(recorder, module, calls) if reuse else None  # signatures need calls
 
     with (
         preserved_global_state(),
@@ -373,11 +374,12 @@ def _outputs(recorder: Recorder, flat_outputs: list[Any]) -> tuple[list[Any], li
     args: list[Any] = []
     specs: list[OutputSpec] = []
     for index, leaf in enumerate(flat_outputs):
-        if isinstance(leaf, torch.SymInt) and recorder.symbolic is not None:
+        if isinstance(leaf, torch.SymInt | torch.SymFloat) and recorder.symbolic is not None:
             node = recorder.symbolic.node_for(leaf)
             args.append(node)
             name = node.name if isinstance(node, Node) else f"output_{index}"
-            specs.append(OutputSpec(OutputKind.USER_OUTPUT, SymIntArgument(name), None))
+            kind = SymIntArgument if isinstance(leaf, torch.SymInt) else SymFloatArgument
+            specs.append(OutputSpec(OutputKind.USER_OUTPUT, kind(name), None))
             continue
         if isinstance(leaf, torch.Tensor) and not isinstance(leaf, TraceTensor):
             leaf = recorder.constant(leaf)  # a tensor the model returns untouched

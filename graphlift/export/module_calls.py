@@ -55,11 +55,15 @@ class CallRecorder:
         self.recorder = recorder
         self.preserved = frozenset(preserved)
         self.calls: dict[str, _Call] = {}
+        self.spans: dict[str, tuple[int, int]] = {}  # key -> the calls made inside it
+        self._keys: list[str] = []  # every call's key, in the order calls began
 
     def entered(self, key: str, path: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         leaves, spec = tree_flatten((tuple(args), dict(kwargs)))
         call = self.calls[key] = _Call(key, path, spec)
         call.inputs = self._values(leaves, path, "input")
+        self._keys.append(key)
+        self.spans[key] = (len(self._keys), len(self._keys))
 
     def left(self, key: str, output: Any) -> None:
         call = self.calls.get(key)
@@ -67,6 +71,21 @@ class CallRecorder:
             return
         leaves, call.out_spec = tree_flatten(output)
         call.outputs = self._values(leaves, call.path, "output")
+        self.spans[key] = (self.spans[key][0], len(self._keys))
+
+    def repeated(self, first_key: str, key: str, values: dict[str, Any]) -> None:
+        """Each call made inside ``first_key`` again under ``key`` (see
+        ``trace.state.CallObserver``), its values mapped through ``values``."""
+        start, end = self.spans.get(first_key, (0, 0))
+        for inner in self._keys[start:end]:
+            first = self.calls[inner]
+            moved = key + inner[len(first_key) :]
+            self.calls[moved] = _Call(
+                moved, key + first.path[len(first_key) :],
+                first.in_spec, _mapped(first.inputs, values),
+                first.out_spec, _mapped(first.outputs, values),
+            )  # fmt: skip
+            self._keys.append(moved)
 
     def boundary_nodes(self) -> list[Node]:
         """The nodes crossing a preserved module's boundary: kept alive by dead-code
@@ -106,6 +125,27 @@ class CallRecorder:
 
 
 _UNKNOWN = object()
+
+
+@dataclass(frozen=True)
+class _InBody:
+    """A value computed inside a shared block body: named as in the inlined program."""
+
+    name: str
+    symbolic: bool
+
+
+def _mapped(values: tuple[Any, ...] | None, mapping: dict[str, Any]) -> tuple[Any, ...] | None:
+    if values is None:
+        return None
+    found: list[Any] = []
+    for value in values:
+        if isinstance(value, Node) and value.name in mapping:
+            new = mapping[value.name]
+            symbolic = isinstance(value.meta.get("val"), _SYMBOLIC)
+            value = new if isinstance(new, Node) else _InBody(new, symbolic)
+        found.append(value)
+    return tuple(found)
 
 
 def module_call_graph(
@@ -160,6 +200,10 @@ def _arguments(
             name = value.name if value in live else ""  # "" : no longer computed by the graph
             symbolic = isinstance(value.meta.get("val"), _SYMBOLIC)
             specs.append(SymIntArgument(name) if symbolic else TensorArgument(name))
+        elif isinstance(value, _InBody):  # computed inside a body: its name once inlined
+            specs.append(
+                SymIntArgument(value.name) if value.symbolic else TensorArgument(value.name)
+            )
         else:
             specs.append(ConstantArgument(name, value))
     return tuple(specs)

@@ -58,8 +58,19 @@ RESHAPES = frozenset({
     aten.expand.default, aten.view.default, aten.reshape.default, aten._unsafe_view.default,
 })  # fmt: skip
 #: Ops whose value is always their input's.
-#: (Not ``clone`` or ``contiguous``: they may change strides, which ``as_strided`` reads.)
+#: (Not ``clone``: it may change strides, which ``as_strided`` reads; ``contiguous`` only
+#: where its input is contiguous at that size, ``_Reader._is_contiguous``.)
 COPIES = frozenset({aten.alias.default})
+#: Attention ops whose ``is_causal`` flag changes nothing when there is at most one
+#: key. torch's causal mask is ``ones(L, S).tril()``, aligned top-left: query row i
+#: keeps keys j <= i, so with S <= 1 every row keeps every key. With S > 1 it matters
+#: even for one query (L == 1 keeps key 0 only): a decoder's ``is_causal = q_len > 1``
+#: is immaterial at q_len 1 only when no cache makes the keys longer.
+CAUSAL_ATTENTION = frozenset({
+    aten.scaled_dot_product_attention.default,
+    aten._scaled_dot_product_flash_attention_for_cpu.default,
+    aten._scaled_dot_product_attention_math.default,
+})  # fmt: skip
 #: Scalar functions a size computation in the graph may call.
 SCALAR_FUNCTIONS = frozenset({
     operator.add, operator.sub, operator.mul, operator.floordiv, operator.mod, operator.neg,
@@ -69,6 +80,8 @@ SCALAR_FUNCTIONS = frozenset({
 })  # fmt: skip
 #: The largest size of a symbol tried for a dim over it to be 0 or 1 (``x[k:]``, k small).
 MAX_SMALL_POINT = 8
+#: The most extra traces one export's proofs take (sizes of several dims at once).
+MAX_SECOND_TRACES = 16
 SIZE_QUERIES: dict[Any, Callable[..., Any]] = {
     aten.sym_size.int: lambda t, dim: t.shape[dim],
     aten.sym_stride.int: lambda t, dim: t.stride()[dim],
@@ -88,21 +101,29 @@ def keep_small_sizes(
     kwargs: dict[str, Any],
     dim_specs: list[dict[int, DimEntry]],
     recapture: Recapture,
+    budget: _TraceBudget | None = None,
 ) -> frozenset[tuple[str, int]]:
     """Admit each declared size 0 or 1 the guards of ``captured`` refuse, where a
     trace at that size proves the program right (module docstring). Returns the
     (symbol, size) pairs at which the model itself fails (the trace there failed,
     and so does eager ``module``): the guards go on refusing those, and a declared
-    range that includes them is not narrowed."""
+    range that includes them is not narrowed.
+
+    The second trace's own refused small sizes are proven first, the same way
+    (batch 1 *and* sequence 1: the trace at sequence 1 refuses batch 1 on its own),
+    within ``budget`` extra traces in all."""
     env = captured.shape_env
     if env is None or captured.subgraphs:
         return frozenset()
+    budget = budget if budget is not None else _TraceBudget()
     failing: set[tuple[str, int]] = set()
     for name, value in _refused_small_sizes(captured):
         try:
             cut = _cut_inputs(captured, args, kwargs, dim_specs, name, value)
         except _Unreadable:
             continue
+        if not budget.spend():
+            break
         try:
             other = recapture(*cut)
         except Exception:  # the second trace is optional
@@ -111,12 +132,28 @@ def keep_small_sizes(
             if value == 0 and _model_fails(module, cut[0], cut[1]):
                 failing.add((name, value))
             continue
+        keep_small_sizes(module, other, *cut, recapture, budget)
         try:
             needs = _same_values(captured, other, name, value)
         except (_Unreadable, TypeError):
             continue
         env.admit(name, value, needs)
     return frozenset(failing)
+
+
+@dataclass
+class _TraceBudget:
+    """How many more traces the proofs of one export may take: each proven size may
+    ask for proofs of the others' small sizes, so the count would grow with the
+    number of dynamic dims multiplied out."""
+
+    remaining: int = field(default_factory=lambda: MAX_SECOND_TRACES)
+
+    def spend(self) -> bool:
+        if self.remaining <= 0:
+            return False
+        self.remaining -= 1
+        return True
 
 
 def refuses_small_sizes(captured: Capture) -> bool:
@@ -363,10 +400,13 @@ class _Reader:
         if target in SIZE_QUERIES or target in SCALAR_FUNCTIONS:
             self.live[node] = self._scalar(node)
             return ("size", _key(self.env, self.live[node]))
+        if target in CAUSAL_ATTENTION:
+            return self._identify((target, self._attention_arguments(node), ()), node)
         args, kwargs = self._arg(node.args), self._arg(node.kwargs)
         if (
             target in COPIES
             or (target in RESHAPES and self._keeps_shape(node))
+            or (target is aten.contiguous.default and self._is_contiguous(node))
             or (target is aten.slice.Tensor and self._slices_everything(node))
         ):
             return args[0]
@@ -406,12 +446,46 @@ class _Reader:
             return False  # a -1 next to a size that may be 0 is ambiguous
         return all(a == s for i, (a, s) in enumerate(zip(asked, shape)) if i not in free)
 
+    def _attention_arguments(self, node: Node) -> Any:
+        """An attention call's arguments by name, defaults filled in, with
+        ``is_causal`` read as False where it keeps every key (``CAUSAL_ATTENTION``);
+        the key length is the second trace's, exact at that size."""
+        schema = cast(Any, node.target)._schema
+        given = dict(zip((a.name for a in schema.arguments), node.args)) | dict(node.kwargs)
+        bound = {
+            a.name: given[a.name] if a.name in given else a.default_value
+            for a in schema.arguments
+        }
+        key = self.table.nodes.get(self.values[bound["key"]])
+        keys = key.meta["val"].shape[-2] if key is not None else None  # no counterpart: as is
+        if keys is not None and _key(self.env, keys) in (_key(self.env, 0), _key(self.env, 1)):
+            bound["is_causal"] = False
+        return tuple((name, self._arg(value)) for name, value in bound.items())
+
+    def _is_contiguous(self, node: Node) -> bool:
+        """Whether ``contiguous(x)`` returns ``x`` itself: ``x`` is contiguous at that
+        size (its strides there are the second trace's, exact at that size), as
+        ``contiguous`` checks: a dim of size 1 may have any stride."""
+        if node.kwargs.get("memory_format", torch.contiguous_format) != torch.contiguous_format:
+            return False
+        value = self._counterpart(node.args[0]).meta["val"]
+        expected: Any = 1
+        for size, stride in reversed(list(zip(value.shape, value.stride()))):
+            if _key(self.env, size) == _key(self.env, 1):
+                continue
+            if _key(self.env, stride) != _key(self.env, expected):
+                return False
+            expected = expected * size
+        return True
+
     def _slices_everything(self, node: Node) -> bool:
         """Whether ``slice(x, dim, start, end, step)`` keeps all of ``x``."""
         defaults: list[Any] = [None, 0, None, None, 1]
         given: list[Any] = [*node.args, *defaults[len(node.args) :]]
         source, dim, start, end, step = given
         shape = self._counterpart(source).meta["val"].shape
+        if not -len(shape) <= dim < len(shape):
+            raise _Unreadable("a slice of a dim the other trace does not have")
         size = _key(self.env, shape[dim])
         start, step = self._scalar_key(start or 0), self._scalar_key(step)
         if start != _key(self.env, 0) or step != _key(self.env, 1):
@@ -432,7 +506,10 @@ class _Reader:
         args = [self.live[a] if isinstance(a, Node) and a in self.live else a for a in node.args]
         if node.target in SIZE_QUERIES:
             tensor = self._counterpart(node.args[0]).meta["val"]
-            return SIZE_QUERIES[node.target](tensor, *args[1:])
+            try:
+                return SIZE_QUERIES[node.target](tensor, *args[1:])
+            except IndexError:  # ``squeeze`` dropped that dim in the other trace
+                raise _Unreadable("a size of a dim the other trace does not have") from None
         return node.target(*args)  # type: ignore[operator]
 
     def _arg(self, arg: Any) -> Any:

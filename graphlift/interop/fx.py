@@ -28,6 +28,13 @@ documented in docs/interop.md:
   both for tools that want the bare computation.
 - **Nested graphs** (a graph module stored as an attribute, as higher-order
   operators do) are converted too.
+- **Shared block bodies** (``reuse_blocks``): a call of a body,
+  ``graphlift.invoke_subgraph(get_attr body, id, operands)``, becomes plain fx,
+  ``call_module[body](*operands)``: the body stays one submodule called once
+  per layer, fx's tools (``ShapeProp``, ``print_readable``, DCE, pickling,
+  ``torch.compile``) know the idiom, and the module does not need graphlift
+  to run or unpickle. ``from_fx`` turns such a call back
+  (``meta["graphlift_block_call"]`` holds the get_attr's name and the id).
 """
 
 from __future__ import annotations
@@ -56,9 +63,13 @@ from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import map_arg
 from graphlift.pytree import TreeSpec, flatten_matching, from_torch_spec, to_torch_spec
+from graphlift.trace.control_flow import invoke_subgraph
 
 PYTREE_META = "pytree_info"
 """Key of a graphlift GraphModule's ``meta`` holding its :class:`PytreeLayout`."""
+
+BLOCK_CALL_META = "graphlift_block_call"
+"""Key of a ``call_module`` node's meta that was a block call: (get_attr name, id)."""
 
 GUARDS_TARGET = "_guards_fn"
 """The submodule that checks an exported program's inputs (torch.export's name)."""
@@ -156,6 +167,7 @@ def to_fx(obj: ExportedProgram | GraphModule, *, checks: bool = True) -> torch.f
         )
     graph = torch.fx.Graph()
     _copy_nodes(obj.graph.nodes, graph, map_arg)
+    _block_calls_as_modules(graph)
     for node in graph.find_nodes(op="placeholder"):
         if not _usable([node.target.lstrip("*")]):  # fx's forward takes targets as parameters
             node.target = node.name
@@ -195,6 +207,7 @@ def from_fx(fx_gm: torch.fx.GraphModule) -> GraphModule:
         )
     graph = Graph()
     _copy_nodes(fx_gm.graph.nodes, graph, torch.fx.node.map_arg)
+    _module_calls_as_blocks(graph)
     module = GraphModule(fx_gm, graph, class_name=type(fx_gm).__name__)
     _mirror_attributes(fx_gm, module, graph.nodes, _from_fx_nested)
     module.meta = dict(fx_gm.meta)
@@ -220,6 +233,45 @@ def _copy_nodes(nodes: Iterable[Any], destination: Any, map_nodes: Callable[...,
         )
         copied.meta = copy.copy(node.meta)
         copies[node] = copied
+
+
+def _block_calls_as_modules(graph: torch.fx.Graph) -> None:
+    """Each ``invoke_subgraph(get_attr body, id, operands)`` as ``call_module[body]``
+    under the call's name; the get_attr goes (its name is kept in the meta)."""
+    for node in list(graph.nodes):
+        if node.op != "call_function" or node.target is not invoke_subgraph:
+            continue
+        attr, identifier, operands = node.args
+        with graph.inserting_before(node):
+            call = graph.create_node("call_module", attr.target, tuple(operands), {})
+        call.meta = copy.copy(node.meta)
+        call.meta[BLOCK_CALL_META] = (attr.name, identifier)
+        node.replace_all_uses_with(call)
+        name = node.name
+        graph.erase_node(node)
+        call.name = name  # the call's own name (reserved already, so no other node has it)
+        if not attr.users:
+            graph.erase_node(attr)
+
+
+def _module_calls_as_blocks(graph: Graph) -> None:
+    """``from_fx``'s inverse of :func:`_block_calls_as_modules`."""
+    for node in list(graph.nodes):
+        if node.op != "call_module" or BLOCK_CALL_META not in node.meta:
+            continue
+        attr_name, identifier = node.meta[BLOCK_CALL_META]
+        meta = {k: v for k, v in node.meta.items() if k != BLOCK_CALL_META}
+        with graph.inserting_before(node):
+            attr = graph.create_node("get_attr", node.target, (), {}, name=attr_name)
+            call = graph.create_node(
+                "call_function", invoke_subgraph, (attr, identifier, tuple(node.args)), {},
+                name=node.name + "_block",
+            )  # fmt: skip
+        call.meta = meta
+        node.replace_all_uses_with(call)
+        name = node.name
+        graph.erase_node(node)
+        call.name = name
 
 
 # --- attributes --------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from graphlift.export.program.signature import (
     InputSpec,
     OutputKind,
     OutputSpec,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -42,6 +43,7 @@ from graphlift.serialize.shape_env_state import ExprReader, range_from_data, sha
 from graphlift.serialize.targets import resolve_target
 from graphlift.serialize.tensors import StorageReader
 from graphlift.serialize.values import ValueDecoder
+from graphlift.trace.block_inlining import inlined_names
 
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 _TARGET_PATTERNS = {
@@ -247,13 +249,15 @@ def _meta(data: Data, values: ValueDecoder, node: Any) -> dict[str, Any]:
 
 
 def _argument(data: Data, values: ValueDecoder) -> Any:
-    data.fields((), ("tensor", "sym_int", "constant"))
+    data.fields((), ("tensor", "sym_int", "sym_float", "constant"))
     if len(data.value) != 1:
-        raise data.fail("expected one of 'tensor', 'sym_int', 'constant'")
+        raise data.fail("expected one of 'tensor', 'sym_int', 'sym_float', 'constant'")
     if "tensor" in data.value:
         return TensorArgument(data["tensor"].str())
     if "sym_int" in data.value:
         return SymIntArgument(data["sym_int"].str())
+    if "sym_float" in data.value:
+        return SymFloatArgument(data["sym_float"].str())
     name, value = data["constant"].items(2)
     constant = values(value)
     if not (constant is None or isinstance(constant, int | float | bool | str)):
@@ -365,8 +369,9 @@ def _check_call_specs(program: ExportedProgram, data: Data) -> None:
 
 def _check_call_values(program: ExportedProgram, data: Data) -> None:
     """Every value a module call names is a node of the graph ("" when the
-    program no longer computes it)."""
-    names = {node.name for node in program.graph.nodes}
+    program no longer computes it), or of a shared block body under the name
+    inlining gives it."""
+    names = {node.name for node in program.graph.nodes} | inlined_names(program.graph_module)
     for index, entry in enumerate(program.module_call_graph):
         for arg in (*entry.inputs, *entry.outputs):
             if not isinstance(arg, ConstantArgument) and arg.name and arg.name not in names:

@@ -14,7 +14,12 @@ import torch
 
 from graphlift.errors import PytreeError, SerializationError
 from graphlift.export.program.exported_program import ExportedProgram
-from graphlift.export.program.signature import ConstantArgument, SymIntArgument, TensorArgument
+from graphlift.export.program.signature import (
+    ConstantArgument,
+    SymFloatArgument,
+    SymIntArgument,
+    TensorArgument,
+)
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
@@ -135,6 +140,8 @@ def _argument(arg: Any) -> dict[str, Any]:
         return {"tensor": arg.name}
     if isinstance(arg, SymIntArgument):
         return {"sym_int": arg.name}
+    if isinstance(arg, SymFloatArgument):
+        return {"sym_float": arg.name}
     if isinstance(arg, ConstantArgument):
         return {"constant": [arg.name, encode_value(arg.value)]}
     raise SerializationError(f"cannot save signature argument {arg!r}")

@@ -44,12 +44,15 @@ SAFE_SOURCE = re.compile(
 #: The ShapeEnvState fields written to the archive; ``hints`` is read back from
 #: the symbols, and the rest are export-time only: where unbacked symbols came
 #: from (for DataDependentError messages while tracing), and the example-data
-#: decisions of data_dependent="specialize" (draft_export's report).
+#: decisions of data_dependent="specialize" (draft_export's report). ``auto``
+#: (which dims were Dim.AUTO) is not saved either, yet: a loaded program's dims
+#: count as named, so its run_decompositions refuses a narrowing instead of
+#: announcing it (the conservative side; saving it needs a schema version).
 SAVED_FIELDS = frozenset({
     "backed_size_oblivious", "symbols", "ranges", "size_like", "replacements", "pinned",
     "facts", "guards", "runtime_asserts", "counts",
 })  # fmt: skip
-UNSAVED_FIELDS = frozenset({"hints", "origins", "data_specializations", "example_values"})
+UNSAVED_FIELDS = frozenset({"hints", "origins", "data_specializations", "example_values", "auto"})
 
 
 def expr_text(expr: Expr) -> str:

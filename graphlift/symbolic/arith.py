@@ -7,6 +7,7 @@ knowledge; range-dependent simplification is the ShapeEnv's, through
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from graphlift.symbolic.expr import (
@@ -18,6 +19,7 @@ from graphlift.symbolic.expr import (
     as_int,
     int_op,
     integer,
+    mono_sort_key,
     poly_from,
 )
 
@@ -135,12 +137,16 @@ def floordiv(a: Poly, b: Poly) -> Poly:
     """
     if a.const is not None and b.const is not None and b.const != 0:
         return integer(a.const // b.const)
+    ratio = _exact_ratio(a, b)
+    if ratio is not None:
+        return integer(ratio)  # (k*x) // x == k wherever it is defined (x != 0)
+    common = _common_factor(a, b)
+    if common is not None:  # (m*x) // (m*y) == x // y for every m != 0
+        return floordiv(_divide(a, common), _divide(b, common))
     if b.const == 1:
         return a
     if b.const == -1:
         return neg(a)
-    if a is b and a.const is None:
-        return ONE  # x // x == 1 wherever it is defined (x != 0)
     single = _single_term(b)
     if single is not None and (single[1] > 0 or single[0]):
         mono, k = single
@@ -181,8 +187,11 @@ def mod(a: Poly, b: Poly) -> Poly:
     """
     if a.const is not None and b.const is not None and b.const != 0:
         return integer(a.const % b.const)
-    if b.const in (1, -1) or a is b:  # x % x == 0 wherever it is defined
+    if b.const in (1, -1) or _exact_ratio(a, b) is not None:  # (k*x) % x == 0 where defined
         return ZERO
+    common = _common_factor(a, b)
+    if common is not None:  # (m*x) % (m*y) == m*(x % y) for every m != 0
+        return mul(poly_from({common[0]: common[1]}), mod(_divide(a, common), _divide(b, common)))
     single = _single_term(b)
     if single is not None and single[1] > 0:
         _, rest = _split_by_monomial(a, single[0], single[1])
@@ -195,6 +204,41 @@ def mod(a: Poly, b: Poly) -> Poly:
     if inner is not None and inner.args[1] is b:
         return a
     return int_op("mod", (a, b))
+
+
+def _exact_ratio(a: Poly, b: Poly) -> int | None:
+    """``k`` when ``a == k*b`` for an integer ``k`` (``b`` not a constant)."""
+    if b.const is not None or not b.terms:
+        return None
+    mono, coeff = min(b.terms, key=lambda t: mono_sort_key(t[0]))
+    numerator = dict(a.terms).get(mono, 0)
+    if numerator % coeff:
+        return None
+    k = numerator // coeff
+    return k if scale(b, k) is a else None
+
+
+def _common_factor(a: Poly, b: Poly) -> tuple[Mono, int] | None:
+    """The greatest monomial times positive integer dividing every term of ``a``
+    and ``b`` (neither a constant), when it is not 1."""
+    if a.const is not None or b.const is not None:
+        return None
+    terms = [*a.terms, *b.terms]
+    gcd = math.gcd(*(c for _, c in terms))
+    powers = dict(terms[0][0])
+    for mono, _ in terms[1:]:
+        present = dict(mono)
+        powers = {f: min(p, present[f]) for f, p in powers.items() if f in present}
+    if gcd == 1 and not powers:
+        return None
+    return frozenset(powers.items()), gcd
+
+
+def _divide(a: Poly, common: tuple[Mono, int]) -> Poly:
+    """``a / common`` for a ``common`` factor that divides every term of ``a``."""
+    mono, k = common
+    divided = {_mono_div(m, mono): c // k for m, c in a.terms}
+    return poly_from({m: c for m, c in divided.items() if m is not None})
 
 
 def pow_int(a: Poly, b: Poly) -> Poly:

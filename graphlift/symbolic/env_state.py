@@ -41,3 +41,6 @@ class ShapeEnvState:
     data_specializations: tuple[RuntimeAssert, ...] = ()
     #: With ``data_dependent="specialize"``: example values of unbacked symbols.
     example_values: Any = None
+    #: Symbols of dims the user declared ``Dim.AUTO``: a transformation may
+    #: narrow them, announcing it (``run_decompositions``).
+    auto: frozenset[str] = frozenset()

@@ -56,9 +56,8 @@ class ShapeEnv(SymbolFactory, SmallSizes, TorchEntryPoints):
     """Symbols, their ranges and replacements, and the guards of one trace."""
 
     def __init__(self, *, backed_size_oblivious: bool = False) -> None:
-        #: Size-oblivious questions treat backed symbols as >= 2 as well (export
-        #: sets this: a meta kernel asking "is this dim 1?" must not narrow a
-        #: user's Dim(min=1), as with torch.export's backed_size_oblivious).
+        #: Size-oblivious questions treat backed symbols as >= 2 as well (export sets this:
+        #: "is this dim 1?" must not narrow a Dim(min=1); torch's backed_size_oblivious).
         self.backed_size_oblivious = backed_size_oblivious
         self._symbols: dict[str, SymbolInfo] = {}
         self._ranges: dict[str, ValueRange] = {}
@@ -74,10 +73,10 @@ class ShapeEnv(SymbolFactory, SmallSizes, TorchEntryPoints):
         self._suppressed = 0
         self._assumptions: list[Assumption] | None = None
         self._origins: dict[str, str] = {}
+        self._auto: set[str] = set()  # symbols of Dim.AUTO dims (env_state.py)
         self._sealed = 0  # > 0 while a transformation reads a program it must not change
-        #: With ``data_dependent="specialize"``: the example value of an unbacked
-        #: symbol (None when unknown); undecidable questions are then answered
-        #: from it and recorded as runtime asserts instead of raising.
+        #: With ``data_dependent="specialize"``: an unbacked symbol's example value (None:
+        #: unknown); undecidable questions are answered from it as runtime asserts.
         self.example_values: Any = None
         #: The runtime asserts made by deciding from example data (draft_export reports them).
         self.data_specializations: list[RuntimeAssert] = []
@@ -103,6 +102,7 @@ class ShapeEnv(SymbolFactory, SmallSizes, TorchEntryPoints):
             origins=tuple(self._origins.items()),
             data_specializations=tuple(self.data_specializations),
             example_values=self.example_values,
+            auto=frozenset(self._auto),
         )
 
     @classmethod
@@ -127,6 +127,7 @@ class ShapeEnv(SymbolFactory, SmallSizes, TorchEntryPoints):
         env._origins = dict(state.origins)
         env.data_specializations = list(state.data_specializations)
         env.example_values = state.example_values
+        env._auto = set(state.auto)
         env._reset_caches()
         return env
 

@@ -39,6 +39,14 @@ class SymbolFactory:
         name = self._new_name("s", hint, source, declared)
         return cast(torch.SymInt, self._wrap_int(E.symbol(name), hint))
 
+    def mark_auto(self: Any, name: str) -> None:
+        """Record that symbol ``name`` is a ``Dim.AUTO`` dim's (the user let the
+        program choose its range; a named Dim's range is a promise)."""
+        self._auto.add(name)
+
+    def is_auto(self: Any, name: str) -> bool:
+        return name in self._auto
+
     def create_unbacked_symint(
         self: Any,
         *,

@@ -6,15 +6,69 @@ second trace proved (``admit``). docs/zero_one.md has the whole story.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import functools
+import itertools
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
 from graphlift.source import SourceLocation
 from graphlift.symbolic import algebra as E
+from graphlift.symbolic.decide import decide
 from graphlift.symbolic.expr import Expr, Scalar
 from graphlift.symbolic.guards import Assumption, Guard
+from graphlift.symbolic.printer import to_python
+from graphlift.symbolic.ranges import ValueRange
 from graphlift.symbolic.substitute import EvaluationError, evaluate, substitute
+
+#: ``holds_where_admitted`` evaluates a fact at every size up to this and decides
+#: it above (half of it for three symbols: at most 6**3 cells).
+SMALL_BOX = 8
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expr: Expr, names: tuple[str, ...]) -> Callable[..., object]:
+    """``expr`` as a Python function of ``names`` (evaluated at many sizes)."""
+    namespace: dict[str, object] = {"math": math}
+    code = f"def holds({', '.join(names)}):\n    return {to_python(expr)}\n"
+    exec(compile(code, "<fact>", "exec"), namespace)  # our own printout of our own expr
+    return cast("Callable[..., object]", namespace["holds"])
+
+
+def _holds(function: Callable[..., object], values: Sequence[int]) -> bool | None:
+    """A compiled fact at ``values``; None where it is undefined."""
+    try:
+        return bool(function(*values))
+    except (ZeroDivisionError, ValueError, OverflowError):
+        return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _proved(
+    fact: Expr, names: tuple[str, ...], ranges: tuple[ValueRange, ...], guards: tuple[Expr, ...]
+) -> bool:
+    """:meth:`SmallSizes.holds_where_admitted` as a pure function of the fact, its
+    symbols' ranges and the guards over them (asked again by every layer)."""
+    box = SMALL_BOX if len(names) <= 2 else SMALL_BOX // 2
+    points = [list(range(int(r.lower), int(min(r.upper, box)) + 1)) for r in ranges]
+    tails = [ValueRange(max(r.lower, box + 1), r.upper) if r.upper > box else None for r in ranges]
+    # Cells with a symbol above the box first: deciding them is cheaper, and a
+    # guard that is needed fails there at once.
+    axes = [[*p, t] if t is not None else p for p, t in zip(points, tails)]
+    for cell in itertools.product(*axes):
+        big = {n: v for n, v in zip(names, cell) if isinstance(v, ValueRange)}
+        if not big:
+            continue
+        fixed = {n: E.integer(v) for n, v in zip(names, cell) if isinstance(v, int)}
+        if decide(substitute(fact, fixed), {**dict(zip(names, ranges)), **big}) is not True:
+            return False
+    refusing = [_compiled(g, names) for g in guards]
+    holds = _compiled(fact, names)
+    for values in itertools.product(*points):
+        if _holds(holds, values) is not True and all(_holds(g, values) for g in refusing):
+            return False  # an admitted input where the fact fails
+    return True
 
 
 class SmallSizes:
@@ -26,6 +80,7 @@ class SmallSizes:
     _facts_by_mono: dict[Any, list[Expr]]
     _pinned: dict[Any, int]
     _guards: list[Guard]
+    _ranges: dict[str, ValueRange]
 
     def _assume(
         self: Any, question: Expr, hint: Scalar | None, size_oblivious: bool
@@ -81,11 +136,15 @@ class SmallSizes:
             self._assumptions = saved
 
     def guard_assumption(
-        self: Any, assumption: Assumption, exempt: frozenset[tuple[str, int]] = frozenset()
+        self: Any,
+        assumption: Assumption,
+        exempt: frozenset[tuple[str, int]] = frozenset(),
+        joint: frozenset[frozenset[tuple[str, int]]] = frozenset(),
     ) -> None:
         """Guard ``assumption.fact``, except where a symbol is at a size of
-        ``exempt``'s (symbol, size) pairs (sizes 0 or 1 at which the op that
-        asked was checked to give the same result)."""
+        ``exempt``'s (symbol, size) pairs, or the symbols are at once at the sizes
+        of a ``joint`` point (sizes 0 or 1 at which the op that asked was checked
+        to give the same result)."""
         fact = assumption.fact
         # A size needs the exemption only if the fact fails there (else "or n <= 1" is noise).
         # Where the fact is undefined (``s0 % (s0*s1)`` at ``s0 == 0``) it does not hold.
@@ -100,11 +159,31 @@ class SmallSizes:
                 exemptions.append(E.le(symbol, E.ONE))
             else:
                 exemptions.extend(E.eq(symbol, E.integer(v)) for v in sizes)
+        for point in sorted(joint, key=sorted):
+            exemptions.append(
+                E.logical_and(*(E.eq(E.symbol(n), E.integer(v)) for n, v in sorted(point)))
+            )
         if exemptions:
             fact = E.logical_or(fact, *exemptions)
-            if self.decide_static(fact) is True:
+            if self.decide_static(fact) is True or self.holds_where_admitted(fact):
                 return  # the exemptions cover every size the fact refused
         self._record(fact, runtime=False)
+
+    def holds_where_admitted(self: Any, fact: Expr) -> bool:
+        """Whether ``fact`` holds for every input the ranges and guards admit: a
+        proof, not a sample. Each symbol's range is cut into its sizes up to
+        ``SMALL_BOX`` and the rest; where every symbol is at a size the fact is
+        evaluated, and where it fails a guard over those symbols alone must
+        refuse the sizes (``((h + 1)//2)*((w + 1)//2) != 1 or (h == 1 and w ==
+        1)`` once ``h != 2`` and ``w != 2`` are guarded); elsewhere it is decided
+        over the ranges, sizes substituted (``s0*s4 != 1`` for ``s0 > 8``, ``s4 == 0``)."""
+        names = tuple(sorted(E.free_symbols(fact)))
+        if not names or len(names) > 3 or not set(names) <= self._hints.keys():
+            return False
+        ties = {n: r.value for n, r in self._replacements.items()}
+        guards = (substitute(g.expr, ties) if ties else g.expr for g in self._guards)
+        relevant = tuple(g for g in guards if E.free_symbols(g) <= set(names))
+        return _proved(fact, names, tuple(self._ranges[n] for n in names), relevant)
 
     def value_at(
         self: Any, expr: Expr, overrides: Mapping[str, Scalar], *, simplified: bool = True

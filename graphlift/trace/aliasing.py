@@ -92,6 +92,7 @@ def track_views(op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[s
             continue
         step = ViewStep(op, tuple(args[1:]), dict(kwargs), index if multiple else None)
         item.base = root
+        root.has_views = True
         item.view_steps = (*source.view_steps, step)
         item.seen_version = root.version
 

@@ -29,6 +29,18 @@ def has_blocks(module: GraphModule) -> bool:
     return any(node.target is invoke_subgraph for node in module.graph.nodes)
 
 
+def inlined_names(module: GraphModule) -> set[str]:
+    """The names the nodes of ``module``'s block calls take when inlined: the
+    module call graph names a value computed inside a body (``layers.3.mlp``'s
+    output) by the name it has in ``inline_subgraphs()``."""
+    return {
+        name
+        for node in module.graph.nodes
+        if node.target is invoke_subgraph
+        for name in (node.meta.get("inlined_names") or {}).values()
+    }
+
+
 def inline_blocks(module: GraphModule) -> tuple[GraphModule, dict[str, str]]:
     """A new GraphModule with every block call of ``module`` inlined, and the new
     names of the nodes that read a call's results (``block_output`` -> ``add_4``,

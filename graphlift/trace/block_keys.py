@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import sys
 import types
-from collections.abc import Hashable, Iterator
+from collections.abc import Collection, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -107,9 +107,16 @@ def relative_paths(block: torch.nn.Module) -> dict[int, str]:
 
 
 def structure(
-    block: torch.nn.Module, block_path: str, root_paths: dict[int, str], own_hooks: frozenset[Any]
+    block: torch.nn.Module,
+    block_path: str,
+    root_paths: dict[int, str],
+    own_hooks: frozenset[Any],
+    own_forwards: Collection[Any] = (),
 ) -> Hashable:
-    """The block's module tree and state metadata (see the module docstring)."""
+    """The block's module tree and state metadata (see the module docstring).
+    ``own_forwards`` are export's own ``forward`` wrappers of nested blocks (a
+    T5 block's ``layer`` list): they run the class's ``forward`` as it is while
+    the outer block is traced, so they are not the model's own code."""
     modules = []
     for path, submodule in block.named_modules(remove_duplicate=False):
         full = f"{block_path}.{path}" if path else block_path
@@ -117,8 +124,10 @@ def structure(
             raise Ineligible  # shared with another path: its calls are named elsewhere
         if "__getattribute__" in {k for c in type(submodule).__mro__[:-1] for k in vars(c)}:
             raise Ineligible  # its own attribute lookup: reads could not be noted
+        forward = vars(submodule).get("forward", _Missing)
         if submodule is not block and (
-            "forward" in vars(submodule) or _has_hooks(submodule, own_hooks)
+            (forward is not _Missing and forward not in own_forwards)
+            or _has_hooks(submodule, own_hooks)
         ):
             raise Ineligible
         modules.append((path, type(submodule), tuple(submodule._parameters),

@@ -66,6 +66,7 @@ from graphlift.trace.block_keys import (
 )
 from graphlift.trace.control_flow import invoke_subgraph
 from graphlift.trace.recorder import META, Recorder
+from graphlift.trace.state import CallObserver
 from graphlift.trace.tensor import TraceTensor
 
 #: failed templates per key before a key's calls are traced without trying again
@@ -89,6 +90,8 @@ class Template:
     out_spec: Any
     out_values: list[TraceTensor]
     name: str | None = None  # the body's submodule, once built
+    key: str = ""  # the first call's module-stack key
+    input_names: list[str] = field(default_factory=list)  # names of inputs' nodes, once built
     inlined: dict[str, str] = field(default_factory=dict)  # body node -> template node
     candidates: list[tuple[str, str]] = field(default_factory=list)  # template node, name base
 
@@ -96,13 +99,17 @@ class Template:
 class BlockReuse:
     """Block reuse for one export (see the module docstring)."""
 
-    def __init__(self, recorder: Recorder, root: torch.nn.Module) -> None:
+    def __init__(
+        self, recorder: Recorder, root: torch.nn.Module, observer: CallObserver | None = None
+    ) -> None:
         self.recorder = recorder
+        self.observer = observer  # told of each reuse: the module call graph's inner calls
         self.root_paths = relative_paths(root)
         self.templates: dict[Hashable, list[Template]] = {}
         self.failures: dict[Hashable, int] = {}
         self.reused = 0
         self.tracing_first = False  # blocks inside a first trace are traced as they are
+        self.wrappers: set[Callable[..., Any]] = set()  # our forward wrappers (nested blocks)
 
     def call(self, block: torch.nn.Module, forward: Callable[..., Any],
              args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # fmt: skip
@@ -143,7 +150,7 @@ class BlockReuse:
         block_path = self.root_paths.get(id(block))
         if block_path is None:
             raise Ineligible
-        tree = structure(block, block_path, self.root_paths, recorder.trace_hooks)
+        tree = structure(block, block_path, self.root_paths, recorder.trace_hooks, self.wrappers)
         arguments, leaves = call_key(recorder, args, kwargs)
         return (type(block), tree, arguments), leaves
 
@@ -168,6 +175,9 @@ class BlockReuse:
             if not before.unchanged(recorder) or snapshot(block, paths) != before.attributes:
                 raise Ineligible
             template = _template(recorder, before.anchor, leaves, state, result, assigned)
+            template.key = next(reversed(recorder.module_stack))
+            if not _inside_call(template.nodes, template.key):
+                raise Ineligible  # calls a module outside the block
             template.reads = read_values(block, log.reads, paths)
         except Ineligible:
             return None, result
@@ -206,8 +216,26 @@ class BlockReuse:
                 values.append(recorder.wrap(shadow, node, value.device, value.requires_grad))
         call.meta["val"] = tuple(values)
         self.reused += 1
-        flat = [values[o] if isinstance(o, _Output) else o for o in template.outputs]
+        if self.observer is not None:
+            self._tell_observer(template, operands, flat_names)
+        flat = [
+            values[o] if isinstance(o, _Output) else leaves[o] if isinstance(o, _Input) else o
+            for o in template.outputs
+        ]
         return tree_unflatten(flat, template.out_spec)
+
+    def _tell_observer(
+        self, template: Template, operands: tuple[Any, ...], flat_names: dict[str, str]
+    ) -> None:
+        """The first call's values as this call's: its arguments and state are
+        this call's operands, its computed values the names inlining gives them."""
+        assert self.observer is not None
+        kept = set(template.inlined.values())
+        values: dict[str, Any] = {t: (n if t in kept else "") for t, n in flat_names.items()}
+        firsts = [*template.input_names, *(node.name for _, node, _ in template.state)]
+        values.update(zip(firsts, operands))
+        key = next(reversed(self.recorder.module_stack))
+        self.observer.repeated(template.key, key, values)
 
     def _build_body(self, template: Template) -> None:
         body = Graph()
@@ -228,11 +256,18 @@ class BlockReuse:
         template.name = f"repeated_block_{len(self.recorder.subgraphs)}"
         self.recorder.subgraphs[template.name] = GraphModule({}, body)
         template.candidates = [(n.name, candidate_name(n.op, n.target)) for n in template.nodes]
+        template.input_names = [node.name for node, _ in template.inputs]
         template.inputs, template.nodes, template.output_nodes = [], [], []  # the body has them
 
 
 class _Output(int):
     """An index into a template's tensor outputs (a plain int output stays an int)."""
+
+
+class _Input(int):
+    """An output that is an argument passed through unchanged (T5 hands its
+    ``position_bias`` on from layer to layer): an index into the call's flat
+    arguments, so a reuse returns its own argument, as the flat trace does."""
 
 
 @contextmanager
@@ -301,7 +336,7 @@ def _template(recorder: Recorder, anchor: Node | None, leaves: list[Any],
                 raise Ineligible  # reads a value the call did not receive
             symbols.append(used)
     flat, out_spec = tree_flatten(result)
-    outputs, output_nodes, out_values = _outputs(recorder, flat, inside)
+    outputs, output_nodes, out_values = _outputs(recorder, flat, inside, leaves)
     return Template(
         reads=(), inputs=[(v.node, v) for v in inputs], input_leaves=input_leaves,
         state=[(name, t.node, t) for name, t in state], symbols=symbols, nodes=nodes,
@@ -310,14 +345,20 @@ def _template(recorder: Recorder, anchor: Node | None, leaves: list[Any],
 
 
 def _outputs(
-    recorder: Recorder, flat: list[Any], inside: set[Node]
+    recorder: Recorder, flat: list[Any], inside: set[Node], leaves: list[Any]
 ) -> tuple[list[Any], list[Node], list[TraceTensor]]:
     outputs: list[Any] = []
     output_nodes: list[Node] = []
     values: list[TraceTensor] = []
     storages: set[int] = set()
+    arguments = {id(leaf): index for index, leaf in enumerate(leaves)}
     for leaf in flat:
-        if isinstance(leaf, TraceTensor):
+        passed = arguments.get(id(leaf))
+        if passed is not None and isinstance(leaf, TraceTensor):
+            if recorder.current_node(leaf) is not leaf.node:
+                raise Ineligible  # an argument updated in place
+            outputs.append(_Input(passed))
+        elif isinstance(leaf, TraceTensor):
             node = recorder.current_node(leaf)
             storage = leaf.shadow.untyped_storage()._cdata
             if node not in inside or leaf.base is not None or storage in storages:
@@ -355,6 +396,17 @@ EVAL_MODE_CALLS: dict[Any, Callable[[Node], bool]] = {
 }
 
 
+def _inside_call(nodes: list[Node], key: str) -> bool:
+    """Whether every node was recorded inside the call ``key`` (its module stack
+    ends at that call or a module within it)."""
+    stacks = {id(s): s for n in nodes if (s := n.meta.get("nn_module_stack")) is not None}
+    for stack in stacks.values():
+        last = next(reversed(stack), "")
+        if last != key and not last.startswith(key + "."):
+            return False
+    return True
+
+
 def _after(graph: Graph, anchor: Node | None) -> Iterator[Node]:
     node = anchor.next if anchor is not None else next(iter(graph.nodes), None)
     while node is not None and node.op != "root":
@@ -387,8 +439,13 @@ def reusing_blocks(reuse: BlockReuse | None, root: torch.nn.Module) -> Iterator[
                 continue
             for child in module.children():
                 if "forward" not in vars(child) and not patcher.is_patched(child, "forward"):
-                    patcher.patch_attribute(child, "forward", _wrapped(reuse, child))
-        yield
+                    wrapper = _wrapped(reuse, child)
+                    reuse.wrappers.add(wrapper)
+                    patcher.patch_attribute(child, "forward", wrapper)
+        try:
+            yield
+        finally:
+            reuse.wrappers.clear()
 
 
 def _wrapped(reuse: BlockReuse, block: torch.nn.Module) -> Callable[..., Any]:

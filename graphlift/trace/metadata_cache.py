@@ -198,7 +198,7 @@ def _template(result: Any, tensors: list[torch.Tensor]) -> Any:
         if len(storages) != len(fresh):
             raise Undescribable  # results aliasing each other but no argument
         return type(result)(items)
-    if result is None or isinstance(result, _SCALARS | float | torch.SymInt):
+    if result is None or isinstance(result, (*_SCALARS, float, torch.SymInt)):
         return result
     raise Undescribable
 

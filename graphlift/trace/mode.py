@@ -26,7 +26,7 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graphlift.errors import TraceError
+from graphlift.errors import ExportError, GraphliftError, MutationError, TraceError
 from graphlift.patching import Patcher
 from graphlift.source import user_where
 from graphlift.trace.autograd_functions import tagged_autograd_functions
@@ -36,8 +36,11 @@ from graphlift.trace.data_dependent import (
     causal_mask_detection_off,
     custom_op,
 )
-from graphlift.trace.python_builtins import symbolic_min_max
+from graphlift.trace.device_hint import user_device_hints
+from graphlift.trace.mutations import VIEWS_IN_PLACE, change_view_in_place
+from graphlift.trace.python_builtins import symbolic_min_max, symbolic_tensor_data
 from graphlift.trace.recorder import Recorder
+from graphlift.trace.sized_shadow import has_composite_kernel as is_composite
 
 aten = torch.ops.aten
 
@@ -48,8 +51,8 @@ def _unsupported_storage_change(
     recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
     """``resize_`` and ``set_`` replace a tensor's storage: there is no
-    functional form to record."""
-    raise TraceError(
+    functional form to record. A RuntimeError, as torch.export raises there."""
+    raise MutationError(
         f"{op} changes the storage of a tensor, which an exported program cannot express; "
         "create a new tensor of the size you need instead",
         where=user_where(),
@@ -71,6 +74,7 @@ SPECIAL_OPS: dict[Any, Handler] = {
     aten.detach.default: _alias,
     **DATA_DEPENDENT_OPS,
     **CONTROL_FLOW_OPS,
+    **dict.fromkeys(VIEWS_IN_PLACE, change_view_in_place),
     aten.resize_.default: _unsupported_storage_change,
     aten.set_.source_Tensor: _unsupported_storage_change,
     aten.set_.source_Storage: _unsupported_storage_change,
@@ -104,7 +108,28 @@ class TraceMode(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch's 
                 "(supported: cond, map, while_loop, scan)",
                 where=user_where(),
             )
-        return self.recorder.call(func, args, kwargs or {})
+        return self._record(func, args, kwargs or {})
+
+    def _record(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
+        """Record ``func``; a composite op whose metadata needs an inner op without a
+        meta kernel (``combinations`` calls ``masked_select``, whose size depends on
+        values) is recorded as its decomposition instead, traced under this mode, where
+        that inner op makes its data-dependent size as torch's FakeTensorMode does."""
+        try:
+            return self.recorder.call(func, args, kwargs)
+        except ExportError as error:
+            if not isinstance(error.__cause__, RuntimeError | AssertionError):
+                raise
+            if not is_composite(func):
+                raise
+            failure = error
+        try:
+            with self:
+                return func.decompose(*args, **kwargs)
+        except GraphliftError:
+            raise
+        except (RuntimeError, ValueError, IndexError, TypeError, AssertionError) as error:
+            raise failure from error  # the op's own refusal names the op and the user's line
 
 
 @contextmanager
@@ -119,7 +144,7 @@ def exporting_flags() -> Iterator[None]:
     # breaking later eager calls of torch.cond in the same process. The
     # function keeps its identity (only its code is swapped): dynamo keys its
     # own rules on that object.
-    with Patcher() as patcher:
+    with Patcher() as patcher, user_device_hints():
         patcher.patch_attribute(torch.compiler, "_is_compiling_flag", True)
         patcher.patch_attribute(torch.compiler, "_is_exporting_flag", True)
         patcher.patch_attribute(torch.compiler.is_dynamo_compiling, "__code__", _true.__code__)
@@ -137,6 +162,7 @@ def tracing(recorder: Recorder, *, symbolic: bool = False) -> Iterator[None]:
         stack.enter_context(causal_mask_detection_off())
         stack.enter_context(tagged_autograd_functions(recorder))
         stack.enter_context(symbolic_min_max())
+        stack.enter_context(symbolic_tensor_data())
         if symbolic:
             stack.enter_context(enable_python_dispatcher())
         else:  # the first data-dependent value makes a static trace symbolic

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
+from torch.utils._mode_utils import no_dispatch
 
 from graphlift.errors import MutationError, TraceError
 from graphlift.source import user_where
@@ -126,14 +127,14 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
     ``add_``-style ops)."""
     if op is aten.detach_.default:
         return args[0]  # no autograd in the graph: detaching changes nothing
-    if op is aten.as_strided_.default and _same_elements(args):
-        return args[0]  # only strides of size-1 dims change (adaptive_avg_pool2d's restride)
     written = [
         None if w is None else recorder.traced(w) for w in written_arguments(op, args, kwargs)
     ]
     if op is aten.copy_.default:
         destination = cast(TraceTensor, written[0])  # copy_ writes its (required) self
-        if _same_metadata(destination, args[1]):
+        # into a graph input, ``aten.copy`` is recorded: the mutation output is named
+        # after it, as in torch.export's signature (``user_inputs_to_mutate: {copy: y}``)
+        if _same_metadata(destination, args[1]) and not recorder.is_input(destination):
             recorder.assign(destination, recorder.traced(args[1]))  # a plain rebind
             return destination
     functional = functional_op(op)
@@ -148,7 +149,7 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
         outs = out_arguments(op)
         _check_out_shapes(op, written, outs)
         inputs = {k: v for k, v in kwargs.items() if k not in outs}
-        results = recorder.call(functional, args, inputs)
+        results = recorder.call_functional(functional, args, inputs)
     results = tuple(results) if isinstance(results, tuple | list) else (results,)
     plain_count = sum(1 for r in op._schema.returns if not _writes(r))
     if len(results) != plain_count + len(written):
@@ -158,6 +159,75 @@ def record_mutation(recorder: Recorder, op: torch._ops.OpOverload, args: tuple[A
         if target is not None:
             recorder.assign(target, _cast_like(recorder, value, target))
     return _eager_returns(op, args, kwargs, results[:plain_count])
+
+
+def change_view_in_place(recorder: Recorder, op: torch._ops.OpOverload,
+                         args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:  # fmt: skip
+    """``squeeze_``, ``transpose_``, ``t_``, ``as_strided_`` (``torch.Tag.inplace_view``)
+    change a tensor's sizes and strides, not its values. On a tensor the traced code
+    made and of which no view exists, the tensor now stands for the view op's result
+    (its node is rebound; its own sizes change below dispatch, as torch's
+    FunctionalTensorMode does); on a view it is one more step of its view chain. An
+    input's or state's sizes would change for the caller, and the view chains of a
+    viewed base would go wrong: both are refused. (A handler of trace/mode.py's
+    SPECIAL_OPS: the op's own meta kernel must not change the shadow first.)"""
+    if op is aten.as_strided_.default and _same_elements(args):
+        return args[0]  # only strides of size-1 dims change (adaptive_avg_pool2d's restride)
+    target = args[0]
+    root = target.base if isinstance(target, TraceTensor) and target.base is not None else target
+    if not isinstance(target, TraceTensor) or recorder.is_input(root) or target.has_views:
+        raise MutationError(
+            f"{op} changes the sizes or strides of {_which_tensor(recorder, target, root)} "
+            f"in place; an exported program cannot express that. Use the out-of-place "
+            f"{_view_form(op)} and assign its result instead",
+            where=user_where(),
+        )
+    result = recorder.call_functional(_view_form(op), args, kwargs)
+    target.has_views = False  # the result stands for the target itself, not a view of it
+    _keep_recorded_metadata(recorder, target)
+    with no_dispatch():  # the wrapper's own sizes and strides, as eager changes them
+        op(target, *args[1:], **kwargs)
+    target.shadow, target.node = result.shadow, result.node
+    if target.base is not None:
+        target.view_steps, target.seen_version = result.view_steps, result.seen_version
+    return target
+
+
+def _keep_recorded_metadata(recorder: Recorder, target: TraceTensor) -> None:
+    """Nodes recorded so far hold ``target`` itself as ``meta["val"]`` (alone or in a
+    tuple); its sizes are about to change, so they get a copy with the current ones."""
+    frozen = TraceTensor(target.shadow, target.node, target.device, target.requires_grad)
+    for node in recorder.graph.nodes:
+        value = node.meta.get("val")
+        if value is target:
+            node.meta["val"] = frozen
+        elif isinstance(value, tuple) and any(item is target for item in value):
+            node.meta["val"] = tuple(frozen if item is target else item for item in value)
+
+
+def _which_tensor(recorder: Recorder, target: Any, root: Any) -> str:
+    if isinstance(root, TraceTensor) and recorder.is_input(root):
+        return f"the input {root.node.name!r}" + ("" if root is target else " (through a view)")
+    return "a tensor that has views"
+
+
+#: In-place ops that change only a tensor's sizes and strides -> the view op they apply
+#: (``resize_``/``set_`` change its storage: trace/mode.py refuses them).
+VIEWS_IN_PLACE: dict[Any, Any] = {
+    aten.squeeze_.default: aten.squeeze.default,
+    aten.squeeze_.dim: aten.squeeze.dim,
+    aten.squeeze_.dims: aten.squeeze.dims,
+    aten.unsqueeze_.default: aten.unsqueeze.default,
+    aten.transpose_.default: aten.transpose.int,
+    aten.swapdims_.default: aten.swapdims.default,
+    aten.swapaxes_.default: aten.swapaxes.default,
+    aten.t_.default: aten.t.default,
+    aten.as_strided_.default: aten.as_strided.default,
+}
+
+
+def _view_form(op: torch._ops.OpOverload) -> torch._ops.OpOverload:
+    return cast(torch._ops.OpOverload, VIEWS_IN_PLACE[op])
 
 
 def _check_out_shapes(op: torch._ops.OpOverload, written: list[Any], outs: tuple[str, ...]) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from operator import getitem
 from typing import Any
 
@@ -36,9 +37,16 @@ from graphlift.ir.node import Node
 from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
 from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
+from graphlift.trace.device_hint import computing_on
 from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
+from graphlift.trace.real_kernel import can_run_real_kernel, real_kernel_metadata
 from graphlift.trace.shape_rules import SHAPE_RULES
+from graphlift.trace.sized_shadow import (
+    has_composite_kernel,
+    has_symbolic_shadow,
+    sized_metadata,
+)
 from graphlift.trace.symbolic_values import SymbolicValues
 from graphlift.trace.tensor import TraceTensor
 from graphlift.trace.zero_one import check_assumptions
@@ -60,6 +68,11 @@ class LiftedConstant:
 
 class Recorder:
     """Records ATen calls into ``graph``. One Recorder per export."""
+
+    #: How an op's 0/1 assumptions are exempted (``trace/zero_one.py``): per symbol
+    #: for export, where the second trace settles a size that checks out alone;
+    #: per (symbol, size) when nothing may add a guard (decomposition's recorder).
+    exempts_per_size: bool = False
 
     def __init__(self, graph: Graph, default_device: torch.device) -> None:
         self.graph = graph
@@ -214,20 +227,26 @@ class Recorder:
                 return rewritten
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
-        result = self._metadata(op, shadow_args, shadow_kwargs, rule)
+        device = self._result_device(args, kwargs)
+        with computing_on(device):
+            result = self._metadata(op, shadow_args, shadow_kwargs, rule, device)
         if self.symbolic is not None:  # facts the op's metadata assumed run before it
             self.symbolic.emit_runtime_asserts()
         if op._schema.is_mutable:
             return record_mutation(self, op, args, kwargs, result)
         node = self.record(op, node_args, node_kwargs)
-        wrapped = self._wrap_result(
-            node, result, self._result_device(args, kwargs), self._requires_grad(args)
-        )
+        wrapped = self._wrap_result(node, result, device, self._requires_grad(args))
         if self.symbolic is not None:
             self.symbolic.bind_sizes(wrapped)
         if args and isinstance(args[0], torch.Tensor):  # a view of a state tensor or constant
             track_views(op, (self.traced(args[0]), *args[1:]), kwargs, wrapped)
         return wrapped
+
+    def call_functional(
+        self, op: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        """Record ``op``, the functional form of an in-place call (trace/mutations.py)."""
+        return self.call(op, args, kwargs)
 
     def record_call(
         self, target: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -242,25 +261,23 @@ class Recorder:
         )
 
     def _metadata(
-        self, op: torch._ops.OpOverload, args: Any, kwargs: Any, rule: Callable[..., Any] | None
-    ) -> Any:
+        self, op: torch._ops.OpOverload, args: Any, kwargs: Any,
+        rule: Callable[..., Any] | None, device: torch.device,
+    ) -> Any:  # fmt: skip
         """``op`` run on shadows: its result's metadata. Questions only sizes 0
         and 1 leave open are assumed away, then checked on this op (zero_one.py);
         not under a data-dependent ``rule``, which makes new symbols when run."""
-        kernel = rule or SHAPE_RULES.get(op) or op
         try:
             if rule is not None:
-                return kernel(*args, **kwargs)
-            env = None if self.symbolic is None else self.symbolic.shape_env
-            if self.metadata_cache is None or self.metadata_cache.shape_env is not env:
-                self.metadata_cache = MetadataCache(env)  # a static trace that turned symbolic
-            if env is None:
-                return self.metadata_cache.compute(
-                    op, args, kwargs, lambda: kernel(*args, **kwargs)
-                )
-            return self.metadata_cache.compute(
-                op, args, kwargs, lambda: self._checked_metadata(env, kernel, args, kwargs)
-            )
+                return rule(*args, **kwargs)
+            kernel = SHAPE_RULES.get(op) or op
+            try:
+                return self._cached_metadata(op, kernel, args, kwargs)
+            except (RuntimeError, ValueError):
+                fallback = None if kernel is not op else _fallback_kernel(op, args, kwargs, device)
+                if fallback is None:
+                    raise
+                return self._cached_metadata(op, fallback, args, kwargs)
         except GraphliftError:  # DataDependentError names the user's line already
             raise
         except (RuntimeError, ValueError, IndexError, TypeError, NotImplementedError) as error:
@@ -274,6 +291,18 @@ class Recorder:
                 where=user_where(),
             ) from error
 
+    def _cached_metadata(
+        self, op: torch._ops.OpOverload, kernel: Callable[..., Any], args: Any, kwargs: Any
+    ) -> Any:
+        env = None if self.symbolic is None else self.symbolic.shape_env
+        if self.metadata_cache is None or self.metadata_cache.shape_env is not env:
+            self.metadata_cache = MetadataCache(env)  # a static trace that turned symbolic
+        if env is None:
+            return self.metadata_cache.compute(op, args, kwargs, lambda: kernel(*args, **kwargs))
+        return self.metadata_cache.compute(
+            op, args, kwargs, lambda: self._checked_metadata(env, kernel, args, kwargs)
+        )
+
     def _checked_metadata(
         self, env: ShapeEnv, kernel: Callable[..., Any], args: Any, kwargs: Any
     ) -> Any:
@@ -281,7 +310,9 @@ class Recorder:
         with env.assuming_not_0_or_1() as assumptions:
             result = kernel(*args, **kwargs)
         if assumptions:
-            check_assumptions(env, kernel, args, kwargs, result, assumptions)
+            check_assumptions(
+                env, kernel, args, kwargs, result, assumptions, per_size=self.exempts_per_size
+            )
         return result
 
     def record(self, target: Callable[..., Any], args: Any, kwargs: Any) -> Node:
@@ -318,6 +349,10 @@ class Recorder:
         """The node holding ``value``'s current content (a stale view is regenerated)."""
         refresh(self, value)
         return value.node
+
+    def is_input(self, traced: TraceTensor) -> bool:
+        """Whether ``traced`` is a graph input: a user input, parameter, buffer or constant."""
+        return id(traced) in self._inputs
 
     def _check_writable(self, root: TraceTensor, target: TraceTensor) -> None:
         if root.node.graph is not self.graph:
@@ -429,6 +464,26 @@ class Recorder:
             if node.op != "placeholder":
                 return node
         return None
+
+
+def _fallback_kernel(
+    op: torch._ops.OpOverload, args: Any, kwargs: Any, device: torch.device
+) -> Callable[..., Any] | None:
+    """What computes ``op``'s metadata when its kernel failed on the shadows, or None.
+
+    - A C++ kernel reading concrete ``sizes()`` of a symbolic shadow fails, and so
+      does a composite op whose Python meta kernel (a ``torch._refs`` function)
+      takes other arguments than the op (a reduction as a string): over
+      SizedShadows composite kernels run first and size reads guard, as under
+      torch's FakeTensorMode (trace/sized_shadow.py).
+    - An op without a meta kernel (``histogram``) on static sizes: its CPU kernel
+      on zeros, where that is sound (trace/real_kernel.py).
+    """
+    if can_run_real_kernel(op, (args, kwargs), device):
+        return partial(real_kernel_metadata, op)
+    if has_composite_kernel(op) or has_symbolic_shadow((args, kwargs)):
+        return partial(sized_metadata, op)
+    return None
 
 
 def user_annotations() -> dict[str, Any] | None:

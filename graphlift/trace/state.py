@@ -72,6 +72,13 @@ class CallObserver(Protocol):
 
     def left(self, key: str, output: Any) -> None: ...
 
+    def repeated(self, first_key: str, key: str, values: dict[str, Any]) -> None:
+        """The call ``key`` was not traced: it repeats the call ``first_key`` (a
+        shared block body, trace/blocks.py), so the calls made inside that one
+        were made inside this one too. ``values`` maps the name of each graph
+        value of the first call to this call's: a node of the graph, or a str,
+        the name the value takes when the bodies are inlined ("" if dropped)."""
+
 
 @contextmanager
 def preserved_global_state() -> Iterator[None]:

@@ -37,6 +37,7 @@ class TraceTensor(torch.Tensor):
     view_steps: tuple[Any, ...]  # trace.aliasing.ViewStep, from base to this view
     version: int  # in-place updates of this base so far
     seen_version: int  # the base version this view's node reflects
+    has_views: bool  # a view of this base was made (trace.aliasing.track_views)
 
     @staticmethod
     def __new__(
@@ -65,6 +66,7 @@ class TraceTensor(torch.Tensor):
         self.view_steps = ()
         self.version = 0
         self.seen_version = 0
+        self.has_views = False
 
     # torch's Tensor.__repr__ is unannotated (returns Any), which mypy cannot match
     def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]

@@ -23,6 +23,7 @@ is never assumed: it guards as usual.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -57,10 +58,17 @@ def check_assumptions(
     kwargs: dict[str, Any],
     result: Any,
     assumptions: list[Assumption],
+    *,
+    per_size: bool = False,
 ) -> None:
     """Guard each assumption whose answer changes ``kernel``'s result at size 0
-    or 1 (compared on metadata)."""
-    guard_unless_agreed(env, assumptions, lambda at: _agrees(env, kernel, args, kwargs, result, at))
+    or 1 (compared on metadata); ``per_size`` as in :func:`guard_unless_agreed`."""
+    guard_unless_agreed(
+        env,
+        assumptions,
+        lambda at: _agrees(env, kernel, args, kwargs, result, at),
+        per_size=per_size,
+    )
 
 
 def guard_unless_agreed(
@@ -85,6 +93,7 @@ def guard_unless_agreed(
     in_range = [(n, v) for n in symbols for v in (0, 1) if env.range_of(n).contains(v)]
     fine = frozenset(pair for pair in in_range if agrees({pair[0]: pair[1]}))
     whole = frozenset(n for n in symbols if all(p in fine for p in in_range if p[0] == n))
+    joint_checked: dict[frozenset[tuple[str, int]], bool] = {}
     for assumption in assumptions:
         if assumption.needs_guard or not assumption.symbols <= whole:
             # The sizes that checked out stay exempt also when another symbol of
@@ -94,7 +103,34 @@ def guard_unless_agreed(
                 (n, v) for n, v in fine
                 if n in assumption.symbols and (per_size or n in whole)
             )  # fmt: skip
-            env.guard_assumption(assumption, exempt=exempt)
+            for point in _joint_points(env, assumption, in_range):
+                if point not in joint_checked:
+                    joint_checked[point] = agrees(dict(point))
+            joint = frozenset(
+                point for point in _joint_points(env, assumption, in_range) if joint_checked[point]
+            )  # fmt: skip
+            env.guard_assumption(assumption, exempt=exempt, joint=joint)
+
+
+def _joint_points(
+    env: ShapeEnv, assumption: Assumption, in_range: list[tuple[str, int]]
+) -> list[frozenset[tuple[str, int]]]:
+    """Sizes 0 and 1 of two or more of the assumption's symbols at once where its
+    fact fails (``h*w != 1`` fails only at ``h == w == 1``): each symbol checked
+    alone, the others at their examples, never sees them."""
+    names = sorted(assumption.symbols)
+    if not 2 <= len(names) <= 3:
+        return []
+    sizes = [[None, *(v for m, v in in_range if m == n)] for n in names]
+    points = []
+    for values in itertools.product(*sizes):
+        point = frozenset((n, v) for n, v in zip(names, values) if v is not None)
+        if (
+            len(point) >= 2
+            and env.holds_at(assumption.fact, dict(point), simplified=False) is not True
+        ):
+            points.append(point)
+    return points
 
 
 def _agrees(

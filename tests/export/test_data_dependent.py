@@ -206,3 +206,43 @@ def test_specialize_turns_an_undecidable_branch_into_a_runtime_assert() -> None:
     torch.testing.assert_close(module(torch.full((4,), 2.0)), torch.full((4,), 3.0))
     with pytest.raises(RuntimeAssertError, match="test_data_dependent"):
         module(-torch.ones(4))
+
+
+def test_tensor_from_item_values_and_sizes_records_the_elements() -> None:
+    """``torch.tensor`` over ``.item()`` values or symbolic sizes builds the tensor
+    element by element (torch.export sends it to ``torch._refs.tensor`` too)
+    instead of reading each number as a plain int, a data-dependent guard."""
+
+    class FromItems(torch.nn.Module):
+        def forward(self, x, scale, y):
+            a, b = x.tolist()
+            s = scale.item()
+            return torch.tensor([a * 2, b + 1]), torch.tensor([[s, 1.5]]), torch.tensor(y.shape)
+
+    inputs = (torch.tensor([3, 4]), torch.tensor(0.5), torch.randn(3, 2))
+    ep = gl.export(FromItems(), inputs, dynamic_shapes=(None, None, {0: gl.Dim("n")}))
+    for values, scale, rows in (([3, 4], 0.5, 3), ([7, -1], 2.0, 5), ([0, 0], -3.25, 1)):
+        args = (torch.tensor(values), torch.tensor(scale), torch.randn(rows, 2))
+        for got, expected in zip(ep.module()(*args), FromItems()(*args)):
+            assert got.dtype == expected.dtype and torch.equal(got, expected)
+    assert type(torch.tensor).__name__ == "builtin_function_or_method"  # unpatched again
+
+
+def test_a_float_item_is_returned_as_a_python_float(tmp_path: Any) -> None:
+    """``x.item()`` of a float tensor returned by the model: a SymFloat output
+    (``SymFloatArgument``), returned as a Python float as eager and torch.export
+    return it, also after decomposition and a save/load round trip."""
+
+    class Item(torch.nn.Module):
+        def forward(self, x):
+            return x.item(), x * 2
+
+    ep = gl.export(Item(), (torch.tensor(1.5),))
+    assert type(ep.graph_signature.output_specs[0].arg).__name__ == "SymFloatArgument"
+    gl.save(ep, tmp_path / "item.gl")
+    programs = (ep, ep.run_decompositions(), gl.load(tmp_path / "item.gl"))
+    for value in (1.5, -8.25, 0.0):
+        x = torch.tensor(value)
+        for program in programs:
+            got, doubled = program.module()(x)
+            assert type(got) is float and got == value and torch.equal(doubled, x * 2)

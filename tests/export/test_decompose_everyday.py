@@ -127,12 +127,6 @@ def test_a_guard_is_evaluated_as_recorded_not_through_its_own_lesson() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="regressed when sizes 0/1 became proven by a second trace (export/small_sizes.py): "
-    "export's per-op 0/1 check no longer exempts per size, and the sdpa decomposition's "
-    "check finds a guard the program does not hold (sweep gap t5/resnet/conv_bn auto)",
-)
 def test_t5_with_auto_on_every_dim_decomposes_like_torch() -> None:
     pytest.importorskip("transformers")
     from tests.sweep.models import CASES_BY_NAME

@@ -11,6 +11,7 @@ import torch
 
 import graphlift as gl
 from graphlift.export.program.signature import ConstantArgument, TensorArgument
+from graphlift.trace.block_inlining import inlined_names
 from tests.conformance.unflatten import models
 from tests.conformance.unflatten.oracle import assert_same
 from tests.zoo.models import CASES_BY_NAME
@@ -81,11 +82,14 @@ def test_uncalled_modules_have_no_signature() -> None:
 
 
 def _names(ep: gl.ExportedProgram) -> set[str]:
-    return {node.name for node in ep.graph.nodes}
+    """Graph nodes, and nodes of shared block bodies by the names inlining gives
+    them (the call graph names a reused layer's inner values so)."""
+    return {node.name for node in ep.graph.nodes} | inlined_names(ep.graph_module)
 
 
-def _resolves(ep: gl.ExportedProgram) -> None:
-    names = _names(ep)
+def _resolves(ep: gl.ExportedProgram, dropped: bool = False) -> None:
+    """Every value the call graph names is a node (``dropped``: or "", unnamed)."""
+    names = _names(ep) | ({""} if dropped else set())
     for entry in ep.module_call_graph:
         for arg in (*entry.inputs, *entry.outputs):
             assert isinstance(arg, ConstantArgument) or arg.name in names, (entry.fqn, arg)
@@ -135,4 +139,9 @@ def test_zoo_entries_match_torch_export(name: str) -> None:
     theirs = torch.export.export(case.make_model(), args, kwargs, strict=False)
     assert _fqns(ours.module_call_graph, ()) == [e.fqn for e in theirs.module_call_graph]
     _resolves(ours)
-    _resolves(ours.run_decompositions())
+    _resolves(ours.inline_subgraphs().run_decompositions())
+    # a decomposed body's nodes are new: a reused call's inner values lose their names
+    _resolves(ours.run_decompositions(), dropped=True)
+    flat = ours.inline_subgraphs()  # the names given to body values are graph nodes there
+    assert not inlined_names(flat.graph_module)
+    _resolves(flat)

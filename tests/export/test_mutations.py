@@ -480,9 +480,10 @@ def test_resize_is_refused() -> None:
             y.resize_(8)
             return y
 
-    with pytest.raises(TraceError, match="changes the storage") as info:
+    with pytest.raises(MutationError, match="changes the storage") as info:
         gl.export(Resize(), (torch.ones(4),))
     assert "y.resize_(8)" in str(info.value)
+    assert isinstance(info.value, RuntimeError)  # as torch.export raises
 
 
 def test_mutating_a_constant_is_refused() -> None:
@@ -501,14 +502,16 @@ def test_mutating_a_constant_is_refused() -> None:
     assert "register_buffer" in str(info.value)
 
 
-def test_in_place_change_of_sizes_is_refused() -> None:
+def test_in_place_change_of_an_inputs_sizes_is_refused() -> None:
+    """A fresh tensor's ``unsqueeze_`` is recorded (tests/export/test_views_in_place.py);
+    an input's would change the caller's tensor, which a program cannot express."""
+
     class Unsqueeze(nn.Module):
         def forward(self, x):
-            y = x.clone()
-            y.unsqueeze_(0)
-            return y
+            x.unsqueeze_(0)
+            return x
 
-    with pytest.raises(MutationError, match="sizes or strides"):
+    with pytest.raises(MutationError, match="sizes or strides of the input 'x'"):
         gl.export(Unsqueeze(), (torch.ones(4),))
 
 
@@ -756,3 +759,23 @@ def test_an_out_argument_that_eager_resizes_is_refused() -> None:
     with pytest.raises(MutationError, match="resizes its out= tensor") as info:
         gl.export(OutArguments(), (torch.randn(2, 3), torch.randn(3)))
     assert "torch.sort(y, dim=-1, out=(values, indices))" in str(info.value)
+
+
+def test_copy_into_an_input_is_recorded_as_copy_like_torch() -> None:
+    """``y.copy_(x * 2)`` into an input: the mutation output is an ``aten.copy``
+    node, named as torch.export names it; ``module()`` writes it back into ``y``."""
+
+    class CopyInto(nn.Module):
+        def forward(self, x, y):
+            y.copy_(x * 2)
+            return y
+
+    x, y = torch.randn(2, 3), torch.zeros(2, 3)
+    ep = gl.export(CopyInto(), (x, y), dynamic_shapes=({0: gl.Dim("b")}, {0: gl.Dim("b")}))
+    # torch.export's name (tests/conformance/oracle.json, case copy-into-input)
+    assert ep.graph_signature.user_inputs_to_mutate == {"copy": "y"}
+    for rows in (2, 5):
+        x, y = torch.randn(rows, 3), torch.zeros(rows, 3)
+        got = ep.module()(x, y)
+        torch.testing.assert_close(got, x * 2)
+        torch.testing.assert_close(y, x * 2)

@@ -10,18 +10,23 @@ their code reads must get their own trace, never a wrong reuse.
 
 from __future__ import annotations
 
+import functools
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+import torch.fx
 from torch import nn
+from torch.fx.passes.shape_prop import ShapeProp
 
 import graphlift as gl
 from graphlift.errors import ExportError
 from graphlift.examples.tiny_gpt import make_example
-from graphlift.interop import to_fx
+from graphlift.interop import from_fx, to_fx
 from graphlift.trace.control_flow import invoke_subgraph
+from tests.export.test_golden_programs import CASES as GOLDEN_CASES
 from tests.export.test_golden_programs import printout
 
 
@@ -68,12 +73,19 @@ def bodies(ep: gl.ExportedProgram) -> list[str]:
     return [name for name, _ in ep.graph_module.named_children()]
 
 
+def called(ep: gl.ExportedProgram) -> list[str]:
+    """The modules the call graph lists as called (with a signature)."""
+    return [entry.fqn for entry in ep.module_call_graph if entry.in_spec is not None]
+
+
 def check(model: nn.Module, spec: object = SPEC, shapes: tuple = SHAPES) -> gl.ExportedProgram:
     """Export both ways; the inlined program equals the flat one and both equal eager."""
     example = torch.randn(*shapes[0])
     reused = gl.export(model, (example,), dynamic_shapes=spec)
     flat = gl.export(model, (example,), dynamic_shapes=spec, reuse_blocks=False)
     assert printout(reused.inline_subgraphs()) == printout(flat)
+    assert reused.inline_subgraphs().module_call_graph == flat.module_call_graph
+    assert called(reused) == called(flat)  # every inner module of a reused call has its entry
     for shape in shapes if spec else shapes[:1]:
         x = torch.randn(*shape)
         with torch.no_grad():
@@ -225,6 +237,69 @@ def test_a_data_dependent_layer_is_traced_every_time() -> None:
     assert calls(ep) == 0
 
 
+class NestedBlock(nn.Module):
+    """A T5-style block: its own ``nn.ModuleList`` of parts, and an argument (the
+    position bias) handed on unchanged to the next block."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.parts = nn.ModuleList([Layer(width), Layer(width, scale=0.5)])
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        for part in self.parts:
+            x = part(x) + bias
+        return x, bias
+
+
+class BiasUpdatingBlock(NestedBlock):
+    """Hands its argument on after updating it in place: not a pass-through."""
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, bias = super().forward(x, bias)
+        bias.mul_(0.25)
+        return x, bias
+
+
+class NestedStack(nn.Module):
+    def __init__(self, make: Callable[[], nn.Module], count: int = 5) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList([make() for _ in range(count)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = x.mean(0)  # made here, handed from block to block
+        for block in self.blocks:
+            x, bias = block(x, bias)
+        return x * bias
+
+
+def test_nested_blocks_share_the_outer_body_and_hand_arguments_on() -> None:
+    torch.manual_seed(0)
+    model = NestedStack(NestedBlock).eval()
+    ep = check(model)
+    # the outer blocks are the shared unit (their inner lists were wrapped, not
+    # user code); the passed-through bias is the caller's own value, not an output
+    assert bodies(ep) == ["repeated_block_0"] and calls(ep) >= 3
+    body = ep.graph_module.repeated_block_0.graph
+    assert len(list(body.nodes)[-1].args[0]) == 1  # only x is computed by the body
+    entries = {entry.fqn: entry for entry in ep.module_call_graph}
+    inner = entries["blocks.4.parts.1"]  # a module of a reused call, as the flat trace has it
+    assert inner.signature is not None and len(inner.inputs) == len(inner.outputs) == 1
+    reference = torch.export.export(model, (torch.randn(3, 8),))
+    assert [e.fqn for e in ep.module_call_graph] == [e.fqn for e in reference.module_call_graph]
+    unflattened = gl.unflatten(ep)
+    assert [n for n, _ in unflattened.named_modules()] == [n for n, _ in model.named_modules()]
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(unflattened(x), model(x))
+
+
+def test_an_argument_updated_in_place_and_returned_is_not_passed_through() -> None:
+    torch.manual_seed(0)
+    ep = check(NestedStack(BiasUpdatingBlock).eval())
+    updates = [n for n in ep.graph.nodes if n.args[1:] == (0.25,)]
+    assert len(updates) == 5  # every block traced (only its inner parts may be shared)
+
+
 def test_strict_capture_traces_every_call() -> None:
     model = stack(4)
     ep = gl.export(model, (torch.randn(3, 8),), strict=True)
@@ -267,6 +342,40 @@ def test_to_fx_and_unflatten_run_the_bodies() -> None:
         torch.testing.assert_close(unflattened(x), model(x))
 
 
+def test_to_fx_calls_each_body_as_a_submodule_fx_tools_understand() -> None:
+    """torch.fx's own idiom: ``call_module`` of one body submodule per reuse, no
+    graphlift function in the graph; it runs like eager, prints, propagates
+    shapes, survives fx's dead-code elimination and pickling, and converts back."""
+    model = stack(5)
+    ep = check(model)
+    fx_module = to_fx(ep)
+    block_calls = [n for n in fx_module.graph.nodes if n.op == "call_module"
+                   and n.target == "repeated_block_0"]  # fmt: skip
+    assert len(block_calls) == calls(ep) >= 3
+    assert not any(
+        getattr(n.target, "__module__", "").startswith("graphlift")
+        for n in fx_module.graph.nodes if n.op == "call_function"
+    )  # fmt: skip
+    assert isinstance(fx_module.repeated_block_0, torch.fx.GraphModule)
+    readable = fx_module.print_readable(print_output=False)
+    assert "class repeated_block_0(torch.nn.Module)" in readable
+    assert readable.count("self.repeated_block_0(") == calls(ep)
+    x = torch.randn(4, 8)
+    ShapeProp(fx_module).propagate(x)
+    for node in block_calls:
+        (output,) = [u for u in node.users]
+        assert output.meta["tensor_meta"].shape == (4, 8)
+    assert not fx_module.graph.eliminate_dead_code()  # every call's result is used
+    restored = pickle.loads(pickle.dumps(fx_module))
+    back = from_fx(to_fx(ep, checks=False))
+    assert back.code == ep.module().code  # the block calls come back as they were
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        expected = model(x)
+        for module in (fx_module, restored, to_fx(back)):
+            torch.testing.assert_close(module(x), expected)
+
+
 def test_the_body_is_verified_and_printed_once() -> None:
     ep = check(stack(6))
     assert str(ep).count("repeated_block_0:") == 1
@@ -277,3 +386,36 @@ def test_reuse_blocks_must_be_a_bool() -> None:
     model, (tokens,) = make_example()
     with pytest.raises(ExportError, match="reuse_blocks must be True or False"):
         gl.export(model, (tokens,), reuse_blocks="yes")  # type: ignore[arg-type]
+
+
+# --- reuse never changes a program -------------------------------------------------------
+
+
+def flat_export(
+    monkeypatch: pytest.MonkeyPatch, make: Callable[[], gl.ExportedProgram]
+) -> gl.ExportedProgram:
+    """``make()`` with every ``gl.export`` call it makes tracing every call flat."""
+    with monkeypatch.context() as patched:
+        patched.setattr(gl, "export", functools.partial(gl.export, reuse_blocks=False))
+        return make()
+
+
+@pytest.mark.parametrize("name", GOLDEN_CASES)
+def test_golden_programs_inline_to_their_flat_export(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every golden program (pinned with reuse on): inlined, it prints byte for
+    byte as the ``reuse_blocks=False`` export, and so does its decomposition."""
+    reused = GOLDEN_CASES[name]()
+    flat = flat_export(monkeypatch, GOLDEN_CASES[name])
+    assert calls(flat) == 0
+    assert printout(reused.inline_subgraphs()) == printout(flat)
+    assert reused.inline_subgraphs().module_call_graph == flat.module_call_graph
+    core = reused.inline_subgraphs().run_decompositions()
+    assert printout(core) == printout(flat.run_decompositions())
+
+
+def test_the_golden_tiny_gpt_programs_do_share_a_body() -> None:
+    """The equalities above are not vacuous: the pinned tiny GPT programs call a body."""
+    for name in ("tiny_gpt_static", "tiny_gpt_dynamic"):
+        assert calls(GOLDEN_CASES[name]()) >= 1

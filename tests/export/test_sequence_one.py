@@ -1,16 +1,18 @@
 """A one-token sequence through decoders no other test uses (Persimmon, Qwen3),
-exported the torch way, side by side with torch.export in the same test.
+exported the torch way, side by side with torch.export in the same run.
 
 Found at the end of batch 2's second session, tried as a new user would:
 ``torch.export.Dim`` on batch and sequence with the default minimum (and
 ``Dim.AUTO`` on both). torch.export exports both and equals eager at (1, 1).
-graphlift refuses sequence length 1: transformers' sdpa integration branches on
-``q_length > 1`` to pick ``is_causal`` (``sdpa_attention.py``), and the second
-trace at that size (export/small_sizes.py) sees a different ``is_causal`` flag,
-which computes the same only because the key length is 1 too; the proof does not
-know that yet. Sound (a named Dim is a ConstraintViolationError naming that line,
-AUTO refuses (·, 1) at run time with InputMismatchError) but narrower than torch:
-issue 14, defect 4. Strict xfails: a fix makes them pass and asks to drop the mark.
+graphlift used to refuse sequence length 1: transformers' sdpa integration
+guards on ``q_length > 1`` (``sdpa_attention.py``), and the second trace at that
+size (export/small_sizes.py) could not be identified with the first, because
+``attn_output.transpose(1, 2).contiguous()`` records a ``contiguous`` only where
+the transposed tensor is not contiguous already (it is, at one token); and then
+(1, 1) stayed refused, since the trace at sequence 1 refuses batch 1 on its own
+(the masking branch ``batch_size != position_ids.shape[0]``). Both are proven now
+(issue 14, defect 4): ``contiguous`` of a tensor contiguous at that size is that
+tensor, and the second trace's own refused small sizes are proven first.
 """
 
 from __future__ import annotations
@@ -48,12 +50,7 @@ SPECS: dict[str, Callable[[], dict[str, Any]]] = {
     "named": lambda: {"input_ids": {0: Dim("batch"), 1: Dim("seq")}, "use_cache": None},
     "auto": lambda: {"input_ids": {0: Dim.AUTO, 1: Dim.AUTO}, "use_cache": None},
 }
-SHAPES = ((1, 1), (3, 1), (1, 5), (3, 9))
-NARROWER = pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 defect 4: sequence length 1 changes sdpa's is_causal flag, which the "
-    "small-size proof cannot yet show immaterial at query = key length 1",
-)
+SHAPES = ((1, 1), (3, 1), (1, 2), (2, 2), (1, 7), (3, 9))
 
 
 def logits(output: Any) -> torch.Tensor:
@@ -79,20 +76,31 @@ def test_torch_export_runs_a_one_token_sequence(make: Callable[[], Any], spec: s
     check(torch.export.export, make, spec)
 
 
-@NARROWER
 @pytest.mark.parametrize("spec", list(SPECS))
 @pytest.mark.parametrize("make", [persimmon, qwen3], ids=["persimmon", "qwen3"])
 def test_graphlift_runs_a_one_token_sequence_like_torch(make: Callable[[], Any], spec: str) -> None:
     check(gl.export, make, spec)
 
 
-def test_the_refusal_names_the_transformers_line_and_the_dim() -> None:
+def test_sequence_and_batch_1_are_kept_and_every_refusal_is_announced() -> None:
     torch.manual_seed(0)
     example = {"input_ids": torch.randint(0, VOCAB, (2, 7)), "use_cache": False}
-    with pytest.raises(gl.errors.ConstraintViolationError) as caught:
-        gl.export(persimmon(), (), example, dynamic_shapes=SPECS["named"]())
-    message = str(caught.value)
-    assert "input_ids.size()[1]" in message and "sdpa_attention.py" in message
+    program = gl.export(persimmon(), (), example, dynamic_shapes=SPECS["auto"]())
+    env = program._shape_env
+    assert not env.refused_at("s0", 1)
+    # sequence 1 is refused only together with batch 0 (where eager fails)
+    assert all(g.code.endswith("or input_ids.size()[0] != 0") for g in env.refused_at("s1", 1))
+    assert [r.lower for r in program.range_constraints.values()] == [0, 1]
+    # Eager fails at sequence 0 and, at batch 0, on the reshape's -1 of no elements:
+    # refused before computing, and announced (batch 0 only where the sequence is >= 2)
+    batch, sequence = program.specializations
+    assert batch.change == "size 0 not supported while input_ids.size()[1] >= 2"
+    assert "sdpa_attention.py" in str(batch.where)
+    assert sequence.change.startswith("range [1, inf] (declared [0, inf])")
+    assert sequence.change.endswith("not supported while input_ids.size()[0] == 0 "
+                                    "(a relation between dims, checked at run time)")  # fmt: skip
+    with pytest.raises(gl.errors.InputMismatchError):
+        program.module()(input_ids=torch.randint(0, VOCAB, (0, 3)), use_cache=False)
 
 
 def test_a_float_where_token_ids_go_is_refused_naming_the_input() -> None:

@@ -41,71 +41,12 @@ ORACLE: dict[str, dict[str, str]] = json.loads(ORACLE_PATH.read_text())
 SAMPLES = int(os.environ.get("GRAPHLIFT_OPSWEEP_SAMPLES", "1"))
 LIVE_TORCH = SAMPLES > 1 or os.environ.get("GRAPHLIFT_OPSWEEP_TORCH") == "1"
 
-# Why graphlift is behind torch.export, by cause (measured with one sample per op).
-DECOMPOSITION_GUARD = (
-    "the decomposition branches on a dynamic size (a size-1 example dim stays dynamic with "
-    "Dim.AUTO here, torch specializes it; or an algorithm chosen by size); graphlift refuses "
-    "a decomposition that narrows the program, torch's run_decompositions guards silently"
-)
-CIA_ON_SYMBOLIC_META = (
-    "the composite kernel run on symbolic meta shadows trips torch's python_arg_parser "
-    "INTERNAL ASSERT (dispatch_on_subclass with no overloaded args); torch's FakeTensorMode "
-    "decomposes composite ops in Python first"
-)
-NO_META_KERNEL = "an inner op has no meta kernel (masked_select / histogram on meta tensors)"
-IN_PLACE_VIEW = (
-    "the decomposition calls squeeze_/transpose_ on a fresh tensor, which the tracer refuses "
-    "(an in-place metadata change cannot be rebound on a traced tensor)"
-)
-ZERO_ONE_SINCE_BATCH_ONE = (
-    "since sizes 0/1 are proven by a second trace (export/small_sizes.py), export's per-op "
-    "0/1 check exempts per symbol, not per size, and the decomposition's 0/1 check then "
-    "finds a guard on a product of AUTO sizes (e.g. (h+1)//2 * (w+1)//2 != 1) that the "
-    "program does not hold: the decomposition is refused (same cause as the model sweep's "
-    "resnet/t5 AUTO gaps)"
-)
-NOT_DECOMPOSED_AGAIN = (
-    "clamp_min.default emitted by a decomposition is kept, not decomposed again to clamp "
-    "as torch does; the core verifier refuses it"
-)
-
 #: op key -> why graphlift is behind torch.export there (strict: a closed gap fails).
 KNOWN_GAPS: dict[str, str] = {
-    **dict.fromkeys(
-        ("_unsafe_masked_index", "_unsafe_masked_index_put_accumulate", "fft.fft2",
-         "fft.fftn", "fft.hfft2", "fft.hfftn", "fft.ifft2", "fft.ifftn", "fft.ihfft2",
-         "fft.ihfftn", "fft.irfft2", "fft.irfftn", "fft.rfft2", "fft.rfftn", "isin",
-         "linalg.cond", "linalg.matrix_rank", "nn.functional.pad.reflect", "nn.functional.pad.replicate", "nn.functional.pdist",
-         "nn.functional.pixel_shuffle", "nn.functional.scaled_dot_product_attention",
-         "select_scatter"),
-        DECOMPOSITION_GUARD,
-    ),
-    **dict.fromkeys(
-        ("nn.functional.conv1d", "nn.functional.conv2d", "nn.functional.conv_transpose2d",
-         "nn.functional.conv_transpose3d", "nn.functional.instance_norm", "linalg.tensorsolve"),
-        ZERO_ONE_SINCE_BATCH_ONE,
-    ),
-    **dict.fromkeys(
-        ("gradient", "kron", "linalg.multi_dot", "nn.functional.fractional_max_pool3d",
-         "resize_as_", "take_along_dim"),
-        CIA_ON_SYMBOLIC_META,
-    ),
-    **dict.fromkeys(("combinations", "histogram"), NO_META_KERNEL),
-    **dict.fromkeys(("nanquantile", "quantile", "stft"), IN_PLACE_VIEW),
-    **dict.fromkeys(
-        ("nn.functional.cosine_embedding_loss", "nn.functional.margin_ranking_loss"),
-        NOT_DECOMPOSED_AGAIN,
-    ),
-    "item": "a program returning a SymFloat (x.item() of a float tensor) is refused; "
-    "torch returns the Python float",
-    "nn.functional.hinge_embedding_loss": "the reduction enum reaches the kernel as 0 and "
-    "is refused ('0 is not a valid value for reduction')",
-    "tensor_split": "the meta shadow's device leaks into torch's check "
-    "('tensor_indices_or_sections must be on CPU, got meta'); reported as an ExportError",
-    "torch._scaled_mm": "the meta kernel requires sizes that are multiples of 16, CPU eager "
-    "does not: the resized sample is refused",
-    "torch._scaled_mm_v2": "the meta kernel requires sizes that are multiples of 16, CPU "
-    "eager does not: the resized sample is refused",
+    "tensor_split": "with a tensor of indices its composite kernel reads each index with "
+    ".item() and wraps negative ones (`if idx < 0`), a data-dependent branch on an unbacked "
+    "u0 (DataDependentError: could not decide u0 <= -1); torch.export's non-strict tracing "
+    "answers such guards on unbacked values (guard_or_false) where graphlift refuses",
 }  # fmt: skip
 
 

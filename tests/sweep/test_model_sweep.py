@@ -28,25 +28,7 @@ from tests.sweep.runner import GRAPHLIFT, MODES, STAGES, TORCH, StageResult, run
 pytestmark = pytest.mark.slow
 
 # (case, mode) -> why graphlift is behind torch.export there. Each names the issue-14 item.
-SDPA_GUARD = "defect 5: decomposing scaled_dot_product_attention would add a guard on the AUTO dims"
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    **{(name, "auto"): SDPA_GUARD for name in ("t5", "bart", "mbart", "marian", "pegasus")},
-    **{
-        (name, "auto"): "defect 5: decomposing batch_norm would add a guard on the AUTO dims"
-        for name in ("resnet", "regnet", "nn_conv_bn")
-    },
-    ("mamba2", "named"): "defect 5: decomposing einsum would restrict batch (a guard on the Dim)",
-    **{
-        (name, "auto"): "defect 5 since the batch-1 change (export/small_sizes.py): export's "
-        "per-op 0/1 check exempts per symbol, and decomposing a reshape/view then finds a "
-        "guard the program does not hold"
-        for name in ("codegen", "gemma2", "mamba2", "speech2text", "segformer")
-    },
-    **{
-        ("data2vecaudio", mode): "defect 5: decomposing the conv feature reshape would add a guard"
-        for mode in ("named", "auto")
-    },
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 ORACLE = oracle.load()

@@ -35,7 +35,11 @@ class ModuleCallEntry:
     them), then one ``fqn@n`` entry per further call. A called module records
     the pytree structure of its inputs and outputs and the graph values that
     cross its boundary (``inputs``/``outputs``, by node name); a module never
-    called has ``in_spec`` None. ``alias_of`` names the first name of a module
+    called has ``in_spec`` None. Inside a call of a shared block body
+    (``reuse_blocks``), the body's inner modules have their entries too; the
+    values they name that the body computes are named as in
+    ``inline_subgraphs()`` (names reserved in the graph, so never another
+    node's). ``alias_of`` names the first name of a module
     registered under several names (a shared submodule); ``preserved`` marks
     the modules named in ``preserve_module_call_signature``.
     """

@@ -133,8 +133,12 @@ def _problem(
     while (own, declared.lower) in model_fails and declared.lower < declared.upper:
         declared = ValueRange(declared.lower + 1, declared.upper)
     actual = shape_env.range_of(own)
-    refusal = guards.refusal(own, actual)
-    if refusal is not None and all((own, size) in model_fails for size in refusal.refused):
+    # A named Dim keeps the run-time check of a guard over several dims (as in
+    # torch.export); AUTO and DYNAMIC announce every size such a guard refuses.
+    refusal = guards.refusal(own, actual, joint=hint_kind(dim.entry) is not None)
+    if refusal is not None and not refusal.related and all(
+        (own, size) in model_fails for size in refusal.refused
+    ):
         refusal = None
     narrowed = actual.lower > declared.lower or actual.upper < declared.upper
     if not narrowed and refusal is None:
@@ -142,12 +146,28 @@ def _problem(
     changes = [f"range {actual} (declared {declared})"] if narrowed else []
     where: str | None
     if refusal is not None:
-        changes.append(f"{_sizes_text(refusal.refused)} not supported")
+        changes += _refusal_texts(shape_env, refusal)
         where = "; ".join(_guard_line(g) for g in refusal.guards)
     else:
         where = _guard_lines(shape_env, own)
     name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
     return ", ".join(changes), where, _suggestion(name, actual, refusal)
+
+
+def _refusal_texts(shape_env: ShapeEnv, refusal: Refusal) -> list[str]:
+    """What ``refusal`` refuses, in words: sizes refused for every size of the other
+    dims a guard reads (from 2), and sizes refused with them at their examples."""
+    texts = []
+    if refusal.refused:
+        given = ", ".join(shape_env.format(symbol_expr(n)) for n in refusal.given)
+        qualifier = f" while {given} >= 2" if given else ""
+        texts.append(f"{_sizes_text(refusal.refused)} not supported{qualifier}")
+    for relation in refusal.related:
+        at = ", ".join(f"{shape_env.format(symbol_expr(n))} == {value}" for n, value in relation.at)
+        texts.append(f"{_sizes_text(relation.sizes)} not supported while {at}")
+    if refusal.related:
+        texts[-1] += " (a relation between dims, checked at run time)"
+    return texts
 
 
 def _sizes_text(sizes: tuple[int, ...]) -> str:
@@ -161,7 +181,7 @@ def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None) -> Any:
     """The Dim (or derived dim) declaring what the program supports, or NO_FIX
     when no ``step*Dim + first`` does (refine_dynamic_shapes then leaves it)."""
     upper = None if actual.upper == float("inf") else int(actual.upper)
-    if refusal is None:
+    if refusal is None or not refusal.refused:  # a relation is checked at run time
         return Dim(name, min=int(actual.lower), max=upper)
     accepted, refused = refusal.accepted, refusal.refused
     if not accepted:

@@ -20,12 +20,14 @@ from graphlift.decompose.engine import GraphEngine
 from graphlift.decompose.table import Decomposition, DecompositionRule, default_decompositions
 from graphlift.export.program.call_graph import renamed_call_graph
 from graphlift.export.program.constraints import range_constraints
+from graphlift.export.program.decomposition_narrowing import announce_narrowings
 from graphlift.export.program.signature import (
     ConstantArgument,
     ExportGraphSignature,
     InputKind,
     InputSpec,
     OutputSpec,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -83,7 +85,10 @@ def run_decompositions(
         example_inputs=program.example_inputs,
         module_call_graph=renamed_call_graph(program.module_call_graph, renamed),
         shape_env=shape_env,
-        specializations=program.specializations,
+        specializations=(
+            *program.specializations,
+            *announce_narrowings(program._shape_env, shape_env, replayed.narrowings),
+        ),
     )
     verify(result, level="core" if decomp_table is None else "export")
     return result
@@ -126,10 +131,11 @@ def _input_specs(
 
 
 def _renamed_output(spec: OutputSpec, arg: Any) -> OutputSpec:
-    if isinstance(spec.arg, TensorArgument) and isinstance(arg, Node):
-        return replace(spec, arg=TensorArgument(arg.name))
-    if isinstance(spec.arg, SymIntArgument) and isinstance(arg, Node):
-        return replace(spec, arg=SymIntArgument(arg.name))
+    named = spec.arg
+    if isinstance(named, TensorArgument | SymIntArgument | SymFloatArgument) and isinstance(
+        arg, Node
+    ):
+        return replace(spec, arg=type(named)(arg.name))
     return spec
 
 

@@ -21,6 +21,7 @@ from graphlift.export.program.call_graph import ModuleCallEntry, renamed_call_gr
 from graphlift.export.program.signature import (
     BackwardSignature,
     ExportGraphSignature,
+    SymFloatArgument,
     SymIntArgument,
     TensorArgument,
 )
@@ -168,7 +169,7 @@ class ExportedProgram:
         names = {node.name: node.name for node in module.graph.nodes} | renamed
         outputs = [
             replace(spec, arg=type(spec.arg)(names[spec.arg.name]))
-            if isinstance(spec.arg, TensorArgument | SymIntArgument) else spec
+            if isinstance(spec.arg, TensorArgument | SymIntArgument | SymFloatArgument) else spec
             for spec in self.graph_signature.output_specs
         ]  # fmt: skip
         return ExportedProgram(

@@ -51,6 +51,13 @@ class SymIntArgument:
 
 
 @dataclass(frozen=True)
+class SymFloatArgument:
+    """A symbolic float output (``x.item()`` of a floating-point tensor)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class ConstantArgument:
     """A non-tensor input or output fixed at export time (an int, a flag, None)."""
 
@@ -58,7 +65,7 @@ class ConstantArgument:
     value: int | float | bool | str | None
 
 
-Argument = TensorArgument | SymIntArgument | ConstantArgument
+Argument = TensorArgument | SymIntArgument | SymFloatArgument | ConstantArgument
 
 
 @dataclass(frozen=True)

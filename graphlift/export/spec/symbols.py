@@ -32,6 +32,7 @@ from graphlift.export.spec.dynamic_shapes import (
     Dim,
     DimEntry,
     DimHint,
+    hint_kind,
 )
 from graphlift.symbolic import ShapeEnv
 
@@ -137,7 +138,10 @@ class SymbolMaker:
                 f"the example size of {source} is {example}, outside the range of {entry!r}; "
                 "use an example input inside the declared range"
             )
-        return self.shape_env.create_symbol(example, min=low, max=high, source=source)
+        symbol = self.shape_env.create_symbol(example, min=low, max=high, source=source)
+        if hint_kind(entry) is DimHint.AUTO:
+            self.shape_env.mark_auto(str(symbol.node.symbolic_expr))
+        return symbol
 
     def _phantom_root(self, name: str, axis: int, hint: int, entry: DerivedDim) -> torch.SymInt:
         """The symbol of a root no input declares, read back from ``name``'s size at ``axis``."""
