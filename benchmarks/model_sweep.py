@@ -18,6 +18,7 @@ writes ``benchmarks/results/model_sweep.json`` (every cell) and
 ``--graphlift-only`` re-runs graphlift's column alone (~5 CPU-minutes instead of
 ~20) and takes torch's column from the recorded oracle and torch's export times
 from the results file it replaces: the way to refresh the numbers after a fix.
+With ``--cases``/``--modes`` it refreshes those cells and keeps the others.
 ``--resume`` keeps the cells the results file already has (an interrupted run).
 """
 
@@ -72,12 +73,13 @@ def main() -> None:
         {key(r): r for r in json.loads(output.read_text())["rows"]} if output.exists() else {}
     )
     oracle = torch_oracle.load()
-    rows = {k: r for k, r in previous.items() if options.resume}
+    # --graphlift-only refreshes the cells it runs and keeps the others
+    rows = dict(previous) if options.resume or options.graphlift_only else {}
     warm_up()
     print(f"{'case':<24}{'mode':<8}" + "".join(f"{s:>22}" for s in STAGES) + "   export s")
     for case in cases:
         for mode in modes:
-            if (case.name, mode) in rows:
+            if options.resume and (case.name, mode) in rows:
                 continue
             if options.graphlift_only:
                 row = graphlift_only(case, mode, oracle, previous.get((case.name, mode)))
