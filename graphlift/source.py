@@ -10,6 +10,7 @@ formatted), so this can run once per recorded node.
 from __future__ import annotations
 
 import dis
+import functools
 import linecache
 import os
 import site
@@ -79,9 +80,15 @@ class SourceLocation:
 def import_relative_path(filename: str) -> str:
     """``filename`` relative to the ``sys.path`` entry it was imported from
     (``transformers/models/llama/modeling_llama.py``, ``model.py``), with ``/``
-    separators; its base name if no entry holds it."""
+    separators; its base name if no entry holds it. Remembered per file, search
+    path and working directory (it runs once per recorded node)."""
+    return _import_relative_path(filename, tuple(sys.path), os.getcwd())
+
+
+@functools.lru_cache(maxsize=1024)
+def _import_relative_path(filename: str, search_path: tuple[str, ...], cwd: str) -> str:
     path = os.path.abspath(filename)
-    roots = [os.path.abspath(entry or os.getcwd()) for entry in sys.path]
+    roots = [os.path.abspath(entry or cwd) for entry in search_path]
     # the innermost entry holding the file is the one a module name resolves against
     holding = [root for root in roots if path.startswith(root.rstrip(os.sep) + os.sep)]
     if not holding:
@@ -98,7 +105,7 @@ def is_user_file(filename: str) -> bool:
     """
     if filename.startswith("<"):  # <string>, <frozen ...>, generated code
         return False
-    path = os.path.abspath(filename)
+    path = _absolute(filename)
     if path.startswith(_EXAMPLES_DIR):  # the bundled example models are user code
         return True
     if path.startswith((_GRAPHLIFT_DIR, _TORCH_DIR)):
@@ -124,7 +131,7 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
         filename = frame.f_code.co_filename
         if is_user_file(filename):
             return frame
-        path = os.path.abspath(filename)
+        path = _absolute(filename)
         if interpreted is not None and path.startswith(_STRICT_DIR):
             # strict capture: below here the user's code runs in the interpreter
             return interpreted  # type: ignore[no-any-return]
@@ -138,6 +145,13 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
     return library
 
 
+def _absolute(filename: str) -> str:
+    """``os.path.abspath``, remembered for absolute names (a code object's file,
+    asked for every frame of every recorded node's stack walk)."""
+    return _normalized(filename) if os.path.isabs(filename) else os.path.abspath(filename)
+
+
+_normalized = functools.lru_cache(maxsize=4096)(os.path.normpath)
 _STRICT_DIR = os.path.join(_GRAPHLIFT_DIR, "strict")
 
 #: The innermost frame of user code that strict capture is interpreting (it has

@@ -26,7 +26,7 @@ from graphlift.export.program.constraints import (
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.program.signature import ExportGraphSignature, InputKind
 from graphlift.export.program.verifier import verify
-from graphlift.export.small_sizes import keep_small_sizes, refuses_small_sizes
+from graphlift.export.small_sizes import keep_small_sizes
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
 from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
@@ -130,9 +130,7 @@ def trace_for_export(
         dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
         specialize = data_dependent == "specialize"
 
-        def trace(
-            args: tuple[Any, ...], kwargs: dict[str, Any], dim_specs: Any, reuse: bool = False
-        ) -> Capture:
+        def trace(args: tuple[Any, ...], kwargs: dict[str, Any], dim_specs: Any) -> Capture:
             return capture_model(
                 mod,
                 args,
@@ -141,16 +139,13 @@ def trace_for_export(
                 specialize_data=specialize,
                 strict=strict,
                 preserved=tuple(preserve_module_call_signature),
-                reuse_blocks=reuse,
+                reuse_blocks=reuse_blocks,
             )
 
-        captured = trace(args, kwargs, dim_specs, reuse_blocks)
+        captured = trace(args, kwargs, dim_specs)
         failing: frozenset[tuple[str, int]] = frozenset()
         if not strict:  # strict capture's Python guards are not compared (yet)
-            if captured.subgraphs and reuse_blocks and refuses_small_sizes(captured):
-                # The small-size proof reads flat graphs only: trace without shared
-                # bodies rather than lose a declared size 0 or 1.
-                captured = trace(args, kwargs, dim_specs)
+            # Both traces keep their shared bodies; the proof reads them inlined.
             failing = keep_small_sizes(mod, captured, args, kwargs, dim_specs, trace)
     specializations: tuple[Specialization, ...] = ()
     if captured.shape_env is not None:

@@ -31,7 +31,7 @@ import math
 import operator
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
 import torch
@@ -48,6 +48,8 @@ from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Poly, as_symbol
 from graphlift.symbolic.guards import Guard
 from graphlift.symbolic.substitute import substitute
+from graphlift.trace.block_inlining import inline_block_graph
+from graphlift.trace.control_flow import invoke_subgraph
 
 aten = torch.ops.aten
 
@@ -113,7 +115,10 @@ def keep_small_sizes(
     (batch 1 *and* sequence 1: the trace at sequence 1 refuses batch 1 on its own),
     within ``budget`` extra traces in all."""
     env = captured.shape_env
-    if env is None or captured.subgraphs:
+    if env is None or next(_refused_small_sizes(captured), None) is None:
+        return frozenset()  # nothing to prove: no need to inline the shared bodies
+    captured = flat_view(captured)
+    if captured.subgraphs:
         return frozenset()
     budget = budget if budget is not None else _TraceBudget()
     failing: set[tuple[str, int]] = set()
@@ -125,7 +130,7 @@ def keep_small_sizes(
         if not budget.spend():
             break
         try:
-            other = recapture(*cut)
+            other = flat_view(recapture(*cut))
         except Exception:  # the second trace is optional
             # Only empty inputs: a model that refuses size 1 itself (a check in
             # forward) narrows a named Dim, as torch.export reports it.
@@ -141,6 +146,19 @@ def keep_small_sizes(
     return frozenset(failing)
 
 
+def flat_view(captured: Capture) -> Capture:
+    """``captured`` read with its shared block bodies inlined: the graph a
+    ``reuse_blocks=False`` trace records (``inline_block_graph``), over the same
+    ShapeEnv. A reused block records no guard (trace/blocks.py), so the guards
+    are the flat trace's too. Other bodies (control flow) stay, and stay unread."""
+    if not any(node.target is invoke_subgraph for node in captured.graph.nodes):
+        return captured
+    graph, _ = inline_block_graph(captured.graph, captured.subgraphs.__getitem__)
+    used = {str(node.target) for node in graph.nodes if node.op == "get_attr"}
+    bodies = {name: body for name, body in captured.subgraphs.items() if name in used}
+    return replace(captured, graph=graph, subgraphs=bodies)
+
+
 @dataclass
 class _TraceBudget:
     """How many more traces the proofs of one export may take: each proven size may
@@ -154,12 +172,6 @@ class _TraceBudget:
             return False
         self.remaining -= 1
         return True
-
-
-def refuses_small_sizes(captured: Capture) -> bool:
-    """Whether some guard of ``captured`` refuses a declared size that
-    ``keep_small_sizes`` would try to prove (so a flat graph is worth having)."""
-    return next(_refused_small_sizes(captured), None) is not None
 
 
 def _refused_small_sizes(captured: Capture) -> Iterator[tuple[str, int]]:

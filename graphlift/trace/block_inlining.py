@@ -14,6 +14,7 @@ dead-code elimination erased them.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from operator import getitem
 from typing import Any
 
@@ -46,14 +47,29 @@ def inline_blocks(module: GraphModule) -> tuple[GraphModule, dict[str, str]]:
     names of the nodes that read a call's results (``block_output`` -> ``add_4``,
     for the signature and the call graph); ``module`` is not changed. Other
     submodules (control-flow bodies) are kept."""
+    flat, renamed = inline_block_graph(module.graph, lambda name: getattr(module, name))
+    used = {str(n.target) for n in flat.nodes if n.op == "get_attr"}
+    children = {name: child for name, child in module.named_children() if name in used}
+    inlined = GraphModule(children, flat)
+    inlined.meta = dict(module.meta)
+    return inlined, renamed
+
+
+def inline_block_graph(
+    graph: Graph, body: Callable[[str], GraphModule]
+) -> tuple[Graph, dict[str, str]]:
+    """``graph`` with every block call inlined (``body(name)``: the submodule
+    ``name``), as a new Graph, and the renamed result readers (``inline_blocks``).
+    Needs no GraphModule, so no code is generated: the small-size proof reads
+    the flat graph of a capture this way."""
     flat = Graph()
     values: dict[Node, Any] = {}
     results: dict[Node, tuple[Any, ...]] = {}
     copies: list[Node] = []
     renamed: dict[str, str] = {}
-    for node in module.graph.nodes:
+    for node in graph.nodes:
         if node.op == "call_function" and node.target is invoke_subgraph:
-            results[node] = _inline_call(flat, module, node, values, copies)
+            results[node] = _inline_call(flat, body, node, values, copies)
         elif node.op == "call_function" and node.target is getitem and node.args[0] in results:
             values[node] = results[node.args[0]][node.args[1]]
             renamed[node.name] = values[node].name
@@ -75,17 +91,13 @@ def inline_blocks(module: GraphModule) -> tuple[GraphModule, dict[str, str]]:
     for node in reversed(copies):  # what the caller dropped, as the flat export drops it
         if not node.users and not has_side_effect(node):
             flat.erase_node(node)
-    used = {str(n.target) for n in flat.nodes if n.op == "get_attr"}
-    children = {name: child for name, child in module.named_children() if name in used}
-    inlined = GraphModule(children, flat)
-    inlined.meta = dict(module.meta)
-    return inlined, renamed
+    return flat, renamed
 
 
-def _inline_call(flat: Graph, module: GraphModule, call: Node, values: dict[Node, Any],
-                 copies: list[Node]) -> tuple[Any, ...]:  # fmt: skip
+def _inline_call(flat: Graph, bodies: Callable[[str], GraphModule], call: Node,
+                 values: dict[Node, Any], copies: list[Node]) -> tuple[Any, ...]:  # fmt: skip
     attr, _identifier, operands = call.args
-    body: GraphModule = getattr(module, str(attr.target))
+    body = bodies(str(attr.target))
     names = call.meta.get("inlined_names") or {}
     stacks = _StackRemap(call.meta.get("nn_module_stack") or {})
     mapping: dict[Node, Any] = {}

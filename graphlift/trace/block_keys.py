@@ -146,6 +146,19 @@ def structure(
     return (tuple(modules), tuple(state))
 
 
+def tree_signature(block: torch.nn.Module) -> Hashable:
+    """The block's type, module tree and state shapes and dtypes: equal for two
+    blocks whose ``structure`` can be equal (a necessary condition, read without
+    tracing). A block no other block shares it with can never reuse a body."""
+    return (type(block), tuple(
+        (path, type(sub), tuple(sub._modules), tuple(
+            (name, None if t is None else (tuple(t.shape), t.dtype))
+            for name, t in (*sub._parameters.items(), *sub._buffers.items())
+        ))
+        for path, sub in block.named_modules(remove_duplicate=False)
+    ))  # fmt: skip
+
+
 def _has_hooks(module: torch.nn.Module, own_hooks: frozenset[Any]) -> bool:
     return any(
         hook not in own_hooks

@@ -37,6 +37,7 @@ tensor in a global or in an object it did not receive.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +64,7 @@ from graphlift.trace.block_keys import (
     relative_paths,
     snapshot,
     structure,
+    tree_signature,
 )
 from graphlift.trace.control_flow import invoke_subgraph
 from graphlift.trace.recorder import META, Recorder
@@ -429,19 +431,27 @@ def _used(node: Node) -> list[Node]:
 @contextmanager
 def reusing_blocks(reuse: BlockReuse | None, root: torch.nn.Module) -> Iterator[None]:
     """Wrap the ``forward`` of every child of an ``nn.ModuleList`` in ``root`` while
-    the block runs, so its calls go through ``reuse``."""
+    the block runs, so its calls go through ``reuse``. A child whose module tree
+    and state shapes no other child shares (ResNet's first layer of a stage, with
+    its downsampling shortcut) is left alone: its key can match no other call's,
+    and a first trace's attribute snapshots would be spent for nothing."""
     if reuse is None:
         yield
         return
+    children = [
+        child for module in root.modules() if isinstance(module, torch.nn.ModuleList)
+        for child in module.children()
+    ]  # fmt: skip
+    signatures = [tree_signature(child) for child in children]
+    shared = {s for s, count in Counter(signatures).items() if count > 1}
     with Patcher() as patcher:
-        for module in root.modules():
-            if not isinstance(module, torch.nn.ModuleList):
+        for child, signature in zip(children, signatures):
+            if signature not in shared:
                 continue
-            for child in module.children():
-                if "forward" not in vars(child) and not patcher.is_patched(child, "forward"):
-                    wrapper = _wrapped(reuse, child)
-                    reuse.wrappers.add(wrapper)
-                    patcher.patch_attribute(child, "forward", wrapper)
+            if "forward" not in vars(child) and not patcher.is_patched(child, "forward"):
+                wrapper = _wrapped(reuse, child)
+                reuse.wrappers.add(wrapper)
+                patcher.patch_attribute(child, "forward", wrapper)
         try:
             yield
         finally:

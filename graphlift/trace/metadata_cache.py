@@ -24,6 +24,12 @@ it. A call that did add a guard is not stored; the next one (now answered from
 that guard) is, and every later one reuses it. Anything the key cannot describe
 (a real tensor, an unknown object) is never reused.
 
+With static sizes (no ShapeEnv) the key's concrete metadata is all a kernel
+reads, whichever export asks, so those entries are shared by every export in
+the process (as torch's FakeTensor cache is), bounded by
+``STATIC_ENTRIES_LIMIT``. torch's meta kernels for many ops (``addmm``,
+elementwise ops) are Python decompositions, which dominate a static export.
+
 Result tensors are rebuilt, never shared: a fresh result gets a fresh meta
 tensor with the recorded sizes and strides; a result that shared a storage
 with argument ``i`` becomes a view of argument ``i``'s shadow with the
@@ -94,13 +100,21 @@ class ResultTensor:
         return tensors[self.source].as_strided(self.sizes, self.strides, self.offset)
 
 
+#: Static entries are shared by every export in the process: with concrete sizes
+#: the key is all a kernel reads, whichever export asks (torch's FakeTensor cache
+#: is process-wide too). Emptied when it holds this many.
+STATIC_ENTRIES_LIMIT = 20_000
+_static_entries: dict[Hashable, Any] = {}
+
+
 class MetadataCache:
     """Result metadata by call key, for one export's ShapeEnv (None: static
-    sizes, where the key's concrete metadata is all a kernel reads)."""
+    sizes, where the key's concrete metadata is all a kernel reads, so the
+    entries are the process's static ones)."""
 
     def __init__(self, shape_env: ShapeEnv | None) -> None:
         self.shape_env = shape_env
-        self.entries: dict[Hashable, Any] = {}
+        self.entries: dict[Hashable, Any] = {} if shape_env is not None else _static_entries
         self.hits = 0
 
     def compute(
@@ -124,9 +138,12 @@ class MetadataCache:
         result = run()
         if self._stamp() == key[-1]:
             try:
-                self.entries[key] = _template(result, tensors)
+                template = _template(result, tensors)
             except Undescribable:
-                pass
+                return result
+            if self.shape_env is None and len(self.entries) >= STATIC_ENTRIES_LIMIT:
+                self.entries.clear()
+            self.entries[key] = template
         return result
 
     def _stamp(self) -> tuple[int, int] | None:

@@ -198,3 +198,35 @@ def test_a_call_that_guarded_is_not_stored_but_the_next_is(counted_hits: list) -
     assert str(ep) == str(flat)
     (cache,) = counted_hits[:1]
     assert cache.hits >= 2
+
+
+def test_static_metadata_is_shared_by_later_exports(
+    counted_hits: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With concrete sizes the key is all a kernel reads, so a second export of a
+    model reuses the first's entries from its first op on, and prints the same as
+    an export that reuses nothing."""
+    monkeypatch.setattr(metadata_cache, "_static_entries", {})  # not the earlier tests'
+    model, (tokens,) = make_example()
+    with metadata_reuse(True):
+        gl.export(model, (tokens,), reuse_blocks=False)
+        first = counted_hits[-1].hits
+        again = gl.export(model, (tokens,), reuse_blocks=False)
+    second = counted_hits[-1]
+    assert second.shape_env is None and second.hits > first
+    assert not metadata_cache.MetadataCache(None).hits  # a new export counts its own hits
+    with metadata_reuse(False):
+        flat = gl.export(model, (tokens,), reuse_blocks=False)
+    assert printout(again) == printout(flat)
+    assert node_metadata(again) == node_metadata(flat)
+
+
+def test_static_entries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(metadata_cache, "STATIC_ENTRIES_LIMIT", 3)
+    monkeypatch.setattr(metadata_cache, "_static_entries", {})  # not the earlier tests'
+    model, (tokens,) = make_example()
+    with metadata_reuse(True):
+        ep = gl.export(model, (tokens,), reuse_blocks=False)
+    assert len(metadata_cache.MetadataCache(None).entries) <= 3
+    with metadata_reuse(False):
+        assert printout(gl.export(model, (tokens,), reuse_blocks=False)) == printout(ep)
