@@ -136,9 +136,14 @@ def _run(
 
     if node.op == "get_attr" and str(node.target) in constants:
         return constants[str(node.target)]  # a control-flow body the decomposition made
+    own = node.meta.get("val")
+    if node.op == "placeholder" and isinstance(own, torch.Tensor):
+        # An outer tensor lifted into a control-flow body for a size the
+        # decomposition needs there (replay.py): its sizes are what is read.
+        shape = [number_at(env, s, at) for s in own.shape]
+        return _random(shape, own.dtype, torch.Generator().manual_seed(1))
     if node.op != "call_function":
         raise _Unavailable(node.name)
-    own = node.meta.get("val")
     if isinstance(own, torch.SymInt | torch.SymFloat | torch.SymBool):
         return number_at(env, own, at)  # a size (of an input the check has no data for)
     call_args, call_kwargs = map_arg((node.args, node.kwargs), value_of)

@@ -28,12 +28,7 @@ from tests.sweep.runner import GRAPHLIFT, MODES, STAGES, TORCH, StageResult, run
 pytestmark = pytest.mark.slow
 
 # (case, mode) -> why graphlift is behind torch.export there. Each names the issue-14 item.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    (name, "named"): "regression after merging block reuse with the 0/1 decomposition fixes: "
-    "decomposing aten.linear inside the repeated block body (repeated_block_0) would "
-    "restrict batch != 1, which the flat program does not need (torch decomposes it)"
-    for name in ("wav2vec2", "hubert")
-}
+KNOWN_GAPS: dict[tuple[str, str], str] = {}
 
 
 ORACLE = oracle.load()
