@@ -15,6 +15,7 @@ guard, which run_decompositions then refuses as before.
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Mapping
 from typing import Any
@@ -112,7 +113,17 @@ def _inputs(
     return value
 
 
+#: Random data past this many elements repeats a block of this (prime) length:
+#: a weight of a large config (an lm_head of 128256 x 8192) would otherwise cost
+#: seconds of ``randn``; a prime period lines up with no layout of the data.
+RANDOM_PERIOD = 1_048_573
+
+
 def _random(shape: list[int], dtype: torch.dtype, generator: torch.Generator) -> torch.Tensor:
+    numel = math.prod(shape)
+    if numel > RANDOM_PERIOD:
+        block = _random([RANDOM_PERIOD], dtype, generator)
+        return block.repeat(-(-numel // RANDOM_PERIOD))[:numel].reshape(shape)
     if dtype.is_floating_point or dtype.is_complex:
         return torch.randn(shape, generator=generator, dtype=dtype)
     if dtype is torch.bool:

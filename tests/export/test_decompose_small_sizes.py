@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import graphlift as gl
+from graphlift.decompose import zero_one
 from graphlift.errors import ConstraintViolationError, InputMismatchError, NarrowingWarning
 from tests.zoo.torch_models import make_conv_bn
 
@@ -288,3 +289,15 @@ def test_one_tensor_passed_as_query_key_and_value_decomposes_for_every_batch() -
     for batch, seq in ((1, 2), (1, 5), (3, 7)):
         y = torch.randn(batch, seq, 32)
         torch.testing.assert_close(core.module()(y), model(y))
+
+
+def test_large_check_data_repeats_a_prime_block() -> None:
+    """Past RANDOM_PERIOD elements the 0/1 check's data repeats one random block
+    (a large config's weights would cost seconds of randn); the period is prime,
+    so no row of a weight repeats another."""
+    period = zero_one.RANDOM_PERIOD
+    data = zero_one._random([3, period // 2 + 7], torch.float32, torch.Generator().manual_seed(0))
+    assert data.shape == (3, period // 2 + 7) and data.dtype == torch.float32
+    flat = data.flatten()
+    assert torch.equal(flat[period : period + 5], flat[:5])
+    assert not torch.equal(data[0], data[1]) and not torch.equal(data[1], data[2])
