@@ -88,7 +88,10 @@ def guard_unless_agreed(
     does not). Export's per-op check is not per size: there a size that checks out
     alone is decided by the second trace (``export/small_sizes.py``), which keeps
     ``x + y`` unifying its two dims as torch.export does; a decomposition must not
-    add a guard, so it keeps every size it checked."""
+    add a guard, so it keeps every size it checked, alone and jointly (sizes 0/1
+    of two or three symbols at once, where the fact fails only together). Joint
+    exemptions at export would leave ``x + y`` under ``Dim.AUTO`` with two dims
+    and a disjunction instead of one dim, unlike torch.export."""
     symbols = sorted({name for a in assumptions for name in a.symbols})
     in_range = [(n, v) for n in symbols for v in (0, 1) if env.range_of(n).contains(v)]
     fine = frozenset(pair for pair in in_range if agrees({pair[0]: pair[1]}))
@@ -103,12 +106,11 @@ def guard_unless_agreed(
                 (n, v) for n, v in fine
                 if n in assumption.symbols and (per_size or n in whole)
             )  # fmt: skip
-            for point in _joint_points(env, assumption, in_range):
+            points = _joint_points(env, assumption, in_range) if per_size else []
+            for point in points:
                 if point not in joint_checked:
                     joint_checked[point] = agrees(dict(point))
-            joint = frozenset(
-                point for point in _joint_points(env, assumption, in_range) if joint_checked[point]
-            )  # fmt: skip
+            joint = frozenset(point for point in points if joint_checked[point])
             env.guard_assumption(assumption, exempt=exempt, joint=joint)
 
 
