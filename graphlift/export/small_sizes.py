@@ -47,7 +47,7 @@ from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic.expr import Poly, as_symbol
 from graphlift.symbolic.guards import Guard
-from graphlift.symbolic.substitute import substitute
+from graphlift.symbolic.substitute import EvaluationError, substitute
 from graphlift.trace.block_inlining import inline_block_graph
 from graphlift.trace.control_flow import invoke_subgraph
 
@@ -260,7 +260,10 @@ def _cut_inputs(
             expr = env.simplify(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
             if expr is None or name not in E.free_symbols(expr):
                 continue
-            size = value if as_symbol(expr) == name else env.value_at(expr, {name: value})
+            try:
+                size = value if as_symbol(expr) == name else env.value_at(expr, {name: value})
+            except EvaluationError as error:  # 6 // s0 at s0 == 0: no such input
+                raise _Unreadable("a dim undefined at that size") from error
             if not isinstance(size, int) or not 0 <= size <= leaf.shape[dim]:
                 raise _Unreadable("a derived dim that does not shrink with its root")
             new_leaves[index] = new_leaves[index].narrow(dim, 0, size).clone()
