@@ -90,8 +90,8 @@ def main() -> None:
             if options.record:
                 torch_oracle.record(oracle, case.name, mode, parsed(row[TORCH.name]))
                 torch_oracle.save(oracle)
-            write(output, rows)
-    summary = write(output, rows)
+            write(output, rows, same_run=not options.graphlift_only)
+    summary = write(output, rows, same_run=not options.graphlift_only)
     print("\n" + markdown(summary))
 
 
@@ -198,9 +198,10 @@ def print_row(row: Row) -> None:
           flush=True)  # fmt: skip
 
 
-def write(output: Path, rows: dict[tuple[str, str], Row]) -> dict[str, Any]:
+def write(output: Path, rows: dict[tuple[str, str], Row], *, same_run: bool) -> dict[str, Any]:
     ordered = [rows[k] for k in sorted(rows, key=cell_order)]
-    summary = summarize(ordered)
+    # With --graphlift-only the time ratio divides by another run's torch times.
+    summary = {**summarize(ordered), "same_run_times": same_run}
     record = {
         "date": datetime.date.today().isoformat(),
         "torch": torch.__version__,
@@ -283,7 +284,12 @@ def markdown(summary: dict[str, Any]) -> str:
     ratios = summary["export_time_ratio"]
     lines += [
         "",
-        "Median export time, graphlift / torch.export (CPU s, cells both export): "
+        "Median export time, graphlift / torch.export (CPU s, cells both export"
+        + (
+            "): "
+            if summary.get("same_run_times", True)
+            else "; torch's times from an earlier run, not a same-run ratio): "
+        )
         + ", ".join(
             f"{m} {r['median']}x ({r['cells']} cells)" if r["median"] is not None else f"{m} n/a"
             for m, r in ratios.items()
