@@ -230,3 +230,42 @@ def test_static_entries_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(metadata_cache.MetadataCache(None).entries) <= 3
     with metadata_reuse(False):
         assert printout(gl.export(model, (tokens,), reuse_blocks=False)) == printout(ep)
+
+
+@torch.library.custom_op("graphlift_test::repeat_rows", mutates_args=())
+def repeat_rows(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x, x])
+
+
+@repeat_rows.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return x.new_empty(x.shape[0] * 2, *x.shape[1:])
+
+
+class RepeatRows(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return repeat_rows(x)
+
+
+def test_a_new_fake_kernel_is_seen_by_the_next_static_export() -> None:
+    """Static entries outlive an export; a user's op may get a new fake kernel
+    between two exports (a notebook cell run again) under the same op object, and
+    the next export must ask the new one, not reuse the old answer."""
+    x = torch.randn(3, 2)
+
+    def result_shape() -> torch.Size:
+        ep = gl.export(RepeatRows(), (x,))
+        (call,) = [n for n in ep.graph.nodes if n.op == "call_function"]
+        return call.meta["val"].shape
+
+    def rows_times(k: int) -> None:
+        repeat_rows.register_fake(lambda t: t.new_empty(t.shape[0] * k, *t.shape[1:]))
+
+    with metadata_reuse(True):
+        rows_times(2)
+        assert result_shape() == (6, 2)
+        try:
+            rows_times(3)
+            assert result_shape() == (9, 2)
+        finally:
+            rows_times(2)
