@@ -78,9 +78,7 @@ def _print_program_text(console: Console, text: str, verbose: bool, head: int = 
         console.print(f"    ... {len(lines) - len(shown)} more lines (graphlift demo --verbose)")
 
 
-def _demo_symbolic_trace(
-    console: Console, model: TinyGPT, verbose: bool, show_code: bool
-) -> int:
+def _demo_symbolic_trace(console: Console, model: TinyGPT, verbose: bool, show_code: bool) -> int:
     console.rule("1. symbolic_trace: the Python-level graph (torch.fx style)")
     start = time.perf_counter()
     traced = graphlift.symbolic_trace(model)

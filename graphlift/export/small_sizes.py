@@ -468,8 +468,7 @@ class _Reader:
         schema = cast(Any, node.target)._schema
         given = dict(zip((a.name for a in schema.arguments), node.args)) | dict(node.kwargs)
         bound = {
-            a.name: given[a.name] if a.name in given else a.default_value
-            for a in schema.arguments
+            a.name: given[a.name] if a.name in given else a.default_value for a in schema.arguments
         }
         key = self.table.nodes.get(self.values[bound["key"]])
         keys = key.meta["val"].shape[-2] if key is not None else None  # no counterpart: as is

@@ -483,7 +483,9 @@ def _by_name(names: list[str], concrete_args: tuple[Any, ...]) -> dict[str, Any]
 
 def _placeholder_name(parameter: inspect.Parameter) -> str:
     kind = parameter.kind
-    stars = "*" if kind is parameter.VAR_POSITIONAL else "**" if kind is parameter.VAR_KEYWORD else ""
+    stars = (
+        "*" if kind is parameter.VAR_POSITIONAL else "**" if kind is parameter.VAR_KEYWORD else ""
+    )
     return stars + parameter.name
 
 

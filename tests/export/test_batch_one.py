@@ -91,7 +91,9 @@ class PositionBranch(nn.Module):
         position_ids = torch.arange(s).unsqueeze(0)
         if b != position_ids.shape[0]:
             position_ids = position_ids.expand(b, -1)
-        return x * position_ids.unsqueeze(-1).float() + position_ids.sum(-1, keepdim=True)[..., None]
+        return (
+            x * position_ids.unsqueeze(-1).float() + position_ids.sum(-1, keepdim=True)[..., None]
+        )
 
 
 class BranchThatMatters(nn.Module):

@@ -744,7 +744,9 @@ def test_out_arguments_are_functionalized_like_torch() -> None:
     and assigns ``y``; writing an input through out= is an input mutation."""
     model, x, state = OutArgumentsSameShape(), torch.randn(2, 3), torch.randn(3)
     ep = gl.export(model, (x, state.clone()), dynamic_shapes=({0: gl.Dim("b")}, None))
-    assert not [n for n in ep.graph.nodes if n.op == "call_function" and n.target._schema.is_mutable]
+    assert not [
+        n for n in ep.graph.nodes if n.op == "call_function" and n.target._schema.is_mutable
+    ]
     reference = te.export(model, (x, state.clone())).run_decompositions({})  # functional form
     assert [s.kind.name for s in ep.graph_signature.output_specs] == [
         s.kind.name for s in reference.graph_signature.output_specs

@@ -20,6 +20,7 @@ import graphlift as gl
 
 pytestmark = pytest.mark.slow
 
+
 def bloom() -> torch.nn.Module:
     config = BloomConfig(vocab_size=100, hidden_size=32, n_layer=2, n_head=4, use_cache=False)
     return BloomModel(config).eval()

@@ -388,8 +388,7 @@ def fuzz_auto_programs(case: fp.FuzzCase) -> None:
                         for s in shape
                         for r in ep.range_constraints.values()
                     )
-                    or ("size" in str(error)
-                    and "expected" in str(error))
+                    or ("size" in str(error) and "expected" in str(error))
                 )
                 assert announced, f"{where}: refused, but export announced no narrowing"
                 record("auto: refused an announced size")

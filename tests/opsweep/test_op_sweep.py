@@ -74,8 +74,7 @@ def test_graphlift_handles_what_torch_export_handles(ops: dict[str, Any], key: s
         for index, sample in enumerate(samples_of(ops[key], SAMPLES)):
             ours, theirs = run_cell(GRAPHLIFT, sample), torch_column(sample, index, key)
             table = "\n".join(
-                f"  {s:<10} graphlift: {ours[s]}\n  {'':<10} torch:     {theirs[s]}"
-                for s in STAGES
+                f"  {s:<10} graphlift: {ours[s]}\n  {'':<10} torch:     {theirs[s]}" for s in STAGES
             )
             wrong = [s for s in STAGES if ours[s].status == "wrong"]
             assert not wrong, f"wrong answer on sample {index}:\n{table}"

@@ -99,8 +99,10 @@ def _hint_stand_ins(shape_env: ShapeEnv, dims: tuple[DynamicDim, ...]) -> dict[s
     for dim in dims:
         if isinstance(dim.entry, Dim) and not isinstance(dim.size, int):
             symbol = as_symbol(shape_env.simplify(dim.size.node.symbolic_expr))
-            if symbol is not None and symbol in hint_symbols and (
-                symbol != as_symbol(dim.size.node.symbolic_expr)
+            if (
+                symbol is not None
+                and symbol in hint_symbols
+                and (symbol != as_symbol(dim.size.node.symbolic_expr))
             ):
                 tied.setdefault(symbol, []).append(dim.source)
     return {sources[0]: symbol for symbol, sources in tied.items() if len(sources) == 1}
@@ -136,8 +138,10 @@ def _problem(
     # A named Dim keeps the run-time check of a guard over several dims (as in
     # torch.export); AUTO and DYNAMIC announce every size such a guard refuses.
     refusal = guards.refusal(own, actual, joint=hint_kind(dim.entry) is not None)
-    if refusal is not None and not refusal.related and all(
-        (own, size) in model_fails for size in refusal.refused
+    if (
+        refusal is not None
+        and not refusal.related
+        and all((own, size) in model_fails for size in refusal.refused)
     ):
         refusal = None
     narrowed = actual.lower > declared.lower or actual.upper < declared.upper

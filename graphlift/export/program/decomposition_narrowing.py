@@ -55,7 +55,11 @@ def _change(source: ShapeEnv, env: ShapeEnv, name: str, mine: list[Narrowing]) -
     replacement = env.replacements.get(name)
     if replacement is not None:
         value = as_int(replacement.value)
-        return f"static: {value}" if value is not None else f"must equal {env.format(replacement.value)}"
+        return (
+            f"static: {value}"
+            if value is not None
+            else f"must equal {env.format(replacement.value)}"
+        )
     parts = []
     before, after = source.range_of(name), env.range_of(name)
     if before != after:
