@@ -194,6 +194,16 @@ class _Bounder:
         return UNBOUNDED
 
 
+def _covers(intervals: list[tuple[float, float]], whole: ValueRange) -> bool:
+    """Whether the integer points of ``whole`` all lie in the sorted ``intervals``."""
+    reached = whole.lower  # every integer below this is covered
+    for lo, hi in intervals:
+        if lo > reached:
+            return False
+        reached = max(reached, hi + 1)
+    return reached > whole.upper or reached == math.inf
+
+
 def _constant_ratio(rest: dict[Mono, int], quotient: dict[Mono, int]) -> int | None:
     """``c`` when ``rest == c*quotient`` term by term (both nonzero), else None."""
     if not rest or rest.keys() != quotient.keys():
@@ -295,7 +305,38 @@ class Decider:
             if verdict is short:
                 return short
             unknown = unknown or verdict is None
+        if unknown and short and self._cover_range(args):
+            return True
         return None if unknown else not short
+
+    def _cover_range(self, args: tuple[Expr, ...]) -> bool:
+        """Whether comparisons of one integer polynomial among ``args`` together
+        cover its whole range (``n == 0 or n >= 1`` with ``n = b*s >= 0``), which
+        no disjunct decides alone."""
+        pieces: dict[frozenset[tuple[Mono, int]], list[tuple[float, float]]] = {}
+        ranges: dict[frozenset[tuple[Mono, int]], ValueRange] = {}
+        for arg in args:
+            if not (isinstance(arg, Op) and arg.name in ("eq", "ge")):
+                continue
+            p = arg.args[0]
+            if not isinstance(p, Poly) or p.kind != "int" or p.const is not None:
+                continue
+            c = dict(p.terms).get(EMPTY_MONO, 0)
+            x = frozenset((m, k) for m, k in p.terms if m != EMPTY_MONO)  # p == x + c
+            flipped = frozenset((m, -k) for m, k in x)
+            sign = -1 if flipped in pieces else 1
+            key = flipped if sign < 0 else x
+            if key not in ranges:
+                whole = self.bound(p)  # the range of x + c: shift by -c, then orient
+                ends = (whole.lower - c, whole.upper - c)
+                lo, hi = ends if sign > 0 else (-ends[1], -ends[0])
+                ranges[key] = ValueRange(lo, hi)
+            at = -c * sign  # x == -c; as -x: -x == c
+            if arg.name == "eq":
+                pieces.setdefault(key, []).append((at, at))
+            else:  # x >= -c; as -x: -x <= c
+                pieces.setdefault(key, []).append((at, math.inf) if sign > 0 else (-math.inf, at))
+        return any(_covers(sorted(pieces[k]), ranges[k]) for k in pieces)
 
     def _decide_ge(self, p: Poly, facts: Collection[Expr]) -> bool | None:
         """``p >= 0``: by the interval of ``p``, else by a fact ``q >= 0`` / ``q == 0``.

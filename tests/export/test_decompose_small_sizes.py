@@ -301,3 +301,22 @@ def test_large_check_data_repeats_a_prime_block() -> None:
     flat = data.flatten()
     assert torch.equal(flat[period : period + 5], flat[:5])
     assert not torch.equal(data[0], data[1]) and not torch.equal(data[1], data[2])
+
+
+def test_llama_with_two_default_dims_decomposes_for_every_size() -> None:
+    """torch's Dims with their default minimum on batch and sequence: the reshape
+    after attention leaves ``b*s == 0 or b*s >= 1``, which holds everywhere and so
+    must not be refused as a narrowing (torch.export decomposes this model)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, use_cache=False,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 128, (2, 9))
+    spec = {"input_ids": {0: torch.export.Dim("batch"), 1: torch.export.Dim("seq")}}
+    core = decompose_quietly(gl.export(model, (), {"input_ids": ids}, dynamic_shapes=spec))
+    for batch, seq in ((1, 1), (1, 5), (3, 4)):
+        x = torch.randint(0, 128, (batch, seq))
+        torch.testing.assert_close(core.module()(input_ids=x).logits, model(input_ids=x).logits)

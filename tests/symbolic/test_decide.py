@@ -75,7 +75,7 @@ def _grid(facts: tuple[str, ...]) -> list[dict[str, int]]:
         ("s0 >= s1", True, True, ("s0 - s1 >= 0",)),
         ("s0 >= s1 + 1", False, False, ("s1 >= s0",)),
         ("s0 >= 2 and s1 >= 2", True, True, ()),
-        ("s0 >= 3 or s0 <= 100", None, True, ()),  # no case split
+        ("s0 >= 3 or s0 <= 100", True, True, ()),  # the two rays cover the range
     ],
 )
 def test_decide_table(
@@ -141,3 +141,20 @@ def test_bound_contains_every_value(
         except ArithmeticError:
             continue
         assert interval.contains(value), (expr, values, interval)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("s0*s1 == 0 or s0*s1 >= 1", True),  # b*s >= 0: the two pieces cover it
+        ("s0*s1 >= 1 or s0*s1 == 0", True),
+        ("s0 - 3 >= 0 or s0 == 2 or s0 <= 1", True),  # a point between two rays
+        ("s0*s1 == 0 or s0*s1 >= 2", None),  # 1 is left out
+        ("s0 == 0 or s1 >= 2", None),  # different polynomials cover nothing together
+    ],
+)
+def test_a_disjunction_covering_its_range_is_decided(text: str, expected: bool | None) -> None:
+    """A guard a decomposition leaves after its 0/1 exemptions (``n == 0 or n >= 1``
+    for ``n = batch*seq``) holds everywhere although no disjunct does."""
+    ranges = {"s0": ValueRange(0, math.inf), "s1": ValueRange(1, math.inf)}
+    assert decide(parse_expr(text), ranges) is expected
