@@ -25,6 +25,7 @@ import torch
 from graphlift.errors import ExportError, InternalError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
+from graphlift.source import user_where
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import (
     EMPTY_MONO,
@@ -54,6 +55,14 @@ FLOAT_OPERATORS: dict[str, Callable[..., Any]] = {
     "fpow": operator.pow,  # sdpa's scale: (1.0 / float(s2) ** 0.5) ** 0.5
     "fmax": torch.sym_max,
     "fmin": torch.sym_min,
+}
+
+#: what to do about a size operation that has no graph form yet
+UNRECORDABLE_HINTS: dict[str, str] = {
+    # x.narrow(0, k, n) with k = t.item() wraps a negative k: sym_ite(k < 0, k + size, k)
+    "ite": " (a size chosen by a condition on data-dependent values, such as the sign of an "
+    ".item() used as an index); decide the condition with torch._check, e.g. "
+    "torch._check(k >= 0)",
 }
 
 FLOAT_COMPARISONS: dict[str, Callable[..., Any]] = {
@@ -290,7 +299,11 @@ class SymbolicValues:
             return self._symbol(factor.name)
         function = SIZE_OPERATORS.get(factor.name)
         if function is None:
-            raise ExportError(f"the symbolic size operation {factor.name!r} cannot be recorded yet")
+            raise ExportError(
+                f"the symbolic size operation {factor.name!r} cannot be recorded yet"
+                + UNRECORDABLE_HINTS.get(factor.name, ""),
+                where=user_where(),
+            )
         operands = [self._expression(arg) for arg in factor.args]
         if len(operands) == 1:  # round(), float()
             return self._apply_one(function, operands[0])

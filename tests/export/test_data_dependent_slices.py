@@ -212,3 +212,30 @@ def test_tensor_split_at_int32_indices_is_refused_like_eager() -> None:
     with pytest.raises(ExportError, match="tensor_split") as caught:
         gl.export(model, inputs)
     assert isinstance(caught.value, RuntimeError) and __file__ in str(caught.value)
+
+
+class NarrowAtItem(nn.Module):
+    def __init__(self, checked: bool) -> None:
+        super().__init__()
+        self.checked = checked
+
+    def forward(self, x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        k = n.item()
+        if self.checked:
+            torch._check(k >= 0)
+        return x.narrow(0, k, 2) * 1
+
+
+def test_narrow_at_an_item_says_which_check_records_it() -> None:
+    """narrow wraps a negative start with ``sym_ite(k < 0, k + size, k)``, which has no
+    graph form yet (torch.export keeps narrow whole): a typed error at the user's line
+    naming the ``torch._check`` that decides it; with that check it exports."""
+    example = (torch.randn(6, 3), torch.tensor(2))
+    with pytest.raises(ExportError, match=r"torch._check\(k >= 0\)") as caught:
+        gl.export(NarrowAtItem(checked=False), example)
+    assert __file__ in str(caught.value)
+    model = NarrowAtItem(checked=True)
+    for program in programs(gl.export(model, example)):
+        for k in (0, 3, 4):
+            inputs = (torch.randn(6, 3), torch.tensor(k))
+            outputs_equal(program.module()(*inputs), model(*inputs))
