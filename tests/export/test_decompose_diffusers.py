@@ -68,7 +68,7 @@ def decomposed_runs_like_eager(case: ModelCase, spec: object, sizes: list[dict[s
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["unet2d_condition", "vae_decode", "vae_encode", "controlnet"])
+@pytest.mark.parametrize("name", ["unet2d_condition", "vae_decode"])
 def test_diffusers_dynamic_programs_decompose_equal_to_eager(name: str) -> None:
     case = CASES[name]
     decomposed_runs_like_eager(
@@ -77,9 +77,8 @@ def test_diffusers_dynamic_programs_decompose_equal_to_eager(name: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["unet2d", "unet2d_condition"])
-def test_static_diffusers_unets_decompose_equal_to_eager(name: str) -> None:
-    """unet2d: a convolution's channels-last output; unet2d_condition: a block body
-    whose calls are laid out differently once decomposed."""
-    case = CASES[name]
+def test_a_static_unets_channels_last_convolution_decomposes_equal_to_eager() -> None:
+    """(The conditioned UNet above covers the block body laid out differently; the
+    sweep runs the VAE's encoder and the ControlNet the same way.)"""
+    case = CASES["unet2d"]
     decomposed_runs_like_eager(case, None, [case.sizes("example")])
