@@ -417,6 +417,8 @@ def fuzz_auto_programs(case: fp.FuzzCase) -> None:
                 missing = announcements.unannounced(ep, refusing)
                 assert missing is None, f"{where}: {missing}"
                 record("auto: refused an announced size")
+            else:
+                record("auto: eager fails, refused before computing")
         else:
             raise AssertionError(f"{where}: eager raises {eager_error!r}, the program returned")
 
