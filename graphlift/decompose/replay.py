@@ -35,18 +35,22 @@ operands, so each gets a placeholder for every value any of them lifted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch._dispatch.python import enable_python_dispatcher
+from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._pytree import tree_map
 
 from graphlift.decompose.cache import CallCache
 from graphlift.decompose.recorder import CARRIED_META, ReplayRecorder, in_env, shadow_like
 from graphlift.decompose.table import Decomposition, DecompositionRule
 from graphlift.decompose.zero_one import check_decomposition, excludes_only_failing_sizes
+from graphlift.decompose.zero_one_structure import ConcreteRun
 from graphlift.errors import ConstraintViolationError, InternalError
 from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
@@ -252,9 +256,11 @@ class GraphReplay:
                 current = current.next
             constants = {c.name: c.value for c in self.recorder.constants}
             constants.update(self.recorder.subgraphs)  # bodies the decomposition made
+            rerun = partial(decompose_concretely, self.rule, self.recorder.default_device)
             check_decomposition(
-                self.shape_env, node.target, args, kwargs, result, recorded, constants, assumptions
-            )
+                self.shape_env, node.target, args, kwargs, result, recorded, constants,
+                assumptions, rerun,
+            )  # fmt: skip
         return result
 
     def _record_as_before(self, node: Node, args: Any, kwargs: Any) -> tuple[bool, Any]:
@@ -280,6 +286,36 @@ class GraphReplay:
             "decomposition table) or export that dimension as static",
             where=node.meta.get("stack_trace"),
         )
+
+
+def decompose_concretely(
+    rule: Callable[[Any], Decomposition | None], default_device: torch.device, op: Any,
+    args: tuple[Any, ...], kwargs: dict[str, Any], devices: Mapping[int, torch.device],
+) -> ConcreteRun:  # fmt: skip
+    """``op`` decomposed as ``rule`` says on concrete meta tensors (each standing for
+    a tensor on ``devices[id(tensor)]``), into a graph of its own: what a replay
+    of a static program records for this call (``zero_one_structure.py``)."""
+    graph = Graph()
+    recorder = ReplayRecorder(graph, default_device=default_device)
+    mode = DecomposingMode(recorder, rule, None)
+    inputs: dict[int, Node] = {}
+
+    def bind(value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        if id(value) not in inputs:
+            node = recorder.new_input(f"arg{len(inputs)}")
+            traced = recorder.bind_input(node, value, device=devices[id(value)])
+            inputs[id(value)] = node
+            return traced
+        return inputs[id(value)].meta["val"]
+
+    with _disable_current_modes():  # the replay's own mode must not record this
+        traced_args, traced_kwargs = tree_map(bind, (args, kwargs))
+        with replaying(mode, symbolic=True):
+            result = op(*traced_args, **traced_kwargs)
+    constants = {c.name: c.value for c in recorder.constants}
+    return ConcreteRun(graph, inputs, result, constants)
 
 
 @dataclass(frozen=True)
