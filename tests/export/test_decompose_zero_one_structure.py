@@ -208,3 +208,29 @@ def test_plain_arguments_match_by_kind_and_value(symbolic: Any, concrete: Any, s
     else:
         with pytest.raises(zero_one_structure._Differs):
             zero_one_structure._same_scalar(symbolic, concrete)
+
+
+@pytest.mark.slow
+def test_a_llama_with_batch_min_one_decomposes_and_equals_eager(numeric_checks: list[str]) -> None:
+    """Real (random) weights, batch min 1 as the 70B benchmark exports it: the
+    decomposed program equals eager at batch 1, 2 and 3, and no ``linear`` needed
+    data to keep batch 1 (only attention's math path differs there)."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=256, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, use_cache=False,
+    )  # fmt: skip
+    model = transformers.LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 256, (4, 9))
+    spec = {"input_ids": {0: gl.Dim("batch", min=1, max=8), 1: gl.Dim("seq", min=2, max=64)}}
+    ep = gl.export(model, (), {"input_ids": ids}, dynamic_shapes=spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NarrowingWarning)
+        core = ep.run_decompositions()
+    assert [(r.lower, r.upper) for r in core.range_constraints.values()] == [(1, 8), (2, 64)]
+    assert "aten.linear.default" not in numeric_checks
+    for batch, seq in ((1, 5), (2, 2), (3, 7)):
+        x = torch.randint(0, 256, (batch, seq))
+        expected = model(input_ids=x).logits
+        torch.testing.assert_close(core.module()(input_ids=x).logits, expected)
