@@ -52,14 +52,14 @@ from graphlift.decompose.table import Decomposition, DecompositionRule
 from graphlift.decompose.zero_one import check_decomposition, excludes_only_failing_sizes
 from graphlift.decompose.zero_one_structure import ConcreteRun
 from graphlift.errors import ConstraintViolationError, InternalError
-from graphlift.ir.graph import Graph
+from graphlift.ir.graph import Graph, candidate_name
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node, map_arg
 from graphlift.ir.passes import eliminate_dead_code
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.symbolic.guards import Guard
-from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS, Subgraph
+from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS, Subgraph, invoke_subgraph
 from graphlift.trace.leaf import LeafFunction
 from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
 from graphlift.trace.tensor import TraceTensor
@@ -145,6 +145,8 @@ class GraphReplay:
         self.narrowings: list[Narrowing] = []  # kept guards over Dim.AUTO sizes (top level)
         self._pending: dict[Node, ReplayedBody] = {}  # new get_attr -> its replayed body
         self._replayed: dict[str, ReplayedBody] = {}  # a body shared by calls: replayed once
+        # a shared block's call -> the names its new body's nodes take when inlined
+        self.block_names: dict[Node, dict[str, str]] = {}
 
     def child(self, module: GraphModule, label: str) -> GraphReplay:
         """A replay of a body of this graph, sharing recorder, rule and mode."""
@@ -228,14 +230,39 @@ class GraphReplay:
     def _control_flow(self, node: Node, args: Any, kwargs: Any) -> Any:
         """The call as it was (same result metadata), over the replayed bodies;
         values the bodies newly lifted are appended to its operands."""
-        return self._leaf_call(node, finish_call(self, args), kwargs)
+        args = finish_call(self, args)
+        if node.target is invoke_subgraph and self.label is None:
+            return self._block_call(node, args, kwargs)
+        return self._leaf_call(node, args, kwargs)
 
-    def _leaf_call(self, node: Node, args: Any, kwargs: Any) -> Any:
+    def _block_call(self, node: Node, args: Any, kwargs: Any) -> Any:
+        """A shared block's call, recorded as export records one (trace/blocks.py):
+        first the names its body's nodes take when inlined are reserved, in the
+        order the body's replay recorded them, the nodes it then erased as dead
+        too (the names replaying the flat program gives those nodes),
+        then the call, its results named ``block_output``. Inlining the replayed
+        program thus names its nodes, and its module call graph, as the flat one."""
+        graph = self.recorder.graph
+        replayed = self._replayed[str(args[0].target)]
+        kept = {n.name for n in replayed.sub.graph.nodes}
+        reserved = {name: graph.reserve_name(candidate) for name, candidate in replayed.recorded}
+        names = {name: flat for name, flat in reserved.items() if name in kept}
+        result = self._leaf_call(node, args, kwargs, element_name="block_output")
+        call = next(iter(reversed(graph.nodes)))
+        while call.target is not invoke_subgraph:
+            call = call.prev
+        call.meta["inlined_names"] = names
+        self.block_names[node] = names
+        return result
+
+    def _leaf_call(
+        self, node: Node, args: Any, kwargs: Any, element_name: str | None = None
+    ) -> Any:
         """A call recorded whole, with the result metadata it had: a control-flow
         operator, or a leaf function (its fake implementation is not run again)."""
         self.recorder.source = node
         try:
-            return self.recorder.record_opaque(_target(node), args, kwargs, node)
+            return self.recorder.record_opaque(_target(node), args, kwargs, node, element_name)
         finally:
             self.recorder.source = None
 
@@ -328,10 +355,14 @@ class Narrowing:
 
 @dataclass
 class ReplayedBody:
-    """A body replayed into ``sub.graph``; ``bodies`` are its own (nested) bodies."""
+    """A body replayed into ``sub.graph``; ``bodies`` are its own (nested) bodies;
+    ``renamed`` maps each old body node's name to the name of the new body node
+    its value became (a shared block's call graph names body values)."""
 
     sub: Subgraph
     bodies: dict[str, GraphModule] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
+    recorded: list[tuple[str, str]] = field(default_factory=list)  # (name, candidate), all
 
 
 def replay_body(parent: GraphReplay, body: GraphModule, label: str) -> ReplayedBody:
@@ -347,8 +378,16 @@ def replay_body(parent: GraphReplay, body: GraphModule, label: str) -> ReplayedB
         replay.replay_nodes(nodes)
         outputs = map_arg(nodes[-1].args[0], replay.values.__getitem__)
         sub.graph.output(tuple(replay.output_arg(value) for value in outputs))
+    recorded = [(n.name, candidate_name(n.op, n.target)) for n in sub.graph.nodes
+                if n.op not in ("placeholder", "output")]  # fmt: skip
     eliminate_dead_code(sub.graph)  # placeholders stay: they are the calling convention
-    return ReplayedBody(sub, {**replay.bodies, **created})
+    kept = set(sub.graph.nodes)
+    renamed = {
+        old.name: value.node.name
+        for old, value in replay.values.items()
+        if isinstance(value, TraceTensor) and value.node in kept
+    }
+    return ReplayedBody(sub, {**replay.bodies, **created}, renamed, recorded)
 
 
 def body_names(module: torch.nn.Module) -> frozenset[str]:
