@@ -22,7 +22,10 @@ trust ``run_decompositions`` puts in it for a static program, and torch's for
 every program. What is not: the recording made under assumptions, which is
 compared op by op. The original op's meta kernel runs too: where it refuses
 the sizes (``reshape(b, -1)`` of an empty tensor) or computes another shape,
-nothing is decided here. Anything that differs or that this module cannot
+nothing is decided here; where an input is empty, so does its real kernel,
+on uninitialized memory it does not read (``upsample_bicubic2d`` refuses a
+height of 0 on the CPU only). At size 1 the real kernel's own refusals are
+not looked for: its meta kernel's checks stand for them. Anything that differs or that this module cannot
 read (control-flow bodies, a data-dependent size, a constant it cannot
 compare) is left to the numeric check, so this only ever removes work.
 """
@@ -83,6 +86,8 @@ def same_as_concrete(
         concrete_kwargs = inputs.of(kwargs)
         with _disable_current_modes(), torch.no_grad():
             expected = op(*concrete_args, **concrete_kwargs)  # its meta kernel
+            if inputs.has_empty():
+                op(*inputs.on_device(concrete_args), **inputs.on_device(concrete_kwargs))
         run = rerun(op, concrete_args, concrete_kwargs, inputs.devices)
         pairs = _Pairs(env, at, constants, run.constants)
         for node, placeholder in inputs.nodes.items():
@@ -122,6 +127,25 @@ class _ConcreteInputs:
             return {k: self.of(v) for k, v in value.items()}
         if isinstance(value, torch.Tensor):
             raise _Differs("an argument that is not traced")
+        return value
+
+    def has_empty(self) -> bool:
+        return any(tensor.numel() == 0 for tensor in self._made.values())
+
+    def on_device(self, value: Any) -> Any:
+        """``value`` with each meta tensor made on the CPU, uninitialized (same
+        sizes and strides), unless the traced tensor is itself on the meta device.
+        The real kernel refuses some empty inputs its meta kernel accepts
+        (``upsample_bicubic2d`` of height 0); with an empty input it reads no
+        data, so running it costs no more than allocating untouched memory."""
+        if isinstance(value, torch.Tensor):
+            if self.devices[id(value)].type == "meta":
+                return value
+            return torch.empty_strided(value.shape, value.stride(), dtype=value.dtype)
+        if isinstance(value, tuple | list):
+            return type(value)(self.on_device(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self.on_device(v) for k, v in value.items()}
         return value
 
     def _tensor(self, value: TraceTensor) -> torch.Tensor:

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 
@@ -234,3 +235,29 @@ def test_a_llama_with_batch_min_one_decomposes_and_equals_eager(numeric_checks: 
         x = torch.randint(0, 256, (batch, seq))
         expected = model(input_ids=x).logits
         torch.testing.assert_close(core.module()(input_ids=x).logits, expected)
+
+
+def test_a_size_the_real_kernel_refuses_is_left_to_the_numbers(numeric_checks: list[str]) -> None:
+    """``upsample_bicubic2d`` of height 0: its meta kernel and its decomposition accept
+    it, the CPU kernel refuses it. The structural check runs the real kernel on an
+    empty input (no data read), sees the refusal and leaves the size to the numeric
+    check; the decomposed program then refuses height 0 with a typed error, as the
+    source program's kernel does, instead of computing where eager raises."""
+
+    class Bicubic(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(x, size=(4, 4), mode="bicubic")
+
+    model = Bicubic()
+    spec = ({2: gl.Dim("h", min=0, max=32)},)
+    ep = gl.export(model, (torch.randn(2, 3, 5, 6),), dynamic_shapes=spec)
+    core = ep.run_decompositions()
+    assert "aten.upsample_bicubic2d.vec" in numeric_checks
+    empty = torch.randn(2, 3, 0, 6)
+    with pytest.raises(RuntimeError):
+        model(empty)
+    with pytest.raises(InputMismatchError):
+        core.module()(empty)
+    for height in (1, 2, 7):
+        x = torch.randn(2, 3, height, 6)
+        torch.testing.assert_close(core.module()(x), model(x))
