@@ -27,6 +27,8 @@ from torch.fx.experimental.symbolic_shapes import guard_or_false
 import graphlift as gl
 from graphlift.decompose import zero_one, zero_one_structure
 from graphlift.errors import ConstraintViolationError, InputMismatchError, NarrowingWarning
+from graphlift.examples.tiny_gpt import make_example
+from tests.export.test_decompose_small_sizes import IsIn, isin_args
 
 aten = torch.ops.aten
 
@@ -261,3 +263,85 @@ def test_a_size_the_real_kernel_refuses_is_left_to_the_numbers(numeric_checks: l
     for height in (1, 2, 7):
         x = torch.randn(2, 3, height, 6)
         torch.testing.assert_close(core.module()(x), model(x))
+
+
+# --- the structural check against the numeric one, side by side ---------------------------------
+
+
+class Conv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.norm = nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(self.norm(self.conv(x)), scale_factor=2.0, mode="bilinear")
+
+
+class Attention(nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        q = x.view(x.shape[0], x.shape[1], 2, 4).transpose(1, 2)
+        kv = y.view(y.shape[0], y.shape[1], 2, 4).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q, kv, kv)
+        return torch.matmul(out, kv.transpose(-1, -2)).flatten(1).softmax(-1)
+
+
+def conv_program() -> gl.ExportedProgram:
+    spec = ({0: gl.Dim.AUTO, 2: gl.Dim.AUTO, 3: gl.Dim.AUTO},)
+    return gl.export(Conv().eval(), (torch.randn(2, 3, 5, 6),), dynamic_shapes=spec)
+
+
+def attention_program() -> gl.ExportedProgram:
+    spec = ({0: gl.Dim.AUTO, 1: gl.Dim.AUTO}, {0: gl.Dim.AUTO, 1: gl.Dim.AUTO})
+    args = (torch.randn(2, 3, 8), torch.randn(2, 5, 8))
+    return gl.export(Attention(), args, dynamic_shapes=spec)
+
+
+def tiny_gpt_program() -> gl.ExportedProgram:
+    model, tokens = make_example()
+    spec = ({0: gl.Dim("batch", min=0, max=8), 1: gl.Dim("seq", min=1, max=16)},)
+    return gl.export(model, tokens, dynamic_shapes=spec)
+
+
+def isin_program() -> gl.ExportedProgram:
+    return gl.export(IsIn(), isin_args(), dynamic_shapes=({0: gl.Dim.AUTO}, {0: gl.Dim.AUTO}))
+
+
+#: Programs and tables whose decompositions ask 0/1 questions, some of them
+#: answered "no" by the numbers (isin's algorithm, a branch wrong at batch 1).
+SIDE_BY_SIDE: list[tuple[Callable[[], gl.ExportedProgram], Any]] = [
+    (conv_program, None),
+    (attention_program, None),
+    (tiny_gpt_program, None),
+    (isin_program, None),
+    (lambda: export_relu(gl.Dim.AUTO), table_with(WRONG_AT_ONE)),
+    (lambda: export_relu(gl.Dim.AUTO), table_with(OTHER_SCALAR)),
+]
+
+
+@pytest.mark.slow
+def test_the_structural_check_admits_no_size_the_numeric_check_refuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On every 0/1 question these decompositions ask, both checks run: a size the
+    structural check admits must be one the numbers agree with (the converse need
+    not hold: the numbers also accept ops that differ in form)."""
+    verdicts: list[tuple[str, dict[str, Any], bool, bool]] = []
+    structural = zero_one.same_as_concrete
+
+    def both(env: Any, op: Any, args: Any, kwargs: Any, result: Any, recorded: Any,
+             constants: Any, at: Any, rerun: Any) -> bool:  # fmt: skip
+        admitted = structural(env, op, args, kwargs, result, recorded, constants, at, rerun)
+        numeric = zero_one._agrees(env, op, args, kwargs, result, recorded, constants, at)
+        verdicts.append((str(op), dict(at), admitted, numeric))
+        return admitted or numeric
+
+    monkeypatch.setattr(zero_one, "same_as_concrete", both)
+    for make, table in SIDE_BY_SIDE:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NarrowingWarning)
+            make().run_decompositions(table)
+    # not vacuous: both checks admit some sizes, and the numbers refuse some
+    assert any(admitted for _, _, admitted, _ in verdicts)
+    assert any(not numeric for _, _, _, numeric in verdicts)
+    assert [v for v in verdicts if v[2] and not v[3]] == []
