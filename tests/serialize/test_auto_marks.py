@@ -124,3 +124,22 @@ def test_auto_marks_that_do_not_fit_their_version_or_symbols_are_refused() -> No
     contents["program.json"] = json.dumps(document).encode()
     with pytest.raises(ArchiveError, match="unknown symbol 's99'"):
         load(rezip(contents))
+
+
+def test_a_package_keeps_the_auto_marks_of_each_method() -> None:
+    package = gl.export_methods(
+        IsIn(),
+        {"auto": (isin_args(), {}), "named": (isin_args(), {})},
+        dynamic_shapes={"auto": ({0: AUTO}, {0: AUTO}), "named": ({0: gl.Dim("n")}, None)},
+    )
+    buffer = io.BytesIO()
+    gl.save(package, buffer)
+    loaded = gl.load(io.BytesIO(buffer.getvalue()))
+    for name in ("auto", "named"):
+        source_env, loaded_env = package[name]._shape_env, loaded[name]._shape_env
+        assert source_env is not None and loaded_env is not None
+        assert loaded_env.snapshot().auto == source_env.snapshot().auto
+    assert loaded["auto"]._shape_env.snapshot().auto  # type: ignore[union-attr]
+    assert not loaded["named"]._shape_env.snapshot().auto  # type: ignore[union-attr]
+    core = decompose_announcing(loaded["auto"])
+    assert core.specializations == decompose_announcing(package["auto"]).specializations
