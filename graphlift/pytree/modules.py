@@ -224,7 +224,7 @@ def unflatten_module(leaves: list[Any], context: ModuleState) -> torch.nn.Module
     """The example module with ``leaves`` as its parameters and buffers: the very
     module when they are its own, else a structural copy (the original is never
     changed)."""
-    module = context.prototype() if context.prototype is not None else None
+    module: torch.nn.Module | None = context.prototype() if context.prototype is not None else None
     if module is None:
         raise ReferenceError(
             f"cannot rebuild the {context.cls.__qualname__} input: the example module is gone"

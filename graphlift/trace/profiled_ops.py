@@ -47,7 +47,8 @@ def needs_profile(recorder: Recorder, op: torch._ops.OpOverload) -> bool:
     entry = simple_registry.singleton.find(op._schema.name)
     if entry.fake_impl.kernel is not None:
         return False
-    return not torch._C._dispatch_has_kernel_for_dispatch_key(op.name(), "Meta")
+    qualified: str = op.name()  # type: ignore[no-untyped-call]  # "ns::op" or "ns::op.overload"
+    return not torch._C._dispatch_has_kernel_for_dispatch_key(qualified, "Meta")
 
 
 def profiled_call(
@@ -105,15 +106,18 @@ def checked_tensor_metadata(
 ) -> None:
     """What ``ep.module()`` runs for ``aten._assert_tensor_metadata``: the same
     check, failing with a typed error (a RuntimeError, as the ATen op raises)."""
-    wanted = {"size": size, "stride": stride, "dtype": dtype, "device": device, "layout": layout}
+    wanted: dict[str, Any] = {
+        "size": None if size is None else list(size),
+        "stride": None if stride is None else list(stride),
+        "dtype": dtype, "device": device, "layout": layout,
+    }  # fmt: skip
     actual = {"size": list(tensor.shape), "stride": list(tensor.stride()),
               "dtype": tensor.dtype, "device": tensor.device, "layout": tensor.layout}  # fmt: skip
-    for key, value in wanted.items():
-        expected = list(value) if key in ("size", "stride") and value is not None else value
+    for key, expected in wanted.items():
         if expected is not None and expected != actual[key]:
             raise RuntimeAssertError(
                 f"a tensor's {key} is {actual[key]}, where the exported program assumed "
-                f"{value} (an op without a fake kernel was profiled on the example inputs "
+                f"{expected} (an op without a fake kernel was profiled on the example inputs "
                 "by draft_export); export with a fake kernel registered for it"
             )
 
