@@ -55,7 +55,7 @@ from graphlift.ir.passes import eliminate_dead_code
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import as_symbol, free_symbols
 from graphlift.symbolic.guards import Guard
-from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS, Subgraph
+from graphlift.trace.control_flow import CONTROL_FLOW_TARGETS, Subgraph, invoke_subgraph
 from graphlift.trace.leaf import LeafFunction
 from graphlift.trace.mode import SPECIAL_OPS, TraceMode, exporting_flags
 from graphlift.trace.tensor import TraceTensor
@@ -224,6 +224,9 @@ class GraphReplay:
     def _control_flow(self, node: Node, args: Any, kwargs: Any) -> Any:
         """The call as it was (same result metadata), over the replayed bodies;
         values the bodies newly lifted are appended to its operands."""
+        if node.target is invoke_subgraph:
+            body = getattr(self.module, str(node.args[0].target))  # type: ignore[union-attr]
+            check_block_layouts(body, args[2])
         return self._leaf_call(node, finish_call(self, args), kwargs)
 
     def _leaf_call(self, node: Node, args: Any, kwargs: Any) -> Any:
@@ -280,6 +283,32 @@ class GraphReplay:
             "decomposition table) or export that dimension as static",
             where=node.meta.get("stack_trace"),
         )
+
+
+class BlockLayoutChanged(Exception):
+    """A shared block body is decomposed once, for its operands' strides at the first
+    call; a later call whose operands, as decomposed, are laid out otherwise cannot
+    share it (the body's ``linear`` became a ``view`` those first strides allow: the
+    diffusers UNet's cross-attention output projection). ``run_decompositions``
+    catches it and decomposes the flat program (``ep.inline_subgraphs()``) instead;
+    it never reaches a user."""
+
+
+def check_block_layouts(body: GraphModule, operands: Any) -> None:
+    """Raise :class:`BlockLayoutChanged` unless every tensor operand has the strides
+    and storage offset the body's placeholder was decomposed for."""
+    placeholders = [node.meta.get("val") for node in body.graph.nodes if node.op == "placeholder"]
+    for expected, value in zip(placeholders, operands):
+        if isinstance(expected, torch.Tensor) and isinstance(value, torch.Tensor):
+            if _layout(expected) != _layout(value):
+                raise BlockLayoutChanged(body)
+
+
+def _layout(tensor: torch.Tensor) -> tuple[Any, ...]:
+    def expression(size: Any) -> Any:
+        return size.node.symbolic_expr if isinstance(size, torch.SymInt) else size
+
+    return tuple(map(expression, (*tensor.stride(), tensor.storage_offset())))
 
 
 @dataclass(frozen=True)
