@@ -225,7 +225,7 @@ class GraphReplay:
         """The call as it was (same result metadata), over the replayed bodies;
         values the bodies newly lifted are appended to its operands."""
         if node.target is invoke_subgraph:
-            body = getattr(self.module, str(node.args[0].target))  # type: ignore[union-attr]
+            body = getattr(self.module, str(node.args[0].target))
             check_block_layouts(body, args[2])
         return self._leaf_call(node, finish_call(self, args), kwargs)
 

@@ -77,8 +77,9 @@ class GraphModule(torch.nn.Module):
         self._graph = graph
         graph.owning_module = self
         self._code = None
-        type(self).forward = _COMPILE_ON_FIRST_READ
-        type(self)._instance = weakref.ref(self)  # the class is this instance's own
+        own_class: Any = type(self)  # this instance's own class
+        own_class.forward = _COMPILE_ON_FIRST_READ
+        own_class._instance = weakref.ref(self)
 
     @property
     def code(self) -> str:
@@ -181,7 +182,8 @@ class _CompileOnFirstRead:
         if module is None:
             return self
         module.recompile()
-        return (owner if instance is None else instance).forward
+        compiled: Any = owner if instance is None else instance
+        return compiled.forward
 
 
 _COMPILE_ON_FIRST_READ = _CompileOnFirstRead()

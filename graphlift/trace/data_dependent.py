@@ -305,7 +305,7 @@ def slice_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
         elif _known(env, first >= last):
             sizes[dim] = 0
         else:
-            sizes[dim] = (torch.sym_max(last - first, 0) + step - 1) // step
+            sizes[dim] = (torch.sym_max(last - first, 0) + step - 1) // step  # type: ignore[no-untyped-call]
         if first is None:
             offset: Any = _offset(env)
         else:
@@ -349,9 +349,9 @@ def _slice_index(env: ShapeEnv, size: Any, index: Any) -> Any:
     if _known(env, index > size):
         return size
     if _known(env, index >= 0):
-        return torch.sym_min(index, size)
+        return torch.sym_min(index, size)  # type: ignore[no-untyped-call]
     if _known(env, index < 0):
-        return torch.sym_max(index + size, 0)
+        return torch.sym_max(index + size, 0)  # type: ignore[no-untyped-call]
     return None
 
 
