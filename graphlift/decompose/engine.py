@@ -52,7 +52,8 @@ from graphlift.ir.graph import Graph
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node, map_arg
 from graphlift.symbolic import ShapeEnv
-from graphlift.symbolic.expr import as_symbol
+from graphlift.symbolic.expr import Poly, as_symbol
+from graphlift.symbolic.facts import linear_in_one_symbol
 from graphlift.trace.recorder import LiftedConstant
 from graphlift.trace.symbolic_values import SymbolicValues
 
@@ -179,11 +180,29 @@ def replay_placeholder(
         strides=strides if symbolic else None,
     )
     if symbolic and recorder.symbolic is not None:
-        for dim, size in enumerate(sizes):
-            symbol = as_symbol(size.node.symbolic_expr) if isinstance(size, torch.SymInt) else None
-            if symbol is not None:
-                recorder.symbolic.bind(symbol, new, dim)
+        bind_size_symbols(recorder.symbolic, new, sizes)
     return traced
+
+
+def bind_size_symbols(symbolic: SymbolicValues, placeholder: Node, sizes: list[Any]) -> None:
+    """Bind each symbol of ``placeholder``'s sizes to the dim that computes it: a bare
+    symbol ``s`` to its size; the root of a derived dim (``8*s``, ``2*s + 1``, declared
+    as ``8 * Dim(...)`` with ``s`` on no input) to ``(size - offset) // scale``, as
+    export binds it. Bare symbols first: they need no arithmetic."""
+    exprs = [
+        (dim, size.node.symbolic_expr)
+        for dim, size in enumerate(sizes)
+        if isinstance(size, torch.SymInt)
+    ]
+    for dim, expr in exprs:
+        symbol = as_symbol(expr)
+        if symbol is not None:
+            symbolic.bind(symbol, placeholder, dim)
+    for dim, expr in exprs:
+        linear = linear_in_one_symbol(expr) if isinstance(expr, Poly) else None
+        if linear is not None and linear[1] >= 1 and not symbolic.is_bound(linear[0]):
+            symbol, scale, offset = linear
+            symbolic.bind(symbol, placeholder, dim, scale, offset)
 
 
 def _default_device(module: GraphModule) -> torch.device:

@@ -230,6 +230,9 @@ class GraphReplay:
     def _control_flow(self, node: Node, args: Any, kwargs: Any) -> Any:
         """The call as it was (same result metadata), over the replayed bodies;
         values the bodies newly lifted are appended to its operands."""
+        if node.target is invoke_subgraph:
+            body = getattr(self.module, str(node.args[0].target))
+            check_block_layouts(body, args[2])
         args = finish_call(self, args)
         if node.target is invoke_subgraph and self.label is None:
             return self._block_call(node, args, kwargs)
@@ -343,6 +346,32 @@ def decompose_concretely(
             result = op(*traced_args, **traced_kwargs)
     constants = {c.name: c.value for c in recorder.constants}
     return ConcreteRun(graph, inputs, result, constants)
+
+
+class BlockLayoutChanged(Exception):
+    """A shared block body is decomposed once, for its operands' strides at the first
+    call; a later call whose operands, as decomposed, are laid out otherwise cannot
+    share it (the body's ``linear`` became a ``view`` those first strides allow: the
+    diffusers UNet's cross-attention output projection). ``run_decompositions``
+    catches it and decomposes the flat program (``ep.inline_subgraphs()``) instead;
+    it never reaches a user."""
+
+
+def check_block_layouts(body: GraphModule, operands: Any) -> None:
+    """Raise :class:`BlockLayoutChanged` unless every tensor operand has the strides
+    and storage offset the body's placeholder was decomposed for."""
+    placeholders = [node.meta.get("val") for node in body.graph.nodes if node.op == "placeholder"]
+    for expected, value in zip(placeholders, operands):
+        if isinstance(expected, torch.Tensor) and isinstance(value, torch.Tensor):
+            if _layout(expected) != _layout(value):
+                raise BlockLayoutChanged(body)
+
+
+def _layout(tensor: torch.Tensor) -> tuple[Any, ...]:
+    def expression(size: Any) -> Any:
+        return size.node.symbolic_expr if isinstance(size, torch.SymInt) else size
+
+    return tuple(map(expression, (*tensor.stride(), tensor.storage_offset())))
 
 
 @dataclass(frozen=True)

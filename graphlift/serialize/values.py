@@ -200,14 +200,16 @@ class ValueDecoder:
 def _shadow(
     sizes: list[Any], strides: list[Any], offset: Any, dtype: torch.dtype, env: ShapeEnv | None
 ) -> torch.Tensor:
-    """The meta tensor a TraceTensor wraps; a nonzero offset needs a base big enough to view."""
+    """The meta tensor a TraceTensor wraps; a nonzero offset needs a base big enough to
+    view. A dim of size 0 adds nothing to that extent (``(size - 1) * stride`` would
+    make it negative: an empty slice at an offset, ``h[1::2]`` of an empty ``h``)."""
 
     def build() -> torch.Tensor:
         if isinstance(offset, int) and offset == 0:
             return torch.empty_strided(sizes, strides, dtype=dtype, device="meta")
         extent = offset + 1
         for size, stride in zip(sizes, strides):
-            extent = extent + (size - 1) * stride
+            extent = extent + torch.sym_max(size - 1, 0) * stride  # type: ignore[no-untyped-call]
         base = torch.empty_strided((extent,), (1,), dtype=dtype, device="meta")
         return base.as_strided(sizes, strides, offset)
 

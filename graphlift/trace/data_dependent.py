@@ -33,6 +33,7 @@ from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_symbol, free_symbols
+from graphlift.trace.profiled_ops import needs_profile, profiled_call
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.tensor import TraceTensor
 from graphlift.trace.zero_one import check_assumptions
@@ -269,30 +270,46 @@ def index_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
 
 
 def slice_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``x[:k]`` with ``k = n.item()``: where ``k`` lands in ``[0, size]`` is
-    data-dependent (a negative ``k`` counts from the end, a large one clamps),
-    but the result's length is always in ``[0, size]``. As torch infers, that
-    length is a fresh size-like unbacked symbol bound to the result, so no
-    ``torch._check`` is needed. A slice whose bounds are decided (plain ints,
-    input sizes, an ``.item()`` the user bounded with ``torch._check``) is the
-    ordinary op."""
+    """``x[:k]``, ``x[k:]``, ``x[a:b]`` with ``k = n.item()``: where a data-dependent
+    bound lands in ``[0, size]`` is only known at run time (a negative one counts
+    from the end, a large one clamps), so the ordinary kernel's ``if start < 0``
+    cannot be decided. As torch's fake ``slice`` does, each bound is placed
+    without a guard where the ranges decide it (:func:`_slice_index`); a length
+    that stays open is a fresh size-like symbol in ``[0, size]`` bound to the
+    result, and a start that stays open gives a fresh storage offset. Nothing is
+    assumed, so no ``torch._check`` is needed and any data runs like eager
+    (``tensor_split`` with a tensor of indices slices this way). A slice whose
+    bounds are decided (plain ints, input sizes, an ``.item()`` the user bounded
+    with ``torch._check``) is the ordinary op."""
     x, dim, start, end, step = _slice_arguments(*args, **kwargs)
-    if not isinstance(x, TraceTensor) or not isinstance(end, torch.SymInt):
-        return recorder.call(op, args, kwargs)
+    symbolic = isinstance(start, torch.SymInt) or isinstance(end, torch.SymInt)
+    if not isinstance(x, TraceTensor) or not symbolic or not isinstance(step, int):
+        return recorder.call(op, args, kwargs)  # a static trace stays static
     env = recorder.ensure_symbolic().shape_env
-    if not any(env.is_unbacked(s) for s in free_symbols(end.node.symbolic_expr)):
+    if not any(_is_data_dependent(env, bound) for bound in (start, end)):
         return recorder.call(op, args, kwargs)  # input sizes: guarded as usual
     dim = dim % x.dim()
-    if _within(env, end, x.shape[dim]) or not _within(env, start, x.shape[dim]):
+    if _within(env, start, x.shape[dim]) and _within(env, end, x.shape[dim]):
         return recorder.call(op, args, kwargs)
 
     def rule(shadow: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
         size = shadow.shape[dim]
-        start_at = start if start is not None else 0
-        sizes: list[int | torch.SymInt] = list(shadow.shape)
-        sizes[dim] = _size(env, "a slice with a data-dependent end", max=size)
+        first = 0 if start is None else _slice_index(env, size, start)
+        last = size if end is None else _slice_index(env, size, end)
+        sizes: list[Any] = list(shadow.shape)
         strides = list(shadow.stride())
-        offset = shadow.storage_offset() + start_at * strides[dim]
+        if first is None or last is None:
+            sizes[dim] = _size(env, "a slice with a data-dependent bound", max=size)
+        elif _known(env, last >= first):
+            sizes[dim] = (last - first + step - 1) // step
+        elif _known(env, first >= last):
+            sizes[dim] = 0
+        else:
+            sizes[dim] = (torch.sym_max(last - first, 0) + step - 1) // step  # type: ignore[no-untyped-call]
+        if first is None:
+            offset: Any = _offset(env)
+        else:
+            offset = shadow.storage_offset() + first * strides[dim]
         strides[dim] *= step
         return shadow.as_strided(sizes, strides, offset)
 
@@ -303,6 +320,50 @@ def _slice_arguments(
     x: Any, dim: int = 0, start: Any = None, end: Any = None, step: int = 1
 ) -> tuple[Any, int, Any, Any, int]:
     return x, dim, start, end, step
+
+
+def _is_data_dependent(env: ShapeEnv, bound: Any) -> bool:
+    if not isinstance(bound, torch.SymInt):
+        return False
+    return any(env.is_unbacked(s) for s in free_symbols(bound.node.symbolic_expr))
+
+
+def _known(env: ShapeEnv, fact: Any) -> bool:
+    """Whether ``fact`` (a bool or SymBool) holds for every input, decided without a guard
+    (torch's ``guard_or_false``; exact, not size-oblivious: sizes 0 and 1 count)."""
+    if isinstance(fact, torch.SymBool):
+        return env.decide_static(fact.node.symbolic_expr) is True
+    return bool(fact)
+
+
+def _slice_index(env: ShapeEnv, size: Any, index: Any) -> Any:
+    """Where slice bound ``index`` lands in ``[0, size]``, as far as the ranges
+    decide it without data (torch's ``_compute_slice_index``): an expression, or
+    None when even its sign is data-dependent."""
+    if _known(env, index >= 0) and _known(env, index <= size):
+        return index
+    if _known(env, index < 0) and _known(env, index >= -size):
+        return index + size
+    if _known(env, index < -size):
+        return 0
+    if _known(env, index > size):
+        return size
+    if _known(env, index >= 0):
+        return torch.sym_min(index, size)  # type: ignore[no-untyped-call]
+    if _known(env, index < 0):
+        return torch.sym_max(index + size, 0)  # type: ignore[no-untyped-call]
+    return None
+
+
+def _offset(env: ShapeEnv) -> torch.SymInt:
+    """A fresh storage offset (``>= 0``) for a view starting at a data-dependent place."""
+    offset = env.create_unbacked_symint(min=0)
+    name = as_symbol(offset.node.symbolic_expr)
+    if name is not None:
+        env.note_origin(
+            name, f"the storage offset of a slice with a data-dependent start at {_where()}"
+        )
+    return offset
 
 
 def _within(env: ShapeEnv, bound: Any, size: Any) -> bool:
@@ -337,7 +398,10 @@ def custom_op(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[s
     """A ``torch.library`` op: its fake implementation computes the result
     metadata, with a context whose ``new_dynamic_size()`` makes unbacked sizes
     (its meta kernel would refuse ``get_ctx()``). Without a fake
-    implementation, the op's own meta kernel is used as for ATen ops."""
+    implementation, the op's own meta kernel is used as for ATen ops (with
+    neither, draft_export runs it on the example data: trace/profiled_ops.py)."""
+    if needs_profile(recorder, op):  # draft_export: from a real run (profiled_ops.py)
+        return profiled_call(recorder, op, args, kwargs)
     entry = simple_registry.singleton.find(op._schema.name)
     kernel = entry.fake_impl.kernel
     if kernel is None:

@@ -26,7 +26,13 @@ import torch
 from torch._dispatch.python import enable_python_dispatcher
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from graphlift.errors import ExportError, GraphliftError, MutationError, TraceError
+from graphlift.errors import (
+    DataDependentError,
+    ExportError,
+    GraphliftError,
+    MutationError,
+    TraceError,
+)
 from graphlift.patching import Patcher
 from graphlift.source import user_where
 from graphlift.trace.autograd_functions import tagged_autograd_functions
@@ -113,10 +119,17 @@ class TraceMode(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch's 
     def _record(self, func: Any, args: Any, kwargs: dict[str, Any]) -> Any:
         """Record ``func``; a composite op whose metadata needs an inner op without a
         meta kernel (``combinations`` calls ``masked_select``, whose size depends on
-        values) is recorded as its decomposition instead, traced under this mode, where
-        that inner op makes its data-dependent size as torch's FakeTensorMode does."""
+        values), or asks a data-dependent question (``tensor_split`` at indices read
+        with ``.item()`` slices at them: ``if start < 0``), is recorded as its
+        decomposition instead, traced under this mode, where that inner op makes its
+        data-dependent size as torch's FakeTensorMode does (``trace/data_dependent.py``)."""
         try:
             return self.recorder.call(func, args, kwargs)
+        except DataDependentError:
+            if not is_composite(func):
+                raise
+            with self:  # its own refusal, if any, names the question and the user's line
+                return func.decompose(*args, **kwargs)
         except ExportError as error:
             if not isinstance(error.__cause__, RuntimeError | AssertionError):
                 raise

@@ -7,8 +7,9 @@ Their result shapes follow from the arguments directly, so these rules compute
 them without running the kernel; the op stays one node, as the model called
 it, and the sequence length stays dynamic. The classification losses' reference
 kernels index with ``arange(batch)`` and specialize the batch the same way.
-The batch-norm kernels' meta strides differ from the kernels' own (a rule
-corrects them, so a later ``view`` decided on them holds at run time).
+The batch-norm and 2-d convolution kernels' meta strides differ from the
+kernels' own (rules correct them, so a later ``view`` or ``contiguous`` decided
+on them holds at run time).
 Each rule takes the op's shadow (meta) arguments and returns shadow results.
 """
 
@@ -101,6 +102,30 @@ def batch_norm_layout(op: Any) -> Callable[..., Any]:
     return rule
 
 
+def convolution_layout(op: Any) -> Callable[..., Any]:
+    """The op's meta kernel, with a 2-d convolution's output channels-last when its
+    input or weight is, as the CPU kernels (mkldnn and the slow ones) and cuDNN lay it
+    out; the meta kernel returns it contiguous. torch's FakeTensor corrects it the same
+    way (``fake_impls.conv``). Without this, a channels-last activation (diffusers'
+    attention reshapes one) reaches ``group_norm``'s ``contiguous(memory_format)``,
+    which the trace then skips, and the real ``native_group_norm`` refuses its input.
+    Checked against the CPU kernels over 1-d and 2-d convolutions (batch, groups,
+    kernel, dilation, transposed, layouts of input and weight); 3-d convolutions are
+    left as the meta kernel lays them out, since whether the CPU picks mkldnn (and a
+    channels-last-3d output) depends on the sizes."""
+
+    def rule(input: torch.Tensor, weight: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        output = op(input, weight, *args, **kwargs)
+        layouts = (suggest_memory_format(input), suggest_memory_format(weight))
+        if input.dim() == 4 and torch.channels_last in layouts:
+            return torch.empty_like(output, memory_format=torch.channels_last)
+        return output
+
+    return rule
+
+
+CONVOLUTIONS = (aten.convolution.default, aten._convolution.default)
+
 BATCH_NORMS = (
     aten.native_batch_norm.default, aten._native_batch_norm_legit.default,
     aten._native_batch_norm_legit.no_stats, aten._native_batch_norm_legit_no_training.default,
@@ -109,6 +134,7 @@ BATCH_NORMS = (
 
 SHAPE_RULES: dict[Any, Callable[..., Any]] = {
     **{op: batch_norm_layout(op) for op in BATCH_NORMS},
+    **{op: convolution_layout(op) for op in CONVOLUTIONS},
     aten.cross_entropy_loss.default: classification_loss,
     aten.nll_loss.default: classification_loss,
     aten.nll_loss_nd.default: classification_loss,

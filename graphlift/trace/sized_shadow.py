@@ -36,7 +36,13 @@ def has_composite_kernel(op: Any) -> bool:
     if _COMPOSITE in op.py_kernels:
         return True
     try:
-        name = op._schema.name  # op.name() is unannotated
+        # the overload's own name ("aten::tensor_split.indices"): the schema's names
+        # the default overload, which ops like tensor_split do not have
+        name = (
+            f"{op._schema.name}.{op._overloadname}"
+            if op._overloadname != "default"
+            else op._schema.name
+        )
         return torch._C._dispatch_has_kernel_for_dispatch_key(name, _COMPOSITE)
     except RuntimeError:  # Python-only ops (aten.size.default) are not in the dispatcher
         return False

@@ -25,6 +25,7 @@ import torch
 from graphlift.errors import ExportError, InternalError
 from graphlift.ir.graph import Graph
 from graphlift.ir.node import Node
+from graphlift.source import user_where
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import (
     EMPTY_MONO,
@@ -54,6 +55,14 @@ FLOAT_OPERATORS: dict[str, Callable[..., Any]] = {
     "fpow": operator.pow,  # sdpa's scale: (1.0 / float(s2) ** 0.5) ** 0.5
     "fmax": torch.sym_max,
     "fmin": torch.sym_min,
+}
+
+#: what to do about a size operation that has no graph form yet
+UNRECORDABLE_HINTS: dict[str, str] = {
+    # x.narrow(0, k, n) with k = t.item() wraps a negative k: sym_ite(k < 0, k + size, k)
+    "ite": " (a size chosen by a condition on data-dependent values, such as the sign of an "
+    ".item() used as an index); decide the condition with torch._check, e.g. "
+    "torch._check(k >= 0)",
 }
 
 FLOAT_COMPARISONS: dict[str, Callable[..., Any]] = {
@@ -94,23 +103,27 @@ class SymbolicValues:
         self._emitted_asserts = 0
         self._values: dict[str, tuple[Node, Any]] = {}  # unbacked symbol -> node computing it
         self._bools: dict[str, tuple[Node, Any]] = {}  # unbacked bool u (u == 1) -> its node
+        self._offsets: dict[str, Node] = {}  # unbacked storage offset -> the view having it
         self._lift: Callable[[Node], Node] | None = None
 
     @contextmanager
     def scope(self, graph: Graph, lift: Callable[[Node], Node]) -> Iterator[None]:
         """Build nodes in a control-flow body's ``graph`` while the block runs:
         outer nodes are lifted into it, and symbols bound inside are forgotten after."""
-        saved = (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools)
+        saved = (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools,
+                 self._offsets)  # fmt: skip
         self.graph, self._nodes, self._lift = graph, {}, lift
-        self.bindings, self._values, self._bools = (
+        self.bindings, self._values, self._bools, self._offsets = (
             dict(self.bindings),
             dict(self._values),
             dict(self._bools),
+            dict(self._offsets),
         )
         try:
             yield
         finally:
-            (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools) = saved
+            (self.graph, self._nodes, self._lift, self.bindings, self._values, self._bools,
+             self._offsets) = saved  # fmt: skip
 
     def _local(self, node: Node) -> Node:
         if self._lift is None or node.graph is self.graph:
@@ -128,7 +141,8 @@ class SymbolicValues:
 
     def bind_sizes(self, result: Any) -> None:
         """Bind each new unbacked size of an op's result (``nonzero``'s row count)
-        to ``sym_size`` of the result node."""
+        to ``sym_size`` of the result node, and a new unbacked storage offset (a
+        slice from a data-dependent start) to its ``sym_storage_offset``."""
         values = result if isinstance(result, tuple | list) else (result,)
         for value in values:
             node = getattr(value, "node", None)
@@ -139,6 +153,11 @@ class SymbolicValues:
                     name = as_symbol(size.node.symbolic_expr)
                     if name is not None and not self.is_bound(name):
                         self.bind(name, node, dim)
+            offset = value.storage_offset()
+            if isinstance(offset, torch.SymInt):
+                name = as_symbol(offset.node.symbolic_expr)
+                if name is not None and not self.is_bound(name):
+                    self._offsets[name] = node
 
     def example_of(self, symbol: str) -> Any:
         """The value of unbacked ``symbol`` on the example inputs, or None."""
@@ -148,6 +167,9 @@ class SymbolicValues:
             node = (self._values.get(symbol) or self._bools[symbol])[0]
             value = self.examples.value_of(node)
             return int(value) if isinstance(value, bool) else value
+        if symbol in self._offsets:
+            view = self.examples.value_of(self._offsets[symbol])
+            return int(view.storage_offset()) if isinstance(view, torch.Tensor) else None
         binding = self.bindings.get(symbol)
         if binding is None:
             return None
@@ -163,7 +185,12 @@ class SymbolicValues:
         self._values.setdefault(symbol, (node, value))
 
     def is_bound(self, symbol: str) -> bool:
-        return symbol in self.bindings or symbol in self._values or symbol in self._bools
+        return (
+            symbol in self.bindings
+            or symbol in self._values
+            or symbol in self._bools
+            or symbol in self._offsets
+        )
 
     def node_for(self, value: torch.SymInt | torch.SymBool | torch.SymFloat) -> Any:
         """A node argument computing ``value`` (or a plain constant when it is known)."""
@@ -272,7 +299,11 @@ class SymbolicValues:
             return self._symbol(factor.name)
         function = SIZE_OPERATORS.get(factor.name)
         if function is None:
-            raise ExportError(f"the symbolic size operation {factor.name!r} cannot be recorded yet")
+            raise ExportError(
+                f"the symbolic size operation {factor.name!r} cannot be recorded yet"
+                + UNRECORDABLE_HINTS.get(factor.name, ""),
+                where=user_where(),
+            )
         operands = [self._expression(arg) for arg in factor.args]
         if len(operands) == 1:  # round(), float()
             return self._apply_one(function, operands[0])
@@ -288,6 +319,8 @@ class SymbolicValues:
         if name in self._values:
             node, value = self._values[name]
             return self._local(node), value
+        if name in self._offsets:
+            return self._offset(name)
         binding = self.bindings.get(name)
         if binding is None and name in self._bools:  # the int of a bool: int(b)
             node, _ = self._bools[name]
@@ -310,6 +343,17 @@ class SymbolicValues:
                 result = self._apply(operator.sub, result, (offset, offset))
             if scale != 1:
                 result = self._apply(operator.floordiv, result, (scale, scale))
+        self._nodes[("symbol", name)] = result
+        return result
+
+    def _offset(self, name: str) -> tuple[Any, Any]:
+        """``sym_storage_offset`` of the view whose offset ``name`` is."""
+        view = self._offsets[name]
+        node = self.graph.call_function(
+            torch.ops.aten.sym_storage_offset.default, (self._local(view),)
+        )
+        node.meta["val"] = view.meta["val"].storage_offset()
+        result: tuple[Any, Any] = (node, node.meta["val"])
         self._nodes[("symbol", name)] = result
         return result
 

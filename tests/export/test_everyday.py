@@ -23,7 +23,7 @@ from torch import nn
 import graphlift as gl
 from graphlift.errors import (
     ConstraintViolationError,
-    DataDependentError,
+    ExportError,
     GraphliftError,
     InputMismatchError,
     InternalError,
@@ -294,18 +294,17 @@ class SplitAtTensorIndices(nn.Module):
 
 
 def test_an_assertion_in_a_torch_kernel_is_a_typed_error_at_the_users_line() -> None:
-    # torch's Python kernel for tensor_split asserts its indices are on the CPU; found
-    # by the op sweep, where it reached the user as a bare AssertionError. Since the
-    # composite op is traced as its decomposition when its metadata cannot be computed
-    # (trace/mode.py), the error is the decomposition's own question on the indices'
-    # values, with the fixes (torch._check) at the user's line.
-    auto = te.Dim.AUTO
-    spec = ({0: auto, 1: auto}, {0: auto})
-    with pytest.raises(DataDependentError, match="u0") as caught:
-        gl.export(
-            SplitAtTensorIndices(), (torch.randn(7, 3), torch.tensor([2, 5])), dynamic_shapes=spec
-        )
-    assert "torch._check" in str(caught.value) and __file__ in str(caught.value)
+    # torch's Python kernel for tensor_split asserts its indices are on the CPU and of
+    # dtype int64; found by the op sweep, where it reached the user as a bare
+    # AssertionError. Eager refuses int32 indices with a RuntimeError: so does export,
+    # with a typed error at the user's line. (Valid indices export: see
+    # tests/export/test_data_dependent_slices.py.)
+    indices = torch.tensor([2, 5], dtype=torch.int32)
+    with pytest.raises(RuntimeError):
+        SplitAtTensorIndices()(torch.randn(7, 3), indices)
+    with pytest.raises(ExportError, match="tensor_split") as caught:
+        gl.export(SplitAtTensorIndices(), (torch.randn(7, 3), indices))
+    assert isinstance(caught.value, RuntimeError) and __file__ in str(caught.value)
 
 
 def test_the_users_own_exception_passes_through_unchanged() -> None:

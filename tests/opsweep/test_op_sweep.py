@@ -42,12 +42,7 @@ SAMPLES = int(os.environ.get("GRAPHLIFT_OPSWEEP_SAMPLES", "1"))
 LIVE_TORCH = SAMPLES > 1 or os.environ.get("GRAPHLIFT_OPSWEEP_TORCH") == "1"
 
 #: op key -> why graphlift is behind torch.export there (strict: a closed gap fails).
-KNOWN_GAPS: dict[str, str] = {
-    "tensor_split": "with a tensor of indices its composite kernel reads each index with "
-    ".item() and wraps negative ones (`if idx < 0`), a data-dependent branch on an unbacked "
-    "u0 (DataDependentError: could not decide u0 <= -1); torch.export's non-strict tracing "
-    "answers such guards on unbacked values (guard_or_false) where graphlift refuses",
-}  # fmt: skip
+KNOWN_GAPS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module")

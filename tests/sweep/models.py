@@ -4,7 +4,8 @@ Every transformers model here is built from a small config (hidden size 32,
 one or two layers, random weights from a fixed seed; nothing is downloaded;
 ``tests/sweep/builders.py``) and called the way users call it: token ids only
 for text models, pixels for vision, waveforms for audio. torch.nn compositions
-come from the zoo and ``tests/sweep/nn_models.py``. Each is a
+come from the zoo and ``tests/sweep/nn_models.py``; diffusers' UNets, VAE,
+DiT/SD3/Flux transformers and ControlNet from ``tests/sweep/diffusers_models.py``. Each is a
 :class:`tests.zoo.case.ModelCase`, so its dims and inputs are declared once.
 """
 
@@ -20,6 +21,7 @@ from tests.sweep.builders import (
     t5_like,
     vision,
 )
+from tests.sweep.diffusers_models import DIFFUSERS_CASES
 from tests.sweep.nn_models import NN_CASES
 from tests.zoo.case import ModelCase
 from tests.zoo.models import CASES as ZOO_CASES
@@ -120,9 +122,22 @@ AUDIO = (
     audio("Data2VecAudioConfig", "Data2VecAudioModel", num_conv_pos_embeddings=2, **ONE_LAYER),
 )
 
+# Tried as a new user would (issue 14): architectures new to the sweep, torch's own Dim
+# specs, both exporters; every one built from a small config and ran on the CPU.
+NEW_USER = (
+    encoder("ModernBertConfig", "ModernBertModel", global_attn_every_n_layers=1,
+            local_attention=8, pad_token_id=0, **ONE_LAYER),
+    encoder("CLIPTextConfig", "CLIPTextModel", pad_token_id=1, bos_token_id=0, eos_token_id=2,
+            **ONE_LAYER),
+    encoder("LayoutLMConfig", "LayoutLMModel", **ONE_LAYER),
+    decoder("Gemma3TextConfig", "Gemma3ForCausalLM", head_dim=8, sliding_window=8, **ONE_LAYER),
+    vision("SiglipVisionConfig", "SiglipVisionModel", **VISION_SMALL | ONE_LAYER),
+    vision("CLIPVisionConfig", "CLIPVisionModel", **VISION_SMALL | ONE_LAYER),
+)
+
 SWEEP_ONLY: tuple[ModelCase, ...] = (
     ENCODERS + DECODERS + MIXTURES_OF_EXPERTS + STATE_SPACE + ENCODER_DECODERS + VISION + AUDIO
-    + NN_CASES
+    + NEW_USER + NN_CASES + DIFFUSERS_CASES
 )
 # fmt: on
 

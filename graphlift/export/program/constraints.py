@@ -12,20 +12,21 @@ those changes are returned as the program's ``specializations``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from graphlift.errors import ConstraintViolationError, Violation
-from graphlift.export.program.narrowing import GuardTable, Refusal
+from graphlift.export.program.narrowing import SMALL_RANGE, GuardTable, Refusal
+from graphlift.export.program.relations import Condition
 from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, hint_kind
 from graphlift.export.spec.symbols import DynamicDim
 from graphlift.symbolic import ShapeEnv, ValueRange
 from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_int, as_symbol, free_symbols
 from graphlift.symbolic.expr import symbol as symbol_expr
-from graphlift.symbolic.guards import Guard
 
 NO_FIX = object()  # a narrowing no Dim or derived dim declares (odd sizes only, ...)
 
@@ -140,7 +141,7 @@ def _problem(
     refusal = guards.refusal(own, actual, joint=hint_kind(dim.entry) is not None)
     if (
         refusal is not None
-        and not refusal.related
+        and not refusal.relations
         and all((own, size) in model_fails for size in refusal.refused)
     ):
         refusal = None
@@ -151,27 +152,46 @@ def _problem(
     where: str | None
     if refusal is not None:
         changes += _refusal_texts(shape_env, refusal)
-        where = "; ".join(_guard_line(g) for g in refusal.guards)
+        where = _refusal_lines(refusal)
     else:
         where = _guard_lines(shape_env, own)
     name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
-    return ", ".join(changes), where, _suggestion(name, actual, refusal)
+    example = shape_env.hint_of(symbol_expr(own))
+    return ", ".join(changes), where, _suggestion(name, actual, refusal, example)
 
 
 def _refusal_texts(shape_env: ShapeEnv, refusal: Refusal) -> list[str]:
-    """What ``refusal`` refuses, in words: sizes refused for every size of the other
-    dims a guard reads (from 2), and sizes refused with them at their examples."""
-    texts = []
-    if refusal.refused:
-        given = ", ".join(shape_env.format(symbol_expr(n)) for n in refusal.given)
-        qualifier = f" while {given} >= 2" if given else ""
-        texts.append(f"{_sizes_text(refusal.refused)} not supported{qualifier}")
-    for relation in refusal.related:
-        at = ", ".join(f"{shape_env.format(symbol_expr(n))} == {value}" for n, value in relation.at)
-        texts.append(f"{_sizes_text(relation.sizes)} not supported while {at}")
-    if refusal.related:
-        texts[-1] += " (a relation between dims, checked at run time)"
+    """What ``refusal`` refuses, in words: sizes refused outright or while the other
+    dims a guard reads are from some size on, then the relations with other dims,
+    as the very checks ``module()`` runs."""
+    texts = [
+        f"{_sizes_text(sizes)} not supported{_while(shape_env, condition)}"
+        for condition, sizes in refusal.when
+    ]
+    codes = [guard.code for guard in refusal.relations]
+    if codes:
+        both = codes[0] if len(codes) == 1 else " and ".join(f"({code})" for code in codes)
+        texts.append(f"must satisfy {both} (a relation between dims, checked at run time)")
     return texts
+
+
+def _while(shape_env: ShapeEnv, condition: Condition) -> str:
+    """`` while a, b >= 2`` (`` while n == 0``, `` while a >= 1, b <= 1``) for ``condition``."""
+    if not condition:
+        return ""
+    names = [shape_env.format(symbol_expr(n)) for n, _ in condition]
+    texts = [_interval_text(sizes) for _, sizes in condition]
+    if len(set(texts)) == 1:
+        return f" while {', '.join(names)} {texts[0]}"
+    return " while " + ", ".join(f"{n} {text}" for n, text in zip(names, texts))
+
+
+def _interval_text(sizes: ValueRange) -> str:
+    if sizes.is_singleton:
+        return f"== {int(sizes.lower)}"
+    if sizes.upper == float("inf"):
+        return f">= {int(sizes.lower)}"
+    return f"<= {int(sizes.upper)}" if sizes.lower == 0 else f"in {sizes}"
 
 
 def _sizes_text(sizes: tuple[int, ...]) -> str:
@@ -181,29 +201,31 @@ def _sizes_text(sizes: tuple[int, ...]) -> str:
     return f"sizes {shown}{', ...' if len(sizes) > 6 else ''}"
 
 
-def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None) -> Any:
-    """The Dim (or derived dim) declaring what the program supports, or NO_FIX
-    when no ``step*Dim + first`` does (refine_dynamic_shapes then leaves it)."""
+def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None, example: Any) -> Any:
+    """The Dim (or derived dim) declaring what the program supports, None (static)
+    when the program supports one size of a range whose every size was tried, or
+    NO_FIX when no ``step*Dim + first`` does (refine_dynamic_shapes then leaves it).
+    A suggestion always admits the ``example`` size (the next export runs on it)."""
     upper = None if actual.upper == float("inf") else int(actual.upper)
     if refusal is None or not refusal.refused:  # a relation is checked at run time
         return Dim(name, min=int(actual.lower), max=upper)
     accepted, refused = refusal.accepted, refusal.refused
     if not accepted:
         return NO_FIX
+    if len(accepted) == 1 and actual.upper - actual.lower < SMALL_RANGE:
+        return None  # every size of the range was tried and one works: the example's; static
     if max(refused) < accepted[0]:  # only the low end
         return Dim(name, min=accepted[0], max=upper)
     if min(refused) > accepted[-1]:  # only the high end
         return Dim(name, min=int(actual.lower), max=accepted[-1])
     first = accepted[0]
-    for step in range(2, 17):  # every supported size is step*k + first
-        if all((s - first) % step == 0 for s in accepted) and all(
-            (s - first) % step for s in refused if s > first
-        ):
-            offset = first % step
-            top = None if upper is None else (upper - offset) // step
-            return step * Dim(f"{name}_{step}", min=first // step, max=top) + offset
+    step = math.gcd(*(size - first for size in accepted))  # every supported size is step*k + first
+    if step >= 2 and all((size - first) % step for size in refused if size > first):
+        offset = first % step
+        top = None if upper is None else (upper - offset) // step
+        return step * Dim(f"{name}_{step}", min=first // step, max=top) + offset
     above = max(refused) + 1  # e.g. "all but size 1" (min 0): from 2 on, as no range skips 1
-    if upper is None or above <= upper:
+    if (upper is None or above <= upper) and isinstance(example, int) and example >= above:
         return Dim(name, min=above, max=upper)
     return NO_FIX
 
@@ -219,8 +241,20 @@ def _replacement_line(shape_env: ShapeEnv, symbol: str | None) -> str | None:
     return str(replacement.where) if replacement is not None and replacement.where else None
 
 
-def _guard_line(guard: Guard) -> str:
-    return f"{guard.code} at {guard.where}" if guard.where else guard.code
+def _refusal_lines(refusal: Refusal) -> str | None:
+    """The refusing guards by user line (``g1; g2 at line``); a relation's code is
+    already in the announcement's text, so only its line is added."""
+    by_line: dict[str | None, list[str]] = {}
+    for guard in refusal.guards:
+        by_line.setdefault(str(guard.where) if guard.where else None, []).append(guard.code)
+    for guard in refusal.relations:
+        by_line.setdefault(str(guard.where) if guard.where else None, [])
+    texts = [
+        f"{'; '.join(codes)} at {line}" if codes and line else "; ".join(codes) or str(line)
+        for line, codes in by_line.items()
+        if codes or line
+    ]
+    return "; ".join(texts) or None
 
 
 def _guard_lines(shape_env: ShapeEnv, symbol: str) -> str | None:

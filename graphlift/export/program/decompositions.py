@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from graphlift.decompose.engine import GraphEngine
+from graphlift.decompose.replay import BlockLayoutChanged
 from graphlift.decompose.table import Decomposition, DecompositionRule, default_decompositions
 from graphlift.export.program.call_graph import renamed_call_graph
 from graphlift.export.program.constraints import range_constraints
@@ -61,8 +62,11 @@ def run_decompositions(
     engine = GraphEngine(
         program.graph_module, DecompositionRule(table), shape_env, known, cache=cache
     )
-    with program._shape_env.sealed() if program._shape_env is not None else nullcontext():
-        replayed = engine.run()
+    try:
+        with program._shape_env.sealed() if program._shape_env is not None else nullcontext():
+            replayed = engine.run()
+    except BlockLayoutChanged:  # a block body cannot serve every call once decomposed
+        return run_decompositions(program.inline_subgraphs(), decomp_table, cache=cache)
     input_specs = _input_specs(program, replayed.constants)
     output_specs = tuple(
         _renamed_output(spec, arg)
