@@ -28,6 +28,7 @@ _GRAPHLIFT_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _EXAMPLES_DIR = os.path.join(_GRAPHLIFT_DIR, "examples") + os.sep
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__)) + os.sep
 _TORCH_NN_DIR = os.path.join(_TORCH_DIR, "nn") + os.sep
+_STRICT_DIR = os.path.join(_GRAPHLIFT_DIR, "strict")
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 # site-packages usually lives *inside* the stdlib directory; third-party model
 # code there (transformers, timm) is user code.
@@ -103,14 +104,46 @@ def is_user_file(filename: str) -> bool:
     Tests under ``tests/`` count as user code even though they live in the
     graphlift repository: only the installed package directory is skipped.
     """
-    if filename.startswith("<"):  # <string>, <frozen ...>, generated code
-        return False
-    path = _absolute(filename)
-    if path.startswith(_EXAMPLES_DIR):  # the bundled example models are user code
-        return True
-    if path.startswith((_GRAPHLIFT_DIR, _TORCH_DIR)):
-        return False
-    return path.startswith(_SITE_DIRS) or not path.startswith(_STDLIB_DIR)
+    return _file_kind(filename).user
+
+
+@dataclass(frozen=True)
+class _FileKind:
+    """Where a code object's file lies, as the stack walk asks about it."""
+
+    user: bool
+    strict: bool  # graphlift/strict: the bytecode interpreter
+    torch_nn: bool
+    torch: bool
+    graphlift: bool
+
+
+def _file_kind(filename: str) -> _FileKind:
+    """The kind of ``filename``, remembered for absolute names (a relative one
+    depends on the working directory): the stack walk asks it for every frame of
+    every recorded node."""
+    kind = _ABSOLUTE_KINDS.get(filename)
+    if kind is not None:
+        return kind
+    if not os.path.isabs(filename):
+        return _classify(filename, os.path.abspath(filename))
+    if len(_ABSOLUTE_KINDS) >= 4096:
+        _ABSOLUTE_KINDS.clear()
+    kind = _ABSOLUTE_KINDS[filename] = _classify(filename, os.path.normpath(filename))
+    return kind
+
+
+_ABSOLUTE_KINDS: dict[str, _FileKind] = {}
+
+
+def _classify(filename: str, path: str) -> _FileKind:
+    return _FileKind(
+        user=_is_user_path(filename, path),
+        strict=path.startswith(_STRICT_DIR),
+        torch_nn=path.startswith(_TORCH_NN_DIR),
+        torch=path.startswith(_TORCH_DIR),
+        graphlift=path.startswith(_GRAPHLIFT_DIR),
+    )
 
 
 def user_frame(start: FrameType | None = None) -> FrameType | None:
@@ -128,31 +161,31 @@ def user_frame(start: FrameType | None = None) -> FrameType | None:
     library: FrameType | None = None
     in_torch = False
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if is_user_file(filename):
+        kind = _file_kind(frame.f_code.co_filename)
+        if kind.user:
             return frame
-        path = _absolute(filename)
-        if interpreted is not None and path.startswith(_STRICT_DIR):
+        if interpreted is not None and kind.strict:
             # strict capture: below here the user's code runs in the interpreter
             return interpreted  # type: ignore[no-any-return]
-        if path.startswith(_TORCH_NN_DIR) and library is None:
+        if kind.torch_nn and library is None:
             library = frame
-        if path.startswith(_TORCH_DIR):
+        if kind.torch:
             in_torch = True
-        elif in_torch and library is not None and path.startswith(_GRAPHLIFT_DIR):
+        elif in_torch and library is not None and kind.graphlift:
             return library  # back in graphlift: the code that called the model
         frame = frame.f_back
     return library
 
 
-def _absolute(filename: str) -> str:
-    """``os.path.abspath``, remembered for absolute names (a code object's file,
-    asked for every frame of every recorded node's stack walk)."""
-    return _normalized(filename) if os.path.isabs(filename) else os.path.abspath(filename)
+def _is_user_path(filename: str, path: str) -> bool:
+    if filename.startswith("<"):  # <string>, <frozen ...>, generated code
+        return False
+    if path.startswith(_EXAMPLES_DIR):  # the bundled example models are user code
+        return True
+    if path.startswith((_GRAPHLIFT_DIR, _TORCH_DIR)):
+        return False
+    return path.startswith(_SITE_DIRS) or not path.startswith(_STDLIB_DIR)
 
-
-_normalized = functools.lru_cache(maxsize=4096)(os.path.normpath)
-_STRICT_DIR = os.path.join(_GRAPHLIFT_DIR, "strict")
 
 #: The innermost frame of user code that strict capture is interpreting (it has
 #: ``f_code``, ``f_lineno``, ``f_lasti`` and ``f_back`` like a real frame), or None.

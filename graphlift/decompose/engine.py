@@ -128,6 +128,11 @@ class GraphEngine:
             return None
         return self.nodes.output_arg(self.values[node])
 
+    def body_renames(self, name: str) -> Mapping[str, str]:
+        """Old node name -> new node name inside the program's body ``name``."""
+        replayed = self.nodes._replayed.get(name)
+        return {} if replayed is None else replayed.renamed
+
     def _placeholder(self, node: Node) -> Any:
         value = node.meta.get("val")
         requires_grad = isinstance(value, torch.Tensor) and value.requires_grad

@@ -87,10 +87,12 @@ class ReplayRecorder(Recorder):
         return True, self._wrap_result(node, shadows, device, False)
 
     def record_opaque(
-        self, target: Callable[..., Any], args: Any, kwargs: Any, source: Node
-    ) -> Any:
+        self, target: Callable[..., Any], args: Any, kwargs: Any, source: Node,
+        element_name: str | None = None,
+    ) -> Any:  # fmt: skip
         """Record a call the replay does not look into (a control-flow operator
-        over its bodies) with the result metadata ``source`` had."""
+        over its bodies) with the result metadata ``source`` had; its tuple's
+        elements are ``getitem`` nodes named ``element_name`` when given."""
         original = source.meta.get("val")
         with _disable_current_modes():
             shadows = _shadows(original, None, self.shape_env)
@@ -100,7 +102,7 @@ class ReplayRecorder(Recorder):
         node_kwargs, _ = self._convert(kwargs)
         node = self.record(target, node_args, node_kwargs)
         tensors = original if isinstance(original, tuple) else (original,)
-        return self._wrap_result(node, shadows, tensors[0].device, False)
+        return self._wrap_result(node, shadows, tensors[0].device, False, element_name)
 
 
 def _same_metadata(new: Any, old: Any) -> bool:

@@ -35,20 +35,24 @@ operands, so each gets a placeholder for every value any of them lifted
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import torch
 from torch._dispatch.python import enable_python_dispatcher
+from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._pytree import tree_map
 
 from graphlift.decompose.cache import CallCache
 from graphlift.decompose.recorder import CARRIED_META, ReplayRecorder, in_env, shadow_like
 from graphlift.decompose.table import Decomposition, DecompositionRule
 from graphlift.decompose.zero_one import check_decomposition, excludes_only_failing_sizes
+from graphlift.decompose.zero_one_structure import ConcreteRun
 from graphlift.errors import ConstraintViolationError, InternalError
-from graphlift.ir.graph import Graph
+from graphlift.ir.graph import Graph, candidate_name
 from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node, map_arg
 from graphlift.ir.passes import eliminate_dead_code
@@ -141,6 +145,8 @@ class GraphReplay:
         self.narrowings: list[Narrowing] = []  # kept guards over Dim.AUTO sizes (top level)
         self._pending: dict[Node, ReplayedBody] = {}  # new get_attr -> its replayed body
         self._replayed: dict[str, ReplayedBody] = {}  # a body shared by calls: replayed once
+        # a shared block's call -> the names its new body's nodes take when inlined
+        self.block_names: dict[Node, dict[str, str]] = {}
 
     def child(self, module: GraphModule, label: str) -> GraphReplay:
         """A replay of a body of this graph, sharing recorder, rule and mode."""
@@ -225,16 +231,41 @@ class GraphReplay:
         """The call as it was (same result metadata), over the replayed bodies;
         values the bodies newly lifted are appended to its operands."""
         if node.target is invoke_subgraph:
-            body = getattr(self.module, str(node.args[0].target))  # type: ignore[union-attr]
+            body = getattr(self.module, str(node.args[0].target))
             check_block_layouts(body, args[2])
-        return self._leaf_call(node, finish_call(self, args), kwargs)
+        args = finish_call(self, args)
+        if node.target is invoke_subgraph and self.label is None:
+            return self._block_call(node, args, kwargs)
+        return self._leaf_call(node, args, kwargs)
 
-    def _leaf_call(self, node: Node, args: Any, kwargs: Any) -> Any:
+    def _block_call(self, node: Node, args: Any, kwargs: Any) -> Any:
+        """A shared block's call, recorded as export records one (trace/blocks.py):
+        first the names its body's nodes take when inlined are reserved, in the
+        order the body's replay recorded them, the nodes it then erased as dead
+        too (the names replaying the flat program gives those nodes),
+        then the call, its results named ``block_output``. Inlining the replayed
+        program thus names its nodes, and its module call graph, as the flat one."""
+        graph = self.recorder.graph
+        replayed = self._replayed[str(args[0].target)]
+        kept = {n.name for n in replayed.sub.graph.nodes}
+        reserved = {name: graph.reserve_name(candidate) for name, candidate in replayed.recorded}
+        names = {name: flat for name, flat in reserved.items() if name in kept}
+        result = self._leaf_call(node, args, kwargs, element_name="block_output")
+        call = next(iter(reversed(graph.nodes)))
+        while call.target is not invoke_subgraph:
+            call = call.prev
+        call.meta["inlined_names"] = names
+        self.block_names[node] = names
+        return result
+
+    def _leaf_call(
+        self, node: Node, args: Any, kwargs: Any, element_name: str | None = None
+    ) -> Any:
         """A call recorded whole, with the result metadata it had: a control-flow
         operator, or a leaf function (its fake implementation is not run again)."""
         self.recorder.source = node
         try:
-            return self.recorder.record_opaque(_target(node), args, kwargs, node)
+            return self.recorder.record_opaque(_target(node), args, kwargs, node, element_name)
         finally:
             self.recorder.source = None
 
@@ -255,9 +286,11 @@ class GraphReplay:
                 current = current.next
             constants = {c.name: c.value for c in self.recorder.constants}
             constants.update(self.recorder.subgraphs)  # bodies the decomposition made
+            rerun = partial(decompose_concretely, self.rule, self.recorder.default_device)
             check_decomposition(
-                self.shape_env, node.target, args, kwargs, result, recorded, constants, assumptions
-            )
+                self.shape_env, node.target, args, kwargs, result, recorded, constants,
+                assumptions, rerun,
+            )  # fmt: skip
         return result
 
     def _record_as_before(self, node: Node, args: Any, kwargs: Any) -> tuple[bool, Any]:
@@ -283,6 +316,36 @@ class GraphReplay:
             "decomposition table) or export that dimension as static",
             where=node.meta.get("stack_trace"),
         )
+
+
+def decompose_concretely(
+    rule: Callable[[Any], Decomposition | None], default_device: torch.device, op: Any,
+    args: tuple[Any, ...], kwargs: dict[str, Any], devices: Mapping[int, torch.device],
+) -> ConcreteRun:  # fmt: skip
+    """``op`` decomposed as ``rule`` says on concrete meta tensors (each standing for
+    a tensor on ``devices[id(tensor)]``), into a graph of its own: what a replay
+    of a static program records for this call (``zero_one_structure.py``)."""
+    graph = Graph()
+    recorder = ReplayRecorder(graph, default_device=default_device)
+    mode = DecomposingMode(recorder, rule, None)
+    inputs: dict[int, Node] = {}
+
+    def bind(value: Any) -> Any:
+        if not isinstance(value, torch.Tensor):
+            return value
+        if id(value) not in inputs:
+            node = recorder.new_input(f"arg{len(inputs)}")
+            traced = recorder.bind_input(node, value, device=devices[id(value)])
+            inputs[id(value)] = node
+            return traced
+        return inputs[id(value)].meta["val"]
+
+    with _disable_current_modes():  # the replay's own mode must not record this
+        traced_args, traced_kwargs = tree_map(bind, (args, kwargs))
+        with replaying(mode, symbolic=True):
+            result = op(*traced_args, **traced_kwargs)
+    constants = {c.name: c.value for c in recorder.constants}
+    return ConcreteRun(graph, inputs, result, constants)
 
 
 class BlockLayoutChanged(Exception):
@@ -321,10 +384,14 @@ class Narrowing:
 
 @dataclass
 class ReplayedBody:
-    """A body replayed into ``sub.graph``; ``bodies`` are its own (nested) bodies."""
+    """A body replayed into ``sub.graph``; ``bodies`` are its own (nested) bodies;
+    ``renamed`` maps each old body node's name to the name of the new body node
+    its value became (a shared block's call graph names body values)."""
 
     sub: Subgraph
     bodies: dict[str, GraphModule] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
+    recorded: list[tuple[str, str]] = field(default_factory=list)  # (name, candidate), all
 
 
 def replay_body(parent: GraphReplay, body: GraphModule, label: str) -> ReplayedBody:
@@ -340,8 +407,16 @@ def replay_body(parent: GraphReplay, body: GraphModule, label: str) -> ReplayedB
         replay.replay_nodes(nodes)
         outputs = map_arg(nodes[-1].args[0], replay.values.__getitem__)
         sub.graph.output(tuple(replay.output_arg(value) for value in outputs))
+    recorded = [(n.name, candidate_name(n.op, n.target)) for n in sub.graph.nodes
+                if n.op not in ("placeholder", "output")]  # fmt: skip
     eliminate_dead_code(sub.graph)  # placeholders stay: they are the calling convention
-    return ReplayedBody(sub, {**replay.bodies, **created})
+    kept = set(sub.graph.nodes)
+    renamed = {
+        old.name: value.node.name
+        for old, value in replay.values.items()
+        if isinstance(value, TraceTensor) and value.node in kept
+    }
+    return ReplayedBody(sub, {**replay.bodies, **created}, renamed, recorded)
 
 
 def body_names(module: torch.nn.Module) -> frozenset[str]:

@@ -4,8 +4,9 @@ A decomposition is Python code that records several ops; a 0/1 question it
 asks (``aten.matmul``'s decomposition broadcasts batch dims with
 ``guard_or_false(b == 1)``) shapes the recorded graph, so the per-op metadata
 check of export (``trace/zero_one.py``) does not cover it. Here the question
-is assumed away while the node is decomposed, and then checked the direct
-way: for each assumed symbol at 0 and at 1 (others at their example values),
+is assumed away while the node is decomposed, and then checked: first
+without data (``zero_one_structure.py``: the decomposition run again on
+concrete sizes records the same ops), else the direct way: for each assumed symbol at 0 and at 1 (others at their example values),
 small random inputs of those sizes go through the original op (its real
 kernel) and through the ops just recorded (interpreted), and the results must
 agree. If they do, the decomposition is right at those sizes and needs no
@@ -23,6 +24,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
+from graphlift.decompose.zero_one_structure import Rerun, same_as_concrete
 from graphlift.ir.node import Node, map_arg
 from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic.expr import Scalar, free_symbols
@@ -45,16 +47,21 @@ def check_decomposition(
     recorded: list[Node],
     constants: dict[str, Any],
     assumptions: list[Assumption],
+    rerun: Rerun,
 ) -> None:
     """Guard each assumption the decomposition of ``op`` made that does not hold
-    up numerically at sizes 0 and 1. ``constants`` holds the lifted constants
-    and the control-flow bodies the recorded nodes read, by name."""
-    guard_unless_agreed(
-        env,
-        assumptions,
-        lambda at: _agrees(env, op, args, kwargs, result, recorded, constants, at),
-        per_size=True,
-    )
+    up at sizes 0 and 1. ``constants`` holds the lifted constants and the
+    control-flow bodies the recorded nodes read, by name. Each size is decided
+    structurally first (``rerun`` records the decomposition on concrete inputs,
+    ``zero_one_structure.py``: no data, no kernel); only where that recording
+    differs from the symbolic one do the numbers decide."""
+
+    def agrees(at: dict[str, Scalar]) -> bool:
+        return same_as_concrete(
+            env, op, args, kwargs, result, recorded, constants, at, rerun
+        ) or _agrees(env, op, args, kwargs, result, recorded, constants, at)
+
+    guard_unless_agreed(env, assumptions, agrees, per_size=True)
 
 
 def _agrees(

@@ -30,6 +30,7 @@ from graphlift.export.small_sizes import keep_small_sizes
 from graphlift.export.spec.dynamic_shapes import match_dynamic_shapes
 from graphlift.export.spec.torch_specs import resolve_spec
 from graphlift.ir.graph_module import GraphModule
+from graphlift.pytree.modules import module_input_classes, module_nodes
 
 
 @reports_internal_errors
@@ -125,7 +126,9 @@ def trace_for_export(
     kwargs = dict(kwargs or {})
     if data_dependent not in ("error", "specialize"):
         raise ExportError(f"data_dependent must be 'error' or 'specialize', got {data_dependent!r}")
-    with calling:  # a module's method: its forward points at the method meanwhile
+    # A module among the inputs is a node of its parameters and buffers (pytree/modules.py);
+    # a module's method: its forward points at the method meanwhile.
+    with module_nodes(module_input_classes((args, kwargs))), calling:
         dynamic_shapes, builder = resolve_spec(dynamic_shapes, mod, args, kwargs)
         dim_specs = match_dynamic_shapes(mod.forward, args, kwargs, dynamic_shapes)
         specialize = data_dependent == "specialize"
@@ -155,11 +158,12 @@ def trace_for_export(
 
 def finish_export(traced: Traced, *, draft_report: Any = None) -> ExportedProgram:
     """Assemble the program (with draft_export's report, when there is one) and verify it."""
-    program = _assemble(traced, draft_report)
-    verify(program)
-    builder = traced.builder
-    if builder is not None and hasattr(builder, "verify"):
-        builder.verify(program)  # AdditionalInputs: every example passes the input checks
+    with module_nodes(module_input_classes((traced.args, traced.kwargs))):
+        program = _assemble(traced, draft_report)
+        verify(program)
+        builder = traced.builder
+        if builder is not None and hasattr(builder, "verify"):
+            builder.verify(program)  # AdditionalInputs: every example passes the input checks
     return program
 
 

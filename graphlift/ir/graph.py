@@ -28,6 +28,7 @@ from graphlift.ir.node import (
     Node,
     Target,
     describe_target,
+    iter_nodes,
     map_aggregate,
     map_arg,
 )
@@ -177,7 +178,7 @@ class Graph:
             raise GraphError(f"unknown opcode {op!r}; a node's op is one of {', '.join(OPCODES)}")
         # A node of another graph is accepted here, as torch.fx does, so that
         # copying loops can fix arguments up afterwards; lint() reports any left.
-        for used in _nodes_in(args, kwargs):
+        for used in iter_nodes((args, kwargs)):
             if used._erased:
                 raise GraphError(f"node {used.name!r} was erased and cannot be an argument")
         unique = self._namespace.create_name(name or candidate_name(op, target))
@@ -407,12 +408,6 @@ def format_source_comment(stack_trace: str) -> str:
     location, _, code = stack_trace.partition("\n")
     code = code.strip()
     return f"# File: {location}, code: {code}" if code else f"# File: {location}"
-
-
-def _nodes_in(args: Any, kwargs: Any) -> list[Node]:
-    found: list[Node] = []
-    map_arg((args, kwargs), found.append)
-    return found
 
 
 class _NodeRef:

@@ -5,11 +5,19 @@ graph refers to (copied by qualified name from the root it was built from).
 Each instance gets its own subclass so that ``recompile()`` can install the
 generated ``forward`` on the class, where ``nn.Module.__call__`` looks for it,
 without touching other instances.
+
+Setting ``graph`` defers code generation until ``forward`` or ``code`` is first
+read (as torch.fx's ``_LazyGraphModule`` does): most programs an export makes
+are never run as Python (the exported program's own module, shared block
+bodies), and generating and compiling their code was a tenth of a static
+export. The code then reflects the graph when first read; an explicit
+``recompile()`` generates at once.
 """
 
 from __future__ import annotations
 
 import copy
+import weakref
 from typing import Any
 
 import torch
@@ -42,6 +50,7 @@ class GraphModule(torch.nn.Module):
         super().__init__()
         type(self).__name__ = type(self).__qualname__ = class_name
         self.meta: dict[str, Any] = {}
+        self._code: str | None = None
         if isinstance(root, torch.nn.Module):
             self.training = root.training
             for target in _referenced_attributes(graph):
@@ -67,11 +76,16 @@ class GraphModule(torch.nn.Module):
     def graph(self, graph: Graph) -> None:
         self._graph = graph
         graph.owning_module = self
-        self.recompile()
+        self._code = None
+        own_class: Any = type(self)  # this instance's own class
+        own_class.forward = _COMPILE_ON_FIRST_READ
+        own_class._instance = weakref.ref(self)
 
     @property
     def code(self) -> str:
         """The Python source of ``forward``."""
+        if self._code is None:
+            return self.recompile().src
         return self._code
 
     def recompile(self) -> PythonCode:
@@ -83,7 +97,7 @@ class GraphModule(torch.nn.Module):
 
     def print_readable(self, print_output: bool = True) -> str:
         """The module as a class definition with its generated forward."""
-        body = "".join(f"    {line}\n" for line in self._code.splitlines())
+        body = "".join(f"    {line}\n" for line in self.code.splitlines())
         text = f"class {type(self).__name__}(torch.nn.Module):\n{body}"
         if print_output:
             print(text)
@@ -150,7 +164,29 @@ class GraphModule(torch.nn.Module):
         return (_rebuild, (base, type(self).__name__, state))
 
     def __str__(self) -> str:
-        return f"{super().__str__()}\n\n{self._code}"
+        return f"{super().__str__()}\n\n{self.code}"
+
+
+class _CompileOnFirstRead:
+    """The class's ``forward`` until it is first read, on the instance or on its
+    own class (tracers read ``type(module).forward``): reading it generates the
+    code (``recompile`` installs the real ``forward`` on the class) and returns
+    the real one, so calls, ``inspect.signature`` and subclasses' wrappers all
+    see generated code."""
+
+    def __get__(self, instance: GraphModule | None, owner: type) -> Any:
+        module = instance
+        if module is None:
+            reference = owner.__dict__.get("_instance")
+            module = reference() if reference is not None else None
+        if module is None:
+            return self
+        module.recompile()
+        compiled: Any = owner if instance is None else instance
+        return compiled.forward
+
+
+_COMPILE_ON_FIRST_READ = _CompileOnFirstRead()
 
 
 def _rebuild(base: type[GraphModule], class_name: str, state: dict[str, Any]) -> GraphModule:

@@ -113,6 +113,21 @@ def map_aggregate(arg: Argument, fn: Callable[[Any], Any]) -> Argument:
     return fn(arg)
 
 
+def frozen(arg: Argument) -> Argument:
+    """``arg`` with its lists and dicts made immutable (``map_aggregate`` with the
+    identity, without a call per leaf: it runs for every node made)."""
+    if isinstance(arg, tuple):
+        items = tuple(frozen(a) for a in arg)
+        return type(arg)(*items) if hasattr(arg, "_fields") else items
+    if isinstance(arg, list):
+        return ImmutableList(frozen(a) for a in arg)
+    if isinstance(arg, dict):
+        return ImmutableDict((k, frozen(v)) for k, v in arg.items())
+    if isinstance(arg, slice):
+        return slice(frozen(arg.start), frozen(arg.stop), frozen(arg.step))
+    return arg
+
+
 def map_arg(arg: Argument, fn: Callable[[Node], Any]) -> Argument:
     """Apply ``fn`` to every Node inside a nested argument."""
     return map_aggregate(arg, lambda a: fn(a) if isinstance(a, Node) else a)
@@ -191,8 +206,8 @@ class Node:
     def _set_arguments(self, args: tuple[Argument, ...], kwargs: dict[str, Argument]) -> None:
         for old in self._input_nodes:
             old.users.pop(self, None)
-        self._args = map_aggregate(tuple(args), lambda a: a)
-        self._kwargs = map_aggregate(dict(kwargs), lambda a: a)
+        self._args = frozen(tuple(args))
+        self._kwargs = frozen(dict(kwargs))
         self._input_nodes = dict.fromkeys(iter_nodes((self._args, self._kwargs)))
         for new in self._input_nodes:
             new.users[self] = None

@@ -29,6 +29,10 @@ spec == spec (fresh)     1.2 µs      0.4 µs
 flatten_matching            -        3.9 µs
 =====================  ==========  ==========
 
+A module passed as an input is a node of its parameters and buffers, its
+non-tensor state part of the spec (``modules.py``); which module classes are
+nodes is scoped (``module_nodes``), so nothing changes for other programs.
+
 tuple, list and dict take a fast path; the registry is looked up only for other
 types. Contexts of dict-like nodes are tuples (torch uses lists) so a spec is
 hashable; :func:`to_torch_spec` / :func:`from_torch_spec` convert.
@@ -37,6 +41,7 @@ hashable; :func:`to_torch_spec` / :func:`from_torch_spec` convert.
 from torch.utils._pytree import GetAttrKey, MappingKey, SequenceKey
 
 from graphlift.pytree.data import spec_from_data, spec_to_data
+from graphlift.pytree.modules import module_input_classes, module_nodes
 from graphlift.pytree.registry import (
     from_torch_spec,
     register_dataclass,
@@ -52,6 +57,7 @@ from graphlift.pytree.tree import (
     flatten_matching,
     is_leaf_value,
     keystr,
+    module_classes_of,
     tree_flatten,
     tree_flatten_with_path,
     tree_leaves,
@@ -72,6 +78,9 @@ __all__ = [
     "from_torch_spec",
     "is_leaf_value",
     "keystr",
+    "module_classes_of",
+    "module_input_classes",
+    "module_nodes",
     "register_dataclass",
     "register_namedtuple",
     "spec_from_data",

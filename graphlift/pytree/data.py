@@ -10,6 +10,7 @@ from typing import Any
 import torch.utils._pytree as torch_pytree
 
 from graphlift.errors import PytreeError
+from graphlift.pytree.modules import ModuleState
 from graphlift.pytree.tree import _DICT_LIKE, LEAF, TreeSpec, _describe, _keys, _short, _type_name
 
 # --- specs as plain data ------------------------------------------------------------
@@ -36,6 +37,12 @@ def spec_to_data(spec: TreeSpec) -> dict[str, Any]:
     """
     if spec.is_leaf():
         return dict(_LEAF_DATA, children_spec=[])
+    if isinstance(spec.context, ModuleState):
+        raise PytreeError(
+            f"a {_type_name(spec.type)} passed as an input cannot be saved: the program checks "
+            "its non-tensor state against the example module's, which an archive cannot "
+            "hold (pass the module's tensors as inputs instead)"
+        )
     return {
         "type": _serialized_name(spec.type),
         "context": _dump_context(spec),

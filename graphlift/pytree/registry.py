@@ -11,6 +11,7 @@ from typing import Any
 import torch.utils._pytree as torch_pytree
 
 from graphlift.errors import PytreeError
+from graphlift.pytree.modules import ModuleState
 from graphlift.pytree.tree import LEAF, TreeSpec, _type_name
 
 # --- registration -------------------------------------------------------------------
@@ -64,6 +65,12 @@ def to_torch_spec(spec: TreeSpec) -> torch_pytree.TreeSpec:
     """The equal ``torch.utils._pytree.TreeSpec`` (dict-like contexts become lists)."""
     if spec.is_leaf():
         return torch_pytree.treespec_leaf()
+    if isinstance(spec.context, ModuleState):
+        raise PytreeError(
+            f"a {_type_name(spec.type)} passed as an input has no torch TreeSpec that checks "
+            "its non-tensor state (torch's compares only its class); pass the module's "
+            "tensors as inputs instead"
+        )
     context = spec.context
     if spec.type in (dict, OrderedDict):
         context = list(context)

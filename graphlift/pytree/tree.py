@@ -13,6 +13,13 @@ import torch.utils._pytree as torch_pytree
 from torch.utils._pytree import GetAttrKey, MappingKey, SequenceKey
 
 from graphlift.errors import PytreeError
+from graphlift.pytree.modules import (
+    ModuleState,
+    current_module_classes,
+    flatten_module,
+    module_nodes,
+    unflatten_module,
+)
 
 KeyPath = tuple[Any, ...]
 """A path to a leaf: torch's key entries (``SequenceKey``, ``MappingKey``, ``GetAttrKey``)."""
@@ -137,6 +144,9 @@ def _format_spec(spec: TreeSpec) -> str:
     if kind is namedtuple:
         fields = ", ".join(f"{name}={child}" for name, child in zip(context._fields, children))
         return f"{_type_name(context)}({fields})"
+    if isinstance(context, ModuleState):
+        pairs = ", ".join(f"{name!r}: {child}" for name, child in zip(context.names, children))
+        return f"{_type_name(kind)}({{{pairs}}})"
     if _is_key_list(context, len(children)):
         return (
             f"{_type_name(kind)}(" + ", ".join(f"{k}={c}" for k, c in zip(context, children)) + ")"
@@ -168,7 +178,7 @@ def _node_type(cls: type) -> Any:
     """The registry key for values of ``cls``, or None if they are leaves."""
     if _is_namedtuple_class(cls):
         return namedtuple
-    return cls if cls in _NODES else None
+    return cls if cls in _NODES or cls in current_module_classes() else None
 
 
 def is_leaf_value(value: Any) -> bool:
@@ -210,6 +220,8 @@ def _flatten_node(kind: Any, value: Any) -> tuple[list[Any], Any]:
     builtin = _BUILTIN_FLATTEN.get(kind)
     if builtin is not None:
         return builtin(value)
+    if kind not in torch_pytree.SUPPORTED_NODES:  # a module input (modules.py)
+        return flatten_module(value)
     children, context = torch_pytree.SUPPORTED_NODES[kind].flatten_fn(value)
     return list(children), context
 
@@ -223,10 +235,10 @@ def tree_flatten(tree: Any, is_leaf: IsLeaf = None) -> tuple[list[Any], TreeSpec
     ``is_leaf(value)`` returning True makes ``value`` a leaf even if it is a node.
     """
     leaves: list[Any] = []
-    return leaves, _flatten(tree, leaves, is_leaf)
+    return leaves, _flatten(tree, leaves, is_leaf, current_module_classes())
 
 
-def _flatten(tree: Any, leaves: list[Any], is_leaf: IsLeaf) -> TreeSpec:
+def _flatten(tree: Any, leaves: list[Any], is_leaf: IsLeaf, modules: frozenset[type]) -> TreeSpec:
     if is_leaf is not None and is_leaf(tree):
         leaves.append(tree)
         return LEAF
@@ -239,11 +251,13 @@ def _flatten(tree: Any, leaves: list[Any], is_leaf: IsLeaf) -> TreeSpec:
     else:
         kind = namedtuple if _is_namedtuple_class(cls) else cls if cls in _NODES else None
         if kind is None:
-            leaves.append(tree)
-            return LEAF
+            if not modules or cls not in modules:
+                leaves.append(tree)
+                return LEAF
+            kind = cls
         children, context = _flatten_node(kind, tree)
     start = len(leaves)
-    specs = tuple([_flatten(child, leaves, is_leaf) for child in children])
+    specs = tuple([_flatten(child, leaves, is_leaf, modules) for child in children])
     return _make_spec(kind, context, specs, len(leaves) - start)
 
 
@@ -265,6 +279,8 @@ def _unflatten(spec: TreeSpec, leaves: Iterator[Any]) -> Any:
     builtin = _BUILTIN_UNFLATTEN.get(kind)
     if builtin is not None:
         return builtin(children, spec.context)
+    if isinstance(spec.context, ModuleState):
+        return unflatten_module(children, spec.context)
     node = torch_pytree.SUPPORTED_NODES.get(kind)
     if node is None:
         raise PytreeError(
@@ -289,8 +305,14 @@ def flatten_matching(tree: Any, spec: TreeSpec, *, root: str = "inputs") -> list
 
     Raises :class:`PytreeError` naming the first differing path (prefixed with
     ``root``) otherwise. This is the check ``ep.module()`` runs on every call.
+    A module input of a class ``spec`` flattens as a module is matched as one.
     """
     leaves, actual = tree_flatten(tree)
+    if actual != spec:
+        classes = module_classes_of(spec)
+        if classes:
+            with module_nodes(classes):
+                return flatten_matching(tree, spec, root=root)
     if actual != spec:  # dicts match by key, as in a call: {"b":..., "a":...} fits {"a", "b"}
         leaves, actual = tree_flatten(_in_key_order(tree, spec))
     if actual != spec:
@@ -300,6 +322,18 @@ def flatten_matching(tree: Any, spec: TreeSpec, *, root: str = "inputs") -> list
             f"{where}: {problem} (the structure differs from the exported program's)", path=where
         )
     return leaves
+
+
+def module_classes_of(spec: TreeSpec) -> frozenset[type]:
+    """The classes of the module nodes in ``spec`` not yet flattened as nodes."""
+    found: set[type] = set()
+    stack = [spec]
+    while stack:
+        node = stack.pop()
+        if isinstance(node.context, ModuleState):
+            found.add(node.type)
+        stack.extend(node.children)
+    return frozenset(found - current_module_classes())
 
 
 def _in_key_order(tree: Any, spec: TreeSpec) -> Any:
@@ -352,6 +386,9 @@ def _keyed_children(kind: Any, tree: Any) -> list[tuple[Any, Any]]:
         return [(MappingKey(key), child) for key, child in tree.items()]
     if kind is namedtuple:
         return [(GetAttrKey(name), getattr(tree, name)) for name in tree._fields]
+    if kind not in torch_pytree.SUPPORTED_NODES:  # a module input
+        leaves, state = flatten_module(tree)
+        return [(MappingKey(name), leaf) for name, leaf in zip(state.names, leaves)]
     node = torch_pytree.SUPPORTED_NODES[kind]
     if node.flatten_with_keys_fn is not None:
         return list(node.flatten_with_keys_fn(tree)[0])
@@ -368,6 +405,8 @@ def _child_keys(spec: TreeSpec) -> list[Any]:
         return [MappingKey(key) for key in context[1]]
     if kind is namedtuple:
         return [GetAttrKey(name) for name in context._fields]
+    if isinstance(context, ModuleState):
+        return [MappingKey(name) for name in context.names]
     positional: list[Any] = [SequenceKey(index) for index in range(len(spec.children))]
     if kind in (tuple, list):
         return positional
@@ -431,6 +470,8 @@ def _node_difference(expected: TreeSpec, actual: TreeSpec) -> str | None:
         )
     if kind is namedtuple and expected.context is not actual.context:
         return plain
+    if isinstance(expected.context, ModuleState) and isinstance(actual.context, ModuleState):
+        return expected.context.difference(actual.context)
     if kind in (tuple, list, namedtuple):
         return None if len(expected.children) == len(actual.children) else plain
     if expected.context == actual.context and len(expected.children) == len(actual.children):

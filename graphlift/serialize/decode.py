@@ -70,7 +70,7 @@ def decode_program(
     data = Data(program, "program").fields(_PROGRAM_KEYS)
     _check_version(data, version)
     storages = StorageReader(data["storages"], tensors)
-    result = decode_body(data, storages, limits)
+    result = decode_body(data, storages, limits, version)
     storages.check_all_used()
     return result
 
@@ -88,7 +88,7 @@ def decode_package(
         key = name.str()
         if not is_entry_name(key) or key in methods:
             raise name.fail(f"method name {key[:40]!r} is not a new identifier")
-        methods[key] = decode_body(body.fields(_BODY_KEYS), storages, limits)
+        methods[key] = decode_body(body.fields(_BODY_KEYS), storages, limits, version)
     storages.check_all_used()
     return methods
 
@@ -98,11 +98,16 @@ def _check_version(data: Data, version: int) -> None:
         raise data["schema_version"].fail(f"does not match the archive's version entry {version}")
 
 
-def decode_body(data: Data, storages: StorageReader, limits: Limits) -> ExportedProgram:
-    """One program from its JSON fields, its tensors read through ``storages``."""
+def decode_body(
+    data: Data, storages: StorageReader, limits: Limits, version: int
+) -> ExportedProgram:
+    """One program from its JSON fields (of schema ``version``), its tensors read
+    through ``storages``."""
     read_expr = ExprReader(limits.max_expression_chars)
     env_data = data["shape_env"]
-    shape_env = None if env_data.value is None else shape_env_from_data(env_data, read_expr)
+    shape_env = (
+        None if env_data.value is None else shape_env_from_data(env_data, read_expr, version)
+    )
     state_dict = {key: storages.decode(item) for key, item in data["state_dict"].entries()}
     constants = {key: storages.decode(item) for key, item in data["constants"].entries()}
     example_inputs = _example_inputs(

@@ -63,8 +63,8 @@ def encode_body(ep: ExportedProgram, storages: StorageWriter) -> dict[str, Any]:
     state = {k: storages.encode(v, f"state_dict[{k!r}]") for k, v in ep.state_dict.items()}
     constants = {k: storages.encode(v, f"constants[{k!r}]") for k, v in ep.constants.items()}
     try:
+        call_graph = [_call_entry(entry) for entry in ep.module_call_graph]  # structure first
         example_inputs = _example_inputs(ep.example_inputs, storages)
-        call_graph = [_call_entry(entry) for entry in ep.module_call_graph]
     except PytreeError as error:
         raise SerializationError(
             f"cannot save the program's input/output structure: {error}"

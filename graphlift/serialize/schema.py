@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Each version with the date it was introduced and what changed.
 CHANGELOG: dict[int, tuple[str, str]] = {
@@ -34,6 +34,12 @@ CHANGELOG: dict[int, tuple[str, str]] = {
         "nodes with typed arguments and meta; ops by qualified name and overload; "
         "signature kinds by name; shape env symbols, ranges, replacements, facts, "
         "guards and runtime asserts as Python expression text), storages in safetensors.",
+    ),
+    2: (
+        "2026-12-07",
+        "The shape env's `auto` field: the symbols of dims declared Dim.AUTO, so a loaded "
+        "program's run_decompositions narrows them (announced) as its source's would. "
+        "Version-1 archives load with no AUTO dims (a narrowing is refused, as before).",
     ),
 }
 

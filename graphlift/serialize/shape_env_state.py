@@ -45,14 +45,17 @@ SAFE_SOURCE = re.compile(
 #: the symbols, and the rest are export-time only: where unbacked symbols came
 #: from (for DataDependentError messages while tracing), and the example-data
 #: decisions of data_dependent="specialize" (draft_export's report). ``auto``
-#: (which dims were Dim.AUTO) is not saved either, yet: a loaded program's dims
-#: count as named, so its run_decompositions refuses a narrowing instead of
-#: announcing it (the conservative side; saving it needs a schema version).
+#: (which dims were Dim.AUTO) is saved since schema version 2, so a loaded
+#: program's run_decompositions narrows (and announces) where its source's
+#: would; a version-1 archive has none, and its dims count as named (the
+#: conservative side: a narrowing is refused instead).
 SAVED_FIELDS = frozenset({
     "backed_size_oblivious", "symbols", "ranges", "size_like", "replacements", "pinned",
-    "facts", "guards", "runtime_asserts", "counts",
+    "facts", "guards", "runtime_asserts", "counts", "auto",
 })  # fmt: skip
-UNSAVED_FIELDS = frozenset({"hints", "origins", "data_specializations", "example_values", "auto"})
+UNSAVED_FIELDS = frozenset({"hints", "origins", "data_specializations", "example_values"})
+#: The first schema version whose shape env says which symbols are ``Dim.AUTO`` dims.
+AUTO_SINCE_VERSION = 2
 
 
 def expr_text(expr: Expr) -> str:
@@ -110,6 +113,7 @@ def shape_env_to_data(env: ShapeEnv) -> dict[str, Any]:
         "guards": [_fact_record(g) for g in state.guards],
         "runtime_asserts": [_fact_record(a) for a in state.runtime_asserts],
         "counts": dict(state.counts),
+        "auto": sorted(state.auto),
     }
 
 
@@ -151,9 +155,11 @@ def location_to_data(where: SourceLocation | None) -> Any:
 # --- loading ---------------------------------------------------------------------------
 
 
-def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
+def shape_env_from_data(data: Data, read_expr: ExprReader, version: int) -> ShapeEnv:
+    """The env an archive of schema ``version`` describes."""
+    saved_auto = ("auto",) if version >= AUTO_SINCE_VERSION else ()
     data.fields(("backed_size_oblivious", "symbols", "ranges", "size_like", "replacements",
-                 "pinned", "facts", "guards", "runtime_asserts", "counts"))  # fmt: skip
+                 "pinned", "facts", "guards", "runtime_asserts", "counts", *saved_auto))  # fmt: skip
     symbols = _symbols_from_data(data["symbols"])
     known = {info.name for info in symbols}
     ranges = tuple(
@@ -189,6 +195,9 @@ def shape_env_from_data(data: Data, read_expr: ExprReader) -> ShapeEnv:
         guards=(),
         runtime_asserts=(),
         counts=tuple((key, counts[key].int()) for key in ("s", "u", "uf")),
+        auto=frozenset(
+            _known(known, i.str(), i) for i in (data["auto"].items() if saved_auto else ())
+        ),
     )
     _check_known_symbols(state, known, data)
     # Guard code is printed again from each expression by an env that knows the symbols.

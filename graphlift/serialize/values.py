@@ -209,7 +209,7 @@ def _shadow(
             return torch.empty_strided(sizes, strides, dtype=dtype, device="meta")
         extent = offset + 1
         for size, stride in zip(sizes, strides):
-            extent = extent + torch.sym_max(size - 1, 0) * stride
+            extent = extent + torch.sym_max(size - 1, 0) * stride  # type: ignore[no-untyped-call]
         base = torch.empty_strided((extent,), (1,), dtype=dtype, device="meta")
         return base.as_strided(sizes, strides, offset)
 

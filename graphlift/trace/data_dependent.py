@@ -33,6 +33,7 @@ from graphlift.symbolic import ShapeEnv
 from graphlift.symbolic import algebra as E
 from graphlift.symbolic.decide import bound
 from graphlift.symbolic.expr import as_symbol, free_symbols
+from graphlift.trace.profiled_ops import needs_profile, profiled_call
 from graphlift.trace.recorder import Recorder
 from graphlift.trace.tensor import TraceTensor
 from graphlift.trace.zero_one import check_assumptions
@@ -304,7 +305,7 @@ def slice_tensor(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dic
         elif _known(env, first >= last):
             sizes[dim] = 0
         else:
-            sizes[dim] = (torch.sym_max(last - first, 0) + step - 1) // step
+            sizes[dim] = (torch.sym_max(last - first, 0) + step - 1) // step  # type: ignore[no-untyped-call]
         if first is None:
             offset: Any = _offset(env)
         else:
@@ -348,9 +349,9 @@ def _slice_index(env: ShapeEnv, size: Any, index: Any) -> Any:
     if _known(env, index > size):
         return size
     if _known(env, index >= 0):
-        return torch.sym_min(index, size)
+        return torch.sym_min(index, size)  # type: ignore[no-untyped-call]
     if _known(env, index < 0):
-        return torch.sym_max(index + size, 0)
+        return torch.sym_max(index + size, 0)  # type: ignore[no-untyped-call]
     return None
 
 
@@ -397,7 +398,10 @@ def custom_op(recorder: Recorder, op: Any, args: tuple[Any, ...], kwargs: dict[s
     """A ``torch.library`` op: its fake implementation computes the result
     metadata, with a context whose ``new_dynamic_size()`` makes unbacked sizes
     (its meta kernel would refuse ``get_ctx()``). Without a fake
-    implementation, the op's own meta kernel is used as for ATen ops."""
+    implementation, the op's own meta kernel is used as for ATen ops (with
+    neither, draft_export runs it on the example data: trace/profiled_ops.py)."""
+    if needs_profile(recorder, op):  # draft_export: from a real run (profiled_ops.py)
+        return profiled_call(recorder, op, args, kwargs)
     entry = simple_registry.singleton.find(op._schema.name)
     kernel = entry.fake_impl.kernel
     if kernel is None:

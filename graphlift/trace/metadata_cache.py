@@ -167,8 +167,11 @@ def describe(value: Any, tensors: list[torch.Tensor]) -> Hashable:
         shared = next((i for i, t in enumerate(tensors) if t.untyped_storage()._cdata == storage),
                       None)  # fmt: skip
         tensors.append(value)
-        return ("T", shared, _sizes(value.shape), _sizes(value.stride()),
-                _size(value.storage_offset()), value.dtype, value.device, value.layout,
+        if value._has_symbolic_sizes_strides:
+            geometry = (_sizes(value.shape), _sizes(value.stride()), _size(value.storage_offset()))
+        else:  # plain ints: nothing to convert
+            geometry = (tuple(value.shape), value.stride(), value.storage_offset())
+        return ("T", shared, *geometry, value.dtype, value.device, value.layout,
                 value.is_conj(), value.is_neg(), value.requires_grad)  # fmt: skip
     if isinstance(value, _SYMBOLIC):
         return (type(value), value.node.symbolic_expr)

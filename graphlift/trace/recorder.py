@@ -397,15 +397,18 @@ class Recorder:
         return self._wrap_result(node, result, device, requires_grad)
 
     def _wrap_result(
-        self, node: Node, result: Any, device: torch.device, requires_grad: bool
-    ) -> Any:
+        self, node: Node, result: Any, device: torch.device, requires_grad: bool,
+        element_name: str | None = None,
+    ) -> Any:  # fmt: skip
         if isinstance(result, torch.Tensor):
             return self.wrap(result, node, device, requires_grad)
         if isinstance(result, tuple | list):
             items = []
             for index, item in enumerate(result):
                 if isinstance(item, torch.Tensor):
-                    element = self.graph.call_function(getitem, (node, index))
+                    element = self.graph.create_node(
+                        "call_function", getitem, (node, index), name=element_name
+                    )
                     element.meta.update({k: v for k, v in node.meta.items() if k != "val"})
                     items.append(self.wrap(item, element, device, requires_grad))
                 else:

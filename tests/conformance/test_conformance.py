@@ -73,17 +73,7 @@ def compare(expected: dict[str, Any], got: Observation, error: BaseException | N
 
 #: Cases where graphlift still differs from torch.export and should not (issue #15's
 #: open gaps). Strict xfails: a fix makes the test pass and asks to remove the entry.
-KNOWN_GAPS: dict[str, str] = {
-    "callable-input": "a module passed as an input is refused. torch flattens it as a pytree "
-    "node of its parameters and buffers (register_module_as_pytree_input_node) and at run "
-    "time compares only its class, not its other state (ReLU(inplace=True) would pass); "
-    "graphlift's pytree has no such node, and a sound one must also check the module's "
-    "non-tensor state (or its identity) in module()'s input checks",
-    "draft-custom-op-no-fake": "draft_export does not infer a fake kernel from a real run of "
-    "the custom op. torch runs the op on the example inputs and fakes outputs of the same "
-    "sizes; a sound version must also specialize the op's input sizes and check the op's "
-    "output sizes at run time, since they may depend on values",
-}
+KNOWN_GAPS: dict[str, str] = {}
 
 
 def _graphlift_param(name: str) -> Any:

@@ -11,6 +11,7 @@ their code reads must get their own trace, never a wrong reuse.
 from __future__ import annotations
 
 import functools
+import io
 import pickle
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from torch.fx.passes.shape_prop import ShapeProp
 import graphlift as gl
 from graphlift.errors import ExportError
 from graphlift.examples.tiny_gpt import make_example
+from graphlift.export import ConstantArgument
 from graphlift.interop import from_fx, to_fx
 from graphlift.trace.control_flow import invoke_subgraph
 from tests.export.test_golden_programs import CASES as GOLDEN_CASES
@@ -331,6 +333,48 @@ def test_decomposition_replays_the_body_once() -> None:
         torch.testing.assert_close(core.inline_subgraphs().module()(x), model(x))
 
 
+def named_values(ep: gl.ExportedProgram) -> list[tuple[str, list[str]]]:
+    """Each call graph entry's module path and what its inputs and outputs name:
+    the shape of the graph value, "-" for a constant, "" for a value no longer
+    computed."""
+    values = {node.name: node.meta.get("val") for node in ep.graph.nodes}
+    return [
+        (
+            entry.fqn,
+            [
+                "-" if isinstance(arg, ConstantArgument) else
+                str(getattr(values.get(arg.name), "shape", values.get(arg.name, "")))
+                for arg in (*entry.inputs, *entry.outputs)
+            ],
+        )
+        for entry in ep.module_call_graph
+    ]  # fmt: skip
+
+
+def test_decomposition_keeps_the_call_graph_names_inside_bodies() -> None:
+    """The module call graph names values computed inside a body (``layers.3.linear``'s
+    output) by their inlined names; the body is replayed into new nodes, whose
+    names the decomposed program reserves again, so no name is lost ("") or left
+    pointing at another value, and inlining gives the flat decomposition's names."""
+    model = stack(5)
+    reused = check(model)
+    flat = gl.export(model, (torch.randn(2, 8),), dynamic_shapes=SPEC, reuse_blocks=False)
+    core, flat_core = reused.run_decompositions(), flat.run_decompositions()
+    assert calls(core) == calls(reused) >= 2
+    inner = {e.fqn: e for e in core.module_call_graph}["layers.4.linear"]
+    assert all(arg.name for arg in (*inner.inputs, *inner.outputs))
+    assert core.inline_subgraphs().module_call_graph == flat_core.module_call_graph
+    assert printout(core.inline_subgraphs()) == printout(flat_core)
+    assert named_values(core.inline_subgraphs()) == named_values(flat_core)
+    archive = io.BytesIO()
+    gl.save(core, archive)  # loading checks every name the call graph uses
+    assert gl.load(io.BytesIO(archive.getvalue())).module_call_graph == core.module_call_graph
+    unflattened = gl.unflatten(core)
+    for shape in SHAPES:
+        x = torch.randn(*shape)
+        torch.testing.assert_close(unflattened(x), model(x))
+
+
 def test_to_fx_and_unflatten_run_the_bodies() -> None:
     model = stack(4)
     ep = check(model)
@@ -411,8 +455,13 @@ def test_golden_programs_inline_to_their_flat_export(
     assert calls(flat) == 0
     assert printout(reused.inline_subgraphs()) == printout(flat)
     assert reused.inline_subgraphs().module_call_graph == flat.module_call_graph
+    flat_core = flat.run_decompositions()
     core = reused.inline_subgraphs().run_decompositions()
-    assert printout(core) == printout(flat.run_decompositions())
+    assert printout(core) == printout(flat_core)
+    # decomposed with its bodies, the call graph names the values as the flat one's
+    assert reused.run_decompositions().inline_subgraphs().module_call_graph == (
+        flat_core.module_call_graph
+    )
 
 
 def test_the_golden_tiny_gpt_programs_do_share_a_body() -> None:

@@ -23,7 +23,7 @@ from torch import nn
 import graphlift as gl
 from graphlift.trace.control_flow import invoke_subgraph
 from tests.export.test_golden_programs import printout
-from tests.export.test_reuse_blocks import bodies, called, calls
+from tests.export.test_reuse_blocks import bodies, called, calls, named_values
 from tests.zoo.models import CASES as ZOO_CASES
 
 VOCAB = 128
@@ -151,6 +151,9 @@ def test_decomposed_reused_program_equals_eager(name: str) -> None:
     model = make().eval()
     core = gl.export(model, inputs(*SHAPES[0]), dynamic_shapes=spec).run_decompositions()
     assert len(bodies(core)) == distinct
+    # the call graph names the values inside bodies as the flat decomposition does
+    flat = gl.export(model, inputs(*SHAPES[0]), dynamic_shapes=spec, reuse_blocks=False)
+    assert named_values(core.inline_subgraphs()) == named_values(flat.run_decompositions())
     for shape in SHAPES:
         args = inputs(*shape)
         with torch.no_grad():

@@ -142,3 +142,52 @@ def test_cse_leaves_graphs_with_mutation_alone() -> None:
     assert eliminate_common_subexpressions(g) == 0
     gm = gl.GraphModule(torch.nn.Module(), g)
     torch.testing.assert_close(gm(torch.zeros(2)), torch.zeros(2))
+
+
+def _counting_codegen(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    generate = gl.Graph.python_code
+
+    def counted(graph: gl.Graph, root_module: str) -> object:
+        calls.append(1)
+        return generate(graph, root_module)
+
+    monkeypatch.setattr(gl.Graph, "python_code", counted)
+    return calls
+
+
+def test_code_is_generated_when_first_read_not_when_built(monkeypatch) -> None:
+    calls = _counting_codegen(monkeypatch)
+    model = Block()
+    ep = gl.export(model, (torch.randn(3, 2, 8),))
+    assert calls == []  # building the program generated no Python
+    code = ep.graph_module.code
+    assert len(calls) == 1 and "def forward(self, " in code
+    assert ep.graph_module.code == code and len(calls) == 1  # generated once
+    x = torch.randn(3, 2, 8)
+    torch.testing.assert_close(ep.module()(x)["out"], model(x)["out"])
+
+
+def test_forward_read_from_the_class_is_the_generated_one() -> None:
+    g = gl.Graph()
+    x, y = g.placeholder("x"), g.placeholder("y")
+    g.output(g.call_function(operator.mul, (x, y)))
+    gm = gl.GraphModule(torch.nn.Module(), g)
+    forward = type(gm).forward  # what tracers read: the generated function
+    assert forward.__code__.co_varnames[: forward.__code__.co_argcount] == ("self", "x", "y")
+    other = gl.GraphModule(torch.nn.Module(), copy.deepcopy(g))  # one class per instance
+    assert other.forward.__func__ is type(other).forward is not forward
+    assert gm(torch.tensor(2.0), torch.tensor(3.0)) == 6.0
+
+
+def test_graph_edited_before_first_read_is_the_code_generated() -> None:
+    g = gl.Graph()
+    x = g.placeholder("x")
+    out = g.output(g.call_function(torch.sin, (x,)))
+    gm = gl.GraphModule(torch.nn.Module(), g)
+    with g.inserting_before(out):
+        cos = g.call_function(torch.cos, (x,))
+    out.args = (cos,)
+    assert "torch.cos" in gm.code and "torch.sin" in gm.code
+    gm.recompile()  # explicit recompile still regenerates at once
+    torch.testing.assert_close(gm(torch.zeros(2)), torch.ones(2))

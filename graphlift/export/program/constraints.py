@@ -12,13 +12,14 @@ those changes are returned as the program's ``specializations``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from graphlift.errors import ConstraintViolationError, Violation
-from graphlift.export.program.narrowing import GuardTable, Refusal
+from graphlift.export.program.narrowing import SMALL_RANGE, GuardTable, Refusal
 from graphlift.export.program.relations import Condition
 from graphlift.export.spec.dynamic_shapes import DerivedDim, Dim, DimHint, hint_kind
 from graphlift.export.spec.symbols import DynamicDim
@@ -155,7 +156,8 @@ def _problem(
     else:
         where = _guard_lines(shape_env, own)
     name = dim.entry.name if isinstance(dim.entry, Dim) else "d"
-    return ", ".join(changes), where, _suggestion(name, actual, refusal)
+    example = shape_env.hint_of(symbol_expr(own))
+    return ", ".join(changes), where, _suggestion(name, actual, refusal, example)
 
 
 def _refusal_texts(shape_env: ShapeEnv, refusal: Refusal) -> list[str]:
@@ -199,29 +201,31 @@ def _sizes_text(sizes: tuple[int, ...]) -> str:
     return f"sizes {shown}{', ...' if len(sizes) > 6 else ''}"
 
 
-def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None) -> Any:
-    """The Dim (or derived dim) declaring what the program supports, or NO_FIX
-    when no ``step*Dim + first`` does (refine_dynamic_shapes then leaves it)."""
+def _suggestion(name: str, actual: ValueRange, refusal: Refusal | None, example: Any) -> Any:
+    """The Dim (or derived dim) declaring what the program supports, None (static)
+    when the program supports one size of a range whose every size was tried, or
+    NO_FIX when no ``step*Dim + first`` does (refine_dynamic_shapes then leaves it).
+    A suggestion always admits the ``example`` size (the next export runs on it)."""
     upper = None if actual.upper == float("inf") else int(actual.upper)
     if refusal is None or not refusal.refused:  # a relation is checked at run time
         return Dim(name, min=int(actual.lower), max=upper)
     accepted, refused = refusal.accepted, refusal.refused
     if not accepted:
         return NO_FIX
+    if len(accepted) == 1 and actual.upper - actual.lower < SMALL_RANGE:
+        return None  # every size of the range was tried and one works: the example's; static
     if max(refused) < accepted[0]:  # only the low end
         return Dim(name, min=accepted[0], max=upper)
     if min(refused) > accepted[-1]:  # only the high end
         return Dim(name, min=int(actual.lower), max=accepted[-1])
     first = accepted[0]
-    for step in range(2, 17):  # every supported size is step*k + first
-        if all((s - first) % step == 0 for s in accepted) and all(
-            (s - first) % step for s in refused if s > first
-        ):
-            offset = first % step
-            top = None if upper is None else (upper - offset) // step
-            return step * Dim(f"{name}_{step}", min=first // step, max=top) + offset
+    step = math.gcd(*(size - first for size in accepted))  # every supported size is step*k + first
+    if step >= 2 and all((size - first) % step for size in refused if size > first):
+        offset = first % step
+        top = None if upper is None else (upper - offset) // step
+        return step * Dim(f"{name}_{step}", min=first // step, max=top) + offset
     above = max(refused) + 1  # e.g. "all but size 1" (min 0): from 2 on, as no range skips 1
-    if upper is None or above <= upper:
+    if (upper is None or above <= upper) and isinstance(example, int) and example >= above:
         return Dim(name, min=above, max=upper)
     return NO_FIX
 

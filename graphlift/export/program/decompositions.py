@@ -76,6 +76,7 @@ def run_decompositions(
     call_values = _call_values(program, engine)
     eliminate_dead_code(replayed.graph, keep=list(call_values.values()))
     renamed = {old: new.name for old, new in call_values.items()}
+    renamed.update(_name_block_values(program, engine))
     constants = dict(program.constants)
     constants.update({c.target: c.value for c in replayed.constants})
     # the bodies as replayed, and those decompositions made (a recurrent op's scan)
@@ -114,6 +115,21 @@ def _call_values(program: ExportedProgram, engine: GraphEngine) -> dict[str, Nod
             if isinstance(new, Node):
                 found[node.name] = new
     return found
+
+
+def _name_block_values(program: ExportedProgram, engine: GraphEngine) -> dict[str, str]:
+    """Old name -> new name of each value the module call graph names inside a
+    shared block body (``layers.5.mlp``'s output, docs/block_reuse.md): the
+    body was replayed into new nodes, whose names when inlined each new call
+    reserved (``GraphReplay._block_call``); a named value follows its body node."""
+    renamed: dict[str, str] = {}
+    for call, names in engine.nodes.block_names.items():
+        body_renames = engine.body_renames(str(call.args[0].target))
+        for old_body_name, old_name in (call.meta.get("inlined_names") or {}).items():
+            new_body_name = body_renames.get(old_body_name)
+            if new_body_name in names:
+                renamed[old_name] = names[new_body_name]
+    return renamed
 
 
 def _input_specs(

@@ -9,7 +9,10 @@ takes the two recoverable failures and turns each into a line of a report:
   with :func:`refine_dynamic_shapes` and export runs again;
 - a Python decision on data-dependent values: decided from the example
   inputs' data (``data_dependent="specialize"``) and guarded by a runtime
-  assert, so other data that would decide differently is refused.
+  assert, so other data that would decide differently is refused;
+- a custom op without a fake kernel: run on the example data, its input sizes
+  specialized and its outputs' sizes checked when the program runs
+  (``trace/profiled_ops.py``).
 
 The program is as sound as any export (every assumption is checked when it
 runs); it is only narrower than what was asked, and the report says where and
@@ -29,6 +32,7 @@ from graphlift.export.api import finish_export, trace_for_export
 from graphlift.export.program.exported_program import ExportedProgram
 from graphlift.export.spec.shape_specs import refine_dynamic_shapes
 from graphlift.export.spec.torch_specs import resolve_spec
+from graphlift.trace.profiled_ops import PROFILED
 
 
 class FailureType(Enum):
@@ -44,12 +48,13 @@ class FailureType(Enum):
 _FAILURE_TYPES = {
     "constraint violation": FailureType.GUARD_ADDED,
     "data-dependent decision": FailureType.DATA_DEPENDENT_ERROR,
+    "missing fake kernel": FailureType.MISSING_FAKE_KERNEL,
 }
 
 
 @dataclass(frozen=True)
 class DraftIssue:
-    kind: str  # "constraint violation" or "data-dependent decision"
+    kind: str  # a key of _FAILURE_TYPES
     message: str
     where: str | None = None
 
@@ -142,4 +147,9 @@ def draft_export(
                 fact.where.position if fact.where else None,
             )
         )
+    issues += [
+        DraftIssue("missing fake kernel", node.meta[PROFILED], node.meta.get("stack_trace"))
+        for node in traced.captured.graph.nodes
+        if PROFILED in node.meta
+    ]
     return finish_export(traced, draft_report=DraftExportReport(tuple(issues), spec))

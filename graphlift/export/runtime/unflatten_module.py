@@ -21,7 +21,13 @@ import torch
 from graphlift.errors import CallSignatureError, InternalError
 from graphlift.export.runtime.unlift import ExportedModule, WrappedGraphModule
 from graphlift.ir.graph_module import GraphModule
-from graphlift.pytree import TreeSpec, tree_flatten, tree_unflatten
+from graphlift.pytree import (
+    TreeSpec,
+    module_classes_of,
+    module_nodes,
+    tree_flatten,
+    tree_unflatten,
+)
 
 if TYPE_CHECKING:
     from graphlift.export.program.call_graph import ModuleCallEntry
@@ -53,7 +59,8 @@ def flatten_call(
     kwargs_spec = spec.children[1]
     if list(kwargs) != list(kwargs_spec.context) and set(kwargs) == set(kwargs_spec.context):
         kwargs = {key: kwargs[key] for key in kwargs_spec.context}
-    leaves, actual = tree_flatten((tuple(args), dict(kwargs)))
+    with module_nodes(module_classes_of(spec)):
+        leaves, actual = tree_flatten((tuple(args), dict(kwargs)))
     if actual == spec:
         return leaves
     if adapter is None:

@@ -28,6 +28,7 @@ from graphlift.ir.graph_module import GraphModule
 from graphlift.ir.node import Node
 from graphlift.pytree import LEAF, TreeSpec, flatten_matching, is_leaf_value, tree_unflatten
 from graphlift.trace.data_dependent import runtime_assert
+from graphlift.trace.profiled_ops import checked_tensor_metadata
 
 if TYPE_CHECKING:
     from graphlift.export.program.exported_program import ExportedProgram
@@ -176,13 +177,22 @@ def _install_state(
         owner.register_buffer(leaf, program.constants[target], persistent=False)
 
 
+#: ATen asserts (bare RuntimeErrors) and the functions checking the same with a typed error.
+TYPED_ASSERTS: dict[Any, Callable[..., None]] = {
+    torch.ops.aten._assert_scalar.default: runtime_assert,
+    torch.ops.aten._assert_tensor_metadata.default: checked_tensor_metadata,
+}
+
+
 def _typed_runtime_asserts(graph: Graph) -> bool:
-    """``aten._assert_scalar`` raises a bare RuntimeError; the runnable module
-    checks the same condition with graphlift's typed RuntimeAssertError.
+    """``aten._assert_scalar`` and ``aten._assert_tensor_metadata`` raise a bare
+    RuntimeError; the runnable module checks the same with graphlift's typed
+    RuntimeAssertError.
     True when the graph had any."""
     found = False
     for node in graph.nodes:
-        if node.op == "call_function" and node.target is torch.ops.aten._assert_scalar.default:
-            node.target = runtime_assert
+        typed = TYPED_ASSERTS.get(node.target) if node.op == "call_function" else None
+        if typed is not None:
+            node.target = typed
             found = True
     return found

@@ -55,18 +55,7 @@ def test_unflattened_zoo_models_reexport(name: str) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        pytest.param(
-            "swin",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Swin with free Dim('height')/Dim('width') is refused at export (issue "
-                "14's narrowing check), with and without reuse_blocks: height must be a multiple "
-                "of 16 and <= 35 (the example's branch at modeling_swin.py:578, resolution <= "
-                "window), a set err.fixes offers no Dim for, so refine_dynamic_shapes only fixes "
-                "width (16*width_16) and the next export is refused again; see "
-                "test_swin_free_dims_are_refused_alike_with_and_without_reuse",
-            ),
-        ),
+        "swin",  # free height and width: refined to static (example 32) by err.fixes
         "whisper",
         "t5",
     ],
@@ -95,8 +84,11 @@ def test_dynamic_zoo_models_unflatten_after_decompositions(name: str) -> None:
 
 @pytest.mark.slow
 def test_swin_free_dims_are_refused_alike_with_and_without_reuse() -> None:
-    """The xfail above is not block reuse's: the flat export refuses the same
-    sizes for the same reasons, and neither offers a fix for the height."""
+    """Block reuse changes nothing in what the spec check says: the flat export
+    refuses the same sizes for the same reasons and suggests the same fixes. The
+    height can only be the example's 32 (a multiple of 16, and <= 35 for the
+    example's branch at modeling_swin.py:578, resolution <= window), so its fix
+    is static; the width's is a derived dim."""
     case = CASES_BY_NAME["swin"]
     model = case.make_model()
     args, kwargs = case.make_inputs()
@@ -109,4 +101,6 @@ def test_swin_free_dims_are_refused_alike_with_and_without_reuse() -> None:
     assert refusals[0] == refusals[1]
     violations, fixes = refusals[0]
     assert [v.source for v in violations] == ["pixel_values.size()[2]", "pixel_values.size()[3]"]
-    assert list(fixes) == ["pixel_values.size()[3]"]  # nothing for the height
+    assert list(fixes) == ["pixel_values.size()[2]", "pixel_values.size()[3]"]
+    assert fixes["pixel_values.size()[2]"] is None  # static: 32 is the one size left
+    assert fixes["pixel_values.size()[3]"].scale == 16
