@@ -108,6 +108,22 @@ def test_no_copy_where_the_layout_is_the_same_for_every_size() -> None:
         torch.testing.assert_close(contiguous.module()(x), conv(x), rtol=1e-4, atol=1e-5)
 
 
+def test_a_static_program_after_a_dynamic_one_keeps_the_kernels_strides() -> None:
+    """Decomposing the dynamic program records the decomposition again on concrete
+    sizes under the Python dispatcher, whose ``view`` reference lays out the size-1
+    batch otherwise than the C++ kernel. Static metadata is shared between exports
+    in a process, so that entry, keyed without the dispatcher, made the static
+    batch-1 program's ``view`` channels-last-like and its GroupNorm skip the copy:
+    a raw ``RuntimeError`` depending on what was exported before."""
+    torch.manual_seed(0)
+    model = AttentionThenGroupNorm().eval()
+    _decomposed(model, torch.randn(2, 8, 4, 4), gl.Dim("batch", min=1, max=8))
+    x = torch.randn(1, 8, 4, 4)
+    static_one = gl.export(model, (x,)).run_decompositions()
+    assert _copies(static_one) == [torch.contiguous_format]  # group_norm's own, as eager
+    torch.testing.assert_close(static_one.module()(x), model(x), rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.slow
 def test_unet2d_decomposed_equals_eager_at_batch_one_two_and_three() -> None:
     case = next(case for case in DIFFUSERS_CASES if case.name == "unet2d")
