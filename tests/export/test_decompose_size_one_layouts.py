@@ -134,3 +134,16 @@ def test_unet2d_decomposed_equals_eager_at_batch_one_two_and_three() -> None:
         case.dynamic_shapes(gl.Dim),
         [dict(batch=b, height=h, width=w) for b, h, w in sizes],
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["vae_encode", "vae_decode"])
+def test_the_vae_decomposed_equals_eager_at_its_smallest_sizes(name: str) -> None:
+    """The VAE's mid-block attention feeds GroupNorm the same way (both raised at
+    batch 1 before)."""
+    case = next(case for case in DIFFUSERS_CASES if case.name == name)
+    torch.manual_seed(0)
+    smallest = {dim.name: dim.min for dim in case.dims}
+    decomposed_runs_like_eager(
+        case, case.dynamic_shapes(gl.Dim), [smallest, case.sizes("example"), case.sizes("other")]
+    )
