@@ -60,7 +60,19 @@ class StageResult:
 
 def run_cell(exporter: Exporter, case: ModelCase, mode: str) -> dict[str, StageResult]:
     """Every stage of ``case`` exported by ``exporter`` with spec ``mode``."""
+    return run_stages(exporter, case, mode)[0]
+
+
+Programs = dict[str, Any]
+"""Stage -> the program it made (``run``: the export; ``decompose``; ``save_load``)."""
+
+
+def run_stages(
+    exporter: Exporter, case: ModelCase, mode: str
+) -> tuple[dict[str, StageResult], Programs]:
+    """:func:`run_cell`, plus the programs the stages made, for further checks."""
     results: dict[str, StageResult] = dict.fromkeys(STAGES, StageResult("skipped"))
+    programs: Programs = {}
     args, kwargs = case.make_inputs()
     model = case.make_model()
     try:
@@ -69,17 +81,19 @@ def run_cell(exporter: Exporter, case: ModelCase, mode: str) -> dict[str, StageR
         )
     except Exception as error:
         results["export"] = failure(error)
-        return results
+        return results, programs
     results["export"] = StageResult("ok")
+    programs["run"] = ep
     sizes = sizes_to_run(case, mode)
     results["run"] = check_runs(exporter, case, ep, sizes)
     if results["run"].status != "ok":
-        return results
+        return results, programs
     try:
         core = ep.run_decompositions()
     except Exception as error:
         results["decompose"] = failure(error)
     else:
+        programs["decompose"] = core
         results["decompose"] = check_runs(exporter, case, core, sizes)
     try:
         buffer = io.BytesIO()
@@ -89,8 +103,9 @@ def run_cell(exporter: Exporter, case: ModelCase, mode: str) -> dict[str, StageR
     except Exception as error:
         results["save_load"] = failure(error)
     else:
+        programs["save_load"] = loaded
         results["save_load"] = check_runs(exporter, case, loaded, sizes[:1])
-    return results
+    return results, programs
 
 
 def spec(
