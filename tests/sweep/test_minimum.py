@@ -79,6 +79,25 @@ def test_an_unannounced_refusal_a_raw_error_and_a_wrong_answer_are_violations() 
     assert verdict(StandIn(lambda x: linear(x) + 1)).startswith("wrong (decompose at")
 
 
-def test_a_refusal_announced_on_a_changed_axis_is_sound() -> None:
-    assert verdict(StandIn(refuse, ("input.size()[0]: range [2, 16]",))) == "ok"
-    assert verdict(StandIn(refuse, ("y.size()[0]: range [2, 16]",))).startswith("refused")
+def test_a_refusal_is_sound_when_export_announced_the_refused_size() -> None:
+    announced = (
+        "input.size()[0]: range [2, 16] (declared [1, 16])",
+        "input.size()[0]: static: 4 (at model.py:3 in forward)",
+        "input.size()[0]: range [1, 16] (declared [0, 16]), size 1 not supported",
+        "input.size()[0]: sizes 0, 1, ... not supported",
+        "input.size()[0]: must satisfy (input.size()[0] != 1) (a relation between dims)",
+    )
+    for entry in announced:
+        assert verdict(StandIn(refuse, (entry,))) == "ok", entry
+
+
+def test_a_refusal_is_unsound_when_the_announcement_allows_the_refused_size() -> None:
+    allowing = (
+        "y.size()[0]: range [2, 16]",
+        "input.size()[0]: range [1, 16] (at model.py:3 in forward)",
+        "input.size()[0]: static: 1",
+        "input.size()[0]: sizes 0, 2 not supported",
+        "input.size()[2]: must satisfy (input.size()[2] != 3)",
+    )
+    for entry in allowing:
+        assert verdict(StandIn(refuse, (entry,))).startswith("refused"), entry
