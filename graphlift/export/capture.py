@@ -404,14 +404,17 @@ def placeholder_names(
     module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> list[str]:
     """The placeholder name capture gives each flat user input, as guards and
-    ``err.fixes`` sources use it (``x``, ``input_1``, ``inputs_mask``): the
+    ``err.fixes`` sources use it (``x``, ``input``, ``inputs_mask``): the
     parameter and buffer placeholders are named first, in one namespace."""
     namespace = Namespace()
     for name, _ in module.named_parameters(remove_duplicate=False):
         namespace.create_name(f"p_{_flat(name)}")
     for name, _ in module.named_buffers(remove_duplicate=False):
         namespace.create_name(f"b_{_flat(name)}")
-    return [namespace.create_name(name) for name in _input_names(module, args, kwargs)]
+    return [
+        namespace.create_name(name, input_name=True)
+        for name in _input_names(module, args, kwargs)
+    ]
 
 
 def _input_names(
