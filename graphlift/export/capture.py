@@ -438,15 +438,13 @@ def _input_names(
 
 
 def _positional_name(parameters: list[inspect.Parameter], position: int) -> str:
-    if (
-        position < len(parameters)
-        and parameters[position].kind is not inspect.Parameter.VAR_POSITIONAL
-    ):
-        return parameters[position].name
-    variadic = next(
-        (p.name for p in parameters if p.kind is inspect.Parameter.VAR_POSITIONAL), "args"
+    """The parameter's name; for the n-th value ``*args`` takes, ``args_<n>`` (as torch)."""
+    starred = next(
+        (i for i, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_POSITIONAL), None
     )
-    return f"{variadic}_{position}"
+    if starred is None or position < starred:
+        return parameters[position].name if position < len(parameters) else f"args_{position}"
+    return f"{parameters[starred].name}_{position - starred}"
 
 
 def _leaf_names(prefix: str, value: Any) -> list[str]:

@@ -168,3 +168,23 @@ def test_draft_export_names_inputs_as_torch_does() -> None:
     model, x = nn.Linear(3, 4), torch.randn(4, 3)
     ep = gl.draft_export(model, (x,))
     assert _user_inputs(ep) == _user_inputs(te.export(model, (x,))) == ("input",)
+
+
+class Variadic(nn.Module):
+    def forward(self, input, *args, **kwargs):
+        return input + args[0] + args[1][0] + kwargs["sum"]
+
+
+class SharesAPrefix(nn.Module):
+    def forward(self, x, args_0):
+        return x + args_0
+
+
+@pytest.mark.parametrize("model", [Variadic(), SharesAPrefix()], ids=lambda m: type(m).__name__)
+def test_variadic_inputs_count_from_zero_as_in_torch(model) -> None:
+    x = torch.randn(2)
+    args = (x, x, (x,)) if isinstance(model, Variadic) else (x, x)
+    kwargs = {"sum": x} if isinstance(model, Variadic) else {}
+    ep = gl.export(model, args, kwargs)
+    assert _user_inputs(ep) == _user_inputs(te.export(model, args, kwargs))
+    torch.testing.assert_close(ep.module()(*args, **kwargs), model(*args, **kwargs))
