@@ -188,3 +188,29 @@ def test_variadic_inputs_count_from_zero_as_in_torch(model) -> None:
     ep = gl.export(model, args, kwargs)
     assert _user_inputs(ep) == _user_inputs(te.export(model, args, kwargs))
     torch.testing.assert_close(ep.module()(*args, **kwargs), model(*args, **kwargs))
+
+
+class Branchy(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(16, 4)
+
+    def forward(self, input, len):
+        out = self.linear(input).reshape(len.shape[0], -1)
+        return out * 2 if input.shape[0] > 3 else out
+
+
+def test_fixes_specializations_and_guards_use_the_forward_names() -> None:
+    model, args = Branchy(), (torch.randn(5, 16), torch.randn(5))
+    with pytest.raises(gl.errors.ConstraintViolationError) as info:
+        gl.export(model, args, dynamic_shapes={"input": {0: gl.Dim("batch", max=64)}})
+    assert "input_1" not in str(info.value)
+    assert list(info.value.fixes) == ["input.size()[0]"]
+    auto = {"input": {0: gl.Dim.AUTO}, "len": {0: gl.Dim.AUTO}}
+    ep = gl.export(model, args, dynamic_shapes=auto)
+    assert {s.source for s in ep.specializations} == {"input.size()[0]", "len.size()[0]"}
+    for n in (4, 9):
+        inputs = (torch.randn(n, 16), torch.randn(n))
+        torch.testing.assert_close(ep.module()(*inputs), model(*inputs))
+    with pytest.raises(InputMismatchError, match=r"input 'len' .* size input\.size\(\)\[0\]"):
+        ep.module()(torch.randn(6, 16), torch.randn(5))
