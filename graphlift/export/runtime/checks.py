@@ -26,7 +26,7 @@ import builtins
 import math
 from collections.abc import Callable
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -244,14 +244,16 @@ class _GlobalsThroughHelper(ast.NodeTransformer):
     def __init__(self, params: set[str], helper: str) -> None:
         self.params, self.helper = params, helper
 
-    def _through_helper(self, name: ast.Name) -> ast.AST:
+    def _through_helper(self, name: ast.Name) -> ast.Attribute:
         owner = ast.Name(self.helper, ast.Load())
         return ast.copy_location(ast.Attribute(owner, name.id, ast.Load()), name)
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
         called = node.func
         node.func = (
-            self._through_helper(called) if isinstance(called, ast.Name) else self.visit(called)
+            self._through_helper(called)
+            if isinstance(called, ast.Name)
+            else cast(ast.expr, self.visit(called))
         )
         node.args = [self.visit(arg) for arg in node.args]
         node.keywords = [self.visit(keyword) for keyword in node.keywords]
