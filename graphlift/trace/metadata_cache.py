@@ -156,8 +156,17 @@ class MetadataCache:
 
 
 def global_state() -> tuple[Any, ...]:
+    """State a kernel reads besides its arguments. The Python dispatcher routes
+    some meta kernels to torch's Python references, which lay out a size-1 dim
+    otherwise (``view`` of ``[1, 8, 16]`` with strides ``(128, 1, 8)`` to ``[1, 8, 4,
+    4]``: stride 128 there, 8 in C++ and on the CPU): a static entry made under it
+    (the structural 0/1 check's concrete recording) must not serve a static export."""
     return (torch.get_default_dtype(), torch.is_grad_enabled(),
-            torch.is_autocast_enabled("cpu"), torch.are_deterministic_algorithms_enabled())  # fmt: skip
+            torch.is_autocast_enabled("cpu"), torch.are_deterministic_algorithms_enabled(),
+            torch._C._dispatch_tls_is_dispatch_key_included(_PYTHON_DISPATCHER))  # fmt: skip
+
+
+_PYTHON_DISPATCHER = torch._C.DispatchKey.PythonDispatcher
 
 
 def describe(value: Any, tensors: list[torch.Tensor]) -> Hashable:

@@ -38,6 +38,7 @@ from graphlift.source import user_location, user_where
 from graphlift.symbolic import ShapeEnv
 from graphlift.trace.aliasing import refresh, scatter_into_base, track_views
 from graphlift.trace.device_hint import computing_on
+from graphlift.trace.layout_preconditions import with_dense_inputs
 from graphlift.trace.metadata_cache import MetadataCache
 from graphlift.trace.mutations import HIDDEN_MUTATIONS, record_mutation
 from graphlift.trace.real_kernel import can_run_real_kernel, real_kernel_metadata
@@ -225,6 +226,7 @@ class Recorder:
             rewritten = rewrite(self, op, args, kwargs)
             if rewritten is not NotImplemented:
                 return rewritten
+        args = with_dense_inputs(self.call, op, args, kwargs)
         node_args, shadow_args = self._convert(args)
         node_kwargs, shadow_kwargs = self._convert(kwargs)
         device = self._result_device(args, kwargs)
