@@ -44,6 +44,17 @@ class Trailing(nn.Module):
         return x_ + _y + list[0] + list[1]
 
 
+class InputLikeAParameter(nn.Module):
+    """torch.export names user inputs first: ``p_weight`` is the input's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(2))
+
+    def forward(self, p_weight, input):
+        return p_weight * self.weight + input
+
+
 def _user_inputs(ep) -> tuple[str, ...]:
     return tuple(ep.graph_signature.user_inputs)
 
@@ -64,6 +75,7 @@ CASES = [
         InputAndLen,
         lambda: (torch.randn(4, 3), torch.randn(2, 3), torch.randn(2)),
     ),
+    ("input_like_a_parameter", InputLikeAParameter, lambda: (torch.randn(2), torch.randn(2))),
     ("trailing", Trailing, lambda: (torch.randn(2), torch.randn(2), [torch.randn(2)] * 2)),
 ]
 
@@ -77,6 +89,10 @@ def test_user_inputs_are_named_as_torch_export_names_them(make, example) -> None
     assert tuple(placeholder_names(model, args, {})) == expected
     placeholders = [n.name for n in ep.graph.nodes if n.op == "placeholder"]
     assert placeholders[-len(expected) :] == list(expected)
+    state = [s.arg.name for s in ep.graph_signature.input_specs if s.target is not None]
+    assert state == [
+        s.arg.name for s in te.export(model, args).graph_signature.input_specs if s.target
+    ]
     torch.testing.assert_close(ep.module()(*args), model(*args))
 
 
