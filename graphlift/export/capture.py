@@ -419,8 +419,7 @@ def placeholder_names(
     named first, before parameters and buffers, as in torch.export."""
     namespace = Namespace()
     return [
-        namespace.create_name(name, input_name=True)
-        for name in _input_names(module, args, kwargs)
+        namespace.create_name(name, input_name=True) for name in _input_names(module, args, kwargs)
     ]
 
 

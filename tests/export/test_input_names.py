@@ -102,9 +102,13 @@ def test_a_builtin_named_input_keeps_the_builtin_usable_in_the_program() -> None
     example = dict(zip(names, (torch.randn(4, 3), torch.randn(2, 3), torch.randn(2)), strict=True))
     spec = {"input": {0: batch}, "len": {0: gl.Dim("n", max=64)}, "torch": None}
     ep = gl.export(InputAndLen(), (), example, dynamic_shapes=spec)
-    torch_ep = te.export(InputAndLen(), (), example, dynamic_shapes=spec | {
-        "input": {0: te.Dim("batch", min=2, max=64)}, "len": {0: te.Dim("n", max=64)}
-    })
+    torch_ep = te.export(
+        InputAndLen(),
+        (),
+        example,
+        dynamic_shapes=spec
+        | {"input": {0: te.Dim("batch", min=2, max=64)}, "len": {0: te.Dim("n", max=64)}},
+    )
     assert _user_inputs(ep) == _user_inputs(torch_ep) == names
     code = ep.module().code
     assert "sym_max" in code and "input, len, torch" in code
