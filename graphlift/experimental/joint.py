@@ -519,7 +519,9 @@ def _named_gradients(
     for node in (*placeholders, *rest):
         args, kwargs = map_arg((node.args, node.kwargs), copies.__getitem__)
         name = names.get(node, node.name if node.op != "placeholder" else str(node.target))
-        copies[node] = new.create_node(node.op, node.target, args, kwargs, name, node.type)
+        copies[node] = new.create_node(
+            node.op, node.target, args, kwargs, name, node.type, shadows_builtin=True
+        )
         copies[node].meta = dict(node.meta)
     new.output(map_arg(output.args[0], copies.__getitem__))
     renamed = tuple(

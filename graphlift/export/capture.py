@@ -133,11 +133,10 @@ def capture(
     symbols = SymbolMaker(ShapeEnv(backed_size_oblivious=True)) if any(dim_specs) else None
     if symbols is not None:
         recorder.symbolic = SymbolicValues(graph, symbols.shape_env, recorder.examples)
-    state_specs, replacements = _lift_state(module, recorder)
-    recorder.know_state(replacements)
-    flat_inputs, in_spec = tree_flatten((args, kwargs))
     names = _input_names(module, args, kwargs)
-    traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, names, dim_specs, symbols)
+    nodes, state_specs, replacements = _placeholders(recorder, module, names)
+    flat_inputs, in_spec = tree_flatten((args, kwargs))
+    traced_inputs, user_specs = _user_placeholders(recorder, flat_inputs, nodes, dim_specs, symbols)
     traced_args, traced_kwargs = tree_unflatten(traced_inputs, in_spec)
     calls = CallRecorder(recorder, preserved)
     reuse = reuse_blocks and not (strict or preserved)  # strict interprets each call; preserved
@@ -209,6 +208,18 @@ def _used_constants(graph: Graph, constants: list[Any]) -> list[Any]:
     return [c for c in constants if c.name not in unused]
 
 
+def _placeholders(
+    recorder: Recorder, module: torch.nn.Module, names: list[str]
+) -> tuple[list[Node], list[InputSpec], dict[int, torch.Tensor]]:
+    """The user's input nodes, then the state's: inputs are named first, as in
+    torch.export (an input ``p_weight`` keeps its name, the parameter ``weight``
+    becomes ``p_weight_1``)."""
+    nodes = [recorder.new_input(name) for name in names]
+    state_specs, replacements = _lift_state(module, recorder)
+    recorder.know_state(replacements)
+    return nodes, state_specs, replacements
+
+
 def _lift_state(
     module: torch.nn.Module, recorder: Recorder
 ) -> tuple[list[InputSpec], dict[int, torch.Tensor]]:
@@ -237,13 +248,13 @@ def _lift_state(
 def _user_placeholders(
     recorder: Recorder,
     flat_inputs: list[Any],
-    names: list[str],
+    nodes: list[Node],
     dim_specs: list[dict[int, DimEntry]],
     symbols: SymbolMaker | None,
 ) -> tuple[list[Any], list[InputSpec]]:
-    """Placeholders for the user's inputs. All nodes are made first, so symbols
-    can be named after each placeholder's final name (how guards read it)."""
-    nodes = [recorder.new_input(name) for name in names]
+    """The user's inputs bound to their placeholders ``nodes``. All nodes are made
+    first, so symbols can be named after each placeholder's final name (how
+    guards read it)."""
     tensors = [(node.name, leaf, entries) for node, leaf, entries in zip(nodes, flat_inputs, dim_specs)
                if isinstance(leaf, torch.Tensor)]  # fmt: skip
     symbolic_sizes = iter(symbols.sizes(tensors) if symbols else [None] * len(tensors))
@@ -404,14 +415,12 @@ def placeholder_names(
     module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> list[str]:
     """The placeholder name capture gives each flat user input, as guards and
-    ``err.fixes`` sources use it (``x``, ``input_1``, ``inputs_mask``): the
-    parameter and buffer placeholders are named first, in one namespace."""
+    ``err.fixes`` sources use it (``x``, ``input``, ``inputs_mask``): they are
+    named first, before parameters and buffers, as in torch.export."""
     namespace = Namespace()
-    for name, _ in module.named_parameters(remove_duplicate=False):
-        namespace.create_name(f"p_{_flat(name)}")
-    for name, _ in module.named_buffers(remove_duplicate=False):
-        namespace.create_name(f"b_{_flat(name)}")
-    return [namespace.create_name(name) for name in _input_names(module, args, kwargs)]
+    return [
+        namespace.create_name(name, input_name=True) for name in _input_names(module, args, kwargs)
+    ]
 
 
 def _input_names(
@@ -435,15 +444,13 @@ def _input_names(
 
 
 def _positional_name(parameters: list[inspect.Parameter], position: int) -> str:
-    if (
-        position < len(parameters)
-        and parameters[position].kind is not inspect.Parameter.VAR_POSITIONAL
-    ):
-        return parameters[position].name
-    variadic = next(
-        (p.name for p in parameters if p.kind is inspect.Parameter.VAR_POSITIONAL), "args"
+    """The parameter's name; for the n-th value ``*args`` takes, ``args_<n>`` (as torch)."""
+    starred = next(
+        (i for i, p in enumerate(parameters) if p.kind is inspect.Parameter.VAR_POSITIONAL), None
     )
-    return f"{variadic}_{position}"
+    if starred is None or position < starred:
+        return parameters[position].name if position < len(parameters) else f"args_{position}"
+    return f"{parameters[starred].name}_{position - starred}"
 
 
 def _leaf_names(prefix: str, value: Any) -> list[str]:

@@ -57,6 +57,12 @@ RESERVED_NAMES = frozenset(keyword.kwlist) | frozenset(dir(builtins)) | {
     "self", "torch", "operator", "math", "inf", "nan",
 }  # fmt: skip
 
+# Names even a graph input may not take. An input may be named like a builtin
+# or a module the code uses (``input``, ``len``, ``torch``), as torch.export
+# names them after the forward's parameters: the body reaches that global
+# through an alias (``_CodeWriter._global``).
+INPUT_RESERVED_NAMES = frozenset(keyword.kwlist) | {"self"}
+
 # Modules whose public functions generated code names by path.
 _PATH_MODULES = ("torch", "torch.nn.functional", "torch.Tensor", "operator", "math")
 
@@ -160,9 +166,10 @@ class _CodeWriter:
             params.append(self._parameter(nodes[0], name))
             if name != nodes[0].name:
                 body.append(f"{nodes[0].name} = {name}")
-        # A parameter named like a global the body needs (torch, float, ...)
-        # keeps its keyword; the body reaches that global through an alias.
-        self._shadowed = taken
+        # A parameter or input named like a global the body needs (torch,
+        # float, len, ...) keeps its name; the body reaches that global
+        # through an alias.
+        self._shadowed = taken | {node.name for node in placeholders}
         self._used_names |= taken
         return params, body
 
@@ -284,7 +291,7 @@ class _CodeWriter:
                 "{" + ", ".join(f"{self.value(k)}: {self.value(v)}" for k, v in arg.items()) + "}"
             )
         if isinstance(arg, slice):
-            return f"slice({self.value(arg.start)}, {self.value(arg.stop)}, {self.value(arg.step)})"
+            return f"{self._global('slice')}({self.value(arg.start)}, {self.value(arg.stop)}, {self.value(arg.step)})"
         if isinstance(arg, torch.dtype | torch.layout | torch.memory_format):
             return self._global("torch") + str(arg).removeprefix("torch")
         if isinstance(arg, torch.device):

@@ -18,7 +18,12 @@ from typing import Any
 import torch
 
 from graphlift.errors import GraphError
-from graphlift.ir.codegen import RESERVED_NAMES, PythonCode, generate_python
+from graphlift.ir.codegen import (
+    INPUT_RESERVED_NAMES,
+    RESERVED_NAMES,
+    PythonCode,
+    generate_python,
+)
 from graphlift.ir.custom_codegen import CodeGen, StructuredInputsCodeGen, TransformCodeFunc
 from graphlift.ir.input_structure import process_inputs
 from graphlift.ir.lint import lint_graph
@@ -42,20 +47,25 @@ class Namespace:
     _SUFFIX = re.compile(r"(.*)_(\d+)$")
 
     def __init__(self, reserved: frozenset[str] = RESERVED_NAMES) -> None:
-        self._used: set[str] = set(reserved)
+        self._reserved = reserved
+        self._used: set[str] = set()
         self._next_suffix: dict[str, int] = {}
 
-    def create_name(self, candidate: str) -> str:
-        name = re.sub(r"[^0-9a-zA-Z_]+", "_", candidate).strip("_") or "_"
+    def create_name(self, candidate: str, input_name: bool = False) -> str:
+        """``input_name``: the name of a graph input, which may be a builtin's
+        (``input``, ``len``): only keywords and ``self`` are renamed then."""
+        reserved = INPUT_RESERVED_NAMES if input_name else self._reserved
+        plain = input_name and candidate.isidentifier()  # ``x_`` stays ``x_``, as in torch
+        name = candidate if plain else re.sub(r"[^0-9a-zA-Z_]+", "_", candidate).strip("_") or "_"
         if name[0].isdigit():
             name = f"_{name}"
-        if name not in self._used:
+        if name not in self._used and name not in reserved:
             self._used.add(name)
             return name
         match = self._SUFFIX.match(name)
         base, suffix = (match.group(1), int(match.group(2))) if match else (name, 0)
         suffix = max(suffix, self._next_suffix.get(base, 0)) + 1
-        while f"{base}_{suffix}" in self._used:
+        while f"{base}_{suffix}" in self._used or f"{base}_{suffix}" in self._reserved:
             suffix += 1
         self._next_suffix[base] = suffix
         self._used.add(f"{base}_{suffix}")
@@ -173,7 +183,11 @@ class Graph:
         kwargs: dict[str, Argument] | None = None,
         name: str | None = None,
         type_expr: Any = None,
+        *,
+        shadows_builtin: bool = False,
     ) -> Node:
+        """``shadows_builtin``: a placeholder keeps a builtin's name (``input``),
+        as torch.export names inputs; torch.fx renames it (``input_1``)."""
         if op not in OPCODES:
             raise GraphError(f"unknown opcode {op!r}; a node's op is one of {', '.join(OPCODES)}")
         # A node of another graph is accepted here, as torch.fx does, so that
@@ -181,7 +195,8 @@ class Graph:
         for used in iter_nodes((args, kwargs)):
             if used._erased:
                 raise GraphError(f"node {used.name!r} was erased and cannot be an argument")
-        unique = self._namespace.create_name(name or candidate_name(op, target))
+        input_name = shadows_builtin and op == "placeholder"
+        unique = self._namespace.create_name(name or candidate_name(op, target), input_name)
         node = Node(self, unique, op, target, tuple(args or ()), dict(kwargs or {}), type_expr)
         self._insert(node)
         self._len += 1
@@ -192,9 +207,18 @@ class Graph:
         give it now (a node built elsewhere and placed here later keeps it)."""
         return self._namespace.create_name(candidate)
 
-    def placeholder(self, name: str, type_expr: Any = None, default_value: Any = ...) -> Node:
+    def placeholder(
+        self,
+        name: str,
+        type_expr: Any = None,
+        default_value: Any = ...,
+        *,
+        shadows_builtin: bool = False,
+    ) -> Node:
         args = () if default_value is ... else (default_value,)
-        return self.create_node("placeholder", name, args, type_expr=type_expr)
+        return self.create_node(
+            "placeholder", name, args, type_expr=type_expr, shadows_builtin=shadows_builtin
+        )
 
     def get_attr(self, qualified_name: str, type_expr: Any = None) -> Node:
         return self.create_node("get_attr", qualified_name, type_expr=type_expr)
@@ -269,7 +293,11 @@ class Graph:
         input Nodes with ``arg_transform``."""
         args, kwargs = map_arg((node.args, node.kwargs), arg_transform)
         name = node.name if node.op != "placeholder" else str(node.target)
-        copied = self.create_node(node.op, node.target, args, kwargs, name, node.type)
+        # an input already named like a builtin (as export names it) keeps its name
+        shadows = node.name == name
+        copied = self.create_node(
+            node.op, node.target, args, kwargs, name, node.type, shadows_builtin=shadows
+        )
         copied.meta = copy.copy(node.meta)
         return copied
 
@@ -321,7 +349,7 @@ class Graph:
         for name, op, target, args, kwargs, type_expr, meta in state["nodes"]:
             args, kwargs = _NodeRef.resolve((args, kwargs), by_name)
             target = target.resolve() if isinstance(target, _OpRef) else target
-            node = self.create_node(op, target, args, kwargs, name, type_expr)
+            node = self.create_node(op, target, args, kwargs, name, type_expr, shadows_builtin=True)
             node.meta = meta
             by_name[name] = node
 

@@ -208,7 +208,7 @@ def decode_graph(data: Data, values: ValueDecoder) -> Graph:
             key, value = pair.items(2)
             kwargs[key.str()] = values(value)
         try:
-            node = graph.create_node(op, target, args, kwargs, name=name)
+            node = graph.create_node(op, target, args, kwargs, name=name, shadows_builtin=True)
         except GraphError as error:
             raise item.fail(str(error)) from None
         if node.name != name or name in values.nodes:

@@ -85,7 +85,7 @@ def inline_block_graph(
         else:  # under its own name (a placeholder's may differ from its target)
             args, kwargs = map_arg((node.args, node.kwargs), values.__getitem__)
             values[node] = flat.create_node(
-                node.op, node.target, args, kwargs, node.name, node.type
+                node.op, node.target, args, kwargs, node.name, node.type, shadows_builtin=True
             )
             values[node].meta = copy.copy(node.meta)
     for node in reversed(copies):  # what the caller dropped, as the flat export drops it

@@ -130,7 +130,7 @@ class Recorder:
     def new_input(self, name: str) -> Node:
         """A placeholder node (its final name may differ from ``name``), not yet given a value."""
         with self.root_graph.inserting_before(self._first_computation()):
-            return self.root_graph.placeholder(name)
+            return self.root_graph.placeholder(name, shadows_builtin=True)
 
     def bind_input(
         self,

@@ -371,3 +371,25 @@ def test_recurrent_layers_equal_eager(name: str) -> None:
     joint = export_forward_backward(gl.export(copy.deepcopy(model), args))
     other = (torch.randn_like(args[0]),)
     assert_same_step(joint_step(joint.module(), other), eager_step(model, other, 0))
+
+
+def test_a_builtin_named_input_keeps_its_name_in_the_joint_program() -> None:
+    """Every nn module's forward takes ``input``; torch names the joint's input so too."""
+    from torch.export.experimental import _export_forward_backward
+
+    class Loss(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 1)
+
+        def forward(self, input):
+            return (self.linear(input).sum(),)
+
+    model, x = Loss(), torch.randn(2, 3)
+    joint = export_forward_backward(gl.export(model, (x,)))
+    expected = _export_forward_backward(torch.export.export(model, (x,)))
+    assert joint.graph_signature.user_inputs == expected.graph_signature.user_inputs == ("input",)
+    (loss,), grads = joint.module()(x)
+    torch.testing.assert_close(loss, model(x)[0])
+    model(x)[0].backward()
+    torch.testing.assert_close(grads["linear.weight"], model.linear.weight.grad)

@@ -42,7 +42,7 @@ class Branchy(nn.Module):
 
 
 class Add(nn.Module):
-    """``input`` clashes with a builtin, so its placeholder is ``input_1``."""
+    """``input`` is a builtin's name; its placeholder is ``input`` all the same, as in torch."""
 
     def forward(self, input, other):
         return input + other
@@ -366,7 +366,7 @@ def test_refine_narrows_a_named_dim_like_torch() -> None:
 
 
 def test_refine_ties_dims_the_program_made_equal() -> None:
-    """``input`` is placeholder ``input_1``; the fix names it, the spec says ``input``."""
+    """The fix and the spec both name ``input`` as the forward does."""
     args = (torch.randn(6, 3), torch.randn(6, 3))
     for spec, tied in [
         # narrowed to min=2 as well: with two separate dims, broadcasting x + y guards
@@ -449,5 +449,5 @@ def test_placeholder_names_are_the_names_export_gives() -> None:
     assert (
         placeholder_names(Clashing(), args, {})
         == exported
-        == ["input_1", "weight", "pair_0", "pair_1"]
+        == ["input", "weight", "pair_0", "pair_1"]
     )

@@ -14,14 +14,19 @@ Each flat input gets the checks the trace relied on, as plain readable code
 - the exact value (and type) of a specialized Python input.
 
 A failed check raises InputMismatchError naming the input, what was expected
-and why, before any computation runs.
+and why, before any computation runs. An input may be named like a builtin
+(``input``, ``type``, ``torch``, as torch.export names them): the compiled
+checks read every global through one helper name no input has.
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import math
 from collections.abc import Callable
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import torch
 
@@ -206,14 +211,62 @@ def fail_guard(code: str, where: str | None) -> None:
 
 
 def compile_checks(source: str) -> Callable[..., None]:
-    namespace: dict[str, Any] = {
-        "Tensor": torch.Tensor,
-        "torch": torch,
-        "math": math,  # the guard printer writes math.ceil/floor/trunc (symbolic/printer.py)
-        "fail": fail,
-        "fail_guard": fail_guard,
-        "fail_structure": fail_structure,
-    }
-    exec(compile(source, "<graphlift-input-checks>", "exec"), namespace)
+    tree = ast.parse(source)
+    function = tree.body[0]
+    assert isinstance(function, ast.FunctionDef)
+    params = {arg.arg for arg in function.args.args}
+    helper = next(name for name in (f"_gl{'_' * k}" for k in range(len(params) + 1))
+                  if name not in params)  # fmt: skip
+    tree = ast.fix_missing_locations(_GlobalsThroughHelper(params, helper).visit(tree))
+    namespace: dict[str, Any] = {helper: SimpleNamespace(**vars(builtins), **_CHECK_GLOBALS)}
+    exec(compile(tree, "<graphlift-input-checks>", "exec"), namespace)
     check_inputs: Callable[..., None] = namespace["check_inputs"]
     return check_inputs
+
+
+_CHECK_GLOBALS: dict[str, Any] = {
+    "Tensor": torch.Tensor,
+    "torch": torch,
+    "math": math,  # the guard printer writes math.ceil/floor/trunc (symbolic/printer.py)
+    "fail": fail,
+    "fail_guard": fail_guard,
+    "fail_structure": fail_structure,
+}
+
+#: Attributes the checks read from an input (``x.size()``), never from a module.
+_INPUT_ATTRIBUTES = frozenset({"size", "dim", "dtype", "shape"})
+
+
+class _GlobalsThroughHelper(ast.NodeTransformer):
+    """``isinstance(x, Tensor)`` -> ``_gl.isinstance(x, _gl.Tensor)``: a global
+    is anything the checks call, or a name that is not an input."""
+
+    def __init__(self, params: set[str], helper: str) -> None:
+        self.params, self.helper = params, helper
+
+    def _through_helper(self, name: ast.Name) -> ast.Attribute:
+        owner = ast.Name(self.helper, ast.Load())
+        return ast.copy_location(ast.Attribute(owner, name.id, ast.Load()), name)
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        called = node.func
+        node.func = (
+            self._through_helper(called)
+            if isinstance(called, ast.Name)
+            else cast(ast.expr, self.visit(called))
+        )
+        node.args = [self.visit(arg) for arg in node.args]
+        node.keywords = [self.visit(keyword) for keyword in node.keywords]
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        base = node.value
+        if isinstance(base, ast.Name) and node.attr not in _INPUT_ATTRIBUTES:
+            node.value = self._through_helper(base)  # math.floor, torch.float32
+            return node
+        return self.generic_visit(node)
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if isinstance(node.ctx, ast.Load) and node.id not in self.params:
+            return self._through_helper(node)
+        return node
