@@ -89,22 +89,23 @@ def module_input_classes(values: Any) -> frozenset[type]:
 # --- the context ---------------------------------------------------------------------------
 
 
-class _Identity:
-    """Compares equal to a summary of the very same object only."""
+class Same:
+    """An object compared by identity (a function, a shared config, a class): equal
+    only to a ``Same`` of the very same object. Also block reuse's key element."""
 
-    __slots__ = ("obj",)
+    __slots__ = ("value",)
 
-    def __init__(self, obj: Any) -> None:
-        self.obj = obj
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Identity) and self.obj is other.obj
+        return isinstance(other, Same) and self.value is other.value
 
     def __hash__(self) -> int:
-        return id(self.obj)
+        return id(self.value)
 
     def __repr__(self) -> str:
-        return f"<{type(self.obj).__name__} {getattr(self.obj, '__qualname__', '')}>".replace(
+        return f"<{type(self.value).__name__} {getattr(self.value, '__qualname__', '')}>".replace(
             " >", ">"
         )
 
@@ -259,7 +260,7 @@ def _structural_copy(module: torch.nn.Module) -> torch.nn.Module:
 def _module_summary(prefix: str, module: torch.nn.Module) -> list[tuple[str, Any]]:
     """``(path, summary)`` per non-tensor attribute of one module (not its children)."""
     where = f"{prefix}." if prefix else ""
-    found: list[tuple[str, Any]] = [(f"{where}<class>", _Identity(type(module)))]
+    found: list[tuple[str, Any]] = [(f"{where}<class>", Same(type(module)))]
     for table in ("_parameters", "_buffers", "_modules"):
         keys = getattr(module, table, {})
         found.append((f"{where}<{table[1:]}>", tuple(k for k in keys)))
@@ -293,9 +294,9 @@ def summarize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) ->
     if isinstance(value, torch.Tensor):
         return _TensorValue(value.detach().clone())
     if isinstance(value, _BY_IDENTITY) or depth >= MAX_DEPTH or id(value) in seen:
-        return _Identity(value)
+        return Same(value)
     if isinstance(value, types.MethodType):
-        return ("method", _Identity(value.__func__), _Identity(value.__self__))
+        return ("method", Same(value.__func__), Same(value.__self__))
     inner = seen | {id(value)}
     if type(value) in (tuple, list, set, frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
@@ -308,5 +309,5 @@ def summarize(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) ->
         )  # fmt: skip
     attributes = getattr(value, "__dict__", None)
     if attributes is None or getattr(type(value), "__slots__", None):
-        return _Identity(value)
-    return (_Identity(type(value)), summarize(dict(attributes), depth + 1, inner))
+        return Same(value)
+    return (Same(type(value)), summarize(dict(attributes), depth + 1, inner))

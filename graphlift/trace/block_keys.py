@@ -37,6 +37,7 @@ import torch
 
 from graphlift.patching import Patcher
 from graphlift.pytree import tree_flatten
+from graphlift.pytree.modules import Same
 from graphlift.trace.metadata_cache import Undescribable, describe, global_state
 from graphlift.trace.recorder import Recorder, user_annotations
 from graphlift.trace.tensor import TraceTensor
@@ -57,21 +58,6 @@ _MODULE_INTERNALS = "torch.nn.modules.module"
 
 class Ineligible(Exception):
     """The call's key cannot be stated exactly: trace it as usual."""
-
-
-class Same:
-    """An object compared by identity (a shared config, a function, a tensor)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Same) and other.value is self.value
-
-    def __hash__(self) -> int:
-        return id(self.value)
 
 
 def value_key(value: Any, paths: dict[int, str]) -> Hashable:
