@@ -637,3 +637,37 @@ class MinThenRaise(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         min(x.item(), 4)
         raise ValueError("the model's own error")
+
+
+class _LogitsOnly(nn.Module):
+    """How a user wraps a Hugging Face decoder: ``input_ids`` in, logits out."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids).logits
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="open (found 2026-12-07 as a new user): with torch's two default-min Dims the bare "
+    "LlamaForCausalLM exports (seq narrowed to [1, inf], where eager raises, with empty "
+    "specializations) but the same model behind a one-line wrapper is refused with "
+    "ConstraintViolationError (seq >= 1 and a batch*seq relation); torch.export accepts both",
+)
+def test_a_wrapped_decoder_exports_with_two_default_torch_dims_like_the_bare_one() -> None:
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, use_cache=False,
+    )  # fmt: skip
+    model = _LogitsOnly(transformers.LlamaForCausalLM(config).eval())
+    spec = {"input_ids": {0: te.Dim("batch"), 1: te.Dim("seq")}}
+    ep = gl.export(model, (), {"input_ids": torch.randint(0, 128, (2, 9))}, dynamic_shapes=spec)
+    for batch, seq in ((1, 1), (3, 4)):
+        ids = torch.randint(0, 128, (batch, seq))
+        assert torch.allclose(ep.module()(input_ids=ids), model(ids), atol=1e-5)
